@@ -1,0 +1,116 @@
+//! # uringo-uring: one io_uring per worker
+//!
+//! This crate is the layer of uringo that talks to the kernel. The executor (crate
+//! `uringo`) gives every worker thread one [`Ring`], submits and reaps on it once per
+//! scheduler tick, and parks in it when it has nothing to run — the way Go's scheduler
+//! polls the netpoller inside `findrunnable`. Everything here is built around five facts
+//! of that arrangement.
+//!
+//! ## 1. A task may move; its in-flight operation may not
+//!
+//! An op is submitted on the ring of the thread that first polls it. The task that awaits
+//! it may be stolen by another worker before the CQE arrives, but the CQE still lands on
+//! the original ring. So the place the result lands is shared: each op has one `Arc`
+//! *completion cell* (`cell.rs`) holding an atomic state word (`state.rs`), the result,
+//! the CQE flags, a waker slot (`atomic_waker.rs`) and the op's data. The ring keeps one
+//! reference in a slab keyed by user_data; the future keeps the other. The ring's owner
+//! records the CQE and wakes whoever waits, on whatever thread that is.
+//!
+//! ## 2. The kernel owns a buffer from submission to CQE
+//!
+//! Ops own their buffers ([`IoBuf`], [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, `BytesMut`,
+//! slices of them) and give them back with the result. Dropping an op's future before its
+//! CQE does not free anything: the future marks the cell *orphaned* and asks the ring to
+//! `ASYNC_CANCEL` the op; the slab's reference keeps the buffer alive until the CQE says
+//! the kernel is done, and only then is it freed. An orphaned op that produced a resource
+//! (an accepted socket, an opened file) closes it. Dropping a ring cancels everything in
+//! flight and waits, bounded, for the CQEs; what the kernel still holds after that is
+//! leaked on purpose, never freed under it.
+//!
+//! ## 3. Only the owner submits
+//!
+//! `Ring` is `!Send`: the thread that creates it is the only one that enters it, which
+//! lets us set the ring up with `SINGLE_ISSUER | DEFER_TASKRUN` where the kernel has them
+//! (`setup.rs` probes and falls back to `COOP_TASKRUN`, then to plain). Other threads
+//! hold a [`RingHandle`] and put requests — submit this op, cancel that one — in the
+//! ring's mailbox (`shared.rs`), then wake the owner.
+//!
+//! ## 4. Wake-ups across rings
+//!
+//! A [`RingWaker`] is `Send + Sync`. The owner announces that it is going to sleep before
+//! its last look at its mailbox (`park.rs`); a waker that sees the announcement kicks it
+//! out of the kernel: with `MSG_RING` (a CQE posted straight into the target's CQ) when
+//! the waking thread owns a ring itself, otherwise by writing an eventfd the owner always
+//! has a read armed on. A wake that finds the owner running leaves a token so its next
+//! park returns at once; wakes between two parks cost one atomic swap and no syscall.
+//!
+//! ## 5. One enter per tick
+//!
+//! SQEs pushed while tasks run stay in the SQ until the tick ends; [`Ring::submit_and_reap`]
+//! submits them and runs completion work in one `io_uring_enter` (with `GETEVENTS`, which
+//! `DEFER_TASKRUN` needs; skipped entirely when there is nothing to submit and the kernel
+//! raised no `IORING_SQ_TASKRUN`). [`Ring::park`] is the same enter with `min_complete = 1`
+//! and the next timer as an `EXT_ARG` timeout. A full SQ is submitted early; a CQ that
+//! overflowed (the kernel buffers CQEs with `FEAT_NODROP`) is flushed and drained until
+//! empty, so no completion is ever lost.
+//!
+//! ## Where things are
+//!
+//! | file | what |
+//! |---|---|
+//! | `ring.rs` | [`Ring`]: setup, submit, reap, park, cancel, shutdown |
+//! | `setup.rs` | flag probing and fallbacks, [`RingBuilder`], [`RingFeatures`] |
+//! | `error.rs` | why io_uring is unavailable, and how to fix it ([`UnavailableError`]) |
+//! | `shared.rs` | the cross-thread half: mailbox, wake paths, [`RingMetrics`] |
+//! | `park.rs` | the park/notify handshake (loom-modelled) |
+//! | `cell.rs`, `state.rs`, `atomic_waker.rs` | completion cells and their state machine |
+//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], ... |
+//! | `buf.rs` | owned buffers |
+//! | `context.rs` | which ring an op polled on this thread goes to |
+//! | `sys.rs` | raw `io_uring_enter` with a registered ring fd |
+//!
+//! ## Example
+//!
+//! ```
+//! use std::os::fd::AsRawFd;
+//! use uringo_uring::{op, Ring};
+//!
+//! let ring = Ring::new()?;
+//! let (a, b) = std::os::unix::net::UnixStream::pair()?;
+//! let (sent, received) = ring.block_on(async {
+//!     let recv = op::Recv::new(b.as_raw_fd(), Vec::with_capacity(16));
+//!     let (sent, _) = op::Send::new(a.as_raw_fd(), b"ping".to_vec()).await;
+//!     let (n, buf) = recv.await;
+//!     (sent, (n, buf))
+//! });
+//! assert_eq!(sent?, 4);
+//! assert_eq!(received.1, b"ping");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod atomic_waker;
+mod buf;
+mod cell;
+mod context;
+mod error;
+pub mod op;
+mod park;
+mod ring;
+mod setup;
+mod shared;
+mod state;
+mod sync;
+mod sys;
+
+pub use buf::{IoBuf, IoBufMut, Slice};
+pub use context::{set_fallback, EnterGuard, FallbackGuard};
+pub use error::UnavailableError;
+pub use op::{Cqe, Multishot, Op};
+pub use ring::Ring;
+pub use setup::{RingBuilder, RingFeatures, TaskrunMode};
+pub use shared::{RingHandle, RingMetrics, RingWaker};
+
+/// The opcode constants `Ring::supports` takes, re-exported from the `io-uring` crate.
+pub use io_uring::opcode as opcodes;

@@ -1,0 +1,234 @@
+//! File-system operations: no thread pool, the kernel does them (or its io-wq does).
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use io_uring::{opcode, squeue, types};
+
+use super::{into_op_future, net::close_orphan_fd, Cqe, Operation};
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains an interior NUL byte",
+        )
+    })
+}
+
+/// `IORING_OP_OPENAT`. The new fd is always `O_CLOEXEC`; if the future is dropped after
+/// the kernel opened the file, the fd is closed rather than leaked.
+///
+/// ```
+/// use uringo_uring::{op::OpenAt, Ring};
+/// let ring = Ring::new()?;
+/// let fd = ring.block_on(async { OpenAt::new("/proc/self/stat", libc::O_RDONLY, 0)?.await })?;
+/// # drop(fd);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct OpenAt {
+    dirfd: RawFd,
+    path: CString,
+    flags: i32,
+    mode: libc::mode_t,
+}
+
+impl OpenAt {
+    /// Opens `path` (relative to the working directory) with `O_*` `flags` and `mode`.
+    pub fn new(path: impl AsRef<Path>, flags: i32, mode: libc::mode_t) -> io::Result<Self> {
+        Self::at(libc::AT_FDCWD, path, flags, mode)
+    }
+
+    /// Opens `path` relative to directory fd `dirfd`.
+    pub fn at(
+        dirfd: RawFd,
+        path: impl AsRef<Path>,
+        flags: i32,
+        mode: libc::mode_t,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            dirfd,
+            path: c_path(path.as_ref())?,
+            flags: flags | libc::O_CLOEXEC,
+            mode,
+        })
+    }
+}
+
+// SAFETY: the path's bytes are a heap CString owned by the op until the CQE.
+unsafe impl Operation for OpenAt {
+    type Output = io::Result<OwnedFd>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::OpenAt::new(types::Fd(self.dirfd), self.path.as_ptr())
+            .flags(self.flags)
+            .mode(self.mode)
+            .build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        let fd = cqe.io_result()?;
+        // SAFETY: a successful open returns a fresh fd that we now own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+
+    fn orphaned(self, cqe: Cqe) {
+        close_orphan_fd(cqe);
+    }
+}
+
+/// `IORING_OP_STATX`.
+pub struct Statx {
+    dirfd: RawFd,
+    path: CString,
+    flags: i32,
+    mask: u32,
+    statx: libc::statx,
+}
+
+impl std::fmt::Debug for Statx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Statx")
+            .field("dirfd", &self.dirfd)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Statx {
+    /// Stats `path` (following symlinks), asking for the basic fields.
+    pub fn new(path: impl AsRef<Path>) -> io::Result<Self> {
+        Ok(Self {
+            dirfd: libc::AT_FDCWD,
+            path: c_path(path.as_ref())?,
+            flags: 0,
+            mask: libc::STATX_BASIC_STATS,
+            // SAFETY: statx is plain data; zeroed is a valid value for the kernel to fill.
+            statx: unsafe { std::mem::zeroed() },
+        })
+    }
+
+    /// Stats an open fd (`AT_EMPTY_PATH`).
+    pub fn fd(fd: RawFd) -> Self {
+        Self {
+            dirfd: fd,
+            path: CString::default(),
+            flags: libc::AT_EMPTY_PATH,
+            mask: libc::STATX_BASIC_STATS,
+            // SAFETY: as above.
+            statx: unsafe { std::mem::zeroed() },
+        }
+    }
+
+    /// `AT_*` flags (e.g. `AT_SYMLINK_NOFOLLOW`), added to the defaults.
+    pub fn flags(mut self, flags: i32) -> Self {
+        self.flags |= flags;
+        self
+    }
+
+    /// `STATX_*` mask of the fields wanted.
+    pub fn mask(mut self, mask: u32) -> Self {
+        self.mask = mask;
+        self
+    }
+}
+
+// SAFETY: the path and the statx buffer live in the op until the CQE.
+unsafe impl Operation for Statx {
+    type Output = io::Result<libc::statx>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::Statx::new(
+            types::Fd(self.dirfd),
+            self.path.as_ptr(),
+            &mut self.statx as *mut libc::statx as *mut types::statx,
+        )
+        .flags(self.flags)
+        .mask(self.mask)
+        .build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        cqe.io_result().map(|_| self.statx)
+    }
+}
+
+/// `IORING_OP_FSYNC`.
+#[derive(Debug)]
+pub struct Fsync {
+    fd: RawFd,
+    datasync: bool,
+}
+
+impl Fsync {
+    /// Flushes `fd`'s data and metadata.
+    pub fn new(fd: RawFd) -> Self {
+        Self {
+            fd,
+            datasync: false,
+        }
+    }
+
+    /// Flushes only what is needed to read the data back (`fdatasync`).
+    pub fn datasync(fd: RawFd) -> Self {
+        Self { fd, datasync: true }
+    }
+}
+
+// SAFETY: the SQE carries no pointers.
+unsafe impl Operation for Fsync {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let flags = if self.datasync {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        opcode::Fsync::new(types::Fd(self.fd)).flags(flags).build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        cqe.io_result().map(drop)
+    }
+}
+
+/// `IORING_OP_CLOSE`: closes an fd asynchronously, reporting the error `close` would.
+#[derive(Debug)]
+pub struct Close {
+    fd: RawFd,
+}
+
+impl Close {
+    /// Closes `fd`, which the op takes ownership of.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self {
+            fd: fd.into_raw_fd(),
+        }
+    }
+}
+
+// SAFETY: the SQE carries no pointers.
+unsafe impl Operation for Close {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::Close::new(types::Fd(self.fd)).build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        if cqe.result == -libc::ECANCELED {
+            // Never submitted (ring shut down): close it ourselves so it is not leaked.
+            // SAFETY: we own `fd` and the kernel never got the close request.
+            drop(unsafe { OwnedFd::from_raw_fd(self.fd) });
+            return Ok(());
+        }
+        cqe.io_result().map(drop)
+    }
+}
+
+into_op_future!(OpenAt, Statx, Fsync, Close);

@@ -1,0 +1,376 @@
+//! Typed operations.
+//!
+//! Each opcode is a struct that owns everything the kernel will touch ([`ReadAt`] owns its
+//! buffer, [`Connect`] its socket address, [`OpenAt`] its path) and implements
+//! [`Operation`]: how to build the SQE, how to turn the CQE back into a typed result, and
+//! how to release what the kernel produced if nobody is left to take it. Awaiting the
+//! struct (it implements `IntoFuture`) gives an [`Op`], submitted on the ring current on
+//! the thread that first polls it.
+//!
+//! ```
+//! use uringo_uring::{op::ReadAt, Ring};
+//! use std::os::fd::AsRawFd;
+//!
+//! let ring = Ring::new()?;
+//! let file = std::fs::File::open("/proc/self/stat")?;
+//! let (result, buf) = ring.block_on(async {
+//!     ReadAt::new(file.as_raw_fd(), Vec::with_capacity(64), 0).await
+//! });
+//! assert_eq!(result?, buf.len());
+//! assert!(!buf.is_empty());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::squeue;
+
+use crate::cell::{Completion, MultishotCell, OpCell};
+use crate::context::{self, Target};
+use crate::shared::RingHandle;
+use crate::sync::Arc;
+
+mod fs;
+mod misc;
+mod net;
+mod rw;
+mod sockaddr;
+
+pub use fs::{Close, Fsync, OpenAt, Statx};
+pub use misc::{AsyncCancel, MsgRing, Nop, PollAdd, PollAddMulti, Splice, Timeout};
+pub use net::{Accept, AcceptMulti, Connect, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};
+pub use rw::{ReadAt, Readv, WriteAt, Writev};
+pub use sockaddr::SockAddr;
+
+/// One completion queue entry, as an op sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cqe {
+    /// The raw result: a byte count, an fd, 0, or `-errno`.
+    pub result: i32,
+    /// `IORING_CQE_F_*` flags (union of all CQEs of the op, for multi-CQE ops).
+    pub flags: u32,
+}
+
+impl Cqe {
+    /// The result as `io::Result`: negative values are `-errno`.
+    pub fn io_result(&self) -> io::Result<u32> {
+        crate::cell::cqe_result(self.result)
+    }
+
+    pub(crate) fn from_error(err: &io::Error) -> Cqe {
+        Cqe {
+            result: -err.raw_os_error().unwrap_or(libc::EIO),
+            flags: 0,
+        }
+    }
+}
+
+/// A single-shot io_uring operation with everything it lends the kernel.
+///
+/// # Safety
+/// `build` may return an SQE pointing into `self`. The implementation relies on
+/// `build` being called only once `self` sits at its final address (inside the op's
+/// cell), where it is neither moved nor dropped until the op's final CQE; every pointer
+/// in the SQE must stay valid under that guarantee.
+pub unsafe trait Operation: core::marker::Send + Unpin + 'static {
+    /// What awaiting the op yields.
+    type Output;
+
+    /// Builds the SQE (user_data is set by the ring).
+    fn build(&mut self) -> squeue::Entry;
+
+    /// Turns the final CQE into the output, giving back any buffers.
+    fn complete(self, cqe: Cqe) -> Self::Output;
+
+    /// Called instead of `complete` when the future was dropped before taking the
+    /// result. Ops that produce a resource (an accepted or opened fd) release it here.
+    fn orphaned(self, cqe: Cqe)
+    where
+        Self: Sized,
+    {
+        let _ = cqe;
+    }
+}
+
+/// A multishot operation: one SQE, a stream of CQEs until one without `F_MORE`.
+///
+/// # Safety
+/// As for [`Operation`]: pointers in the SQE must stay valid while `self` sits in the
+/// op's cell, until the final CQE.
+pub unsafe trait MultishotOperation: core::marker::Send + Sync + 'static {
+    /// What each CQE becomes.
+    type Item;
+
+    /// Builds the SQE (user_data is set by the ring).
+    fn build(&self) -> squeue::Entry;
+
+    /// Turns one CQE into an item.
+    fn item(&self, cqe: Cqe) -> Self::Item;
+
+    /// Releases what an untaken CQE produced (the stream was dropped).
+    fn orphaned_item(&self, cqe: Cqe) {
+        let _ = cqe;
+    }
+}
+
+/// The future of a submitted (or about to be submitted) [`Operation`].
+///
+/// Dropping it before completion cancels the op in the kernel; the op's buffers stay
+/// alive until the CQE confirms the kernel is done with them.
+pub struct Op<T: Operation> {
+    state: OpState<T>,
+}
+
+enum OpState<T: Operation> {
+    Unsubmitted(Option<T>),
+    /// Cancelled before it was ever submitted: completes with ECANCELED.
+    CancelledEarly(Option<T>),
+    Submitted {
+        cell: Arc<OpCell<T>>,
+        ring: RingHandle,
+    },
+    Done,
+}
+
+impl<T: Operation> Op<T> {
+    /// Wraps `data`; nothing is submitted until the first poll.
+    pub fn new(data: T) -> Self {
+        Op {
+            state: OpState::Unsubmitted(Some(data)),
+        }
+    }
+
+    /// Asks the kernel to cancel the op. The future still completes, normally with
+    /// `ECANCELED` (or with the op's result if it won the race), and gives back its
+    /// buffers. A no-op once the op has completed.
+    pub fn cancel(&mut self) {
+        match &mut self.state {
+            OpState::Unsubmitted(data) => self.state = OpState::CancelledEarly(data.take()),
+            OpState::Submitted { cell, ring } => {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+            OpState::CancelledEarly(_) | OpState::Done => {}
+        }
+    }
+
+    /// Whether the op has been submitted to a ring.
+    pub fn is_submitted(&self) -> bool {
+        matches!(self.state, OpState::Submitted { .. })
+    }
+
+    /// Whether the op's final CQE has arrived.
+    pub fn is_complete(&self) -> bool {
+        match &self.state {
+            OpState::Submitted { cell, .. } => cell.is_complete(),
+            OpState::Done => true,
+            _ => false,
+        }
+    }
+}
+
+impl<T: Operation> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                OpState::Unsubmitted(data) => {
+                    let data = data.take().expect("op data present before submission");
+                    let cell = Arc::new(OpCell::new(data));
+                    // SAFETY: the cell is not shared yet; this is its only build.
+                    let sqe = unsafe { cell.build_sqe() };
+                    match submit(sqe, cell.clone()) {
+                        Ok(ring) => this.state = OpState::Submitted { cell, ring },
+                        Err(err) => {
+                            this.state = OpState::Done;
+                            // SAFETY: submission failed, so the kernel never saw the data.
+                            let data = unsafe { cell.take_unsubmitted() };
+                            return Poll::Ready(data.complete(Cqe::from_error(&err)));
+                        }
+                    }
+                }
+                OpState::CancelledEarly(data) => {
+                    let data = data.take().expect("op data present before submission");
+                    this.state = OpState::Done;
+                    return Poll::Ready(data.complete(Cqe {
+                        result: -libc::ECANCELED,
+                        flags: 0,
+                    }));
+                }
+                OpState::Submitted { cell, .. } => {
+                    let output = std::task::ready!(cell.poll_complete(cx));
+                    this.state = OpState::Done;
+                    return Poll::Ready(output);
+                }
+                OpState::Done => panic!("uringo op polled after it completed"),
+            }
+        }
+    }
+}
+
+impl<T: Operation> Drop for Op<T> {
+    fn drop(&mut self) {
+        if let OpState::Submitted { cell, ring } = &self.state {
+            if cell.orphan() {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+        }
+    }
+}
+
+impl<T: Operation> fmt::Debug for Op<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            OpState::Unsubmitted(_) => "unsubmitted",
+            OpState::CancelledEarly(_) => "cancelled",
+            OpState::Submitted { cell, .. } if cell.is_complete() => "complete",
+            OpState::Submitted { .. } => "in flight",
+            OpState::Done => "done",
+        };
+        f.debug_struct("Op")
+            .field("type", &std::any::type_name::<T>())
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// The stream of a [`MultishotOperation`]: yields an item per CQE, then `None` after
+/// the CQE without `F_MORE`. Dropping it cancels the op; items that arrive afterwards are
+/// released (accepted fds are closed).
+pub struct Multishot<T: MultishotOperation> {
+    state: MultishotState<T>,
+}
+
+enum MultishotState<T: MultishotOperation> {
+    Unsubmitted(Option<T>),
+    Submitted {
+        cell: Arc<MultishotCell<T>>,
+        ring: RingHandle,
+    },
+    Failed,
+    Finished,
+}
+
+impl<T: MultishotOperation> Multishot<T> {
+    /// Wraps `data`; nothing is submitted until the first poll.
+    pub fn new(data: T) -> Self {
+        Multishot {
+            state: MultishotState::Unsubmitted(Some(data)),
+        }
+    }
+
+    /// Polls for the next item. A submission failure is reported once, as the error
+    /// `T::item` makes of it, then the stream ends.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
+        loop {
+            match &mut self.state {
+                MultishotState::Unsubmitted(data) => {
+                    let data = data.take().expect("op data present before submission");
+                    let cell = Arc::new(MultishotCell::new(data));
+                    let sqe = cell.build_sqe();
+                    match submit(sqe, cell.clone()) {
+                        Ok(ring) => self.state = MultishotState::Submitted { cell, ring },
+                        Err(err) => {
+                            let item = cell.item_for(Cqe::from_error(&err));
+                            self.state = MultishotState::Failed;
+                            return Poll::Ready(Some(item));
+                        }
+                    }
+                }
+                MultishotState::Submitted { cell, .. } => {
+                    let item = std::task::ready!(cell.poll_next(cx));
+                    if item.is_none() {
+                        self.state = MultishotState::Finished;
+                    }
+                    return Poll::Ready(item);
+                }
+                MultishotState::Failed | MultishotState::Finished => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// The next item, or `None` when the stream has ended.
+    pub async fn next(&mut self) -> Option<T::Item> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Asks the kernel to stop the op; the stream ends after the remaining CQEs.
+    pub fn cancel(&mut self) {
+        match &mut self.state {
+            MultishotState::Submitted { cell, ring } => {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+            MultishotState::Unsubmitted(_) => self.state = MultishotState::Finished,
+            _ => {}
+        }
+    }
+}
+
+impl<T: MultishotOperation> Drop for Multishot<T> {
+    fn drop(&mut self) {
+        if let MultishotState::Submitted { cell, ring } = &self.state {
+            if cell.orphan() {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+        }
+    }
+}
+
+impl<T: MultishotOperation> fmt::Debug for Multishot<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Multishot")
+            .field("type", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends an op to the ring this thread submits to.
+fn submit(sqe: squeue::Entry, op: Arc<dyn Completion>) -> io::Result<RingHandle> {
+    match context::target() {
+        Some(Target::Local(ring)) => {
+            ring.submit(sqe, op)?;
+            Ok(ring.handle())
+        }
+        Some(Target::Remote(handle)) => match handle.shared.submit_remote(sqe, op) {
+            Ok(()) => Ok(handle),
+            // Same answer as for ops in flight when a ring is dropped.
+            Err(_) => Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+        },
+        None => panic!(
+            "uringo: an io_uring op was polled on a thread with no ring; ops must run inside a \
+             uringo runtime (or inside Ring::block_on / after Ring::enter)"
+        ),
+    }
+}
+
+/// Cancels on the owner's ring directly when we are on its thread, else by mailbox.
+fn request_cancel(ring: &RingHandle, op: Arc<dyn Completion>) {
+    let op = match context::with_ring(ring.id(), |local| local.cancel(&op)) {
+        Some(()) => return,
+        None => op,
+    };
+    ring.shared.cancel_remote(op);
+}
+
+/// Implements `IntoFuture` for op structs so `ReadAt::new(..).await` works.
+macro_rules! into_op_future {
+    ($($ty:ident $(<$($gen:ident: $bound:path),*>)?),* $(,)?) => {$(
+        impl$(<$($gen: $bound),*>)? std::future::IntoFuture for $ty$(<$($gen),*>)? {
+            type Output = <Self as $crate::op::Operation>::Output;
+            type IntoFuture = $crate::op::Op<Self>;
+            fn into_future(self) -> Self::IntoFuture {
+                $crate::op::Op::new(self)
+            }
+        }
+    )*};
+}
+pub(crate) use into_op_future;

@@ -1,0 +1,147 @@
+//! The raw syscalls the `io-uring` crate does not expose in the form we need: `enter`
+//! with a registered ring index (its `Submitter` forgets the registration between
+//! calls) and the EXT_ARG wait argument.
+
+use std::io;
+use std::os::fd::RawFd;
+
+pub(crate) const ENTER_GETEVENTS: u32 = 1 << 0;
+pub(crate) const ENTER_EXT_ARG: u32 = 1 << 3;
+pub(crate) const ENTER_REGISTERED_RING: u32 = 1 << 4;
+
+const REGISTER_RING_FDS: libc::c_uint = 20;
+const UNREGISTER_RING_FDS: libc::c_uint = 21;
+
+/// `struct __kernel_timespec`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KernelTimespec {
+    pub(crate) tv_sec: i64,
+    pub(crate) tv_nsec: i64,
+}
+
+impl From<std::time::Duration> for KernelTimespec {
+    fn from(d: std::time::Duration) -> Self {
+        Self {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        }
+    }
+}
+
+/// `struct io_uring_getevents_arg`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct GeteventsArg {
+    pub(crate) sigmask: u64,
+    pub(crate) sigmask_sz: u32,
+    pub(crate) min_wait_usec: u32,
+    pub(crate) ts: u64,
+}
+
+/// `struct io_uring_rsrc_update`.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// Where `io_uring_enter` finds the ring: its fd, or its index among the thread's
+/// registered rings (saves an fd table lookup per enter).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EnterTarget {
+    Fd(RawFd),
+    Registered(u32),
+}
+
+/// `io_uring_enter(2)`. `arg` is null or points at a [`GeteventsArg`] (with EXT_ARG).
+///
+/// # Safety
+/// `arg` must be null or valid for the duration of the call, matching `flags`.
+pub(crate) unsafe fn enter(
+    target: EnterTarget,
+    to_submit: u32,
+    min_complete: u32,
+    mut flags: u32,
+    arg: Option<&GeteventsArg>,
+) -> io::Result<u32> {
+    let fd = match target {
+        EnterTarget::Fd(fd) => fd,
+        EnterTarget::Registered(index) => {
+            flags |= ENTER_REGISTERED_RING;
+            index as RawFd
+        }
+    };
+    let (arg_ptr, arg_size) = match arg {
+        Some(arg) => (
+            arg as *const GeteventsArg as *const libc::c_void,
+            std::mem::size_of::<GeteventsArg>(),
+        ),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: plain syscall; the caller guarantees `arg` is valid for its duration.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_enter,
+            fd,
+            to_submit,
+            min_complete,
+            flags,
+            arg_ptr,
+            arg_size,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as u32)
+    }
+}
+
+/// Registers `ring_fd` in the calling thread's ring table; returns its index.
+pub(crate) fn register_ring_fd(ring_fd: RawFd) -> io::Result<u32> {
+    let mut update = RsrcUpdate {
+        offset: u32::MAX,
+        resv: 0,
+        data: ring_fd as u64,
+    };
+    // SAFETY: `update` is a valid io_uring_rsrc_update for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd,
+            REGISTER_RING_FDS,
+            &mut update as *mut RsrcUpdate,
+            1,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(update.offset)
+}
+
+/// Drops the thread's registration of a ring (it holds a reference to the ring file,
+/// which would otherwise keep the ring alive until the thread exits).
+pub(crate) fn unregister_ring_fd(ring_fd: RawFd, index: u32) -> io::Result<()> {
+    let update = RsrcUpdate {
+        offset: index,
+        resv: 0,
+        data: 0,
+    };
+    // SAFETY: `update` is a valid io_uring_rsrc_update for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd,
+            UNREGISTER_RING_FDS,
+            &update as *const RsrcUpdate,
+            1,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
