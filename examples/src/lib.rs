@@ -1,0 +1,4 @@
+//! The logic of uringo's example programs, as functions, so the programs stay short and
+//! their tests drive exactly the code the programs run.
+
+pub mod echo;

@@ -1,0 +1,111 @@
+//! # uringo: Go's scheduler on io_uring
+//!
+//! uringo runs Rust futures the way Go runs goroutines, on I/O that completes instead of
+//! becoming ready. This comment is the map; each module says more.
+//!
+//! ## The pieces, in Go's words
+//!
+//! * A **task** (Go's G) is one heap allocation holding a state word, a vtable, the
+//!   future and later its output (`task/`). Its state word ([`task`]'s `state.rs`)
+//!   decides every race — poll versus wake versus abort versus shutdown — in one atomic
+//!   step, and counts its references.
+//! * A **worker** (Go's M *and* P: uringo never separates them) is a thread that owns
+//!   an io_uring ring and a run queue: a 256-slot ring buffer that only it pushes to and
+//!   that siblings steal half of (`scheduler/queue.rs`), plus a *runnext* slot for the
+//!   task spawned or woken by the task that is running.
+//! * The **injector** (Go's global run queue) takes tasks spawned or woken from outside
+//!   the workers, and the overflow of a full local queue.
+//!
+//! ## The scheduling loop (`scheduler/worker.rs`)
+//!
+//! Go's `findrunnable`, with the netpoller replaced by the worker's own completion queue:
+//! every 61 ticks the injector first (fairness); then the local queue; then a batch from
+//! the injector; then the ring is reaped without blocking, which wakes the tasks whose
+//! I/O completed into this worker's queue; then half of a random sibling's queue is
+//! stolen; and only then does the worker park — in its ring, with one `io_uring_enter`
+//! that also submits whatever its tasks queued. Every 61 ticks the ring is reaped even
+//! when the queue is full, so completions are never starved.
+//!
+//! ## Invariants
+//!
+//! 1. **A task may move; its in-flight operation may not.** An op goes to the ring of
+//!    the worker that polls it; if the task is stolen, that ring's owner still reaps the
+//!    CQE and wakes the task wherever it is (completion cells, in `uringo-uring`).
+//! 2. **The kernel owns a buffer from submission to CQE.** Dropping a future mid-op
+//!    cancels the op and frees the buffer at the CQE, never before.
+//! 3. **Only the owner submits.** Other threads hand work to a ring through its mailbox.
+//! 4. **Wake-ups across rings** are MSG_RING from worker to worker, an eventfd write
+//!    from other threads.
+//! 5. **One enter per tick** at most: submission and reaping share a syscall.
+//! 6. **No lost wake-up.** A worker announces it is going to sleep before its last look
+//!    at the queues; a producer that sees a sleeper wakes it (`scheduler/idle.rs`).
+//! 7. **Fairness.** runnext is capped at 3 consecutive polls, the injector is visited
+//!    every 61 ticks, each task poll has a budget of 128 units that uringo's own futures
+//!    consume (`runtime/coop.rs`).
+//! 8. **Bad input gets a clear error, never a hang or UB**: io_uring unavailable is an
+//!    error that names the cause and the fix; a panicking task is a `JoinError`, never a
+//!    dead worker.
+//!
+//! ## Shutdown
+//!
+//! Dropping the [`Runtime`] closes the injector and the task registry, wakes every
+//! worker; each cancels the tasks it can reach (dropping their futures, which cancels
+//! their I/O), drops its queue and then its ring, which waits for the kernel to return
+//! every buffer. Blocking threads are waited for up to a timeout.
+//!
+//! ## Example
+//!
+//! ```
+//! use uringo::net::{TcpListener, TcpStream};
+//!
+//! #[uringo::main(worker_threads = 2)]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     uringo::spawn(async move {
+//!         loop {
+//!             let (stream, _) = listener.accept().await.unwrap();
+//!             uringo::spawn(async move {
+//!                 let mut buf = Vec::with_capacity(4096);
+//!                 loop {
+//!                     let (n, b) = stream.read(buf).await;
+//!                     match n {
+//!                         Ok(0) | Err(_) => return,
+//!                         Ok(_) => {}
+//!                     }
+//!                     let (res, b) = stream.write_all(b).await;
+//!                     if res.is_err() {
+//!                         return;
+//!                     }
+//!                     buf = b;
+//!                     buf.clear();
+//!                 }
+//!             });
+//!         }
+//!     });
+//!     let client = TcpStream::connect(addr).await?;
+//!     let (res, _) = client.write_all(b"hello".to_vec()).await;
+//!     res?;
+//!     let (n, buf) = client.read(Vec::with_capacity(16)).await;
+//!     assert_eq!(&buf[..n?], b"hello");
+//!     Ok(())
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+mod loom;
+pub mod net;
+mod runtime;
+mod scheduler;
+pub mod task;
+pub mod time;
+
+pub use runtime::{Builder, EnterGuard, Handle, Runtime, RuntimeMetrics, TryCurrentError};
+pub use task::{spawn, spawn_blocking, JoinError, JoinHandle};
+pub use uringo_macros::{main, test};
+
+/// Owned buffers for I/O (the kernel holds them while an operation is in flight).
+pub mod buf {
+    pub use uringo_uring::{IoBuf, IoBufMut, Slice};
+}

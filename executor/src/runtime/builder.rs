@@ -1,0 +1,164 @@
+//! Runtime configuration.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ThreadHooks;
+
+/// Builds a [`Runtime`](super::Runtime) with non-default settings.
+///
+/// ```
+/// let rt = uringo::Builder::new()
+///     .worker_threads(2)
+///     .ring_entries(128)
+///     .thread_name("my-app")
+///     .build()?;
+/// assert_eq!(rt.metrics().num_workers(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Builder {
+    pub(crate) worker_threads: Option<usize>,
+    pub(crate) pin_workers: Option<bool>,
+    pub(crate) ring_entries: u32,
+    pub(crate) global_queue_interval: u32,
+    pub(crate) event_interval: u32,
+    pub(crate) max_runnext_polls: u32,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) thread_keep_alive: Duration,
+    pub(crate) thread_name: String,
+    pub(crate) hooks: ThreadHooks,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            worker_threads: None,
+            pin_workers: None,
+            ring_entries: 256,
+            global_queue_interval: 61,
+            event_interval: 61,
+            max_runnext_polls: 3,
+            max_blocking_threads: 512,
+            thread_keep_alive: Duration::from_secs(10),
+            thread_name: "uringo-worker".to_string(),
+            hooks: ThreadHooks::default(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults (see each method).
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Number of worker threads, each with its own io_uring ring and run queue
+    /// (Go's `GOMAXPROCS`). Default: the number of CPUs this process may run on.
+    ///
+    /// # Panics
+    /// When `n` is 0.
+    pub fn worker_threads(&mut self, n: usize) -> &mut Self {
+        assert!(n > 0, "worker_threads must be at least 1");
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// Whether to pin worker `i` to the `i`-th CPU the process may use
+    /// (`sched_setaffinity`). Default: on when there are no more workers than CPUs.
+    pub fn pin_workers(&mut self, pin: bool) -> &mut Self {
+        self.pin_workers = Some(pin);
+        self
+    }
+
+    /// Submission queue size of each worker's ring (default 256; the CQ is 4× that).
+    pub fn ring_entries(&mut self, n: u32) -> &mut Self {
+        self.ring_entries = n.max(1);
+        self
+    }
+
+    /// Every this many ticks a worker takes a task from the global queue before its
+    /// own (Go checks every 61 schedticks; default 61).
+    ///
+    /// # Panics
+    /// When `n` is 0.
+    pub fn global_queue_interval(&mut self, n: u32) -> &mut Self {
+        assert!(n > 0, "global_queue_interval must be at least 1");
+        self.global_queue_interval = n;
+        self
+    }
+
+    /// Every this many ticks a worker reaps its ring even when its queue is not empty
+    /// (default 61), so completions are not starved by CPU-bound tasks.
+    ///
+    /// # Panics
+    /// When `n` is 0.
+    pub fn event_interval(&mut self, n: u32) -> &mut Self {
+        assert!(n > 0, "event_interval must be at least 1");
+        self.event_interval = n;
+        self
+    }
+
+    /// Maximum threads in the `spawn_blocking` pool (default 512).
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
+        assert!(n > 0, "max_blocking_threads must be at least 1");
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before exiting (default 10 s).
+    pub fn thread_keep_alive(&mut self, d: Duration) -> &mut Self {
+        self.thread_keep_alive = d;
+        self
+    }
+
+    /// Name prefix of the runtime's threads: workers are `{name}-{i}`, blocking threads
+    /// `{name}-blocking-{i}` (default `uringo-worker`).
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Runs `f` on every runtime thread (workers and blocking threads) when it starts.
+    pub fn on_thread_start<F: Fn() + Send + Sync + 'static>(&mut self, f: F) -> &mut Self {
+        self.hooks.on_start = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on every runtime thread when it stops.
+    pub fn on_thread_stop<F: Fn() + Send + Sync + 'static>(&mut self, f: F) -> &mut Self {
+        self.hooks.on_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// How long dropping the runtime waits for blocking threads to finish (default
+    /// 10 s). Async tasks are cancelled, not waited for.
+    pub fn shutdown_timeout(&mut self, d: Duration) -> &mut Self {
+        self.shutdown_timeout = d;
+        self
+    }
+
+    /// Starts the workers. Fails if a worker cannot create its io_uring ring; the error
+    /// then says why io_uring is unavailable and how to fix it.
+    pub fn build(&mut self) -> io::Result<super::Runtime> {
+        super::Runtime::from_builder(self)
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("worker_threads", &self.worker_threads)
+            .field("pin_workers", &self.pin_workers)
+            .field("ring_entries", &self.ring_entries)
+            .field("global_queue_interval", &self.global_queue_interval)
+            .field("event_interval", &self.event_interval)
+            .field("max_blocking_threads", &self.max_blocking_threads)
+            .field("thread_name", &self.thread_name)
+            .finish_non_exhaustive()
+    }
+}

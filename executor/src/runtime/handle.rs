@@ -1,0 +1,157 @@
+//! `Handle`: spawn onto a runtime from anywhere.
+
+use std::fmt;
+use std::future::Future;
+
+use super::blocking::BlockingPool;
+use super::{context, RuntimeMetrics};
+use crate::loom::sync::Arc;
+use crate::scheduler::Shared;
+use crate::task::{Id, JoinHandle};
+
+/// A cloneable, `Send + Sync` reference to a runtime: spawns tasks onto it, enters it,
+/// reads its metrics. Obtained with [`Runtime::handle`](super::Runtime::handle) or,
+/// inside the runtime, [`Handle::current`].
+///
+/// ```
+/// let rt = uringo::Runtime::new()?;
+/// let handle = rt.handle().clone();
+/// let from_thread = std::thread::spawn(move || handle.spawn(async { 7 }))
+///     .join()
+///     .unwrap();
+/// assert_eq!(rt.block_on(from_thread).unwrap(), 7);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    blocking: BlockingPool,
+}
+
+/// `Handle::try_current` outside a runtime.
+#[derive(Debug)]
+pub struct TryCurrentError(());
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("there is no uringo runtime on this thread (not a worker, not inside block_on or Handle::enter)")
+    }
+}
+
+impl std::error::Error for TryCurrentError {}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>, blocking: BlockingPool) -> Handle {
+        Handle {
+            inner: std::sync::Arc::new(Inner { shared, blocking }),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    pub(crate) fn blocking(&self) -> &BlockingPool {
+        &self.inner.blocking
+    }
+
+    /// The runtime current on this thread.
+    ///
+    /// # Panics
+    /// Outside a runtime; see [`Handle::try_current`].
+    #[track_caller]
+    pub fn current() -> Handle {
+        match Handle::try_current() {
+            Ok(handle) => handle,
+            Err(err) => panic!(
+                "{err}: uringo::spawn and Handle::current must be called from a uringo runtime"
+            ),
+        }
+    }
+
+    /// The runtime current on this thread, if any.
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        context::current_handle().ok_or(TryCurrentError(()))
+    }
+
+    /// Spawns a task onto the runtime. From one of its workers, the task goes to that
+    /// worker's runnext slot (it runs next, like a Go `go` statement); from elsewhere,
+    /// to the global queue.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = self.shared();
+        let id = Id::next();
+        let (join, notified) = shared.owned.bind(future, shared.clone(), id);
+        if let Some(notified) = notified {
+            tracing::trace!(task = %id, "spawned");
+            crate::scheduler::worker::schedule(shared, notified, false);
+        }
+        join
+    }
+
+    /// Runs a blocking closure on the blocking pool.
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.blocking().spawn(f, self)
+    }
+
+    /// Drives `future` on the calling thread (see [`Runtime::block_on`](super::Runtime::block_on)).
+    ///
+    /// # Panics
+    /// When called from a thread that already drives uringo tasks.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _driving = context::enter_driving();
+        let _current = context::set_current(self.clone());
+        let _fallback = self.fallback_ring().map(uringo_uring::set_fallback);
+        super::block_on_thread(future)
+    }
+
+    /// Makes this runtime current on this thread (for `uringo::spawn` and I/O) until
+    /// the guard is dropped.
+    pub fn enter(&self) -> EnterGuard {
+        EnterGuard {
+            _current: context::set_current(self.clone()),
+            _fallback: self.fallback_ring().map(uringo_uring::set_fallback),
+        }
+    }
+
+    /// Counters of what the scheduler did.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics::new(self.clone())
+    }
+
+    pub(crate) fn fallback_ring(&self) -> Option<uringo_uring::RingHandle> {
+        self.shared().fallback_ring()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.shared().remotes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps a runtime current on this thread; see [`Handle::enter`].
+#[must_use = "the runtime stops being current when the guard is dropped"]
+pub struct EnterGuard {
+    _current: context::SetCurrentGuard,
+    _fallback: Option<uringo_uring::FallbackGuard>,
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}

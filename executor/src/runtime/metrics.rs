@@ -1,0 +1,178 @@
+//! What the scheduler did, for dashboards and tests.
+
+use std::fmt;
+
+use super::Handle;
+use crate::loom::sync::Ordering;
+use crate::scheduler::metrics::WorkerMetrics;
+
+/// A view of a runtime's counters. Counters are monotonic since the runtime started;
+/// gauges (`*_depth`, `num_*`) are instantaneous.
+///
+/// ```
+/// let rt = uringo::Builder::new().worker_threads(2).build()?;
+/// rt.block_on(async { uringo::spawn(async {}).await.unwrap() });
+/// let m = rt.metrics();
+/// let polls: u64 = (0..m.num_workers()).map(|w| m.worker_poll_count(w)).sum();
+/// assert!(polls >= 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RuntimeMetrics {
+    handle: Handle,
+}
+
+impl RuntimeMetrics {
+    pub(crate) fn new(handle: Handle) -> Self {
+        RuntimeMetrics { handle }
+    }
+
+    fn worker(&self, worker: usize) -> &WorkerMetrics {
+        &self.handle.shared().remotes[worker].metrics
+    }
+
+    /// Number of worker threads.
+    pub fn num_workers(&self) -> usize {
+        self.handle.shared().remotes.len()
+    }
+
+    /// Tasks spawned and not yet complete.
+    pub fn num_alive_tasks(&self) -> usize {
+        self.handle.shared().owned.len()
+    }
+
+    /// Tasks waiting in the global injection queue.
+    pub fn global_queue_depth(&self) -> usize {
+        self.handle.shared().inject.len()
+    }
+
+    /// Tasks scheduled from threads that are not workers (through the global queue).
+    pub fn remote_schedule_count(&self) -> u64 {
+        self.handle
+            .shared()
+            .remote_schedules
+            .load(Ordering::Relaxed)
+    }
+
+    /// Workers currently looking for work to steal.
+    pub fn num_searching_workers(&self) -> usize {
+        self.handle.shared().idle.num_searching()
+    }
+
+    /// Workers currently asleep in their ring.
+    pub fn num_parked_workers(&self) -> usize {
+        self.num_workers() - self.handle.shared().idle.num_unparked()
+    }
+
+    /// Threads in the blocking pool.
+    pub fn num_blocking_threads(&self) -> usize {
+        self.handle.blocking().thread_counts().0
+    }
+
+    /// Idle threads in the blocking pool.
+    pub fn num_idle_blocking_threads(&self) -> usize {
+        self.handle.blocking().thread_counts().1
+    }
+
+    /// Blocking tasks waiting for a thread.
+    pub fn blocking_queue_depth(&self) -> usize {
+        self.handle.blocking().queue_depth()
+    }
+
+    /// Task polls run by `worker`.
+    pub fn worker_poll_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).polls)
+    }
+
+    /// Polls `worker` ran straight from its runnext slot.
+    pub fn worker_runnext_poll_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).runnext_polls)
+    }
+
+    /// Tasks `worker` stole from siblings.
+    pub fn worker_steal_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).steals)
+    }
+
+    /// Successful steal operations of `worker` (each takes up to half a queue).
+    pub fn worker_steal_operations(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).steal_operations)
+    }
+
+    /// Times `worker` went to sleep in its ring.
+    pub fn worker_park_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).parks)
+    }
+
+    /// Tasks `worker` scheduled onto itself (wakes and spawns from its own tasks).
+    pub fn worker_local_schedule_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).local_schedules)
+    }
+
+    /// Times `worker`'s queue overflowed into the global queue.
+    pub fn worker_overflow_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).overflows)
+    }
+
+    /// Tasks `worker` took from the global queue.
+    pub fn worker_injector_pop_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).injector_pops)
+    }
+
+    /// Times a task on `worker` ran out of budget and was made to yield.
+    pub fn worker_budget_forced_yield_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).budget_forced_yields)
+    }
+
+    /// Non-blocking ring reaps `worker`'s loop did.
+    pub fn worker_ring_reap_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).ring_reaps)
+    }
+
+    /// Timers that fired on `worker`'s wheel.
+    pub fn worker_timers_fired_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).timers_fired)
+    }
+
+    /// Timers armed on `worker`'s wheel right now.
+    pub fn worker_timer_count(&self, worker: usize) -> usize {
+        self.handle.shared().remotes[worker]
+            .timers
+            .len
+            .load(Ordering::Relaxed)
+    }
+
+    /// Tasks in `worker`'s local queue right now.
+    pub fn worker_local_queue_depth(&self, worker: usize) -> usize {
+        self.handle.shared().remotes[worker].steal.len()
+    }
+
+    /// The counters of `worker`'s io_uring ring (submissions, enters, parks, wakes...).
+    pub fn worker_ring_metrics(&self, worker: usize) -> Option<uringo_uring::RingMetrics> {
+        self.handle.shared().remotes[worker]
+            .ring
+            .get()
+            .map(|r| r.metrics())
+    }
+}
+
+impl fmt::Debug for RuntimeMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RuntimeMetrics");
+        d.field("num_workers", &self.num_workers())
+            .field("num_alive_tasks", &self.num_alive_tasks())
+            .field("global_queue_depth", &self.global_queue_depth());
+        for w in 0..self.num_workers() {
+            d.field(
+                "worker",
+                &(
+                    w,
+                    self.worker_poll_count(w),
+                    self.worker_steal_count(w),
+                    self.worker_park_count(w),
+                ),
+            );
+        }
+        d.finish()
+    }
+}

@@ -1,0 +1,173 @@
+//! The scheduler: Go's P on every worker, with the ring's completion queue reaped in
+//! the scheduling loop. One concept per file:
+//!
+//! | file | what |
+//! |---|---|
+//! | `queue.rs` | the P's 256-slot local run queue and runnext slot (`Local` / `Steal`) |
+//! | `inject.rs` | the global injection queue |
+//! | `idle.rs` | who sleeps, who searches (Go's spinning-M rule), no lost wake-ups |
+//! | `worker.rs` | the scheduling loop (`findrunnable`) and parking |
+//! | `metrics.rs` | per-worker counters |
+
+pub(crate) mod idle;
+pub(crate) mod inject;
+pub(crate) mod metrics;
+pub(crate) mod queue;
+pub(crate) mod worker;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use uringo_uring::RingHandle;
+
+use self::idle::Idle;
+use self::inject::Injector;
+use self::metrics::WorkerMetrics;
+use self::queue::Steal;
+use crate::loom::sync::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::task::{Notified, OwnedTasks, RawTask, Schedule, Task};
+use crate::time::{TimerEntry, TimerRemote};
+
+/// Scheduler settings fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Every this many ticks a worker looks at the injector before its own queue.
+    pub(crate) global_queue_interval: u32,
+    /// Every this many ticks a worker reaps its ring even when its queue is full.
+    pub(crate) event_interval: u32,
+    /// Consecutive runnext polls before the runnext task must go through the queue.
+    pub(crate) max_runnext_polls: u32,
+}
+
+/// The parts of a worker that other threads touch.
+pub(crate) struct Remote {
+    pub(crate) steal: Steal<Notified>,
+    /// Set once the worker thread has created its ring.
+    pub(crate) ring: OnceLock<RingHandle>,
+    pub(crate) metrics: WorkerMetrics,
+    /// Timers other threads add to or remove from this worker's wheel.
+    pub(crate) timers: TimerRemote,
+}
+
+/// State shared by every worker of one runtime (Go's `sched`).
+pub(crate) struct Shared {
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) inject: Injector<Notified>,
+    pub(crate) idle: Idle,
+    pub(crate) owned: OwnedTasks,
+    pub(crate) config: Config,
+    shutdown: AtomicBool,
+    /// Round-robin choice of the worker ring that a ring-less thread submits through.
+    next_fallback: AtomicUsize,
+    /// Tasks scheduled from outside the runtime's workers (into the injector).
+    pub(crate) remote_schedules: AtomicU64,
+    /// Tick 0 of every worker's timer wheel (shared, so ticks mean the same everywhere).
+    pub(crate) clock_origin: Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(steals: Vec<Steal<Notified>>, config: Config) -> Shared {
+        let n = steals.len();
+        Shared {
+            remotes: steals
+                .into_iter()
+                .map(|steal| Remote {
+                    steal,
+                    ring: OnceLock::new(),
+                    metrics: WorkerMetrics::default(),
+                    timers: TimerRemote::default(),
+                })
+                .collect(),
+            inject: Injector::new(),
+            idle: Idle::new(n),
+            owned: OwnedTasks::new(n),
+            config,
+            shutdown: AtomicBool::new(false),
+            next_fallback: AtomicUsize::new(0),
+            remote_schedules: AtomicU64::new(0),
+            clock_origin: Instant::now(),
+        }
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Starts shutdown: no new work is accepted and every worker is woken to exit.
+    pub(crate) fn begin_shutdown(&self) {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!("runtime shutting down");
+        self.inject.close();
+        for remote in self.remotes.iter() {
+            if let Some(ring) = remote.ring.get() {
+                ring.waker().wake();
+            }
+        }
+    }
+
+    /// A ring for a thread that has none (round robin over the workers).
+    pub(crate) fn fallback_ring(&self) -> Option<RingHandle> {
+        let i = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
+        self.remotes[i].ring.get().cloned()
+    }
+
+    /// Schedules a task from a thread that is not one of our workers.
+    pub(crate) fn schedule_remote(&self, task: Notified) {
+        self.remote_schedules.fetch_add(1, Ordering::Relaxed);
+        if let Err(task) = self.inject.push(task) {
+            // Shut down: the task has been (or will be) cancelled; drop the entry.
+            drop(task);
+            return;
+        }
+        self.notify_parked();
+    }
+
+    /// New work was published: wake a parked worker if nobody is searching.
+    pub(crate) fn notify_parked(&self) {
+        // Pairs with the fence in `Worker::park`: our publication of work is ordered
+        // before our read of the idle state (see idle.rs, "No lost wake-up").
+        fence(Ordering::SeqCst);
+        if let Some(worker) = self.idle.worker_to_notify() {
+            tracing::trace!(worker, "waking a parked worker");
+            if let Some(ring) = self.remotes[worker].ring.get() {
+                ring.waker().wake();
+            }
+        }
+    }
+
+    /// Arms a timer for a thread that owns no wheel: a worker (round robin) inserts it
+    /// on its next tick; it is woken so that a parked worker recomputes its timeout.
+    pub(crate) fn register_remote_timer(&self, deadline: Instant) -> Arc<TimerEntry> {
+        let tick = crate::time::deadline_tick(self.clock_origin, deadline);
+        let entry = Arc::new(TimerEntry::new(tick));
+        let worker = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
+        let remote = &self.remotes[worker];
+        remote.timers.registrations.push(entry.clone());
+        if let Some(ring) = remote.ring.get() {
+            ring.waker().wake();
+        }
+        entry
+    }
+
+    /// Whether any queue holds a task (the last searcher's check before parking).
+    pub(crate) fn any_work_queued(&self) -> bool {
+        !self.inject.is_empty() || self.remotes.iter().any(|r| !r.steal.is_empty())
+    }
+}
+
+/// The runtime's tasks carry an `Arc<Shared>` as their scheduler.
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: Notified) {
+        worker::schedule(self, task, false);
+    }
+
+    fn yield_now(&self, task: Notified) {
+        worker::schedule(self, task, true);
+    }
+
+    fn release(&self, task: &RawTask) -> Option<Task> {
+        self.owned.remove(task)
+    }
+}

@@ -1,0 +1,408 @@
+//! The scheduling loop: Go's `schedule`/`findrunnable` on a worker that owns an
+//! io_uring ring.
+//!
+//! Each iteration (a *tick*) finds one task and runs it, in this order:
+//!
+//! 1. every `global_queue_interval` ticks (61), the injector first, so tasks spawned from
+//!    outside cannot starve behind a busy local queue;
+//! 2. the local queue (the runnext slot is drained right after each poll, inside
+//!    `run_task`, so a task woken or spawned by the one that just ran goes next);
+//! 3. a batch from the injector;
+//! 4. the ring, without blocking: completions wake their tasks into this worker's queue
+//!    (Go polls the netpoller here);
+//! 5. steal half of a random sibling's queue, if fewer than half the busy workers are
+//!    already searching;
+//! 6. park in the ring until a CQE, a wake or (later) the next timer.
+//!
+//! Every `event_interval` ticks the ring is reaped even when the queue is full, so I/O
+//! completions are never starved by CPU-bound tasks. SQEs that tasks queue are submitted
+//! with that reap (or the park), in the same `io_uring_enter`.
+
+use std::cell::{Cell, RefCell};
+use std::time::Instant;
+
+use uringo_uring::Ring;
+
+use super::metrics::WorkerMetrics;
+use super::queue::Local;
+use super::{Remote, Shared};
+use crate::loom::sync::{fence, Arc, Ordering};
+use crate::runtime::{context, coop};
+use crate::task::Notified;
+use crate::time::TimerDriver;
+
+/// Everything a worker thread owns. Lives on the worker's stack for the thread's life;
+/// the thread-local context points at it so wakes and spawns find their worker.
+pub(crate) struct WorkerContext {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) index: usize,
+    core: RefCell<Core>,
+    /// The worker's ring; its CQ is reaped inside the loop.
+    pub(crate) ring: Ring,
+    /// True while a task is being polled: wakes then go to the runnext slot.
+    in_task: Cell<bool>,
+    /// This worker's timer wheel (Go's per-P timers).
+    timers: RefCell<TimerDriver>,
+}
+
+struct Core {
+    local: Local<Notified>,
+    /// Tasks that yielded (`yield_now`, or budget exhausted), held back until this
+    /// worker has looked at everything else: its queue, the injector and its ring.
+    /// Sending them straight to the back of the local queue would let a few busy
+    /// yielders keep that queue non-empty forever and starve the injector (Go sends
+    /// `Gosched` goroutines to the global queue for the same reason; this avoids a
+    /// shared push per yield).
+    yielded: Vec<Notified>,
+    tick: u32,
+    is_searching: bool,
+    rand: FastRand,
+}
+
+impl WorkerContext {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        index: usize,
+        local: Local<Notified>,
+        ring: Ring,
+    ) -> Self {
+        let shared_origin = shared.clock_origin;
+        WorkerContext {
+            shared,
+            index,
+            core: RefCell::new(Core {
+                local,
+                yielded: Vec::new(),
+                tick: 0,
+                is_searching: false,
+                rand: FastRand::new(index as u64 + 1),
+            }),
+            timers: RefCell::new(TimerDriver::new(shared_origin)),
+            ring,
+            in_task: Cell::new(false),
+        }
+    }
+
+    /// Tick 0 of this worker's wheel.
+    pub(crate) fn timers_origin(&self) -> Instant {
+        self.shared.clock_origin
+    }
+
+    /// Runs `f` on this worker's wheel. Never called while a timer fires (firing runs
+    /// with no borrow held), so the borrow cannot conflict.
+    pub(crate) fn with_timers<R>(&self, f: impl FnOnce(&mut TimerDriver) -> R) -> R {
+        let mut timers = self.timers.borrow_mut();
+        let r = f(&mut timers);
+        timers.publish_len(&self.remote().timers);
+        r
+    }
+
+    /// Applies other threads' timer changes and fires what is due. Cheap when there are
+    /// no timers: no clock read.
+    fn process_timers(&self) {
+        let remote = &self.remote().timers;
+        if !remote.cancellations.is_empty() || !remote.registrations.is_empty() {
+            self.with_timers(|t| t.drain_remote(remote));
+        }
+        if !self.timers.borrow().has_timers() {
+            return;
+        }
+        let now = Instant::now();
+        let mut fired = 0;
+        loop {
+            let entry = self.timers.borrow_mut().pop_expired(now);
+            let Some(entry) = entry else { break };
+            entry.fire();
+            fired += 1;
+        }
+        if fired > 0 {
+            WorkerMetrics::bump(&self.metrics().timers_fired, fired);
+            self.timers.borrow().publish_len(remote);
+        }
+    }
+
+    fn remote(&self) -> &Remote {
+        &self.shared.remotes[self.index]
+    }
+
+    fn metrics(&self) -> &WorkerMetrics {
+        &self.remote().metrics
+    }
+
+    /// The loop. Returns when the runtime shuts down.
+    pub(crate) fn run(&self) {
+        tracing::debug!(worker = self.index, "worker started");
+        while !self.shared.is_shutdown() {
+            let tick = {
+                let mut core = self.core.borrow_mut();
+                core.tick = core.tick.wrapping_add(1);
+                core.tick
+            };
+            self.process_timers();
+            if tick % self.shared.config.event_interval == 0 {
+                self.reap();
+            }
+            if let Some(task) = self.next_task(tick) {
+                self.run_task(task);
+                continue;
+            }
+            // Nothing queued here: poll the ring (netpoll), then the tasks that
+            // yielded, then other workers.
+            self.reap();
+            if let Some(task) = self.next_local_task() {
+                self.run_task(task);
+                continue;
+            }
+            if self.requeue_yielded() {
+                continue;
+            }
+            if let Some(task) = self.steal_work() {
+                self.run_task(task);
+                continue;
+            }
+            self.park();
+        }
+        tracing::debug!(worker = self.index, "worker stopping");
+    }
+
+    fn next_task(&self, tick: u32) -> Option<Notified> {
+        if tick % self.shared.config.global_queue_interval == 0 {
+            if let Some(task) = self.shared.inject.pop() {
+                WorkerMetrics::bump(&self.metrics().injector_pops, 1);
+                return Some(task);
+            }
+        }
+        self.next_local_task()
+    }
+
+    fn next_local_task(&self) -> Option<Notified> {
+        let mut core = self.core.borrow_mut();
+        if let Some(task) = core.local.take_runnext() {
+            return Some(task);
+        }
+        if let Some(task) = core.local.pop() {
+            return Some(task);
+        }
+        if self.shared.inject.is_empty() {
+            return None;
+        }
+        // Go's globrunqget: a fair share of the injector, at most half our queue.
+        let n = self.shared.inject.len() / self.shared.remotes.len() + 1;
+        let n = n.min(core.local.remaining_slots() / 2).max(1);
+        let task = self.shared.inject.pop_batch_into(&mut core.local, n);
+        if task.is_some() {
+            WorkerMetrics::bump(&self.metrics().injector_pops, n as u64);
+        }
+        task
+    }
+
+    /// Polls `task`, then whatever it put in the runnext slot, within one budget.
+    fn run_task(&self, task: Notified) {
+        self.transition_from_searching();
+        let mut polls = 1;
+        let mut runnext_polls = 0;
+        coop::budget(|| {
+            self.in_task.set(true);
+            task.run();
+            loop {
+                let next = self.core.borrow_mut().local.take_runnext();
+                let Some(next) = next else { break };
+                if !coop::has_budget_remaining()
+                    || runnext_polls >= self.shared.config.max_runnext_polls
+                {
+                    // Out of budget or ping-ponging: it waits its turn in the queue.
+                    self.push_back(next);
+                    break;
+                }
+                runnext_polls += 1;
+                polls += 1;
+                next.run();
+            }
+            self.in_task.set(false);
+        });
+        let m = self.metrics();
+        WorkerMetrics::bump(&m.polls, polls);
+        WorkerMetrics::bump(&m.runnext_polls, runnext_polls as u64);
+        let forced = coop::take_forced_yields();
+        if forced > 0 {
+            WorkerMetrics::bump(&m.budget_forced_yields, forced);
+        }
+    }
+
+    /// A searching worker that found work stops searching; if it was the last
+    /// searcher, it wakes another worker to keep looking (Go's `resetspinning`).
+    fn transition_from_searching(&self) {
+        let was_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
+        if was_searching && self.shared.idle.transition_worker_from_searching() {
+            self.shared.notify_parked();
+        }
+    }
+
+    fn push_back(&self, task: Notified) {
+        let overflowed = self
+            .core
+            .borrow_mut()
+            .local
+            .push_back_or_overflow(task, &self.shared.inject);
+        if overflowed {
+            WorkerMetrics::bump(&self.metrics().overflows, 1);
+        }
+        self.shared.notify_parked();
+    }
+
+    /// Puts the tasks that yielded back in the queue. Returns false if there were none.
+    fn requeue_yielded(&self) -> bool {
+        let yielded = std::mem::take(&mut self.core.borrow_mut().yielded);
+        if yielded.is_empty() {
+            return false;
+        }
+        let mut overflowed = false;
+        {
+            let mut core = self.core.borrow_mut();
+            for task in yielded {
+                overflowed |= core.local.push_back_or_overflow(task, &self.shared.inject);
+            }
+        }
+        if overflowed {
+            WorkerMetrics::bump(&self.metrics().overflows, 1);
+        }
+        self.shared.notify_parked();
+        true
+    }
+
+    /// Schedules a task woken (or spawned) on this worker.
+    fn schedule_local(&self, task: Notified, is_yield: bool) {
+        WorkerMetrics::bump(&self.metrics().local_schedules, 1);
+        if is_yield {
+            self.core.borrow_mut().yielded.push(task);
+            return;
+        }
+        if !self.in_task.get() {
+            // Completions reaped by the loop and timers go to the back of the queue.
+            return self.push_back(task);
+        }
+        let displaced = self.core.borrow_mut().local.push_runnext(task);
+        if let Some(prev) = displaced {
+            self.push_back(prev);
+        }
+    }
+
+    /// Submits queued SQEs and dispatches ready CQEs, without blocking.
+    fn reap(&self) {
+        WorkerMetrics::bump(&self.metrics().ring_reaps, 1);
+        if let Err(err) = self.ring.submit_and_reap() {
+            tracing::error!(worker = self.index, %err, "io_uring_enter failed");
+        }
+    }
+
+    fn steal_work(&self) -> Option<Notified> {
+        {
+            let mut core = self.core.borrow_mut();
+            if !core.is_searching {
+                if !self.shared.idle.transition_worker_to_searching() {
+                    return None;
+                }
+                core.is_searching = true;
+            }
+        }
+        let n = self.shared.remotes.len();
+        let start = self.core.borrow_mut().rand.next_below(n);
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            let stolen = {
+                let mut core = self.core.borrow_mut();
+                self.shared.remotes[victim]
+                    .steal
+                    .steal_into(&mut core.local)
+            };
+            if let Some((task, count)) = stolen {
+                let m = self.metrics();
+                WorkerMetrics::bump(&m.steals, count as u64);
+                WorkerMetrics::bump(&m.steal_operations, 1);
+                tracing::trace!(worker = self.index, victim, count, "stole tasks");
+                return Some(task);
+            }
+        }
+        // Someone may have injected while we searched.
+        self.next_local_task()
+    }
+
+    /// Sleeps in the ring until there is something to do.
+    fn park(&self) {
+        let is_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
+        let was_last_searcher = self
+            .shared
+            .idle
+            .transition_worker_to_parked(self.index, is_searching);
+        // Pairs with the fence in `Shared::notify_parked` (idle.rs, "No lost wake-up").
+        fence(Ordering::SeqCst);
+        let work_visible = self.shared.is_shutdown()
+            || !self.shared.inject.is_empty()
+            || self.core.borrow().local.has_tasks()
+            || !self.core.borrow().yielded.is_empty()
+            || (was_last_searcher && self.shared.any_work_queued());
+        if !work_visible {
+            // Timers other threads queued for us count: they may be due before we wake.
+            self.process_timers();
+            let timeout = self.timers.borrow().park_timeout(Instant::now());
+            WorkerMetrics::bump(&self.metrics().parks, 1);
+            tracing::trace!(worker = self.index, ?timeout, "parking");
+            if let Err(err) = self.ring.park(timeout) {
+                tracing::error!(worker = self.index, %err, "parking in io_uring failed");
+            }
+        }
+        if !self.shared.idle.transition_worker_from_parked(self.index) {
+            // A producer picked us: we are counted as searching.
+            self.core.borrow_mut().is_searching = true;
+        }
+    }
+
+    /// Called when the loop ends: cancel every task, drop our queue entries.
+    pub(crate) fn shut_down(&self) {
+        let was_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
+        if was_searching {
+            self.shared.idle.transition_worker_from_searching();
+        }
+        self.shared.owned.close_and_shutdown_all();
+        let drained: Vec<Notified> = self.core.borrow_mut().local.drain().collect();
+        drop(drained);
+        drop(std::mem::take(&mut self.core.borrow_mut().yielded));
+        // Let cancellations queued by the dropped futures reach the kernel now, while
+        // the ring still runs; dropping the ring then only waits for their CQEs.
+        self.reap();
+        let drained: Vec<Notified> = self.core.borrow_mut().local.drain().collect();
+        drop(drained);
+        drop(std::mem::take(&mut self.core.borrow_mut().yielded));
+    }
+}
+
+/// Where a woken or spawned task goes (the `Schedule` impl of the runtime).
+pub(crate) fn schedule(shared: &Arc<Shared>, task: Notified, is_yield: bool) {
+    context::with_worker(|worker| match worker {
+        Some(cx) if Arc::ptr_eq(&cx.shared, shared) && !shared.is_shutdown() => {
+            cx.schedule_local(task, is_yield)
+        }
+        _ => shared.schedule_remote(task),
+    })
+}
+
+/// xorshift64*: the victim choice only needs to spread steals, not be unpredictable.
+struct FastRand(u64);
+
+impl FastRand {
+    fn new(seed: u64) -> Self {
+        FastRand(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next_below(&mut self, n: usize) -> usize {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as usize) % n.max(1)
+    }
+}

@@ -1,0 +1,116 @@
+//! The per-worker half of time: a worker's wheel and the queues through which other
+//! threads add and cancel timers on it.
+//!
+//! Go keeps a timer heap per P; uringo keeps a hierarchical wheel (`uringo-timers`) per
+//! worker. Nothing here takes a lock shared by two timers: the wheel is touched only by
+//! its worker, and other threads reach it through two lock-free queues the worker drains
+//! on every tick and before it parks.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::SegQueue;
+use uringo_timers::{TimerKey, TimerWheel};
+
+use super::entry::TimerEntry;
+use crate::loom::sync::{Arc, AtomicUsize, Ordering};
+
+/// Tick length: 1 ms (see `uringo-timers` for why not finer).
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// Converts an instant to the tick at or after it (so a timer never fires early).
+pub(crate) fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
+    let d = deadline.saturating_duration_since(origin);
+    let nanos = d.as_nanos();
+    let tick = TICK.as_nanos();
+    (nanos.div_ceil(tick)).min(u64::MAX as u128) as u64
+}
+
+/// The tick `now` falls in (rounded down).
+pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
+    (now.saturating_duration_since(origin).as_nanos() / TICK.as_nanos()).min(u64::MAX as u128)
+        as u64
+}
+
+/// What other threads may touch of a worker's timers.
+#[derive(Default)]
+pub(crate) struct TimerRemote {
+    /// Timers armed by threads that own no wheel, to insert.
+    pub(crate) registrations: SegQueue<Arc<TimerEntry>>,
+    /// Keys of timers dropped on other threads, to remove.
+    pub(crate) cancellations: SegQueue<TimerKey>,
+    /// Timers in the wheel (a gauge for metrics).
+    pub(crate) len: AtomicUsize,
+}
+
+/// The worker-owned wheel.
+pub(crate) struct TimerDriver {
+    wheel: TimerWheel<Arc<TimerEntry>>,
+    origin: Instant,
+}
+
+impl TimerDriver {
+    pub(crate) fn new(origin: Instant) -> TimerDriver {
+        TimerDriver {
+            wheel: TimerWheel::new(),
+            origin,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, entry: Arc<TimerEntry>) -> TimerKey {
+        let tick = entry.deadline_tick;
+        self.wheel.insert(tick, entry)
+    }
+
+    pub(crate) fn cancel(&mut self, key: TimerKey) {
+        drop(self.wheel.cancel(key));
+    }
+
+    /// Moves a timer; false when the key is stale (it fired or was cancelled).
+    pub(crate) fn reset(&mut self, key: TimerKey, tick: u64) -> bool {
+        self.wheel.reset(key, tick)
+    }
+
+    /// Applies what other threads queued.
+    pub(crate) fn drain_remote(&mut self, remote: &TimerRemote) {
+        while let Some(key) = remote.cancellations.pop() {
+            self.cancel(key);
+        }
+        while let Some(entry) = remote.registrations.pop() {
+            // A remote timer dropped before we got to it never enters the wheel.
+            if !entry.is_cancelled() {
+                self.insert(entry);
+            }
+        }
+    }
+
+    /// Takes the next expired timer, if any, without allocating. The caller fires it
+    /// with no borrow of the driver held (firing wakes a task, which may arm a timer).
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Arc<TimerEntry>> {
+        let next = self.wheel.next_expiration()?;
+        let now = now_tick(self.origin, now);
+        if next > now {
+            return None;
+        }
+        self.wheel.poll(now).map(|(_, entry)| entry)
+    }
+
+    /// How long the worker may sleep before a timer is due (`None`: no timers).
+    pub(crate) fn park_timeout(&self, now: Instant) -> Option<Duration> {
+        let next = self.wheel.next_expiration()?;
+        let offset = Duration::from_nanos(next.saturating_mul(TICK.as_nanos() as u64));
+        // Past what an Instant can hold: wake in a day; the wheel keeps the exact deadline.
+        let at = self
+            .origin
+            .checked_add(offset)
+            .unwrap_or(now + Duration::from_secs(86_400));
+        Some(at.saturating_duration_since(now))
+    }
+
+    pub(crate) fn has_timers(&self) -> bool {
+        !self.wheel.is_empty()
+    }
+
+    pub(crate) fn publish_len(&self, remote: &TimerRemote) {
+        remote.len.store(self.wheel.len(), Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,33 @@
+//! Time: sleeps, timeouts and intervals on a hierarchical timer wheel per worker.
+//!
+//! Go keeps a timer heap per P; tokio keeps one wheel behind a mutex shared by all
+//! workers (a known contention point). uringo keeps one `uringo-timers` wheel per worker
+//! and shares no lock between timers:
+//!
+//! * a [`Sleep`] is put on the wheel of the worker that first polls it; if its task is
+//!   later stolen, the timer stays where it is and its firing wakes the task wherever
+//!   it runs;
+//! * dropping (or resetting) it on that worker is an O(1) wheel operation; from another
+//!   thread it pushes the wheel key onto the owner's cancellation queue, drained every
+//!   tick;
+//! * a thread that owns no wheel (`block_on`, `spawn_blocking`) hands its timer to a
+//!   worker through that worker's registration queue and wakes it;
+//! * each worker fires what is due on every scheduler tick and parks in its ring with
+//!   the nearest deadline as the `io_uring_enter` timeout.
+//!
+//! Resolution is 1 ms; a timer never fires before its deadline.
+
+mod driver;
+mod entry;
+mod interval;
+mod sleep;
+mod timeout;
+
+pub(crate) use driver::{TimerDriver, TimerRemote};
+pub(crate) use entry::TimerEntry;
+pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
+pub use sleep::{sleep, sleep_until, Sleep};
+pub use std::time::{Duration, Instant};
+pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
+
+pub(crate) use driver::deadline_tick;

@@ -1,0 +1,244 @@
+//! `sleep`: a future that completes at a deadline, on the wheel of the worker that
+//! first polls it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use uringo_timers::TimerKey;
+
+use super::driver::deadline_tick;
+use super::entry::TimerEntry;
+use crate::loom::sync::Arc;
+use crate::runtime::{context, coop, Handle};
+use crate::scheduler::Shared;
+
+/// Waits until `duration` has passed.
+///
+/// `sleep(Duration::ZERO)` completes at once, but like every uringo future it yields
+/// first when the task's budget is spent.
+///
+/// ```
+/// # let rt = uringo::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let start = uringo::time::Instant::now();
+///     uringo::time::sleep(std::time::Duration::from_millis(10)).await;
+///     assert!(start.elapsed() >= std::time::Duration::from_millis(10));
+/// });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    let now = Instant::now();
+    let deadline = now.checked_add(duration).unwrap_or_else(far_future);
+    sleep_until(deadline)
+}
+
+/// Waits until `deadline`.
+///
+/// ```
+/// # let rt = uringo::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let deadline = uringo::time::Instant::now() + std::time::Duration::from_millis(5);
+///     uringo::time::sleep_until(deadline).await;
+///     assert!(uringo::time::Instant::now() >= deadline);
+/// });
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        state: State::Unregistered,
+    }
+}
+
+/// An instant so far away it never comes (about 30 years).
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+/// The future returned by [`sleep`] and [`sleep_until`].
+///
+/// Nothing is allocated or registered until the first poll; dropping it before the
+/// deadline removes the timer (from another thread, through the owning worker's
+/// cancellation queue: no lock is shared between timers).
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    state: State,
+}
+
+enum State {
+    Unregistered,
+    /// In the wheel of `worker`, under `key`.
+    Local {
+        shared: Arc<Shared>,
+        worker: usize,
+        key: TimerKey,
+        entry: Arc<TimerEntry>,
+    },
+    /// Handed to a worker by a thread without a wheel; the key is the worker's.
+    Remote {
+        entry: Arc<TimerEntry>,
+    },
+    Elapsed,
+}
+
+impl Sleep {
+    /// When the sleep completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has been reached (as observed by a poll).
+    pub fn is_elapsed(&self) -> bool {
+        match &self.state {
+            State::Elapsed => true,
+            State::Local { entry, .. } | State::Remote { entry } => entry.is_fired(),
+            State::Unregistered => false,
+        }
+    }
+
+    /// Moves the deadline, whether or not the sleep has completed. On the worker that
+    /// owns the timer this is an O(1) move inside its wheel.
+    ///
+    /// ```
+    /// # let rt = uringo::Runtime::new().unwrap();
+    /// rt.block_on(async {
+    ///     use std::time::Duration;
+    ///     let mut sleep = std::pin::pin!(uringo::time::sleep(Duration::from_secs(3600)));
+    ///     sleep.as_mut().reset(uringo::time::Instant::now() + Duration::from_millis(1));
+    ///     sleep.await;
+    /// });
+    /// ```
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let this = self.get_mut();
+        this.deadline = deadline;
+        if let State::Local {
+            shared,
+            worker,
+            key,
+            entry,
+        } = &this.state
+        {
+            if !entry.is_fired() {
+                let moved = context::with_worker(|cx| match cx {
+                    Some(cx) if cx.index == *worker && Arc::ptr_eq(&cx.shared, shared) => {
+                        let tick = deadline_tick(cx.timers_origin(), deadline);
+                        cx.with_timers(|t| t.reset(*key, tick))
+                    }
+                    _ => false,
+                });
+                if moved {
+                    return;
+                }
+            }
+        }
+        this.deregister();
+        this.state = State::Unregistered;
+    }
+
+    fn deregister(&mut self) {
+        match std::mem::replace(&mut self.state, State::Unregistered) {
+            State::Local {
+                shared,
+                worker,
+                key,
+                entry,
+            } => {
+                if entry.cancel() {
+                    cancel_in_wheel(&shared, worker, key);
+                }
+            }
+            State::Remote { entry } => {
+                // The owner skips (or drops at its deadline) a cancelled remote entry.
+                entry.cancel();
+            }
+            State::Unregistered | State::Elapsed => {}
+        }
+    }
+
+    fn register(&mut self) {
+        let deadline = self.deadline;
+        let registered = context::with_worker(|cx| {
+            let cx = cx?;
+            let tick = deadline_tick(cx.timers_origin(), deadline);
+            let entry = Arc::new(TimerEntry::new(tick));
+            let key = cx.with_timers(|t| t.insert(entry.clone()));
+            Some(State::Local {
+                shared: cx.shared.clone(),
+                worker: cx.index,
+                key,
+                entry,
+            })
+        });
+        self.state = match registered {
+            Some(state) => state,
+            None => {
+                let handle = Handle::try_current().unwrap_or_else(|_| {
+                    panic!("uringo::time::sleep polled outside a uringo runtime: there is no timer wheel to put it on")
+                });
+                let entry = handle.shared().register_remote_timer(deadline);
+                State::Remote { entry }
+            }
+        };
+    }
+}
+
+/// Removes a timer from `worker`'s wheel: directly when we are that worker, through its
+/// cancellation queue otherwise.
+fn cancel_in_wheel(shared: &Arc<Shared>, worker: usize, key: TimerKey) {
+    let done = context::with_worker(|cx| match cx {
+        Some(cx) if cx.index == worker && Arc::ptr_eq(&cx.shared, shared) => {
+            cx.with_timers(|t| t.cancel(key));
+            true
+        }
+        _ => false,
+    });
+    if !done {
+        shared.remotes[worker].timers.cancellations.push(key);
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let coop = std::task::ready!(coop::poll_proceed(cx));
+        let this = self.get_mut();
+        if let State::Unregistered = this.state {
+            if this.deadline <= Instant::now() {
+                this.state = State::Elapsed;
+                coop.made_progress();
+                return Poll::Ready(());
+            }
+            this.register();
+        }
+        let fired = match &this.state {
+            State::Local { entry, .. } | State::Remote { entry } => entry.register(cx.waker()),
+            State::Elapsed => true,
+            State::Unregistered => unreachable!("registered above"),
+        };
+        if fired {
+            this.state = State::Elapsed;
+            coop.made_progress();
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.is_elapsed())
+            .finish()
+    }
+}

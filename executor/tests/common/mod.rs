@@ -1,0 +1,117 @@
+//! Test helpers: a minimal oneshot channel and a drop counter.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// Generous bound after which a test declares a hang; never a performance threshold.
+pub const HANG: Duration = Duration::from_secs(60);
+
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+pub struct Sender<T>(Arc<Mutex<Slot<T>>>);
+pub struct Receiver<T>(Arc<Mutex<Slot<T>>>);
+
+pub fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+        closed: false,
+    }));
+    (Sender(slot.clone()), Receiver(slot))
+}
+
+impl<T> Sender<T> {
+    pub fn send(self, value: T) {
+        let waker = {
+            let mut slot = self.0.lock().unwrap();
+            slot.value = Some(value);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut slot = self.0.lock().unwrap();
+            slot.closed = true;
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = Option<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut slot = self.0.lock().unwrap();
+        if let Some(v) = slot.value.take() {
+            return Poll::Ready(Some(v));
+        }
+        if slot.closed {
+            return Poll::Ready(None);
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Counts live instances; put one in a future to see when it is dropped.
+#[derive(Clone)]
+pub struct DropCounter(pub Arc<AtomicUsize>);
+
+pub struct Tracked(Arc<AtomicUsize>);
+
+impl DropCounter {
+    pub fn new() -> Self {
+        DropCounter(Arc::new(AtomicUsize::new(0)))
+    }
+    pub fn track(&self) -> Tracked {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Tracked(self.0.clone())
+    }
+    pub fn live(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f` on a thread and fails the test if it does not finish within `HANG`.
+pub fn with_watchdog<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let r = f();
+            let _ = tx.send(());
+            r
+        })
+        .unwrap();
+    match rx.recv_timeout(HANG) {
+        Ok(()) => t.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match t.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        },
+        Err(_) => panic!("{name}: hung for {HANG:?}"),
+    }
+}
