@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p uringo-benches --bin headtohead -- [--workers N] [--rounds N]
 //!     [--filter NAME[,NAME..]] [--all] [--aa] [--scale F] [--budget SECS] [--json PATH]
+//!     [--lateness]
 //! ```
 
 mod oneshot;
@@ -12,6 +13,7 @@ mod peers;
 mod report;
 mod runner;
 mod sched;
+mod timers;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use runner::{Comparison, Config, Peer, Shape};
 
 const USAGE: &str = "\
 usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [--aa]
-                  [--scale F] [--budget SECS] [--json PATH]
+                  [--scale F] [--budget SECS] [--json PATH] [--lateness]
 
   --workers N   worker threads for both runtimes (default: nproc)
   --rounds N    rounds per peer, alternating (default: 5)
@@ -30,10 +32,12 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
   --aa          A/A check: tokio vs tokio and uringo vs uringo (ratios should be ~1.00)
   --scale F     multiply every shape's measured iterations by F (default: 1)
   --budget SECS timed work per round before it stops early, after 3 iterations (default: 1)
-  --json PATH   also write the results as JSON";
+  --json PATH   also write the results as JSON
+  --lateness    instead of ratios: how late timers fire on each runtime (p50, p99, max)";
 
 struct Args {
     cfg: Config,
+    lateness: bool,
     filter: Vec<String>,
     all: bool,
     aa: bool,
@@ -48,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
             scale: 1.0,
             budget: Duration::from_secs(1),
         },
+        lateness: false,
         filter: Vec::new(),
         all: false,
         aa: false,
@@ -82,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
             "--all" => args.all = true,
             "--json" => args.json = Some(value()?),
             "--aa" => args.aa = true,
+            "--lateness" => args.lateness = true,
             "-h" | "--help" => return Err(String::new()),
             // `cargo bench` passes this to every bench target; accept it silently.
             "--bench" => {}
@@ -149,9 +155,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if msg.is_empty() { 0 } else { 2 });
         }
     };
-    // Each shape group contributes its table here (timers and I/O to come).
+    if args.lateness {
+        return lateness(&args.cfg);
+    }
+    // Each shape group contributes its table here (I/O to come).
     let shapes: Vec<Shape> = sched::shapes()
         .into_iter()
+        .chain(timers::shapes())
         .filter(|s| selected(s, &args))
         .collect();
     if shapes.is_empty() {
@@ -192,4 +202,33 @@ fn main() -> ExitCode {
         println!("wrote {path}");
     }
     ExitCode::SUCCESS
+}
+
+/// `--lateness`: fire time minus deadline, per runtime.
+fn lateness(cfg: &Config) -> ExitCode {
+    let machine = report::Machine::detect();
+    println!("{}", report::header(&machine, cfg));
+    match timers::lateness(cfg) {
+        Ok(results) => {
+            println!(
+                "\ntimer lateness (fire time - deadline), 10 000 sleeps over 0-200 ms x {} rounds:",
+                cfg.rounds
+            );
+            println!("| runtime | p50 | p99 | max |\n|---|---:|---:|---:|");
+            for (peer, sorted) in &results {
+                println!(
+                    "| {} | {:?} | {:?} | {:?} |",
+                    peer.name(),
+                    timers::quantile(sorted, 0.5),
+                    timers::quantile(sorted, 0.99),
+                    sorted.last().copied().unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("headtohead: lateness: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 /// What a scheduler shape needs from a runtime. Implemented for [`uringo::Runtime`] and
 /// [`tokio::runtime::Runtime`] by forwarding to each one's own API, with no wrapping,
@@ -36,6 +37,18 @@ pub trait Rt: Sized + 'static {
 
     /// The runtime's `yield_now`.
     fn yield_now() -> impl Future<Output = ()> + Send;
+
+    /// The runtime's `sleep_until` (its own timer implementation).
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
+
+    /// The runtime's `timeout`; `Err(())` when the deadline passed first.
+    fn timeout<F: Future + Send>(
+        d: Duration,
+        f: F,
+    ) -> impl Future<Output = Result<F::Output, ()>> + Send;
+
+    /// Cancels the task behind `join`.
+    fn abort<T: Send + 'static>(join: &Self::Join<T>);
 }
 
 impl Rt for uringo::Runtime {
@@ -65,6 +78,18 @@ impl Rt for uringo::Runtime {
     fn yield_now() -> impl Future<Output = ()> + Send {
         uringo::task::yield_now()
     }
+
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
+        uringo::time::sleep_until(deadline)
+    }
+
+    async fn timeout<F: Future + Send>(d: Duration, f: F) -> Result<F::Output, ()> {
+        uringo::time::timeout(d, f).await.map_err(drop)
+    }
+
+    fn abort<T: Send + 'static>(join: &Self::Join<T>) {
+        join.abort();
+    }
 }
 
 impl Rt for tokio::runtime::Runtime {
@@ -93,5 +118,17 @@ impl Rt for tokio::runtime::Runtime {
 
     fn yield_now() -> impl Future<Output = ()> + Send {
         tokio::task::yield_now()
+    }
+
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep_until(deadline.into())
+    }
+
+    async fn timeout<F: Future + Send>(d: Duration, f: F) -> Result<F::Output, ()> {
+        tokio::time::timeout(d, f).await.map_err(drop)
+    }
+
+    fn abort<T: Send + 'static>(join: &Self::Join<T>) {
+        join.abort();
     }
 }

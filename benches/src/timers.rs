@@ -1,0 +1,173 @@
+//! Timer shapes: what a proxy's timeouts cost.
+//!
+//! - `timer_storm`: 100 000 tasks each arm a sleep of 1–20 ms; once all are armed, half
+//!   the tasks are aborted (their sleeps cancelled, mostly from a thread other than the
+//!   one whose wheel holds them) and the other half fire. Per-worker wheels against
+//!   tokio's shared, mutex-protected wheel.
+//! - `timeout_ready`: 100 000 `timeout(1 s, ready)` calls in one task: the cost of
+//!   wrapping an operation that completes at once (no timer should ever be armed).
+//!
+//! [`lateness`] is not a ratio but a distribution: how late timers fire
+//! (fire time minus deadline) on each runtime.
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use crate::peers::Rt;
+use crate::runner::{Bencher, Config, Peer, Shape};
+
+const STORM: usize = 100_000;
+const TIMEOUTS: usize = 100_000;
+
+/// The timer shapes, uringo and tokio side by side.
+pub fn shapes() -> Vec<Shape> {
+    vec![
+        Shape {
+            name: "timer_storm",
+            iters: 10,
+            uringo: timer_storm::<uringo::Runtime>,
+            tokio: timer_storm::<tokio::runtime::Runtime>,
+            in_default_run: true,
+        },
+        Shape {
+            name: "timeout_ready",
+            iters: 40,
+            uringo: timeout_ready::<uringo::Runtime>,
+            tokio: timeout_ready::<tokio::runtime::Runtime>,
+            in_default_run: true,
+        },
+    ]
+}
+
+fn timer_storm<R: Rt>(rt: &R, b: &mut Bencher) {
+    b.iter(|| {
+        let (tx, rx) = mpsc::channel();
+        // Detached: completion is signalled through `tx`.
+        drop(rt.spawn_remote(async move {
+            let armed = Arc::new(AtomicUsize::new(0));
+            let base = Instant::now();
+            let handles: Vec<_> = (0..STORM)
+                .map(|i| {
+                    let armed = armed.clone();
+                    let deadline = base + Duration::from_millis(1 + (i as u64 * 7919) % 20);
+                    R::spawn_local(async move {
+                        let mut sleep = pin!(R::sleep_until(deadline));
+                        // Arm it (first poll), then count it.
+                        if poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx)))
+                            .await
+                            .is_ready()
+                        {
+                            armed.fetch_add(1, Relaxed);
+                            return;
+                        }
+                        armed.fetch_add(1, Relaxed);
+                        sleep.await;
+                    })
+                })
+                .collect();
+            while armed.load(Relaxed) < STORM {
+                R::yield_now().await;
+            }
+            for h in handles.iter().step_by(2) {
+                R::abort(h);
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+            tx.send(()).unwrap();
+        }));
+        rx.recv().unwrap();
+    });
+}
+
+fn timeout_ready<R: Rt>(rt: &R, b: &mut Bencher) {
+    b.iter(|| {
+        let (tx, rx) = mpsc::channel();
+        drop(rt.spawn_remote(async move {
+            let mut sum = 0usize;
+            for i in 0..TIMEOUTS {
+                sum += R::timeout(Duration::from_secs(1), std::future::ready(i))
+                    .await
+                    .unwrap();
+            }
+            tx.send(sum).unwrap();
+        }));
+        assert_eq!(rx.recv().unwrap(), TIMEOUTS * (TIMEOUTS - 1) / 2);
+    });
+}
+
+/// Fire time minus deadline, for 10 000 sleeps with deadlines spread over 0–200 ms.
+fn lateness_sample<R: Rt>(rt: &R) -> Vec<Duration> {
+    let base = Instant::now() + Duration::from_millis(5);
+    let handles: Vec<_> = (0..10_000u64)
+        .map(|i| {
+            let deadline = base + Duration::from_micros((i * 7919) % 200_000);
+            rt.spawn_remote(async move {
+                R::sleep_until(deadline).await;
+                Instant::now().saturating_duration_since(deadline)
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        let mut late = Vec::with_capacity(handles.len());
+        for h in handles {
+            late.push(h.await.unwrap());
+        }
+        late
+    })
+}
+
+/// Percentiles of timer lateness per runtime, over `cfg.rounds` alternating rounds
+/// (one runtime alive at a time).
+pub fn lateness(cfg: &Config) -> std::io::Result<Vec<(Peer, Vec<Duration>)>> {
+    let mut out = vec![(Peer::Uringo, Vec::new()), (Peer::Tokio, Vec::new())];
+    for _ in 0..cfg.rounds {
+        for (peer, all) in out.iter_mut() {
+            let sample = match peer {
+                Peer::Uringo => {
+                    let rt = uringo::Builder::new().worker_threads(cfg.workers).build()?;
+                    lateness_sample(&rt)
+                }
+                Peer::Tokio => {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(cfg.workers)
+                        .enable_all()
+                        .build()?;
+                    lateness_sample(&rt)
+                }
+            };
+            all.extend(sample);
+        }
+    }
+    for (_, all) in out.iter_mut() {
+        all.sort_unstable();
+    }
+    Ok(out)
+}
+
+/// The `q`-quantile (0..=1) of sorted durations.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_pick_the_right_elements() {
+        let xs: Vec<Duration> = (0..=100).map(Duration::from_micros).collect();
+        assert_eq!(quantile(&xs, 0.5), Duration::from_micros(50));
+        assert_eq!(quantile(&xs, 0.99), Duration::from_micros(99));
+        assert_eq!(quantile(&xs, 1.0), Duration::from_micros(100));
+        assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+    }
+}
