@@ -276,3 +276,80 @@ pub(crate) fn cqe_result(result: i32) -> io::Result<u32> {
         Ok(result as u32)
     }
 }
+
+/// The two promises of the state word, checked against this code: what the kernel
+/// produced is released exactly once whoever goes last (the orphaning waiter or the
+/// owner's CQE), and a CQE racing a poll never strands the waiter.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::{Completion, OpCell};
+    use crate::op::{Cqe, Operation};
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    /// An op whose result must be released exactly once (like an accepted fd).
+    struct Produces(Arc<AtomicUsize>);
+
+    // SAFETY: the SQE carries no pointers.
+    unsafe impl Operation for Produces {
+        type Output = i32;
+        fn build(&mut self) -> io_uring::squeue::Entry {
+            io_uring::opcode::Nop::new().build()
+        }
+        fn complete(self, cqe: Cqe) -> i32 {
+            self.0.fetch_add(1, SeqCst);
+            cqe.result
+        }
+        fn orphaned(self, _cqe: Cqe) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    #[test]
+    fn orphan_racing_the_cqe_releases_exactly_once() {
+        loom::model(|| {
+            let released = Arc::new(AtomicUsize::new(0));
+            let cell = std::sync::Arc::new(OpCell::new(Produces(released.clone())));
+            let owner = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || {
+                    cell.complete(
+                        Cqe {
+                            result: 7,
+                            flags: 0,
+                        },
+                        true,
+                    )
+                })
+            };
+            cell.orphan();
+            owner.join().unwrap();
+            assert_eq!(released.load(SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn cqe_racing_a_poll_wakes_the_waiter() {
+        loom::model(|| {
+            let released = Arc::new(AtomicUsize::new(0));
+            let cell = std::sync::Arc::new(OpCell::new(Produces(released.clone())));
+            let owner = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || {
+                    cell.complete(
+                        Cqe {
+                            result: 7,
+                            flags: 0,
+                        },
+                        true,
+                    )
+                })
+            };
+            let out = loom::future::block_on(std::future::poll_fn(|cx| cell.poll_complete(cx)));
+            assert_eq!(out, 7);
+            owner.join().unwrap();
+            assert_eq!(released.load(SeqCst), 1);
+        });
+    }
+}

@@ -58,3 +58,50 @@ impl ParkState {
         self.state.load(SeqCst) == PARKED
     }
 }
+
+/// The owner never sleeps through a wake. As in uringo's workers, the owner looks at its
+/// work (the executor's run queues) *before* calling `Ring::park`, whose own last look
+/// only covers the ring's mailbox and CQ; a wake that lands between the two is carried
+/// by the token (or by the kick, if the owner already announced PARKED).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::ParkState;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    #[test]
+    fn wake_is_never_lost() {
+        loom::model(|| {
+            let park = Arc::new(ParkState::new());
+            let work = Arc::new(AtomicUsize::new(0));
+            // The physical wake (eventfd read / MSG_RING CQE) is sticky: a CQE stays in
+            // the ring until reaped.
+            let kicked = Arc::new(AtomicBool::new(false));
+            let waker = {
+                let (park, work, kicked) = (park.clone(), work.clone(), kicked.clone());
+                loom::thread::spawn(move || {
+                    work.store(1, SeqCst);
+                    if park.notify() {
+                        kicked.store(true, SeqCst);
+                    }
+                })
+            };
+            loop {
+                // The executor's look at its queues.
+                if work.load(SeqCst) == 1 {
+                    break;
+                }
+                // `Ring::park`: the mailbox and CQ are empty, so only a kick ends the
+                // wait once PARKED is announced.
+                if park.begin_park() {
+                    while !kicked.load(SeqCst) {
+                        loom::thread::yield_now();
+                    }
+                    park.end_park();
+                }
+            }
+            waker.join().unwrap();
+        });
+    }
+}

@@ -312,7 +312,6 @@ fn registry() -> &'static Mutex<HashMap<u32, Weak<RingShared>>> {
     REGISTRY.get_or_init(Default::default)
 }
 
-#[cfg(not(loom))]
 pub(crate) fn register(shared: &Arc<RingShared>) {
     registry()
         .lock()
@@ -320,7 +319,6 @@ pub(crate) fn register(shared: &Arc<RingShared>) {
         .insert(shared.id, Arc::downgrade(shared));
 }
 
-#[cfg(not(loom))]
 pub(crate) fn unregister(id: u32) {
     registry()
         .lock()
@@ -328,7 +326,6 @@ pub(crate) fn unregister(id: u32) {
         .remove(&id);
 }
 
-#[cfg(not(loom))]
 pub(crate) fn lookup(id: u32) -> Option<Arc<RingShared>> {
     registry()
         .lock()

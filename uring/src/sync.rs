@@ -1,18 +1,17 @@
 //! The one place atomics and shared pointers come from.
 //!
-//! Under `cfg(loom)` every type here is loom's instrumented twin, so a loom model of
-//! [`crate::cell`] or [`crate::park`] checks the real code, not a copy of it. Nothing
-//! else in the crate may name `std::sync::atomic` directly.
+//! Under `cfg(loom)` the atomics and `UnsafeCell` are loom's instrumented twins, so a
+//! loom model of [`crate::cell`] or [`crate::park`] checks the real code, not a copy of
+//! it. Nothing else in the crate may name `std::sync::atomic` directly. `Arc` stays
+//! std's under loom: the slab stores `Arc<dyn Completion>`, and loom's `Arc` cannot be
+//! coerced to a trait object; reference counting is not what those models check.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-#[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-#[cfg(loom)]
-pub(crate) use loom::sync::Arc;
 
 /// `UnsafeCell` with loom's access tracking when modelled.
 #[cfg(not(loom))]

@@ -18,7 +18,7 @@
 //! enters the kernel is not lost either: the ring's park token (uringo-uring's
 //! `park.rs`) makes that park return at once.
 
-use crate::loom::sync::{AtomicUsize, Mutex, Ordering::SeqCst};
+use crate::loom::sync::{fence, AtomicUsize, Mutex, Ordering::SeqCst};
 
 /// Low bits: searching workers; high bits: unparked workers.
 const UNPARK_SHIFT: usize = 16;
@@ -54,6 +54,10 @@ impl Idle {
     /// chosen worker is counted as unparked and searching before it even wakes, so
     /// concurrent producers do not all wake someone for the same burst.
     pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+        // The producer published its work before calling us; this fence orders that
+        // publication before our read of `state` (the Dekker pairing with
+        // `transition_worker_to_parked`).
+        fence(SeqCst);
         if !self.should_notify() {
             return None;
         }
@@ -98,6 +102,9 @@ impl Idle {
         let prev = self.state.fetch_sub(dec, SeqCst);
         debug_assert!(unparked(prev) > 0);
         sleepers.push(worker);
+        drop(sleepers);
+        // Orders our announcement before the caller's last look at the queues.
+        fence(SeqCst);
         is_searching && searching(prev) == 1
     }
 
@@ -190,5 +197,48 @@ mod tests {
         let idle = Idle::new(2);
         assert!(idle.transition_worker_to_searching());
         assert!(idle.transition_worker_to_parked(0, true));
+    }
+}
+
+/// The no-lost-wake-up claim of the module docs, checked against this code. A worker
+/// parks while a producer publishes one task; the worker must end up seeing it. The
+/// task queue is a relaxed atomic here on purpose: the ordering must come from `Idle`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::Idle;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn parking_worker_never_misses_published_work() {
+        loom::model(|| {
+            // Worker 1 is busy elsewhere; worker 0 is about to park.
+            let idle = Arc::new(Idle::new(2));
+            let queue = Arc::new(AtomicUsize::new(0));
+            let kicked = Arc::new(AtomicBool::new(false));
+
+            let producer = {
+                let (idle, queue, kicked) = (idle.clone(), queue.clone(), kicked.clone());
+                loom::thread::spawn(move || {
+                    queue.store(1, Relaxed);
+                    if let Some(worker) = idle.worker_to_notify() {
+                        assert_eq!(worker, 0);
+                        kicked.store(true, Relaxed); // the ring wake: sticky
+                    }
+                })
+            };
+
+            // Worker 0: announce, last look, sleep until kicked.
+            idle.transition_worker_to_parked(0, false);
+            if queue.load(Relaxed) == 0 {
+                while !kicked.load(Relaxed) {
+                    loom::thread::yield_now();
+                }
+            }
+            idle.transition_worker_from_parked(0);
+            producer.join().unwrap();
+            assert_eq!(queue.load(Relaxed), 1);
+        });
     }
 }

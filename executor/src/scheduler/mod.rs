@@ -24,7 +24,7 @@ use self::idle::Idle;
 use self::inject::Injector;
 use self::metrics::WorkerMetrics;
 use self::queue::Steal;
-use crate::loom::sync::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::task::{Notified, OwnedTasks, RawTask, Schedule, Task};
 use crate::time::{TimerEntry, TimerRemote};
 
@@ -126,9 +126,8 @@ impl Shared {
 
     /// New work was published: wake a parked worker if nobody is searching.
     pub(crate) fn notify_parked(&self) {
-        // Pairs with the fence in `Worker::park`: our publication of work is ordered
-        // before our read of the idle state (see idle.rs, "No lost wake-up").
-        fence(Ordering::SeqCst);
+        // `worker_to_notify` fences our publication of work before its read of the
+        // idle state (idle.rs, "No lost wake-up").
         if let Some(worker) = self.idle.worker_to_notify() {
             tracing::trace!(worker, "waking a parked worker");
             if let Some(ring) = self.remotes[worker].ring.get() {

@@ -26,7 +26,7 @@ use uringo_uring::Ring;
 use super::metrics::WorkerMetrics;
 use super::queue::Local;
 use super::{Remote, Shared};
-use crate::loom::sync::{fence, Arc, Ordering};
+use crate::loom::sync::Arc;
 use crate::runtime::{context, coop};
 use crate::task::Notified;
 use crate::time::TimerDriver;
@@ -333,12 +333,11 @@ impl WorkerContext {
     /// Sleeps in the ring until there is something to do.
     fn park(&self) {
         let is_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
+        // Announces us as parked, fenced before the last look below (idle.rs).
         let was_last_searcher = self
             .shared
             .idle
             .transition_worker_to_parked(self.index, is_searching);
-        // Pairs with the fence in `Shared::notify_parked` (idle.rs, "No lost wake-up").
-        fence(Ordering::SeqCst);
         let work_visible = self.shared.is_shutdown()
             || !self.shared.inject.is_empty()
             || self.core.borrow().local.has_tasks()

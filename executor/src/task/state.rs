@@ -454,3 +454,57 @@ mod tests {
         assert_eq!(s.transition_to_notified_by_val(), ToNotified::Dealloc);
     }
 }
+
+/// A wake racing the end of a poll is neither lost nor doubled: exactly one party
+/// schedules the task (the waker, or the poller that saw NOTIFIED), and the reference
+/// counts balance.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::{State, ToIdle, ToNotified, ToRunning};
+    use loom::sync::Arc;
+
+    #[test]
+    fn wake_during_poll_schedules_exactly_once() {
+        loom::model(|| {
+            let state = Arc::new(State::new());
+            assert_eq!(state.transition_to_running(), ToRunning::Success);
+            let waker = {
+                let state = state.clone();
+                state.ref_inc(); // the waker's reference
+                loom::thread::spawn(move || state.transition_to_notified_by_val())
+            };
+            let poller = state.transition_to_idle();
+            let woke = waker.join().unwrap();
+            let scheduled =
+                usize::from(poller == ToIdle::OkNotified) + usize::from(woke == ToNotified::Submit);
+            assert_eq!(scheduled, 1, "poller {poller:?}, waker {woke:?}");
+            // registry + join handle + the one Notified now queued
+            assert_eq!(state.load().ref_count(), 3);
+            assert!(state.load().is_notified());
+        });
+    }
+
+    #[test]
+    fn abort_racing_a_poll_is_seen_by_exactly_one_side() {
+        loom::model(|| {
+            let state = Arc::new(State::new());
+            assert_eq!(state.transition_to_running(), ToRunning::Success);
+            let aborter = {
+                let state = state.clone();
+                loom::thread::spawn(move || state.transition_to_notified_and_cancel())
+            };
+            let poller = state.transition_to_idle();
+            let submit = aborter.join().unwrap();
+            match poller {
+                // The poller saw CANCELLED and cancels the future itself.
+                ToIdle::Cancelled => assert!(!submit),
+                // Idle first: the aborter must schedule it so a worker cancels it.
+                ToIdle::Ok => {
+                    assert!(submit);
+                    assert_eq!(state.transition_to_running(), ToRunning::Cancelled);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+    }
+}
