@@ -197,13 +197,17 @@ impl WorkerContext {
     }
 
     /// Polls `task`, then whatever it put in the runnext slot, within one budget.
+    ///
+    /// Each poll is counted before it runs: whoever observes the task's completion then
+    /// also observes the count (the completion happens after it).
     fn run_task(&self, task: Notified) {
         self.transition_from_searching();
-        let mut polls = 1;
-        let mut runnext_polls = 0;
+        let m = self.metrics();
         coop::budget(|| {
             self.in_task.set(true);
+            WorkerMetrics::bump(&m.polls, 1);
             task.run();
+            let mut runnext_polls = 0;
             loop {
                 let next = self.core.borrow_mut().local.take_runnext();
                 let Some(next) = next else { break };
@@ -215,14 +219,12 @@ impl WorkerContext {
                     break;
                 }
                 runnext_polls += 1;
-                polls += 1;
+                WorkerMetrics::bump(&m.polls, 1);
+                WorkerMetrics::bump(&m.runnext_polls, 1);
                 next.run();
             }
             self.in_task.set(false);
         });
-        let m = self.metrics();
-        WorkerMetrics::bump(&m.polls, polls);
-        WorkerMetrics::bump(&m.runnext_polls, runnext_polls as u64);
         let forced = coop::take_forced_yields();
         if forced > 0 {
             WorkerMetrics::bump(&m.budget_forced_yields, forced);

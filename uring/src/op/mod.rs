@@ -35,6 +35,7 @@ use crate::shared::RingHandle;
 use crate::sync::Arc;
 
 mod fs;
+mod iov;
 mod misc;
 mod net;
 mod rw;

@@ -5,12 +5,9 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
 
+use super::iov::{fill_in_order, iovecs, iovecs_mut, len_u32, read_into};
 use super::{into_op_future, Cqe, MultishotOperation, Operation, SockAddr};
 use crate::buf::{IoBuf, IoBufMut};
-
-fn len_u32(n: usize) -> u32 {
-    n.min(u32::MAX as usize) as u32
-}
 
 /// Closes an fd the kernel produced for a future that no longer exists.
 pub(crate) fn close_orphan_fd(cqe: Cqe) {
@@ -52,13 +49,8 @@ unsafe impl<B: IoBufMut> Operation for Recv<B> {
             .build()
     }
 
-    fn complete(mut self, cqe: Cqe) -> Self::Output {
-        let result = cqe.io_result().map(|n| {
-            // SAFETY: the kernel wrote `n` bytes at the start of the buffer.
-            unsafe { self.buf.set_init(n as usize) };
-            n as usize
-        });
-        (result, self.buf)
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        read_into(self.buf, cqe)
     }
 }
 
@@ -177,14 +169,7 @@ unsafe impl<B: IoBufMut> Operation for RecvMsg<B> {
     type Output = (io::Result<(usize, SockAddr)>, Vec<B>);
 
     fn build(&mut self) -> squeue::Entry {
-        self.iovecs = self
-            .bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.stable_mut_ptr().cast(),
-                iov_len: b.bytes_total(),
-            })
-            .collect();
+        self.iovecs = iovecs_mut(&mut self.bufs);
         self.addr = SockAddr::empty();
         self.msghdr.msg_name = self.addr.as_mut_ptr().cast();
         self.msghdr.msg_namelen = self.addr.len;
@@ -197,13 +182,7 @@ unsafe impl<B: IoBufMut> Operation for RecvMsg<B> {
 
     fn complete(mut self, cqe: Cqe) -> Self::Output {
         let result = cqe.io_result().map(|n| {
-            let mut left = n as usize;
-            for buf in &mut self.bufs {
-                let here = left.min(buf.bytes_total());
-                // SAFETY: the kernel filled the iovecs in order; `here` bytes of this one.
-                unsafe { buf.set_init(here) };
-                left -= here;
-            }
+            fill_in_order(&mut self.bufs, n as usize);
             self.addr.len = self.msghdr.msg_namelen;
             (n as usize, self.addr.clone())
         });
@@ -245,14 +224,7 @@ unsafe impl<B: IoBuf> Operation for SendMsg<B> {
     type Output = (io::Result<usize>, Vec<B>);
 
     fn build(&mut self) -> squeue::Entry {
-        self.iovecs = self
-            .bufs
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.stable_ptr() as *mut libc::c_void,
-                iov_len: b.bytes_init(),
-            })
-            .collect();
+        self.iovecs = iovecs(&self.bufs);
         if let Some(addr) = &mut self.addr {
             self.msghdr.msg_name = addr.as_mut_ptr().cast();
             self.msghdr.msg_namelen = addr.len;

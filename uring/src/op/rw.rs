@@ -8,12 +8,9 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::iov::{fill_in_order, iovecs, iovecs_mut, len_u32, read_into};
 use super::{into_op_future, Cqe, Operation};
 use crate::buf::{IoBuf, IoBufMut};
-
-fn len_u32(n: usize) -> u32 {
-    n.min(u32::MAX as usize) as u32
-}
 
 /// `IORING_OP_READ`: reads into `buf` from its start, up to its capacity.
 ///
@@ -51,13 +48,8 @@ unsafe impl<B: IoBufMut> Operation for ReadAt<B> {
             .build()
     }
 
-    fn complete(mut self, cqe: Cqe) -> Self::Output {
-        let result = cqe.io_result().map(|n| {
-            // SAFETY: the kernel wrote `n` bytes at the start of the buffer.
-            unsafe { self.buf.set_init(n as usize) };
-            n as usize
-        });
-        (result, self.buf)
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        read_into(self.buf, cqe)
     }
 }
 
@@ -121,14 +113,7 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
     type Output = (io::Result<usize>, Vec<B>);
 
     fn build(&mut self) -> squeue::Entry {
-        self.iovecs = self
-            .bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.stable_mut_ptr().cast(),
-                iov_len: b.bytes_total(),
-            })
-            .collect();
+        self.iovecs = iovecs_mut(&mut self.bufs);
         opcode::Readv::new(
             types::Fd(self.fd),
             self.iovecs.as_ptr(),
@@ -140,13 +125,7 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
 
     fn complete(mut self, cqe: Cqe) -> Self::Output {
         let result = cqe.io_result().map(|n| {
-            let mut left = n as usize;
-            for buf in &mut self.bufs {
-                let here = left.min(buf.bytes_total());
-                // SAFETY: the kernel filled the iovecs in order; `here` bytes of this one.
-                unsafe { buf.set_init(here) };
-                left -= here;
-            }
+            fill_in_order(&mut self.bufs, n as usize);
             n as usize
         });
         (result, self.bufs)
@@ -182,14 +161,7 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
     type Output = (io::Result<usize>, Vec<B>);
 
     fn build(&mut self) -> squeue::Entry {
-        self.iovecs = self
-            .bufs
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.stable_ptr() as *mut libc::c_void,
-                iov_len: b.bytes_init(),
-            })
-            .collect();
+        self.iovecs = iovecs(&self.bufs);
         opcode::Writev::new(
             types::Fd(self.fd),
             self.iovecs.as_ptr(),
