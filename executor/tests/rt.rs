@@ -485,3 +485,21 @@ async fn the_test_macro_runs_on_a_runtime() {
     assert_eq!(uringo::spawn(async { 1 }).await.unwrap(), 1);
     assert_eq!(Handle::current().metrics().num_workers(), 2);
 }
+
+#[test]
+fn dropping_a_runtime_inside_another_runtimes_task_panics_clearly() {
+    let outer = rt(1);
+    let inner = rt(1);
+    let err = outer
+        .block_on(outer.spawn(async move {
+            drop(inner);
+        }))
+        .unwrap_err();
+    let payload = err.into_panic();
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(msg.contains("Cannot drop a uringo runtime"), "{msg}");
+}

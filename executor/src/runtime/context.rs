@@ -53,6 +53,11 @@ pub(crate) fn enter_driving() -> DrivingGuard {
     DrivingGuard(())
 }
 
+/// Whether this thread drives uringo tasks (a worker, or inside `block_on`).
+pub(crate) fn is_driving() -> bool {
+    DRIVING.try_with(|d| d.get()).unwrap_or(false)
+}
+
 #[must_use]
 pub(crate) struct DrivingGuard(());
 

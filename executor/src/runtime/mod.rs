@@ -188,6 +188,14 @@ impl Runtime {
     }
 
     fn shut_down(&mut self) {
+        if !self.workers.is_empty() && context::is_driving() && !std::thread::panicking() {
+            panic!(
+                "Cannot drop a uringo runtime from a thread that is driving uringo tasks (a \
+                 worker thread, or inside `block_on`): shutting down waits for the workers, \
+                 which would wait for this thread. Drop it outside the runtime, or move it \
+                 to `spawn_blocking`."
+            );
+        }
         let started = Instant::now();
         let shared = self.handle.shared();
         shared.begin_shutdown();
