@@ -2,8 +2,24 @@
 //!
 //! Each operation is submitted on the ring of the worker that polls it and consumes one
 //! unit of the task's cooperative budget. Buffers are passed by value and returned with
-//! the result, because the kernel owns them while the operation is in flight.
+//! the result, because the kernel owns them while the operation is in flight: dropping a
+//! future mid-operation cancels the op, and the buffer is freed only at its completion.
+//!
+//! | type | what |
+//! |---|---|
+//! | [`TcpListener`], [`TcpStream`], [`TcpSocket`] | TCP, with multishot accept and `SEND_ZC` |
+//! | [`UdpSocket`] | UDP |
+//! | [`UnixListener`], [`UnixStream`], [`UnixDatagram`] | unix-domain sockets |
+//! | [`split`] | read and write halves of a stream, borrowed or owned |
 
+mod accept;
+mod socket;
+pub mod split;
 mod tcp;
+mod udp;
+mod unix;
 
-pub use tcp::{TcpListener, TcpStream};
+pub use split::StreamSocket;
+pub use tcp::{Incoming, TcpListener, TcpSocket, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

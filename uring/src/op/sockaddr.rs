@@ -116,7 +116,9 @@ impl SockAddr {
         Ok(addr)
     }
 
-    pub(crate) fn as_ptr(&self) -> *const libc::sockaddr {
+    /// The raw `sockaddr`, valid for [`len`](Self::len) bytes while `self` lives (for
+    /// `bind(2)` and friends).
+    pub fn as_ptr(&self) -> *const libc::sockaddr {
         &self.storage as *const _ as *const libc::sockaddr
     }
 

@@ -1,0 +1,240 @@
+//! The byte-stream operations every uringo socket shares, written once over a raw fd.
+//!
+//! `TcpStream`, `UnixStream` and the split halves of both are thin wrappers that pass
+//! their fd here. Keeping the loops (write-all, read-exact, the zero-copy switch) in one
+//! place means one place decides what a partial failure gives back.
+//!
+//! Callers guarantee the fd stays open while an op they started is in flight: every
+//! wrapper holds the socket (or an `Arc` of it, or a borrow) for as long as its future
+//! lives, and the op layer keeps buffers until the CQE even if the future is dropped.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use uringo_uring::op::{Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};
+use uringo_uring::{IoBuf, IoBufMut, Op};
+
+use crate::runtime::coop::Coop;
+
+/// Receives into `buf` from its start up to its capacity. `Ok(0)` is end of stream.
+pub(crate) async fn read<B: IoBufMut>(fd: RawFd, buf: B) -> (io::Result<usize>, B) {
+    Coop::new(Op::new(Recv::new(fd, buf))).await
+}
+
+/// Like [`read`], but leaves the bytes in the socket (`MSG_PEEK`).
+pub(crate) async fn peek<B: IoBufMut>(fd: RawFd, buf: B) -> (io::Result<usize>, B) {
+    Coop::new(Op::new(Recv::new(fd, buf).flags(libc::MSG_PEEK))).await
+}
+
+/// Fills `buf` to its capacity; end of stream first is `UnexpectedEof`. The bytes read
+/// so far stay in the buffer either way.
+pub(crate) async fn read_exact<B: IoBufMut>(fd: RawFd, buf: B) -> (io::Result<()>, B) {
+    let total = buf.bytes_total();
+    let mut filled = buf.bytes_init().min(total);
+    let mut buf = buf;
+    while filled < total {
+        let (res, slice) = read(fd, buf.slice(filled..total)).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => {
+                let err = io::Error::new(io::ErrorKind::UnexpectedEof, "early end of stream");
+                return (Err(err), buf);
+            }
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return (Err(err), buf),
+        }
+    }
+    (Ok(()), buf)
+}
+
+/// Sends some of `buf`'s initialized bytes, zero-copy when the buffer is at least
+/// `zerocopy_from` bytes long. Returns how many were sent.
+pub(crate) async fn write<B: IoBuf>(
+    fd: RawFd,
+    buf: B,
+    zerocopy_from: Option<usize>,
+) -> (io::Result<usize>, B) {
+    match zerocopy_from {
+        Some(min) if buf.bytes_init() >= min => send_zc(fd, buf).await,
+        _ => Coop::new(Op::new(Send::new(fd, buf))).await,
+    }
+}
+
+/// `SEND_ZC`, falling back to a copying send where the kernel lacks it (6.0+; the op
+/// then fails with `EINVAL` before touching the buffer).
+pub(crate) async fn send_zc<B: IoBuf>(fd: RawFd, buf: B) -> (io::Result<usize>, B) {
+    let (res, buf) = Coop::new(Op::new(SendZc::new(fd, buf))).await;
+    match res {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+            Coop::new(Op::new(Send::new(fd, buf))).await
+        }
+        res => (res, buf),
+    }
+}
+
+/// Sends all of `buf`'s initialized bytes.
+pub(crate) async fn write_all<B: IoBuf>(
+    fd: RawFd,
+    buf: B,
+    zerocopy_from: Option<usize>,
+) -> (io::Result<()>, B) {
+    let total = buf.bytes_init();
+    let mut written = 0;
+    let mut buf = buf;
+    while written < total {
+        let (res, slice) = write(fd, buf.slice(written..total), zerocopy_from).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => {
+                let err = io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer");
+                return (Err(err), buf);
+            }
+            Ok(n) => written += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return (Err(err), buf),
+        }
+    }
+    (Ok(()), buf)
+}
+
+/// Scatter read: fills `bufs` in order.
+pub(crate) async fn readv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+    let (res, bufs) = Coop::new(Op::new(RecvMsg::new(fd, bufs))).await;
+    (res.map(|(n, _)| n), bufs)
+}
+
+/// Gather write: sends the initialized bytes of `bufs` in order, possibly partly.
+pub(crate) async fn writev<B: IoBuf>(fd: RawFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+    Coop::new(Op::new(SendMsg::new(fd, bufs, None))).await
+}
+
+/// Shuts down the read half, write half or both.
+pub(crate) async fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    Coop::new(Op::new(Shutdown::new(fd, how))).await
+}
+
+/// A fresh `SOCK_CLOEXEC` socket.
+pub(crate) fn new_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) returns a fresh fd or -1.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `listen(2)`.
+pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: u32) -> io::Result<()> {
+    let backlog = backlog.min(libc::c_int::MAX as u32) as libc::c_int;
+    // SAFETY: listen(2) on a socket the caller owns; it reads no memory of ours.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `setsockopt(2)` for a plain-data option value.
+pub(crate) fn set_opt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live `T` and we pass its exact size; the kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `getsockopt(2)` for a plain-data option value.
+pub(crate) fn get_opt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
+    let mut value = mem::MaybeUninit::<T>::zeroed();
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `value`, which has room for them.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            value.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised, then possibly overwritten by the kernel: every option we
+    // read (ints, `linger`) is valid for any bit pattern.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// `SO_LINGER`: `None` is off; `Some(d)` makes close wait up to `d` for unsent data
+/// (`Some(ZERO)` makes close send a reset instead).
+pub(crate) fn set_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()> {
+    let value = libc::linger {
+        l_onoff: linger.is_some() as libc::c_int,
+        l_linger: linger.map_or(0, |d| {
+            d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
+        }),
+    };
+    set_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER, value)
+}
+
+/// Reads `SO_LINGER` back.
+pub(crate) fn linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
+    let value: libc::linger = get_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER)?;
+    Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger as u64)))
+}
+
+/// Reads a boolean socket option.
+pub(crate) fn get_flag(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<bool> {
+    get_opt::<libc::c_int>(fd, level, name).map(|v| v != 0)
+}
+
+/// Sets a boolean socket option.
+pub(crate) fn set_flag(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    on: bool,
+) -> io::Result<()> {
+    set_opt(fd, level, name, on as libc::c_int)
+}
+
+/// `getsockname(2)` of an IP socket.
+pub(crate) fn local_addr(fd: BorrowedFd<'_>) -> io::Result<std::net::SocketAddr> {
+    use nix::sys::socket::{getsockname, SockaddrLike, SockaddrStorage};
+    let addr: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Ok(std::net::SocketAddrV4::from(*v4).into());
+    }
+    if let Some(v6) = addr.as_sockaddr_in6() {
+        return Ok(std::net::SocketAddrV6::from(*v6).into());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not an IP socket (address family {:?})", addr.family()),
+    ))
+}

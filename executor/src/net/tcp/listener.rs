@@ -1,0 +1,196 @@
+//! The TCP listener.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::task::{Context, Poll};
+
+use super::{TcpSocket, TcpStream};
+use crate::net::accept::{Acceptor, Backoff};
+
+/// Listen backlog of [`TcpListener::bind`]: large enough that a burst of connects is
+/// queued, not dropped (a dropped SYN costs the client a one-second retransmit).
+pub(crate) const DEFAULT_BACKLOG: u32 = 1024;
+
+/// A TCP socket server, listening for connections.
+///
+/// Accepts are served by one multishot accept per listener (one SQE for any number of
+/// connections). Running out of file descriptors does not stop the listener: `accept`
+/// logs a warning, backs off and continues once fds are free.
+///
+/// ```
+/// # let rt = uringo::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let listener = uringo::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let client = uringo::spawn(async move { uringo::net::TcpStream::connect(addr).await });
+///     let (_server_side, peer) = listener.accept().await.unwrap();
+///     let client = client.await.unwrap().unwrap();
+///     assert_eq!(peer, client.local_addr().unwrap());
+/// });
+/// ```
+pub struct TcpListener {
+    // Dropped first: the multishot accept is cancelled before the socket closes.
+    acceptor: Acceptor,
+    inner: std::net::TcpListener,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first resolved address that works) with `SO_REUSEADDR` and a
+    /// backlog of 1024. For `SO_REUSEPORT` or another backlog, use [`TcpSocket`].
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let mut last_err = None;
+        for addr in addr.to_socket_addrs()? {
+            let socket = match addr {
+                SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            socket.set_reuseaddr(true)?;
+            match socket
+                .bind(addr)
+                .and_then(|()| socket.listen(DEFAULT_BACKLOG))
+            {
+                Ok(listener) => return Ok(listener),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
+    }
+
+    /// Wraps a listening std socket.
+    pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
+        TcpListener {
+            acceptor: Acceptor::new(listener.as_raw_fd()),
+            inner: listener,
+        }
+    }
+
+    /// Gives back the std socket. A multishot accept in flight is cancelled; connections
+    /// it accepted that nobody took are closed.
+    pub fn into_std(self) -> std::net::TcpListener {
+        let TcpListener { acceptor, inner } = self;
+        drop(acceptor);
+        inner
+    }
+
+    /// Accepts a connection; the peer's address comes with it.
+    ///
+    /// Dropping the future loses nothing: a connection accepted after that is handed to
+    /// the next `accept` on this listener.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let mut backoff = Backoff::default();
+        poll_fn(|cx| self.poll_accept_inner(cx, &mut backoff)).await
+    }
+
+    fn poll_accept_inner(
+        &self,
+        cx: &mut Context<'_>,
+        backoff: &mut Backoff,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let fd = std::task::ready!(self.acceptor.poll_accept(cx, backoff))?;
+        let stream = TcpStream::from_std(std::net::TcpStream::from(fd));
+        // Multishot accept does not return the address; getpeername is a cheap syscall.
+        // It fails (ENOTCONN) only if the peer already reset: report that connection's
+        // error, the listener is fine.
+        Poll::Ready(stream.peer_addr().map(|addr| (stream, addr)))
+    }
+
+    /// A stream of incoming connections: `while let Some(conn) = incoming.next().await`.
+    /// It never ends by itself.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            listener: self,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+/// Connections as they arrive, from [`TcpListener::incoming`].
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+    backoff: Backoff,
+}
+
+impl Incoming<'_> {
+    /// The next connection. Never `None`; the `Option` matches `Stream::poll_next`.
+    pub async fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Polls for the next connection (for hand-written futures and `Stream`
+    /// adapters; keep the `Incoming` alive between polls, it holds the back-off timer).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<TcpStream>>> {
+        self.listener
+            .poll_accept_inner(cx, &mut self.backoff)
+            .map(|res| Some(res.map(|(stream, _)| stream)))
+    }
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("listener", &self.listener)
+            .finish()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl IntoRawFd for TcpListener {
+    fn into_raw_fd(self) -> RawFd {
+        self.into_std().into_raw_fd()
+    }
+}
+
+impl FromRawFd for TcpListener {
+    /// # Safety
+    /// `fd` must be an open listening TCP socket that nothing else owns.
+    unsafe fn from_raw_fd(fd: RawFd) -> TcpListener {
+        // SAFETY: the caller's contract is exactly std's.
+        TcpListener::from_std(unsafe { std::net::TcpListener::from_raw_fd(fd) })
+    }
+}
+
+impl From<OwnedFd> for TcpListener {
+    fn from(fd: OwnedFd) -> TcpListener {
+        TcpListener::from_std(std::net::TcpListener::from(fd))
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
