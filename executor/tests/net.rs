@@ -623,3 +623,52 @@ fn dropping_a_copy_mid_flight_leaves_streams_usable() {
         });
     });
 }
+
+/// A read polled once (its SQE queued, not yet seen by the kernel), then dropped with
+/// its socket in the same tick: the fd number must not be reusable before the kernel is
+/// done with the orphaned op, or that op would eat the next socket's bytes.
+#[test]
+fn an_orphaned_op_never_reads_a_reused_fd_number() {
+    use std::future::Future;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::task::Poll;
+
+    let rt = rt(1);
+    let stolen = rt.block_on(async {
+        uringo::spawn(async {
+            let mut stolen = 0;
+            for _ in 0..20 {
+                let (a, _a_peer) = UnixStream::pair().unwrap();
+                let old_fd = a.as_raw_fd();
+                let mut read = Box::pin(a.read(Vec::with_capacity(64)));
+                std::future::poll_fn(|cx| {
+                    assert!(read.as_mut().poll(cx).is_pending());
+                    Poll::Ready(())
+                })
+                .await;
+                drop(read);
+                drop(a);
+                // Still in the same tick: the recv SQE has not been submitted yet.
+                let (b, mut b_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+                b_peer.write_all(b"for b only").unwrap();
+                let b = UnixStream::from_std(b);
+                let reused = b.as_raw_fd() == old_fd || b_peer.as_raw_fd() == old_fd;
+                let read = b.read_exact(Vec::with_capacity(10));
+                let (res, buf) = uringo::time::timeout(Duration::from_secs(5), read)
+                    .await
+                    .unwrap_or_else(|_| panic!("b's bytes were taken (fd reused: {reused})"));
+                res.unwrap();
+                assert_eq!(buf, b"for b only");
+                stolen += reused as usize;
+            }
+            stolen
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        stolen, 0,
+        "an fd number was reused while an op still named it"
+    );
+}

@@ -10,8 +10,8 @@
 //!   then splices; with data queued, `tcp_splice_read` returns what is there at once.
 //! * io-wq resolves the fd numbers when it runs the request, not when we submit it. A
 //!   future dropped mid-copy must not let a closed-and-reused fd number receive the
-//!   bytes, so the copy works on `dup`s of both sockets and every op holds (`Anchored`)
-//!   the fds it names until its completion.
+//!   bytes, so the copy works on `dup`s of both sockets and every op holds
+//!   ([`Anchored`]) the fds and pipe it names until its completion.
 //! * A pipe holds 64 KiB by default; every byte spliced into it is spliced out before
 //!   the next read, so a pipe is empty between rounds and returns to a pool when its
 //!   direction ends cleanly.
@@ -28,7 +28,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use uringo_uring::op::{Cqe, Operation, PollAdd, Recv, Send, Shutdown, Splice};
+use uringo_uring::op::{Anchored, Operation, PollAdd, Recv, Send, Shutdown, Splice};
 use uringo_uring::{IoBuf, Op};
 
 use super::pipe::Pipe;
@@ -197,40 +197,6 @@ fn is_retry(err: &io::Error) -> bool {
 
 async fn run<T: Operation>(op: T) -> T::Output {
     Coop::new(Op::new(op)).await
-}
-
-/// An op plus what must outlive it: the fds (and pipes) its SQE names by number, which
-/// io-wq looks up only when it runs the request.
-struct Anchored<T, A> {
-    op: T,
-    _anchor: A,
-}
-
-impl<T, A> Anchored<T, A> {
-    fn new(op: T, anchor: A) -> Self {
-        Anchored {
-            op,
-            _anchor: anchor,
-        }
-    }
-}
-
-// SAFETY: delegates to `T`, whose SQE points only into `op`, which sits in the op cell
-// with `self` until the final CQE; the anchor adds no pointers to the SQE.
-unsafe impl<T: Operation, A: std::marker::Send + Unpin + 'static> Operation for Anchored<T, A> {
-    type Output = T::Output;
-
-    fn build(&mut self) -> io_uring::squeue::Entry {
-        self.op.build()
-    }
-
-    fn complete(self, cqe: Cqe) -> T::Output {
-        self.op.complete(cqe)
-    }
-
-    fn orphaned(self, cqe: Cqe) {
-        self.op.orphaned(cqe)
-    }
 }
 
 #[cfg(test)]

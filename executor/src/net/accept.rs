@@ -21,15 +21,16 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use uringo_uring::op::AcceptMulti;
+use uringo_uring::op::{AcceptMulti, Anchored};
 use uringo_uring::Multishot;
 
+use super::socket::SharedFd;
 use crate::runtime::coop;
 use crate::time::Sleep;
 
@@ -38,13 +39,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The accept side of a listening socket (TCP or Unix).
 pub(crate) struct Acceptor {
-    fd: RawFd,
+    /// The listening socket, anchored to each multishot accept (see `socket::SharedFd`).
+    fd: SharedFd,
     state: Mutex<State>,
     waiters: Arc<Waiters>,
 }
 
 struct State {
-    stream: Option<Multishot<AcceptMulti>>,
+    stream: Option<Multishot<Anchored<AcceptMulti, SharedFd>>>,
 }
 
 /// Wakers of every task waiting for a connection; woken all at once.
@@ -90,9 +92,8 @@ pub(crate) struct Backoff {
 }
 
 impl Acceptor {
-    /// Accepts on listening socket `fd`, which the caller keeps open for as long as the
-    /// acceptor lives.
-    pub(crate) fn new(fd: RawFd) -> Acceptor {
+    /// Accepts on listening socket `fd`.
+    pub(crate) fn new(fd: SharedFd) -> Acceptor {
         Acceptor {
             fd,
             state: Mutex::new(State { stream: None }),
@@ -126,7 +127,7 @@ impl Acceptor {
                         .map_or(BACKOFF_FIRST, |d| (d * 2).min(BACKOFF_MAX));
                     backoff.delay = Some(delay);
                     tracing::warn!(
-                        fd = self.fd,
+                        fd = self.fd.as_raw_fd(),
                         error = %err,
                         retry_in_ms = delay.as_millis() as u64,
                         "accept failed for lack of resources; backing off, the listener stays open"
@@ -144,9 +145,9 @@ impl Acceptor {
         let mut fan_out_cx = Context::from_waker(&fan_out);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let stream = state
-                .stream
-                .get_or_insert_with(|| AcceptMulti::new(self.fd));
+            let stream = state.stream.get_or_insert_with(|| {
+                Anchored::multishot(AcceptMulti::op(self.fd.as_raw_fd()), self.fd.clone())
+            });
             match stream.poll_next(&mut fan_out_cx) {
                 Poll::Ready(Some(item)) => {
                     drop(state);

@@ -10,27 +10,41 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use uringo_uring::op::{Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};
+use std::sync::Arc;
+
+use uringo_uring::op::{
+    Anchored, Connect, Operation, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown, SockAddr,
+};
 use uringo_uring::{IoBuf, IoBufMut, Op};
 
 use crate::runtime::coop::Coop;
 
+/// A socket as the ops in flight on it hold it: every op keeps a clone until its final
+/// CQE, so the fd is never closed while an SQE still names it (see
+/// `uringo_uring::op::Anchored` for the fd-reuse race this prevents).
+pub(crate) type SharedFd = Arc<dyn AsRawFd + std::marker::Send + Sync>;
+
+/// Submits `op` with `fd` anchored to it.
+pub(crate) async fn run<T: Operation>(fd: &SharedFd, op: T) -> T::Output {
+    Coop::new(Op::new(Anchored::new(op, fd.clone()))).await
+}
+
 /// Receives into `buf` from its start up to its capacity. `Ok(0)` is end of stream.
-pub(crate) async fn read<B: IoBufMut>(fd: RawFd, buf: B) -> (io::Result<usize>, B) {
-    Coop::new(Op::new(Recv::new(fd, buf))).await
+pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
+    run(fd, Recv::new(fd.as_raw_fd(), buf)).await
 }
 
 /// Like [`read`], but leaves the bytes in the socket (`MSG_PEEK`).
-pub(crate) async fn peek<B: IoBufMut>(fd: RawFd, buf: B) -> (io::Result<usize>, B) {
-    Coop::new(Op::new(Recv::new(fd, buf).flags(libc::MSG_PEEK))).await
+pub(crate) async fn peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
+    run(fd, Recv::new(fd.as_raw_fd(), buf).flags(libc::MSG_PEEK)).await
 }
 
 /// Fills `buf` to its capacity; end of stream first is `UnexpectedEof`. The bytes read
 /// so far stay in the buffer either way.
-pub(crate) async fn read_exact<B: IoBufMut>(fd: RawFd, buf: B) -> (io::Result<()>, B) {
+pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<()>, B) {
     let total = buf.bytes_total();
     let mut filled = buf.bytes_init().min(total);
     let mut buf = buf;
@@ -53,23 +67,23 @@ pub(crate) async fn read_exact<B: IoBufMut>(fd: RawFd, buf: B) -> (io::Result<()
 /// Sends some of `buf`'s initialized bytes, zero-copy when the buffer is at least
 /// `zerocopy_from` bytes long. Returns how many were sent.
 pub(crate) async fn write<B: IoBuf>(
-    fd: RawFd,
+    fd: &SharedFd,
     buf: B,
     zerocopy_from: Option<usize>,
 ) -> (io::Result<usize>, B) {
     match zerocopy_from {
         Some(min) if buf.bytes_init() >= min => send_zc(fd, buf).await,
-        _ => Coop::new(Op::new(Send::new(fd, buf))).await,
+        _ => run(fd, Send::new(fd.as_raw_fd(), buf)).await,
     }
 }
 
 /// `SEND_ZC`, falling back to a copying send where the kernel lacks it (6.0+; the op
 /// then fails with `EINVAL` before touching the buffer).
-pub(crate) async fn send_zc<B: IoBuf>(fd: RawFd, buf: B) -> (io::Result<usize>, B) {
-    let (res, buf) = Coop::new(Op::new(SendZc::new(fd, buf))).await;
+pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
+    let (res, buf) = run(fd, SendZc::new(fd.as_raw_fd(), buf)).await;
     match res {
         Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-            Coop::new(Op::new(Send::new(fd, buf))).await
+            run(fd, Send::new(fd.as_raw_fd(), buf)).await
         }
         res => (res, buf),
     }
@@ -77,7 +91,7 @@ pub(crate) async fn send_zc<B: IoBuf>(fd: RawFd, buf: B) -> (io::Result<usize>, 
 
 /// Sends all of `buf`'s initialized bytes.
 pub(crate) async fn write_all<B: IoBuf>(
-    fd: RawFd,
+    fd: &SharedFd,
     buf: B,
     zerocopy_from: Option<usize>,
 ) -> (io::Result<()>, B) {
@@ -101,20 +115,84 @@ pub(crate) async fn write_all<B: IoBuf>(
 }
 
 /// Scatter read: fills `bufs` in order.
-pub(crate) async fn readv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-    let (res, bufs) = Coop::new(Op::new(RecvMsg::new(fd, bufs))).await;
+pub(crate) async fn readv<B: IoBufMut>(fd: &SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+    let (res, bufs) = run(fd, RecvMsg::new(fd.as_raw_fd(), bufs)).await;
     (res.map(|(n, _)| n), bufs)
 }
 
 /// Gather write: sends the initialized bytes of `bufs` in order, possibly partly.
-pub(crate) async fn writev<B: IoBuf>(fd: RawFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-    Coop::new(Op::new(SendMsg::new(fd, bufs, None))).await
+pub(crate) async fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+    run(fd, SendMsg::new(fd.as_raw_fd(), bufs, None)).await
 }
 
 /// Shuts down the read half, write half or both.
-pub(crate) async fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
-    Coop::new(Op::new(Shutdown::new(fd, how))).await
+pub(crate) async fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> io::Result<()> {
+    run(fd, Shutdown::new(fd.as_raw_fd(), how)).await
 }
+
+/// One datagram to `addr` (or the connected peer when `None`).
+pub(crate) async fn send_to<B: IoBuf>(
+    fd: &SharedFd,
+    buf: B,
+    addr: Option<SockAddr>,
+) -> (io::Result<usize>, B) {
+    let (res, mut bufs) = run(fd, SendMsg::new(fd.as_raw_fd(), vec![buf], addr)).await;
+    (
+        res,
+        bufs.pop().expect("the op gives back the buffer it took"),
+    )
+}
+
+/// One datagram and its sender.
+pub(crate) async fn recv_from<B: IoBufMut>(
+    fd: &SharedFd,
+    buf: B,
+) -> (io::Result<(usize, SockAddr)>, B) {
+    let (res, mut bufs) = run(fd, RecvMsg::new(fd.as_raw_fd(), vec![buf])).await;
+    (
+        res,
+        bufs.pop().expect("the op gives back the buffer it took"),
+    )
+}
+
+/// Connects `fd` to `addr` through the ring.
+pub(crate) async fn connect(fd: OwnedFd, addr: SockAddr) -> io::Result<OwnedFd> {
+    let fd: Arc<OwnedFd> = Arc::new(fd);
+    let shared: SharedFd = fd.clone();
+    run(&shared, Connect::new(fd.as_raw_fd(), addr)).await?;
+    drop(shared);
+    // The op completed, so it no longer holds its clone.
+    Ok(Arc::try_unwrap(fd).expect("a completed op releases its anchor"))
+}
+
+/// The std socket out of its `Arc`: unwrapped when no op holds it any more, else a
+/// `dup` of it (the original closes when the last op in flight completes).
+pub(crate) fn unshare<S: TryClone>(inner: Arc<S>) -> io::Result<S> {
+    Arc::try_unwrap(inner).or_else(|shared| shared.try_clone())
+}
+
+/// `try_clone` of std's socket types.
+pub(crate) trait TryClone: Sized {
+    fn try_clone(&self) -> io::Result<Self>;
+}
+
+macro_rules! try_clone {
+    ($($ty:ty),*) => {$(
+        impl TryClone for $ty {
+            fn try_clone(&self) -> io::Result<Self> {
+                <$ty>::try_clone(self)
+            }
+        }
+    )*};
+}
+try_clone!(
+    std::net::TcpStream,
+    std::net::TcpListener,
+    std::net::UdpSocket,
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixListener,
+    std::os::unix::net::UnixDatagram
+);
 
 /// A fresh `SOCK_CLOEXEC` socket.
 pub(crate) fn new_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {

@@ -16,7 +16,11 @@ use uringo_uring::{IoBuf, IoBufMut};
 use super::socket;
 
 mod sealed {
-    pub trait Sealed {}
+    /// What the shared stream methods need from a stream; private to uringo.
+    pub trait Sealed {
+        /// The socket as ops in flight hold it (`socket::SharedFd`).
+        fn shared_fd(&self) -> crate::net::socket::SharedFd;
+    }
 }
 
 /// A connected stream socket uringo can split and splice: [`TcpStream`] and
@@ -84,51 +88,69 @@ pub(crate) fn into_split<S: AsRawFd>(stream: S) -> (OwnedReadHalf<S>, OwnedWrite
 }
 
 /// The read operations of every stream type and read half. The type provides
-/// `fn fd(&self) -> RawFd`.
+/// `fn stream(&self) -> &impl StreamSocket`.
 macro_rules! read_methods {
     () => {
         /// Reads into `buf` (from its start, up to its capacity). `Ok(0)` is end of
         /// stream. Dropping the future cancels the read; bytes it had received are lost.
         pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-            crate::net::socket::read(self.fd(), buf).await
+            crate::net::socket::read(&crate::net::split::Sealed::shared_fd(self.stream()), buf)
+                .await
         }
 
         /// Reads until `buf` is full (to its capacity); end of stream first is
         /// `UnexpectedEof`, with the bytes read so far in the buffer.
         pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> (io::Result<()>, B) {
-            crate::net::socket::read_exact(self.fd(), buf).await
+            crate::net::socket::read_exact(
+                &crate::net::split::Sealed::shared_fd(self.stream()),
+                buf,
+            )
+            .await
         }
 
         /// Reads into several buffers, filling each before the next.
         pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-            crate::net::socket::readv(self.fd(), bufs).await
+            crate::net::socket::readv(&crate::net::split::Sealed::shared_fd(self.stream()), bufs)
+                .await
         }
 
         /// Reads without removing the bytes from the socket (`MSG_PEEK`).
         pub async fn peek<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-            crate::net::socket::peek(self.fd(), buf).await
+            crate::net::socket::peek(&crate::net::split::Sealed::shared_fd(self.stream()), buf)
+                .await
         }
     };
 }
 
 /// The write operations of every stream type and write half. The type provides
-/// `fn fd(&self) -> RawFd` and `fn stream(&self) -> &impl StreamSocket`.
+/// `fn stream(&self) -> &impl StreamSocket`.
 macro_rules! write_methods {
     () => {
         /// Writes some of `buf`'s initialized bytes; returns how many. Dropping the future
         /// cancels the write; some bytes may have been sent.
         pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-            crate::net::socket::write(self.fd(), buf, self.stream().zerocopy_threshold()).await
+            crate::net::socket::write(
+                &crate::net::split::Sealed::shared_fd(self.stream()),
+                buf,
+                self.stream().zerocopy_threshold(),
+            )
+            .await
         }
 
         /// Writes all of `buf`'s initialized bytes. On error, some may have been sent.
         pub async fn write_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
-            crate::net::socket::write_all(self.fd(), buf, self.stream().zerocopy_threshold()).await
+            crate::net::socket::write_all(
+                &crate::net::split::Sealed::shared_fd(self.stream()),
+                buf,
+                self.stream().zerocopy_threshold(),
+            )
+            .await
         }
 
         /// Writes several buffers in order, possibly partly; returns how many bytes.
         pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-            crate::net::socket::writev(self.fd(), bufs).await
+            crate::net::socket::writev(&crate::net::split::Sealed::shared_fd(self.stream()), bufs)
+                .await
         }
     };
 }
@@ -139,22 +161,19 @@ macro_rules! shutdown_write {
     () => {
         /// Shuts down the write direction: the peer reads end of stream.
         pub async fn shutdown(&self) -> io::Result<()> {
-            socket::shutdown(self.fd(), std::net::Shutdown::Write).await
+            socket::shutdown(&Sealed::shared_fd(self.stream()), std::net::Shutdown::Write).await
         }
     };
 }
 
 impl<S: StreamSocket> ReadHalf<'_, S> {
-    fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+    fn stream(&self) -> &S {
+        self.0
     }
     read_methods!();
 }
 
 impl<S: StreamSocket> WriteHalf<'_, S> {
-    fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
     fn stream(&self) -> &S {
         self.0
     }
@@ -163,8 +182,8 @@ impl<S: StreamSocket> WriteHalf<'_, S> {
 }
 
 impl<S: StreamSocket> OwnedReadHalf<S> {
-    fn fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
+    fn stream(&self) -> &S {
+        &self.inner
     }
     read_methods!();
 
@@ -175,9 +194,6 @@ impl<S: StreamSocket> OwnedReadHalf<S> {
 }
 
 impl<S: StreamSocket> OwnedWriteHalf<S> {
-    fn fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
     fn stream(&self) -> &S {
         &self.inner
     }

@@ -3,12 +3,14 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use uringo_uring::op::{Recv, RecvMsg, Send, SendMsg, SockAddr};
-use uringo_uring::{IoBuf, IoBufMut, Op};
+use std::sync::Arc;
 
-use crate::runtime::coop::Coop;
+use uringo_uring::op::SockAddr;
+use uringo_uring::{IoBuf, IoBufMut};
+
+use super::socket;
 
 /// A UDP socket. Datagrams go in and out of owned buffers, through the ring.
 ///
@@ -26,7 +28,8 @@ use crate::runtime::coop::Coop;
 /// });
 /// ```
 pub struct UdpSocket {
-    inner: std::net::UdpSocket,
+    /// Shared with the ops in flight (see `socket::SharedFd`).
+    inner: Arc<std::net::UdpSocket>,
 }
 
 impl UdpSocket {
@@ -37,12 +40,15 @@ impl UdpSocket {
 
     /// Wraps a std socket.
     pub fn from_std(socket: std::net::UdpSocket) -> UdpSocket {
-        UdpSocket { inner: socket }
+        UdpSocket {
+            inner: Arc::new(socket),
+        }
     }
 
-    /// Gives back the std socket.
-    pub fn into_std(self) -> std::net::UdpSocket {
-        self.inner
+    /// Gives back the std socket (a `dup` of it if an op of a dropped future is still
+    /// in flight).
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        socket::unshare(self.inner)
     }
 
     /// Sets the default peer: `send` goes there and `recv` only takes its datagrams.
@@ -53,19 +59,13 @@ impl UdpSocket {
 
     /// Sends one datagram to `target`; returns the bytes sent.
     pub async fn send_to<B: IoBuf>(&self, buf: B, target: SocketAddr) -> (io::Result<usize>, B) {
-        let op = SendMsg::new(self.fd(), vec![buf], Some(SockAddr::from(target)));
-        let (res, mut bufs) = Coop::new(Op::new(op)).await;
-        (
-            res,
-            bufs.pop().expect("the op gives back the buffer it took"),
-        )
+        socket::send_to(&self.shared_fd(), buf, Some(SockAddr::from(target))).await
     }
 
     /// Receives one datagram and its sender. A datagram longer than the buffer's
     /// capacity is truncated (the rest is discarded, as with `recvfrom`).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> (io::Result<(usize, SocketAddr)>, B) {
-        let (res, mut bufs) = Coop::new(Op::new(RecvMsg::new(self.fd(), vec![buf]))).await;
-        let buf = bufs.pop().expect("the op gives back the buffer it took");
+        let (res, buf) = socket::recv_from(&self.shared_fd(), buf).await;
         let res = res.and_then(|(n, addr)| {
             let addr = addr.as_socket().ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "datagram from a non-IP address")
@@ -77,21 +77,21 @@ impl UdpSocket {
 
     /// Sends one datagram to the connected peer.
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        Coop::new(Op::new(Send::new(self.fd(), buf))).await
+        socket::write(&self.shared_fd(), buf, None).await
     }
 
     /// Receives one datagram from the connected peer.
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        Coop::new(Op::new(Recv::new(self.fd(), buf))).await
+        socket::read(&self.shared_fd(), buf).await
     }
 
     /// Receives the next datagram without taking it off the queue.
     pub async fn peek<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        Coop::new(Op::new(Recv::new(self.fd(), buf).flags(libc::MSG_PEEK))).await
+        socket::peek(&self.shared_fd(), buf).await
     }
 
-    fn fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
+    fn shared_fd(&self) -> socket::SharedFd {
+        self.inner.clone()
     }
 
     /// The local address.
@@ -164,12 +164,6 @@ impl AsRawFd for UdpSocket {
 impl AsFd for UdpSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UdpSocket {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
     }
 }
 

@@ -34,6 +34,7 @@ use crate::context::{self, Target};
 use crate::shared::RingHandle;
 use crate::sync::Arc;
 
+mod anchored;
 mod fs;
 mod iov;
 mod misc;
@@ -41,6 +42,7 @@ mod net;
 mod rw;
 mod sockaddr;
 
+pub use anchored::Anchored;
 pub use fs::{Close, Fsync, OpenAt, Statx};
 pub use misc::{AsyncCancel, MsgRing, Nop, PollAdd, PollAddMulti, Splice, Timeout};
 pub use net::{Accept, AcceptMulti, Connect, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};

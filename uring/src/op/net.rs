@@ -299,7 +299,12 @@ pub struct AcceptMulti {
 impl AcceptMulti {
     /// Accepts repeatedly on listening socket `fd`.
     pub fn new(fd: RawFd) -> super::Multishot<AcceptMulti> {
-        super::Multishot::new(Self { fd })
+        super::Multishot::new(Self::op(fd))
+    }
+
+    /// The op itself, to wrap before it becomes a stream (e.g. in [`super::Anchored`]).
+    pub fn op(fd: RawFd) -> AcceptMulti {
+        Self { fd }
     }
 }
 

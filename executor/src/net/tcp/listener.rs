@@ -4,11 +4,13 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::{TcpSocket, TcpStream};
 use crate::net::accept::{Acceptor, Backoff};
+use crate::net::socket;
 
 /// Listen backlog of [`TcpListener::bind`]: large enough that a burst of connects is
 /// queued, not dropped (a dropped SYN costs the client a one-second retransmit).
@@ -34,7 +36,7 @@ pub(crate) const DEFAULT_BACKLOG: u32 = 1024;
 pub struct TcpListener {
     // Dropped first: the multishot accept is cancelled before the socket closes.
     acceptor: Acceptor,
-    inner: std::net::TcpListener,
+    inner: Arc<std::net::TcpListener>,
 }
 
 impl TcpListener {
@@ -66,18 +68,19 @@ impl TcpListener {
 
     /// Wraps a listening std socket.
     pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
+        let listener = Arc::new(listener);
         TcpListener {
-            acceptor: Acceptor::new(listener.as_raw_fd()),
+            acceptor: Acceptor::new(listener.clone()),
             inner: listener,
         }
     }
 
     /// Gives back the std socket. A multishot accept in flight is cancelled; connections
     /// it accepted that nobody took are closed.
-    pub fn into_std(self) -> std::net::TcpListener {
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
         let TcpListener { acceptor, inner } = self;
         drop(acceptor);
-        inner
+        socket::unshare(inner)
     }
 
     /// Accepts a connection; the peer's address comes with it.
@@ -165,12 +168,6 @@ impl AsRawFd for TcpListener {
 impl AsFd for TcpListener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpListener {
-    fn into_raw_fd(self) -> RawFd {
-        self.into_std().into_raw_fd()
     }
 }
 

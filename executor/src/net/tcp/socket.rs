@@ -5,12 +5,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use uringo_uring::op::Connect;
-use uringo_uring::Op;
-
 use super::{TcpListener, TcpStream};
 use crate::net::socket;
-use crate::runtime::coop::Coop;
 
 /// A TCP socket to configure before it listens or connects (tokio's `TcpSocket`).
 ///
@@ -120,8 +116,8 @@ impl TcpSocket {
 
     /// Connects to `addr` through the ring.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
-        Coop::new(Op::new(Connect::new(self.fd.as_raw_fd(), addr))).await?;
-        Ok(TcpStream::from_std(std::net::TcpStream::from(self.fd)))
+        let fd = socket::connect(self.fd, addr.into()).await?;
+        Ok(TcpStream::from(fd))
     }
 }
 

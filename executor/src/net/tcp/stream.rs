@@ -3,15 +3,18 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uringo_uring::{IoBuf, IoBufMut};
 
 use super::TcpSocket;
 use crate::net::socket;
-use crate::net::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, StreamSocket, WriteHalf};
+use crate::net::split::{
+    self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Sealed as _, StreamSocket, WriteHalf,
+};
 
 /// `zerocopy` is off.
 const ZEROCOPY_OFF: usize = usize::MAX;
@@ -43,7 +46,8 @@ const ZEROCOPY_OFF: usize = usize::MAX;
 /// });
 /// ```
 pub struct TcpStream {
-    inner: std::net::TcpStream,
+    /// Shared with the ops in flight (see `socket::SharedFd`).
+    inner: Arc<std::net::TcpStream>,
     zerocopy_from: AtomicUsize,
 }
 
@@ -75,18 +79,16 @@ impl TcpStream {
     /// Wraps a connected std socket (blocking or not: uringo never blocks on it).
     pub fn from_std(stream: std::net::TcpStream) -> TcpStream {
         TcpStream {
-            inner: stream,
+            inner: Arc::new(stream),
             zerocopy_from: AtomicUsize::new(ZEROCOPY_OFF),
         }
     }
 
-    /// Gives back the std socket.
-    pub fn into_std(self) -> std::net::TcpStream {
-        self.inner
-    }
-
-    fn fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
+    /// Gives back the std socket. If an op of a dropped future is still in flight, this
+    /// is a `dup` of the socket (the original fd closes when that op completes), which
+    /// can fail with `EMFILE`.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        socket::unshare(self.inner)
     }
 
     crate::net::split::read_methods!();
@@ -101,7 +103,7 @@ impl TcpStream {
     /// for large buffers (tens of KiB and up); on kernels without `SEND_ZC` (< 6.0) it
     /// falls back to a copying send.
     pub async fn write_zc<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        socket::send_zc(self.fd(), buf).await
+        socket::send_zc(&self.shared_fd(), buf).await
     }
 
     /// Makes [`write`](Self::write) and [`write_all`](Self::write_all) use `SEND_ZC`
@@ -113,7 +115,7 @@ impl TcpStream {
 
     /// Shuts down the read half, write half or both.
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        socket::shutdown(self.fd(), how).await
+        socket::shutdown(&self.shared_fd(), how).await
     }
 
     /// Borrowed read and write halves, usable at once (for example in `join`).
@@ -202,7 +204,11 @@ impl TcpStream {
     }
 }
 
-impl split::Sealed for TcpStream {}
+impl split::Sealed for TcpStream {
+    fn shared_fd(&self) -> socket::SharedFd {
+        self.inner.clone()
+    }
+}
 
 impl StreamSocket for TcpStream {
     fn zerocopy_threshold(&self) -> Option<usize> {
@@ -220,12 +226,6 @@ impl AsRawFd for TcpStream {
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpStream {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
     }
 }
 

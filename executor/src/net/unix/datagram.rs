@@ -2,13 +2,15 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use uringo_uring::op::{Recv, RecvMsg, Send, SendMsg, SockAddr};
-use uringo_uring::{IoBuf, IoBufMut, Op};
+use std::sync::Arc;
 
-use crate::runtime::coop::Coop;
+use uringo_uring::op::SockAddr;
+use uringo_uring::{IoBuf, IoBufMut};
+
+use crate::net::socket;
 
 /// A unix-domain datagram socket.
 ///
@@ -23,7 +25,8 @@ use crate::runtime::coop::Coop;
 /// });
 /// ```
 pub struct UnixDatagram {
-    inner: std::os::unix::net::UnixDatagram,
+    /// Shared with the ops in flight (see `socket::SharedFd`).
+    inner: Arc<std::os::unix::net::UnixDatagram>,
 }
 
 impl UnixDatagram {
@@ -46,12 +49,15 @@ impl UnixDatagram {
 
     /// Wraps a std socket.
     pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> UnixDatagram {
-        UnixDatagram { inner: socket }
+        UnixDatagram {
+            inner: Arc::new(socket),
+        }
     }
 
-    /// Gives back the std socket.
-    pub fn into_std(self) -> std::os::unix::net::UnixDatagram {
-        self.inner
+    /// Gives back the std socket (a `dup` of it if an op of a dropped future is still
+    /// in flight).
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixDatagram> {
+        socket::unshare(self.inner)
     }
 
     /// Sets the default peer (completes at once: nothing is sent).
@@ -59,8 +65,8 @@ impl UnixDatagram {
         self.inner.connect(path)
     }
 
-    fn fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
+    fn shared_fd(&self) -> socket::SharedFd {
+        self.inner.clone()
     }
 
     /// Sends one datagram to the socket bound at `path`.
@@ -73,32 +79,23 @@ impl UnixDatagram {
             Ok(addr) => addr,
             Err(err) => return (Err(err), buf),
         };
-        let (res, mut bufs) =
-            Coop::new(Op::new(SendMsg::new(self.fd(), vec![buf], Some(addr)))).await;
-        (
-            res,
-            bufs.pop().expect("the op gives back the buffer it took"),
-        )
+        socket::send_to(&self.shared_fd(), buf, Some(addr)).await
     }
 
     /// Receives one datagram and the sender's address (empty when the sender is
     /// unbound: check [`SockAddr::as_unix_path`]).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> (io::Result<(usize, SockAddr)>, B) {
-        let (res, mut bufs) = Coop::new(Op::new(RecvMsg::new(self.fd(), vec![buf]))).await;
-        (
-            res,
-            bufs.pop().expect("the op gives back the buffer it took"),
-        )
+        socket::recv_from(&self.shared_fd(), buf).await
     }
 
     /// Sends one datagram to the connected peer.
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        Coop::new(Op::new(Send::new(self.fd(), buf))).await
+        socket::write(&self.shared_fd(), buf, None).await
     }
 
     /// Receives one datagram (truncated to the buffer's capacity).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        Coop::new(Op::new(Recv::new(self.fd(), buf))).await
+        socket::read(&self.shared_fd(), buf).await
     }
 
     /// The local address.
@@ -126,12 +123,6 @@ impl AsRawFd for UnixDatagram {
 impl AsFd for UnixDatagram {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UnixDatagram {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
     }
 }
 

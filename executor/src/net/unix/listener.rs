@@ -3,9 +3,10 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::UnixStream;
@@ -36,7 +37,7 @@ use crate::net::tcp::DEFAULT_BACKLOG;
 pub struct UnixListener {
     // Dropped first: the multishot accept is cancelled before the socket closes.
     acceptor: Acceptor,
-    inner: std::os::unix::net::UnixListener,
+    inner: Arc<std::os::unix::net::UnixListener>,
 }
 
 impl UnixListener {
@@ -49,17 +50,18 @@ impl UnixListener {
 
     /// Wraps a listening std socket.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> UnixListener {
+        let listener = Arc::new(listener);
         UnixListener {
-            acceptor: Acceptor::new(listener.as_raw_fd()),
+            acceptor: Acceptor::new(listener.clone()),
             inner: listener,
         }
     }
 
     /// Gives back the std socket (a multishot accept in flight is cancelled).
-    pub fn into_std(self) -> std::os::unix::net::UnixListener {
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
         let UnixListener { acceptor, inner } = self;
         drop(acceptor);
-        inner
+        socket::unshare(inner)
     }
 
     /// Accepts a connection, with the peer's address (usually unnamed).
@@ -130,12 +132,6 @@ impl AsRawFd for UnixListener {
 impl AsFd for UnixListener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UnixListener {
-    fn into_raw_fd(self) -> RawFd {
-        self.into_std().into_raw_fd()
     }
 }
 

@@ -2,16 +2,18 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
-use uringo_uring::op::{Connect, SockAddr};
-use uringo_uring::{IoBuf, IoBufMut, Op};
+use uringo_uring::op::SockAddr;
+use uringo_uring::{IoBuf, IoBufMut};
 
 use crate::net::socket;
-use crate::net::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, StreamSocket, WriteHalf};
-use crate::runtime::coop::Coop;
+use crate::net::split::{
+    self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Sealed as _, StreamSocket, WriteHalf,
+};
 
 /// A unix-domain stream connection, with the same owned-buffer methods as
 /// [`TcpStream`](crate::net::TcpStream).
@@ -28,7 +30,8 @@ use crate::runtime::coop::Coop;
 /// });
 /// ```
 pub struct UnixStream {
-    inner: std::os::unix::net::UnixStream,
+    /// Shared with the ops in flight (see `socket::SharedFd`).
+    inner: Arc<std::os::unix::net::UnixStream>,
 }
 
 impl UnixStream {
@@ -36,8 +39,7 @@ impl UnixStream {
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path.as_ref())?;
         let fd = socket::new_socket(libc::AF_UNIX, libc::SOCK_STREAM)?;
-        Coop::new(Op::new(Connect::new(fd.as_raw_fd(), addr))).await?;
-        Ok(UnixStream::from(fd))
+        Ok(UnixStream::from(socket::connect(fd, addr).await?))
     }
 
     /// A connected pair of sockets.
@@ -48,16 +50,15 @@ impl UnixStream {
 
     /// Wraps a connected std socket.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> UnixStream {
-        UnixStream { inner: stream }
+        UnixStream {
+            inner: Arc::new(stream),
+        }
     }
 
-    /// Gives back the std socket.
-    pub fn into_std(self) -> std::os::unix::net::UnixStream {
-        self.inner
-    }
-
-    fn fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
+    /// Gives back the std socket (a `dup` of it if an op of a dropped future is still
+    /// in flight, as for [`TcpStream::into_std`](crate::net::TcpStream::into_std)).
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        socket::unshare(self.inner)
     }
 
     fn stream(&self) -> &Self {
@@ -69,7 +70,7 @@ impl UnixStream {
 
     /// Shuts down the read half, write half or both.
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        socket::shutdown(self.fd(), how).await
+        socket::shutdown(&self.shared_fd(), how).await
     }
 
     /// Borrowed read and write halves, usable at once.
@@ -99,7 +100,11 @@ impl UnixStream {
     }
 }
 
-impl split::Sealed for UnixStream {}
+impl split::Sealed for UnixStream {
+    fn shared_fd(&self) -> socket::SharedFd {
+        self.inner.clone()
+    }
+}
 
 impl StreamSocket for UnixStream {
     fn zerocopy_threshold(&self) -> Option<usize> {
@@ -117,12 +122,6 @@ impl AsRawFd for UnixStream {
 impl AsFd for UnixStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UnixStream {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
     }
 }
 
