@@ -41,7 +41,7 @@ mod net;
 mod rw;
 mod sockaddr;
 
-pub use fs::{Close, Fsync, OpenAt, Statx};
+pub use fs::{Close, Fallocate, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt};
 pub use misc::{AsyncCancel, MsgRing, Nop, PollAdd, PollAddMulti, Splice, Timeout};
 pub use net::{Accept, AcceptMulti, Connect, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};
 pub use rw::{ReadAt, Readv, WriteAt, Writev};
