@@ -94,6 +94,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fs;
 mod loom;
 pub mod net;
 mod runtime;

@@ -167,3 +167,30 @@ fn interior_nul_in_a_path_is_rejected_before_submission() {
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 }
+
+#[test]
+fn close_dropped_or_cancelled_before_submission_still_closes_the_fd() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    use uringo_uring::op::Close;
+    use uringo_uring::Op;
+
+    let ring = Ring::new().unwrap();
+    let _enter = ring.enter();
+    for cancel_first in [false, true] {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut close = Op::new(Close::new(OwnedFd::from(a)));
+        if cancel_first {
+            close.cancel();
+            ring.block_on(async { close.await }).unwrap();
+        } else {
+            drop(close);
+        }
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            b.read(&mut byte).unwrap(),
+            0,
+            "the peer sees EOF: the fd was closed (cancel first: {cancel_first})"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -198,17 +198,39 @@ unsafe impl Operation for Fsync {
 }
 
 /// `IORING_OP_CLOSE`: closes an fd asynchronously, reporting the error `close` would.
+///
+/// The fd is never leaked: until the SQE is built the op holds it as an `OwnedFd` (so an
+/// op dropped or cancelled before submission closes it synchronously), and a close the
+/// kernel reports as cancelled (`ECANCELED`: it never ran) is done synchronously too.
 #[derive(Debug)]
 pub struct Close {
     fd: RawFd,
+    /// The fd until the kernel is handed the close request.
+    owned: Option<OwnedFd>,
 }
 
 impl Close {
     /// Closes `fd`, which the op takes ownership of.
     pub fn new(fd: OwnedFd) -> Self {
         Self {
-            fd: fd.into_raw_fd(),
+            fd: fd.as_raw_fd(),
+            owned: Some(fd),
         }
+    }
+
+    /// Closes the fd here if the kernel never closed it.
+    fn close_if_cancelled(self, cqe: Cqe) -> Option<Cqe> {
+        if cqe.result != -libc::ECANCELED {
+            return Some(cqe);
+        }
+        match self.owned {
+            // Never handed to the kernel: dropping closes it.
+            Some(fd) => drop(fd),
+            // SAFETY: the kernel was asked to close `fd` but reports the request cancelled
+            // before it ran, so the fd is still open and still ours.
+            None => drop(unsafe { OwnedFd::from_raw_fd(self.fd) }),
+        }
+        None
     }
 }
 
@@ -217,17 +239,22 @@ unsafe impl Operation for Close {
     type Output = io::Result<()>;
 
     fn build(&mut self) -> squeue::Entry {
+        // From here on the kernel closes the fd; our OwnedFd must not close it again.
+        if let Some(fd) = self.owned.take() {
+            let _ = fd.into_raw_fd();
+        }
         opcode::Close::new(types::Fd(self.fd)).build()
     }
 
     fn complete(self, cqe: Cqe) -> Self::Output {
-        if cqe.result == -libc::ECANCELED {
-            // Never submitted (ring shut down): close it ourselves so it is not leaked.
-            // SAFETY: we own `fd` and the kernel never got the close request.
-            drop(unsafe { OwnedFd::from_raw_fd(self.fd) });
-            return Ok(());
+        match self.close_if_cancelled(cqe) {
+            Some(cqe) => cqe.io_result().map(drop),
+            None => Ok(()),
         }
-        cqe.io_result().map(drop)
+    }
+
+    fn orphaned(self, cqe: Cqe) {
+        let _ = self.close_if_cancelled(cqe);
     }
 }
 
