@@ -182,7 +182,7 @@ fn close_dropped_or_cancelled_before_submission_still_closes_the_fd() {
         let mut close = Op::new(Close::new(OwnedFd::from(a)));
         if cancel_first {
             close.cancel();
-            ring.block_on(async { close.await }).unwrap();
+            ring.block_on(close).unwrap();
         } else {
             drop(close);
         }

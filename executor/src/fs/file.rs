@@ -32,7 +32,7 @@ static FTRUNCATE_OP_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// use uringo::fs::File;
 ///
 /// let path = std::env::temp_dir().join(format!("uringo-file-doc-{}", std::process::id()));
-/// let file = File::create(&path).await?;
+/// let file = File::options().read(true).write(true).create(true).open(&path).await?;
 /// let (res, _) = file.write_all_at(b"0123456789".to_vec(), 0).await;
 /// res?;
 /// let (n, buf) = file.read_at(Vec::with_capacity(4), 3).await;

@@ -48,7 +48,7 @@
 //! use uringo::fs::{self, File};
 //!
 //! let path = std::env::temp_dir().join(format!("uringo-fs-doc-{}", std::process::id()));
-//! let file = File::create(&path).await?;
+//! let file = File::options().read(true).write(true).create(true).open(&path).await?;
 //! let (res, _) = file.write_all_at(b"hello, io_uring".to_vec(), 0).await;
 //! res?;
 //! let (res, buf) = file.read_exact_at(Vec::with_capacity(5), 7).await;
