@@ -296,3 +296,30 @@ impl fmt::Debug for File {
         self.inner.fmt(f)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The path a pre-6.9 kernel takes: once the opcode is known to be missing, the
+    /// syscall does the work and reports errors the same way.
+    #[test]
+    fn set_len_through_the_syscall_fallback() {
+        let path =
+            std::env::temp_dir().join(format!("uringo-set-len-fallback-{}", std::process::id()));
+        let rt = crate::Runtime::new().unwrap();
+        rt.block_on(async {
+            FTRUNCATE_OP_UNSUPPORTED.store(true, Ordering::Relaxed);
+            let file = File::create(&path).await.unwrap();
+            file.set_len(12_345).await.unwrap();
+            assert_eq!(file.metadata().await.unwrap().len(), 12_345);
+            let read_only = File::open(&path).await.unwrap();
+            let err = read_only.set_len(0).await.unwrap_err();
+            assert!(
+                matches!(err.raw_os_error(), Some(libc::EINVAL | libc::EBADF)),
+                "{err}"
+            );
+        });
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -26,7 +26,7 @@
 //!
 //! | what | io_uring op | kernel |
 //! |---|---|---|
-//! | [`File::read_at`], [`File::write_at`], [`read`], [`write`] | `READ` / `WRITE` | 5.6 |
+//! | [`File::read_at`], [`File::write_at`], [`read`], [`write()`] | `READ` / `WRITE` | 5.6 |
 //! | [`File::open`], [`OpenOptions::open`] | `OPENAT` | 5.6 |
 //! | [`File::close`] | `CLOSE` | 5.6 |
 //! | [`File::sync_all`], [`File::sync_data`] | `FSYNC` | 5.1 |
