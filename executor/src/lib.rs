@@ -94,6 +94,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fs;
 pub mod io;
 mod loom;
 pub mod net;

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -198,17 +198,39 @@ unsafe impl Operation for Fsync {
 }
 
 /// `IORING_OP_CLOSE`: closes an fd asynchronously, reporting the error `close` would.
+///
+/// The fd is never leaked: until the SQE is built the op holds it as an `OwnedFd` (so an
+/// op dropped or cancelled before submission closes it synchronously), and a close the
+/// kernel reports as cancelled (`ECANCELED`: it never ran) is done synchronously too.
 #[derive(Debug)]
 pub struct Close {
     fd: RawFd,
+    /// The fd until the kernel is handed the close request.
+    owned: Option<OwnedFd>,
 }
 
 impl Close {
     /// Closes `fd`, which the op takes ownership of.
     pub fn new(fd: OwnedFd) -> Self {
         Self {
-            fd: fd.into_raw_fd(),
+            fd: fd.as_raw_fd(),
+            owned: Some(fd),
         }
+    }
+
+    /// Closes the fd here if the kernel never closed it.
+    fn close_if_cancelled(self, cqe: Cqe) -> Option<Cqe> {
+        if cqe.result != -libc::ECANCELED {
+            return Some(cqe);
+        }
+        match self.owned {
+            // Never handed to the kernel: dropping closes it.
+            Some(fd) => drop(fd),
+            // SAFETY: the kernel was asked to close `fd` but reports the request cancelled
+            // before it ran, so the fd is still open and still ours.
+            None => drop(unsafe { OwnedFd::from_raw_fd(self.fd) }),
+        }
+        None
     }
 }
 
@@ -217,18 +239,276 @@ unsafe impl Operation for Close {
     type Output = io::Result<()>;
 
     fn build(&mut self) -> squeue::Entry {
+        // From here on the kernel closes the fd; our OwnedFd must not close it again.
+        if let Some(fd) = self.owned.take() {
+            let _ = fd.into_raw_fd();
+        }
         opcode::Close::new(types::Fd(self.fd)).build()
     }
 
     fn complete(self, cqe: Cqe) -> Self::Output {
-        if cqe.result == -libc::ECANCELED {
-            // Never submitted (ring shut down): close it ourselves so it is not leaked.
-            // SAFETY: we own `fd` and the kernel never got the close request.
-            drop(unsafe { OwnedFd::from_raw_fd(self.fd) });
-            return Ok(());
+        match self.close_if_cancelled(cqe) {
+            Some(cqe) => cqe.io_result().map(drop),
+            None => Ok(()),
         }
+    }
+
+    fn orphaned(self, cqe: Cqe) {
+        let _ = self.close_if_cancelled(cqe);
+    }
+}
+
+/// `IORING_OP_RENAMEAT` (5.11+): `renameat2(2)`, moving `from` to `to`.
+///
+/// ```
+/// use uringo_uring::{op::RenameAt, Ring};
+/// let dir = std::env::temp_dir().join(format!("uringo-rename-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("a"), b"x")?;
+/// let ring = Ring::new()?;
+/// ring.block_on(async { RenameAt::new(dir.join("a"), dir.join("b"))?.await })?;
+/// assert_eq!(std::fs::read(dir.join("b"))?, b"x");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RenameAt {
+    old_dirfd: RawFd,
+    old_path: CString,
+    new_dirfd: RawFd,
+    new_path: CString,
+    flags: u32,
+}
+
+impl RenameAt {
+    /// Renames `from` to `to` (both relative to the working directory), replacing `to`
+    /// if it exists, as `rename(2)` does.
+    pub fn new(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<Self> {
+        Self::at(libc::AT_FDCWD, from, libc::AT_FDCWD, to)
+    }
+
+    /// Renames `from` (relative to `from_dirfd`) to `to` (relative to `to_dirfd`).
+    pub fn at(
+        from_dirfd: RawFd,
+        from: impl AsRef<Path>,
+        to_dirfd: RawFd,
+        to: impl AsRef<Path>,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            old_dirfd: from_dirfd,
+            old_path: c_path(from.as_ref())?,
+            new_dirfd: to_dirfd,
+            new_path: c_path(to.as_ref())?,
+            flags: 0,
+        })
+    }
+
+    /// `RENAME_*` flags of `renameat2(2)` (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`, ...).
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.flags = flags;
+        self
+    }
+}
+
+// SAFETY: both paths are heap CStrings owned by the op until the CQE.
+unsafe impl Operation for RenameAt {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::RenameAt::new(
+            types::Fd(self.old_dirfd),
+            self.old_path.as_ptr(),
+            types::Fd(self.new_dirfd),
+            self.new_path.as_ptr(),
+        )
+        .flags(self.flags)
+        .build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
         cqe.io_result().map(drop)
     }
 }
 
-into_op_future!(OpenAt, Statx, Fsync, Close);
+/// `IORING_OP_UNLINKAT` (5.11+): removes a file ([`UnlinkAt::file`]) or an empty
+/// directory ([`UnlinkAt::dir`], `AT_REMOVEDIR`).
+///
+/// ```
+/// use uringo_uring::{op::UnlinkAt, Ring};
+/// let path = std::env::temp_dir().join(format!("uringo-unlink-doc-{}", std::process::id()));
+/// std::fs::write(&path, b"x")?;
+/// let ring = Ring::new()?;
+/// ring.block_on(async { UnlinkAt::file(&path)?.await })?;
+/// assert!(!path.exists());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct UnlinkAt {
+    dirfd: RawFd,
+    path: CString,
+    flags: i32,
+}
+
+impl UnlinkAt {
+    /// Removes the file (or symlink, or other non-directory) at `path`, like `unlink(2)`.
+    pub fn file(path: impl AsRef<Path>) -> io::Result<Self> {
+        Self::at(libc::AT_FDCWD, path, 0)
+    }
+
+    /// Removes the empty directory at `path`, like `rmdir(2)`.
+    pub fn dir(path: impl AsRef<Path>) -> io::Result<Self> {
+        Self::at(libc::AT_FDCWD, path, libc::AT_REMOVEDIR)
+    }
+
+    /// Removes `path` relative to `dirfd`, with `AT_*` `flags` (0 or `AT_REMOVEDIR`).
+    pub fn at(dirfd: RawFd, path: impl AsRef<Path>, flags: i32) -> io::Result<Self> {
+        Ok(Self {
+            dirfd,
+            path: c_path(path.as_ref())?,
+            flags,
+        })
+    }
+}
+
+// SAFETY: the path is a heap CString owned by the op until the CQE.
+unsafe impl Operation for UnlinkAt {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::UnlinkAt::new(types::Fd(self.dirfd), self.path.as_ptr())
+            .flags(self.flags)
+            .build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        cqe.io_result().map(drop)
+    }
+}
+
+/// `IORING_OP_MKDIRAT` (5.15+): creates one directory, like `mkdir(2)`.
+///
+/// ```
+/// use uringo_uring::{op::MkDirAt, Ring};
+/// let path = std::env::temp_dir().join(format!("uringo-mkdir-doc-{}", std::process::id()));
+/// let ring = Ring::new()?;
+/// ring.block_on(async { MkDirAt::new(&path, 0o755)?.await })?;
+/// assert!(path.is_dir());
+/// # std::fs::remove_dir(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MkDirAt {
+    dirfd: RawFd,
+    path: CString,
+    mode: libc::mode_t,
+}
+
+impl MkDirAt {
+    /// Creates the directory `path` with permission bits `mode` (less the umask).
+    pub fn new(path: impl AsRef<Path>, mode: libc::mode_t) -> io::Result<Self> {
+        Self::at(libc::AT_FDCWD, path, mode)
+    }
+
+    /// Creates `path` relative to directory fd `dirfd`.
+    pub fn at(dirfd: RawFd, path: impl AsRef<Path>, mode: libc::mode_t) -> io::Result<Self> {
+        Ok(Self {
+            dirfd,
+            path: c_path(path.as_ref())?,
+            mode,
+        })
+    }
+}
+
+// SAFETY: the path is a heap CString owned by the op until the CQE.
+unsafe impl Operation for MkDirAt {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::MkDirAt::new(types::Fd(self.dirfd), self.path.as_ptr())
+            .mode(self.mode)
+            .build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        cqe.io_result().map(drop)
+    }
+}
+
+/// `IORING_OP_FALLOCATE` (5.6+): `fallocate(2)` on `len` bytes at `offset`.
+///
+/// With the default mode 0 the range is allocated and the file grows to cover it;
+/// `FALLOC_FL_KEEP_SIZE`, `FALLOC_FL_PUNCH_HOLE` and friends go in [`Fallocate::mode`].
+#[derive(Debug)]
+pub struct Fallocate {
+    fd: RawFd,
+    offset: u64,
+    len: u64,
+    mode: i32,
+}
+
+impl Fallocate {
+    /// Allocates `len` bytes of `fd` starting at `offset`.
+    pub fn new(fd: RawFd, offset: u64, len: u64) -> Self {
+        Self {
+            fd,
+            offset,
+            len,
+            mode: 0,
+        }
+    }
+
+    /// `FALLOC_FL_*` flags.
+    pub fn mode(mut self, mode: i32) -> Self {
+        self.mode = mode;
+        self
+    }
+}
+
+// SAFETY: the SQE carries no pointers.
+unsafe impl Operation for Fallocate {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::Fallocate::new(types::Fd(self.fd), self.len)
+            .offset(self.offset)
+            .mode(self.mode)
+            .build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        cqe.io_result().map(drop)
+    }
+}
+
+/// `IORING_OP_FTRUNCATE` (6.9+): sets the length of `fd`'s file, like `ftruncate(2)`.
+///
+/// A kernel older than 6.9 does not know the opcode and completes it with `EINVAL`
+/// (check first with `Ring::supports(opcodes::Ftruncate::CODE)`, or fall back to the
+/// syscall on that error, as `uringo::fs::File::set_len` does).
+#[derive(Debug)]
+pub struct Ftruncate {
+    fd: RawFd,
+    len: u64,
+}
+
+impl Ftruncate {
+    /// Truncates or extends `fd`'s file to `len` bytes.
+    pub fn new(fd: RawFd, len: u64) -> Self {
+        Self { fd, len }
+    }
+}
+
+// SAFETY: the SQE carries no pointers.
+unsafe impl Operation for Ftruncate {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::Ftruncate::new(types::Fd(self.fd), self.len).build()
+    }
+
+    fn complete(self, cqe: Cqe) -> Self::Output {
+        cqe.io_result().map(drop)
+    }
+}
+
+into_op_future!(OpenAt, Statx, Fsync, Close, RenameAt, UnlinkAt, MkDirAt, Fallocate, Ftruncate,);

@@ -43,7 +43,7 @@ mod rw;
 mod sockaddr;
 
 pub use anchored::Anchored;
-pub use fs::{Close, Fsync, OpenAt, Statx};
+pub use fs::{Close, Fallocate, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt};
 pub use misc::{AsyncCancel, MsgRing, Nop, PollAdd, PollAddMulti, Splice, Timeout};
 pub use net::{Accept, AcceptMulti, Connect, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};
 pub use rw::{ReadAt, Readv, WriteAt, Writev};
