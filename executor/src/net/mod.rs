@@ -7,3 +7,6 @@
 mod tcp;
 
 pub use tcp::{TcpListener, TcpStream};
+mod recv_stream;
+
+pub use recv_stream::{BufPool, PooledBuf, RecvStream};
