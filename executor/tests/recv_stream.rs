@@ -31,7 +31,9 @@ fn listener() -> StdListener {
 
 /// A byte pattern with no period that divides the buffer size.
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
 }
 
 /// Waits (on the runtime's timer, bounded by the watchdog) until every buffer of `pool`
@@ -75,7 +77,10 @@ fn megabyte_streams_in_order_through_four_buffers_while_the_reader_holds_three()
         writer.join().unwrap();
         assert_eq!(received.len(), sent.len());
         assert!(received == sent, "bytes differ or arrived out of order");
-        assert!(pool.enobufs() > 0, "the pool never ran dry; the test proved nothing");
+        assert!(
+            pool.enobufs() > 0,
+            "the pool never ran dry; the test proved nothing"
+        );
         rt.block_on(all_buffers_back(&pool));
         assert!(pool.capacity() >= 4);
         assert_eq!(pool.in_use(), 0);
@@ -125,7 +130,11 @@ fn buffers_dropped_off_their_worker_return_and_are_reused() {
                     let mut chunks = server.recv_stream(&task_pool);
                     let mut held = Vec::new();
                     for i in 0..4u8 {
-                        client.lock().unwrap().write_all(&[round * 10 + i; 7]).unwrap();
+                        client
+                            .lock()
+                            .unwrap()
+                            .write_all(&[round * 10 + i; 7])
+                            .unwrap();
                         let chunk = chunks.next().await.unwrap().unwrap();
                         assert_eq!(&*chunk, &[round * 10 + i; 7]);
                         held.push(chunk);
@@ -242,7 +251,10 @@ fn eof_ends_the_stream() {
                 received.extend_from_slice(&chunk.unwrap());
             }
             assert_eq!(received, b"bye");
-            assert!(chunks.next().await.is_none(), "the stream restarted after EOF");
+            assert!(
+                chunks.next().await.is_none(),
+                "the stream restarted after EOF"
+            );
         });
     });
 }

@@ -64,6 +64,7 @@ use std::io;
 use std::ops::Deref;
 use std::sync::{Mutex, OnceLock, Weak};
 use std::task::Waker;
+use std::thread::ThreadId;
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use io_uring::{cqueue, types::BufRingEntry, IoUring};
@@ -137,7 +138,10 @@ impl BufPool {
             .ok()
             .filter(|&s| s > 0)
             .ok_or_else(|| invalid("BufPool buffer size must be between 1 and u32::MAX bytes"))?;
-        if count.checked_mul(size).is_none_or(|total| total > isize::MAX as usize) {
+        if count
+            .checked_mul(size)
+            .is_none_or(|total| total > isize::MAX as usize)
+        {
             return Err(invalid("BufPool count × size overflows the address space"));
         }
         let group = groups().allocate()?;
@@ -321,6 +325,8 @@ impl Drop for Region {
 /// writes, the queue of buffers returned from other threads.
 pub(crate) struct RingBufs {
     ring_id: u32,
+    /// The ring's owner: the only thread that writes `entries` and the tail.
+    owner: ThreadId,
     group: u16,
     mask: u16,
     buf_size: u32,
@@ -357,6 +363,7 @@ impl RingBufs {
         let buffers = Region::zeroed(count * pool.buf_size(), RING_ALIGN)?;
         Ok(RingBufs {
             ring_id,
+            owner: this_thread(),
             group: pool.group(),
             mask: (count - 1) as u16,
             buf_size: pool.shared.size,
@@ -427,8 +434,7 @@ impl RingBufs {
                 0,
             )?;
         }
-        self.available
-            .store(self.count() as u32, Ordering::Release);
+        self.available.store(self.count() as u32, Ordering::Release);
         self.registered.store(true, Ordering::Release);
         Ok(())
     }
@@ -458,8 +464,10 @@ impl RingBufs {
         if !self.registered.load(Ordering::Acquire) {
             return;
         }
-        let on_owner = crate::context::with_ring(self.ring_id, |_| ()).is_some();
-        if on_owner {
+        // The thread, not "is the ring current here": a ring is !Send, so its owner is
+        // the thread that created it, and this check never touches the ring (a buffer
+        // may be dropped while the ring itself is being dropped).
+        if this_thread() == self.owner {
             self.push_entry(bid);
         } else if self.returns.push(bid).is_err() {
             // Cannot happen: at most `count` buffers are out, and the queue holds `count`.
@@ -487,13 +495,24 @@ impl RingBufs {
         if !waiter.queued.swap(true, Ordering::AcqRel) {
             self.waiters.push(waiter.clone());
         }
-        self.available.fetch_add(0, Ordering::SeqCst) > 0 || !self.registered.load(Ordering::Acquire)
+        self.available.fetch_add(0, Ordering::SeqCst) > 0
+            || !self.registered.load(Ordering::Acquire)
     }
 
     /// Whether a buffer is available (or the ring is gone and waiting is pointless).
     pub(crate) fn has_available(&self) -> bool {
         self.available.load(Ordering::Acquire) > 0 || !self.registered.load(Ordering::Acquire)
     }
+}
+
+/// The calling thread's id, cached (`thread::current()` clones an `Arc` per call).
+fn this_thread() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    // During thread teardown the cache may be gone; the slow path still answers.
+    ID.try_with(|id| *id)
+        .unwrap_or_else(|_| std::thread::current().id())
 }
 
 /// A stream parked on an exhausted pool.
@@ -548,18 +567,22 @@ impl BufRings {
             size = pool.buf_size(),
             "buffer ring registered"
         );
-        pool.shared
-            .rings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(&bufs));
+        let mut rings = pool.shared.rings.lock().unwrap_or_else(|e| e.into_inner());
+        rings.retain(|ring| ring.strong_count() > 0);
+        rings.push(Arc::downgrade(&bufs));
+        drop(rings);
         self.by_group.insert(pool.group(), bufs.clone());
         Ok(bufs)
     }
 
     /// Binds `select` to this ring's registration of its pool. Called by the owner right
     /// before it pushes the op's SQE.
-    pub(crate) fn bind(&mut self, ring_id: u32, uring: &IoUring, select: &BufSelect) -> io::Result<()> {
+    pub(crate) fn bind(
+        &mut self,
+        ring_id: u32,
+        uring: &IoUring,
+        select: &BufSelect,
+    ) -> io::Result<()> {
         let bufs = self.get_or_register(ring_id, uring, &select.pool)?;
         // An op is submitted once; a second bind would be a ring bug.
         if select.bound.set(bufs).is_err() {
@@ -637,7 +660,11 @@ impl BufSelect {
         let bid = cqueue::buffer_select(cqe.flags)?;
         let bufs = self.bound.get()?;
         if usize::from(bid) >= bufs.count() {
-            tracing::error!(ring = bufs.ring_id, bid, "CQE names a buffer id outside the pool");
+            tracing::error!(
+                ring = bufs.ring_id,
+                bid,
+                "CQE names a buffer id outside the pool"
+            );
             return None;
         }
         let len = u32::try_from(cqe.result).unwrap_or(0).min(bufs.buf_size);

@@ -580,7 +580,12 @@ impl RingInner {
         } else {
             self.slots.borrow().get(key).cloned()
         };
-        if let Some(select) = op.as_ref().and_then(|op| op.buf_select()) {
+        // A CQE carrying a provided buffer: the pool's free count drops now, on the
+        // owner, so a stream starved by ENOBUFS never sees a stale count.
+        let select = cqueue::buffer_select(cqe.flags)
+            .and(op.as_ref())
+            .and_then(|op| op.buf_select());
+        if let Some(select) = select {
             select.on_cqe(&Cqe {
                 result: cqe.result,
                 flags: cqe.flags,

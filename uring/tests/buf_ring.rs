@@ -40,7 +40,9 @@ fn with_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
 /// A byte pattern with no period that divides the buffer size, so a reordered or
 /// repeated chunk cannot compare equal.
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
 }
 
 /// Lets the ring dispatch everything pending (including cancellation CQEs).
@@ -85,7 +87,10 @@ fn megabyte_streams_in_order_through_four_buffers_while_the_reader_holds_three()
         writer.join().unwrap();
         assert_eq!(received.len(), sent.len());
         assert!(received == sent, "bytes differ or arrived out of order");
-        assert!(pool.enobufs() > 0, "the pool never ran dry; the test proved nothing");
+        assert!(
+            pool.enobufs() > 0,
+            "the pool never ran dry; the test proved nothing"
+        );
         assert_eq!(pool.available(), pool.capacity());
         assert_eq!(pool.capacity(), 4);
     });
@@ -259,7 +264,10 @@ fn eof_ends_the_stream() {
             let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
             assert_eq!(&*stream.next().await.unwrap().unwrap(), b"last words");
             assert!(stream.next().await.is_none());
-            assert!(stream.next().await.is_none(), "the stream restarted after EOF");
+            assert!(
+                stream.next().await.is_none(),
+                "the stream restarted after EOF"
+            );
         });
         assert_eq!(pool.available(), 4);
     });
@@ -344,7 +352,11 @@ fn single_shot_mode_streams_the_same_bytes() {
         writer.join().unwrap();
         assert!(received == sent);
         assert!(pool.is_fallback());
-        assert_eq!(pool.capacity(), 0, "single-shot mode registered a buffer ring");
+        assert_eq!(
+            pool.capacity(),
+            0,
+            "single-shot mode registered a buffer ring"
+        );
     });
 }
 

@@ -219,9 +219,8 @@ impl RecvMultiStream {
                 State::Fallback(op) => {
                     let size = self.pool.buf_size();
                     let fd = self.fd;
-                    let op = op.get_or_insert_with(|| {
-                        Op::new(Recv::new(fd, Vec::with_capacity(size)))
-                    });
+                    let op =
+                        op.get_or_insert_with(|| Op::new(Recv::new(fd, Vec::with_capacity(size))));
                     let (result, buf) = std::task::ready!(Pin::new(op).poll(cx));
                     self.state = State::Fallback(None);
                     match result {
