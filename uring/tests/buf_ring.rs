@@ -152,6 +152,39 @@ fn a_buffer_dropped_on_another_thread_goes_back_to_its_ring() {
 }
 
 #[test]
+fn a_starved_stream_wakes_when_another_thread_returns_a_buffer() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(2, 64).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let mut held = Vec::new();
+            for i in 0..2u8 {
+                tx.write_all(&[i; 5]).unwrap();
+                held.push(stream.next().await.unwrap().unwrap());
+            }
+            // Both buffers go to a thread that gives them back only once the stream has
+            // run dry and gone to sleep waiting for one.
+            let dropper = {
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    while pool.enobufs() == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    drop(held);
+                })
+            };
+            tx.write_all(b"after the drought").unwrap();
+            let buf = stream.next().await.unwrap().unwrap();
+            assert_eq!(&*buf, b"after the drought");
+            assert!(pool.enobufs() >= 1);
+            dropper.join().unwrap();
+        });
+    });
+}
+
+#[test]
 fn dropping_the_stream_mid_flight_returns_every_buffer() {
     with_deadline(|| {
         let ring = Ring::new().unwrap();
@@ -367,4 +400,13 @@ fn bad_pool_shapes_are_refused_with_a_clear_error() {
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{count} x {size}");
     }
     assert!(BufPool::new(32768, 1).is_ok());
+}
+
+#[test]
+fn pools_and_buffers_cross_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    fn sendable<T: Send>() {}
+    shareable::<BufPool>();
+    sendable::<PooledBuf>();
+    sendable::<RecvMultiStream>();
 }
