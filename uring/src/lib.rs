@@ -66,7 +66,7 @@
 //! | `cell.rs`, `state.rs`, `atomic_waker.rs` | completion cells and their state machine |
 //! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ... |
 //! | `buf.rs` | owned buffers |
-//! | `buf_ring.rs` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
+//! | `buf_ring/` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
 //! | `context.rs` | which ring an op polled on this thread goes to |
 //! | `sys.rs` | raw `io_uring_enter` with a registered ring fd |
 //!
