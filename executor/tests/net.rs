@@ -672,3 +672,23 @@ fn an_orphaned_op_never_reads_a_reused_fd_number() {
         "an fd number was reused while an op still named it"
     );
 }
+
+/// Writing `&'static str` and `&'static [u8]` from a spawned (so `Send`) task compiles
+/// and works: the op futures must not carry bounds rustc cannot prove for them.
+#[test]
+fn static_buffers_from_spawned_tasks() {
+    let rt = rt(1);
+    rt.block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let writer = uringo::spawn(async move {
+            let (res, _) = a.write_all("static str, ").await;
+            res.unwrap();
+            let (res, _) = a.write_all(&b"static bytes"[..]).await;
+            res.unwrap();
+        });
+        writer.await.unwrap();
+        let (res, buf) = b.read_exact(Vec::with_capacity(24)).await;
+        res.unwrap();
+        assert_eq!(buf, b"static str, static bytes");
+    });
+}

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use crossbeam_queue::SegQueue;
 
 use crate::atomic_waker::AtomicWaker;
+use crate::buf_ring::BufSelect;
 use crate::op::{Cqe, MultishotOperation, Operation};
 use crate::state::{CANCEL_REQUESTED, COMPLETE, MORE_SEEN, ORPHANED};
 use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
@@ -31,6 +32,11 @@ pub(crate) trait Completion: Send + Sync {
     /// Marks that a cancel has been requested. Returns false when one already was, or
     /// when the op has completed (so there is nothing to cancel).
     fn mark_cancel(&self) -> bool;
+    /// The buffer pool the op selects from, if any (multishot ops only, see
+    /// [`MultishotOperation::buf_select`]).
+    fn buf_select(&self) -> Option<&BufSelect> {
+        None
+    }
 }
 
 /// Shared state of a single-shot op.
@@ -242,6 +248,10 @@ impl<T: MultishotOperation> MultishotCell<T> {
 impl<T: MultishotOperation> Completion for MultishotCell<T> {
     fn key(&self) -> u64 {
         self.key.load(Ordering::Relaxed)
+    }
+
+    fn buf_select(&self) -> Option<&BufSelect> {
+        self.data.buf_select()
     }
 
     fn set_key(&self, key: u64) {

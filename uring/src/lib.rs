@@ -64,8 +64,9 @@
 //! | `shared.rs` | the cross-thread half: mailbox, wake paths, [`RingMetrics`] |
 //! | `park.rs` | the park/notify handshake (loom-modelled) |
 //! | `cell.rs`, `state.rs`, `atomic_waker.rs` | completion cells and their state machine |
-//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], ... |
+//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ... |
 //! | `buf.rs` | owned buffers |
+//! | `buf_ring/` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
 //! | `context.rs` | which ring an op polled on this thread goes to |
 //! | `sys.rs` | raw `io_uring_enter` with a registered ring fd |
 //!
@@ -92,6 +93,7 @@
 
 mod atomic_waker;
 mod buf;
+mod buf_ring;
 mod cell;
 mod context;
 mod error;
@@ -105,6 +107,7 @@ mod sync;
 mod sys;
 
 pub use buf::{IoBuf, IoBufMut, Slice};
+pub use buf_ring::{BufPool, BufSelect, PooledBuf};
 pub use context::{set_fallback, EnterGuard, FallbackGuard};
 pub use error::UnavailableError;
 pub use op::{Cqe, Multishot, Op};

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
 
+use crate::buf_ring::BufRings;
 use crate::cell::Completion;
 use crate::context::{self, EnterGuard};
 use crate::op::Cqe;
@@ -69,6 +70,9 @@ pub(crate) struct RingInner {
     /// CQEs pulled out of the CQ to make room while submitting (EBUSY); dispatched first
     /// by the next drain.
     backlog: RefCell<VecDeque<RawCqe>>,
+    /// Provided buffer rings registered on this ring, one per pool used here
+    /// (`buf_ring.rs`). Unregistered only once the ops that select from them are done.
+    buf_rings: RefCell<BufRings>,
     pub(crate) shared: Arc<RingShared>,
     features: RingFeatures,
     probe: Probe,
@@ -144,6 +148,7 @@ impl Ring {
             uring: RefCell::new(uring),
             slots: RefCell::new(Slab::with_capacity(features.sq_entries as usize)),
             backlog: RefCell::new(VecDeque::new()),
+            buf_rings: RefCell::new(BufRings::default()),
             shared,
             enter_target: match registered_index {
                 Some(index) => EnterTarget::Registered(index),
@@ -297,6 +302,14 @@ impl RingInner {
     /// Submits a user op: assigns its user_data and queues its SQE. On error the op was
     /// not queued and the kernel never saw its data.
     pub(crate) fn submit(&self, sqe: squeue::Entry, op: Arc<dyn Completion>) -> io::Result<()> {
+        if let Some(select) = op.buf_select() {
+            // The pool's buffer ring must exist on this ring before the kernel sees an SQE
+            // naming its group; registering here, on the owner, covers remote submissions.
+            let uring = self.uring.borrow();
+            self.buf_rings
+                .borrow_mut()
+                .bind(self.shared.id, &uring, select)?;
+        }
         let key = self.slots.borrow().vacant_key() as u64;
         op.set_key(key);
         self.push_sqe(&sqe.user_data(key))?;
@@ -446,6 +459,9 @@ impl RingInner {
     }
 
     fn submit_and_reap(&self) -> io::Result<usize> {
+        // Buffers returned from other threads go back before this tick's SQEs reach the
+        // kernel, so a recv re-armed after ENOBUFS finds them.
+        self.buf_rings.borrow().drain_returns();
         self.drain_mailbox();
         let must_enter = {
             let mut uring = self.uring.borrow_mut();
@@ -468,6 +484,7 @@ impl RingInner {
         if timeout == Some(Duration::ZERO) {
             return self.submit_and_reap();
         }
+        self.buf_rings.borrow().drain_returns();
         self.drain_mailbox();
         if !self.shared.park.begin_park() {
             return self.submit_and_reap();
@@ -563,6 +580,17 @@ impl RingInner {
         } else {
             self.slots.borrow().get(key).cloned()
         };
+        // A CQE carrying a provided buffer: the pool's free count drops now, on the
+        // owner, so a stream starved by ENOBUFS never sees a stale count.
+        let select = cqueue::buffer_select(cqe.flags)
+            .and(op.as_ref())
+            .and_then(|op| op.buf_select());
+        if let Some(select) = select {
+            select.on_cqe(&Cqe {
+                result: cqe.result,
+                flags: cqe.flags,
+            });
+        }
         match op {
             Some(op) => op.complete(
                 Cqe {
@@ -710,6 +738,10 @@ impl RingInner {
             for op in self.slots.borrow_mut().drain() {
                 std::mem::forget(op);
             }
+            self.buf_rings.borrow_mut().leak_all();
+        } else {
+            let uring = self.uring.borrow();
+            self.buf_rings.borrow_mut().unregister_all(&uring);
         }
         if !self.eventfd_armed.get() {
             // SAFETY: the eventfd read has completed (not armed), so the kernel no longer

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use uringo_uring::op::{Close, Fsync, Ftruncate, ReadAt, WriteAt};
+use uringo_uring::op::{Anchored, Close, Fsync, Ftruncate, Operation, ReadAt, SharedFd, WriteAt};
 use uringo_uring::{IoBuf, IoBufMut, Op};
 
 use super::{Metadata, OpenOptions};
@@ -46,7 +47,10 @@ static FTRUNCATE_OP_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// # }).unwrap();
 /// ```
 pub struct File {
-    inner: std::fs::File,
+    /// Shared with the ops in flight: each holds a clone until its CQE, so the fd is
+    /// never closed (and its number reused) while an SQE still names it — an orphaned
+    /// `write_at` must not land in whatever file opens next.
+    inner: Arc<std::fs::File>,
 }
 
 impl File {
@@ -84,7 +88,7 @@ impl File {
     /// `buf` is freed only once the kernel is done with it; bytes it read are lost (for a
     /// pipe or FIFO they are consumed).
     pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> (io::Result<usize>, B) {
-        Coop::new(Op::new(ReadAt::new(self.as_raw_fd(), buf, pos))).await
+        self.run(ReadAt::new(self.as_raw_fd(), buf, pos)).await
     }
 
     /// Writes `buf`'s initialized bytes at position `pos` (at the end, whatever `pos`,
@@ -95,7 +99,7 @@ impl File {
     /// the kernel has not started it; it may or may not have happened, in part or whole.
     /// `buf` is freed only once the kernel is done with it.
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<usize>, B) {
-        Coop::new(Op::new(WriteAt::new(self.as_raw_fd(), buf, pos))).await
+        self.run(WriteAt::new(self.as_raw_fd(), buf, pos)).await
     }
 
     /// Fills `buf` to its capacity from position `pos`, reading as many times as it
@@ -164,18 +168,18 @@ impl File {
     /// Dropping the future cancels the request if it has not started: the data is then
     /// not known to be durable.
     pub async fn sync_all(&self) -> io::Result<()> {
-        Coop::new(Op::new(Fsync::new(self.as_raw_fd()))).await
+        self.run(Fsync::new(self.as_raw_fd())).await
     }
 
     /// Flushes the file's data, and only the metadata needed to read it back
     /// (`fdatasync`). Dropping the future is as for [`sync_all`](File::sync_all).
     pub async fn sync_data(&self) -> io::Result<()> {
-        Coop::new(Op::new(Fsync::datasync(self.as_raw_fd()))).await
+        self.run(Fsync::datasync(self.as_raw_fd())).await
     }
 
     /// The file's metadata (`statx` on the fd). Dropping the future loses nothing.
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        Metadata::of_fd(self.as_raw_fd()).await
+        Metadata::of_fd(&self.shared_fd()).await
     }
 
     /// Truncates or extends (with zeros) the file to `size` bytes. The file must be open
@@ -197,7 +201,7 @@ impl File {
             )
         })?;
         if !FTRUNCATE_OP_UNSUPPORTED.load(Ordering::Relaxed) {
-            match Coop::new(Op::new(Ftruncate::new(self.as_raw_fd(), size))).await {
+            match self.run(Ftruncate::new(self.as_raw_fd(), size)).await {
                 Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {}
                 result => return result,
             }
@@ -216,20 +220,39 @@ impl File {
     /// dropping the `File` would ignore).
     ///
     /// If the future is dropped before the close was submitted, the fd is closed
-    /// synchronously; after that the kernel closes it. It is never leaked.
+    /// synchronously; after that the kernel closes it. It is never leaked. If an op of
+    /// a dropped future is still in flight, that op closes the fd when it completes and
+    /// this returns `Ok(())` at once.
     pub async fn close(self) -> io::Result<()> {
-        let fd = OwnedFd::from(self.inner);
-        Coop::new(Op::new(Close::new(fd))).await
+        match Arc::try_unwrap(self.inner) {
+            Ok(file) => Coop::new(Op::new(Close::new(OwnedFd::from(file)))).await,
+            Err(_still_in_flight) => Ok(()),
+        }
     }
 
     /// Wraps an open std file.
     pub fn from_std(file: std::fs::File) -> File {
-        File { inner: file }
+        File {
+            inner: Arc::new(file),
+        }
     }
 
-    /// The std file, for blocking use or APIs this type lacks.
-    pub fn into_std(self) -> std::fs::File {
-        self.inner
+    /// The std file, for blocking use or APIs this type lacks. If an op of a dropped
+    /// future is still in flight, this is a `dup` of the fd (which can fail with
+    /// `EMFILE`); the original closes when that op completes.
+    pub fn into_std(self) -> io::Result<std::fs::File> {
+        Arc::try_unwrap(self.inner).or_else(|shared| shared.try_clone())
+    }
+
+    fn shared_fd(&self) -> SharedFd {
+        self.inner.clone()
+    }
+
+    /// Submits `op` holding the file until its CQE. (A plain fn returning the future, not
+    /// an `async fn`: rustc cannot prove an `async fn`'s `T: Operation` bound for
+    /// `&'static str` buffers when it checks a caller's future for `Send`.)
+    fn run<T: Operation>(&self, op: T) -> Coop<Op<Anchored<T, SharedFd>>> {
+        Coop::new(Op::new(Anchored::new(op, self.shared_fd())))
     }
 }
 
@@ -257,12 +280,6 @@ impl From<OwnedFd> for File {
     }
 }
 
-impl From<File> for OwnedFd {
-    fn from(file: File) -> OwnedFd {
-        OwnedFd::from(file.inner)
-    }
-}
-
 impl AsRawFd for File {
     fn as_raw_fd(&self) -> RawFd {
         self.inner.as_raw_fd()
@@ -281,12 +298,6 @@ impl FromRawFd for File {
     unsafe fn from_raw_fd(fd: RawFd) -> File {
         // SAFETY: the caller hands us sole ownership of an open fd.
         File::from_std(unsafe { std::fs::File::from_raw_fd(fd) })
-    }
-}
-
-impl IntoRawFd for File {
-    fn into_raw_fd(self) -> RawFd {
-        self.inner.into_raw_fd()
     }
 }
 

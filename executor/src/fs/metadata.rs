@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use uringo_uring::op::Statx;
+use uringo_uring::op::{Anchored, Statx};
 use uringo_uring::Op;
 
 use crate::runtime::coop::Coop;
@@ -30,8 +30,9 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    pub(crate) async fn of_fd(fd: std::os::fd::RawFd) -> io::Result<Metadata> {
-        let statx = Coop::new(Op::new(Statx::fd(fd).mask(MASK))).await?;
+    pub(crate) async fn of_fd(fd: &uringo_uring::op::SharedFd) -> io::Result<Metadata> {
+        let op = Statx::fd(fd.as_raw_fd()).mask(MASK);
+        let statx = Coop::new(Op::new(Anchored::new(op, fd.clone()))).await?;
         Ok(Metadata { statx })
     }
 

@@ -206,7 +206,7 @@ mod tests {
 
     fn pair() -> (Arc<OwnedFd>, UnixStream) {
         let (inner, outer) = UnixStream::pair().unwrap();
-        (Arc::new(OwnedFd::from(inner.into_std())), outer)
+        (Arc::new(OwnedFd::from(inner.into_std().unwrap())), outer)
     }
 
     /// The buffer fallback (used where splice fails with EINVAL) copies to EOF and

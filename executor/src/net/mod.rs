@@ -11,14 +11,17 @@
 //! | [`UdpSocket`] | UDP |
 //! | [`UnixListener`], [`UnixStream`], [`UnixDatagram`] | unix-domain sockets |
 //! | [`split`] | read and write halves of a stream, borrowed or owned |
+//! | [`BufPool`], [`RecvStream`] | multishot receive into a shared pool of provided buffers |
 
 mod accept;
+mod recv_stream;
 mod socket;
 pub mod split;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use recv_stream::{BufPool, PooledBuf, RecvStream};
 pub use split::StreamSocket;
 pub use tcp::{Incoming, TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;

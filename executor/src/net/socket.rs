@@ -25,11 +25,13 @@ use crate::runtime::coop::Coop;
 /// A socket as the ops in flight on it hold it: every op keeps a clone until its final
 /// CQE, so the fd is never closed while an SQE still names it (see
 /// `uringo_uring::op::Anchored` for the fd-reuse race this prevents).
-pub(crate) type SharedFd = Arc<dyn AsRawFd + std::marker::Send + Sync>;
+pub(crate) use uringo_uring::op::SharedFd;
 
-/// Submits `op` with `fd` anchored to it.
-pub(crate) async fn run<T: Operation>(fd: &SharedFd, op: T) -> T::Output {
-    Coop::new(Op::new(Anchored::new(op, fd.clone()))).await
+/// Submits `op` with `fd` anchored to it. (A plain fn returning the future, not an
+/// `async fn`: rustc cannot prove an `async fn`'s `T: Operation` bound for `&'static str`
+/// buffers when it checks a caller's future for `Send`.)
+pub(crate) fn run<T: Operation>(fd: &SharedFd, op: T) -> Coop<Op<Anchored<T, SharedFd>>> {
+    Coop::new(Op::new(Anchored::new(op, fd.clone())))
 }
 
 /// Receives into `buf` from its start up to its capacity. `Ok(0)` is end of stream.

@@ -9,10 +9,16 @@
 //! by whoever lets go last, and never while an SQE still names it.
 
 use std::future::IntoFuture;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use io_uring::squeue;
 
 use super::{Cqe, Multishot, MultishotOperation, Op, Operation};
+
+/// A socket or file as the ops in flight on it hold it: each op keeps a clone until its
+/// final CQE, so the fd is closed only after the last of them.
+pub type SharedFd = Arc<dyn AsRawFd + core::marker::Send + Sync>;
 
 /// An op plus a value (the `anchor`) kept alive until the op's final CQE.
 ///
@@ -83,6 +89,10 @@ unsafe impl<T: MultishotOperation, A: core::marker::Send + Sync + 'static> Multi
 
     fn orphaned_item(&self, cqe: Cqe) {
         self.op.orphaned_item(cqe)
+    }
+
+    fn buf_select(&self) -> Option<&crate::buf_ring::BufSelect> {
+        self.op.buf_select()
     }
 }
 

@@ -29,6 +29,7 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
+use crate::buf_ring::BufSelect;
 use crate::cell::{Completion, MultishotCell, OpCell};
 use crate::context::{self, Target};
 use crate::shared::RingHandle;
@@ -39,13 +40,15 @@ mod fs;
 mod iov;
 mod misc;
 mod net;
+mod recv_multi;
 mod rw;
 mod sockaddr;
 
-pub use anchored::Anchored;
+pub use anchored::{Anchored, SharedFd};
 pub use fs::{Close, Fallocate, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt};
 pub use misc::{AsyncCancel, MsgRing, Nop, PollAdd, PollAddMulti, Splice, Timeout};
 pub use net::{Accept, AcceptMulti, Connect, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};
+pub use recv_multi::{RecvMulti, RecvMultiStream};
 pub use rw::{ReadAt, Readv, WriteAt, Writev};
 pub use sockaddr::SockAddr;
 
@@ -117,6 +120,16 @@ pub unsafe trait MultishotOperation: core::marker::Send + Sync + 'static {
     /// Releases what an untaken CQE produced (the stream was dropped).
     fn orphaned_item(&self, cqe: Cqe) {
         let _ = cqe;
+    }
+
+    /// The pool the kernel picks this op's buffers from (`IOSQE_BUFFER_SELECT`), if any.
+    ///
+    /// The ring asks right before it pushes the SQE, on its owner thread: it registers
+    /// the pool's buffer ring on itself if this is the pool's first op there, and binds
+    /// the selection to it. It also tells the selection about every CQE it dispatches, so
+    /// the pool's count of free buffers is exact (see [`crate::BufPool`]).
+    fn buf_select(&self) -> Option<&BufSelect> {
+        None
     }
 }
 

@@ -1,0 +1,343 @@
+//! One ring's registration of one pool: the buffer ring the kernel reads, the memory it
+//! writes into, and the way buffers come back (directly on the owner, through a lock-free
+//! queue from anywhere else).
+
+use std::alloc::Layout;
+use std::collections::HashMap;
+use std::io;
+use std::sync::Weak;
+use std::task::Waker;
+use std::thread::ThreadId;
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use io_uring::{types::BufRingEntry, IoUring};
+
+use super::pool::PoolShared;
+use super::{BufPool, BufSelect};
+use crate::atomic_waker::AtomicWaker;
+use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
+
+/// Buffer ring entries must start on a page boundary.
+const RING_ALIGN: usize = 4096;
+
+/// A page-aligned heap allocation, freed on drop.
+struct Region {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl Region {
+    fn zeroed(size: usize, align: usize) -> io::Result<Region> {
+        let layout = Layout::from_size_align(size.max(1), align)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "cannot allocate buffer ring memory",
+            ));
+        }
+        Ok(Region { ptr, layout })
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout; the owning `RingBufs` is only
+        // dropped once the kernel is done with it (see the module docs).
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// One ring's registration of one pool: the buffer ring the kernel reads, the buffers it
+/// writes, the queue of buffers returned from other threads.
+pub(crate) struct RingBufs {
+    pub(super) ring_id: u32,
+    /// The ring's owner: the only thread that writes `entries` and the tail.
+    owner: ThreadId,
+    group: u16,
+    mask: u16,
+    pub(super) buf_size: u32,
+    /// `count` `BufRingEntry`s shared with the kernel; entry 0's `resv` is the tail.
+    entries: Region,
+    buffers: Region,
+    /// Our copy of the tail. Only the owner writes it (it is atomic for `Sync` only).
+    tail: AtomicU32,
+    /// Buffers the kernel may pick now or after the owner's next drain of `returns`.
+    pub(super) available: AtomicU32,
+    /// Buffer ids dropped off the owner thread, waiting for the owner to re-add them.
+    returns: ArrayQueue<u16>,
+    /// Streams starved by `ENOBUFS`, woken when a buffer comes back.
+    waiters: SegQueue<Arc<BufWaiter>>,
+    /// False once the ring has unregistered the buffer ring: returns are then dropped.
+    pub(super) registered: AtomicBool,
+    pub(super) pool: Weak<PoolShared>,
+}
+
+// SAFETY: the raw regions are only written by the owner thread (entries, tail) or by the
+// kernel (buffers, between handing a buffer out and its CQE); readers of a buffer hold the
+// `PooledBuf` that owns its id exclusively.
+unsafe impl Send for RingBufs {}
+// SAFETY: as above.
+unsafe impl Sync for RingBufs {}
+
+impl RingBufs {
+    fn new(ring_id: u32, pool: &BufPool) -> io::Result<RingBufs> {
+        let count = pool.buf_count();
+        let entries = Region::zeroed(
+            count * std::mem::size_of::<BufRingEntry>(),
+            RING_ALIGN.max(std::mem::align_of::<BufRingEntry>()),
+        )?;
+        let buffers = Region::zeroed(count * pool.buf_size(), RING_ALIGN)?;
+        Ok(RingBufs {
+            ring_id,
+            owner: this_thread(),
+            group: pool.group(),
+            mask: (count - 1) as u16,
+            buf_size: pool.shared.size,
+            entries,
+            buffers,
+            tail: AtomicU32::new(0),
+            available: AtomicU32::new(0),
+            returns: ArrayQueue::new(count),
+            waiters: SegQueue::new(),
+            registered: AtomicBool::new(false),
+            pool: Arc::downgrade(&pool.shared),
+        })
+    }
+
+    pub(super) fn count(&self) -> usize {
+        usize::from(self.mask) + 1
+    }
+
+    pub(super) fn buf_ptr(&self, bid: u16) -> *mut u8 {
+        // SAFETY: `bid < count` (checked by callers), so the offset stays inside `buffers`.
+        unsafe {
+            self.buffers
+                .ptr
+                .add(usize::from(bid) * self.buf_size as usize)
+        }
+    }
+
+    /// Writes buffer `bid` into the next free entry and publishes the new tail.
+    /// Owner thread only.
+    fn push_entry(&self, bid: u16) {
+        let tail = self.tail.load(Ordering::Relaxed);
+        let base = self.entries.ptr.cast::<BufRingEntry>();
+        // SAFETY: the index is masked into the `count` entries of the region. The entry at
+        // `tail` is outside the kernel's [head, tail) window, so the kernel does not read
+        // it until we publish the new tail; the setters leave `resv` (entry 0's tail
+        // field) untouched.
+        unsafe {
+            let entry = &mut *base.add((tail & u32::from(self.mask)) as usize);
+            entry.set_addr(self.buf_ptr(bid) as u64);
+            entry.set_len(self.buf_size);
+            entry.set_bid(bid);
+        }
+        let new_tail = tail.wrapping_add(1);
+        self.tail.store(new_tail, Ordering::Relaxed);
+        // The tail lives in memory shared with the kernel, not with our threads, so it is
+        // outside what `crate::sync` (and loom) model.
+        // SAFETY: `BufRingEntry::tail` points at entry 0's `resv`, a 2-byte aligned u16
+        // inside the region, which the kernel reads with acquire semantics.
+        unsafe {
+            let tail_ptr = BufRingEntry::tail(base).cast_mut();
+            (*tail_ptr.cast::<std::sync::atomic::AtomicU16>())
+                .store(new_tail as u16, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Gives every buffer to the kernel and registers the ring. Owner thread only.
+    fn register(&self, uring: &IoUring) -> io::Result<()> {
+        for bid in 0..self.count() {
+            self.push_entry(bid as u16);
+        }
+        // SAFETY: the entries region is page-aligned, holds `count` entries and lives in
+        // an `Arc` the ring's registry keeps until after `unregister`.
+        unsafe {
+            uring.submitter().register_buf_ring_with_flags(
+                self.entries.ptr as u64,
+                self.count() as u16,
+                self.group,
+                0,
+            )?;
+        }
+        self.available.store(self.count() as u32, Ordering::Release);
+        self.registered.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Unregisters the buffer ring. Owner thread only, with no op of the group in flight.
+    fn unregister(&self, uring: &IoUring) {
+        self.registered.store(false, Ordering::Release);
+        if let Err(err) = uring.submitter().unregister_buf_ring(self.group) {
+            tracing::warn!(ring = self.ring_id, group = self.group, %err, "cannot unregister a buffer ring");
+        }
+    }
+
+    /// Re-adds buffers returned from other threads. Owner thread only.
+    fn drain_returns(&self) {
+        while let Some(bid) = self.returns.pop() {
+            self.push_entry(bid);
+        }
+    }
+
+    /// The owner dispatched a CQE carrying buffer `bid`: it is out of the pool.
+    pub(super) fn taken(&self) {
+        self.available.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Returns buffer `bid` from any thread.
+    pub(super) fn give_back(&self, bid: u16) {
+        if !self.registered.load(Ordering::Acquire) {
+            return;
+        }
+        // The thread, not "is the ring current here": a ring is !Send, so its owner is
+        // the thread that created it, and this check never touches the ring (a buffer
+        // may be dropped while the ring itself is being dropped).
+        if this_thread() == self.owner {
+            self.push_entry(bid);
+        } else if self.returns.push(bid).is_err() {
+            // Cannot happen: at most `count` buffers are out, and the queue holds `count`.
+            tracing::error!(
+                ring = self.ring_id,
+                group = self.group,
+                bid,
+                "buffer return queue full"
+            );
+            return;
+        }
+        // SeqCst pairs with the waiter's SeqCst read-modify-write in `wait`: either the
+        // waiter sees this buffer, or we see its queued waker.
+        self.available.fetch_add(1, Ordering::SeqCst);
+        while let Some(waiter) = self.waiters.pop() {
+            waiter.queued.store(false, Ordering::Release);
+            waiter.waker.wake();
+        }
+    }
+
+    /// Queues `waiter` to be woken by the next returned buffer. Returns true if a buffer
+    /// is already available (no need to sleep).
+    pub(crate) fn wait(&self, waiter: &Arc<BufWaiter>, waker: &Waker) -> bool {
+        waiter.waker.register(waker);
+        if !waiter.queued.swap(true, Ordering::AcqRel) {
+            self.waiters.push(waiter.clone());
+        }
+        self.available.fetch_add(0, Ordering::SeqCst) > 0
+            || !self.registered.load(Ordering::Acquire)
+    }
+
+    /// Whether a buffer is available (or the ring is gone and waiting is pointless).
+    pub(crate) fn has_available(&self) -> bool {
+        self.available.load(Ordering::Acquire) > 0 || !self.registered.load(Ordering::Acquire)
+    }
+}
+
+/// The calling thread's id, cached (`thread::current()` clones an `Arc` per call).
+fn this_thread() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    // During thread teardown the cache may be gone; the slow path still answers.
+    ID.try_with(|id| *id)
+        .unwrap_or_else(|_| std::thread::current().id())
+}
+
+/// A stream parked on an exhausted pool.
+pub(crate) struct BufWaiter {
+    waker: AtomicWaker,
+    queued: AtomicBool,
+}
+
+impl BufWaiter {
+    pub(crate) fn new() -> Arc<BufWaiter> {
+        Arc::new(BufWaiter {
+            waker: AtomicWaker::new(),
+            queued: AtomicBool::new(false),
+        })
+    }
+}
+
+/// The buffer rings registered on one io_uring, owned by its `Ring` (owner thread only).
+#[derive(Default)]
+pub(crate) struct BufRings {
+    by_group: HashMap<u16, Arc<RingBufs>>,
+}
+
+impl BufRings {
+    /// This ring's registration of `pool`, registering it first if needed.
+    fn get_or_register(
+        &mut self,
+        ring_id: u32,
+        uring: &IoUring,
+        pool: &BufPool,
+    ) -> io::Result<Arc<RingBufs>> {
+        if let Some(bufs) = self.by_group.get(&pool.group()) {
+            if std::ptr::eq(bufs.pool.as_ptr(), Arc::as_ptr(&pool.shared)) {
+                return Ok(bufs.clone());
+            }
+        }
+        // Registering is rare: release pools that are gone first (their group id may be
+        // the one we are about to register).
+        self.by_group.retain(|_, bufs| {
+            let alive = bufs.pool.strong_count() > 0;
+            if !alive {
+                bufs.unregister(uring);
+            }
+            alive
+        });
+        let bufs = Arc::new(RingBufs::new(ring_id, pool)?);
+        bufs.register(uring)?;
+        tracing::debug!(
+            ring = ring_id,
+            group = pool.group(),
+            count = pool.buf_count(),
+            size = pool.buf_size(),
+            "buffer ring registered"
+        );
+        let mut rings = pool.shared.rings.lock().unwrap_or_else(|e| e.into_inner());
+        rings.retain(|ring| ring.strong_count() > 0);
+        rings.push(Arc::downgrade(&bufs));
+        drop(rings);
+        self.by_group.insert(pool.group(), bufs.clone());
+        Ok(bufs)
+    }
+
+    /// Binds `select` to this ring's registration of its pool. Called by the owner right
+    /// before it pushes the op's SQE.
+    pub(crate) fn bind(
+        &mut self,
+        ring_id: u32,
+        uring: &IoUring,
+        select: &BufSelect,
+    ) -> io::Result<()> {
+        let bufs = self.get_or_register(ring_id, uring, &select.pool)?;
+        // An op is submitted once; a second bind would be a ring bug.
+        if select.bound.set(bufs).is_err() {
+            tracing::error!(ring = ring_id, "buffer-selecting op bound twice");
+        }
+        Ok(())
+    }
+
+    /// Re-adds buffers other threads returned. Runs at the start of every tick.
+    pub(crate) fn drain_returns(&self) {
+        for bufs in self.by_group.values() {
+            bufs.drain_returns();
+        }
+    }
+
+    /// Unregisters everything (the ring's ops are all complete).
+    pub(crate) fn unregister_all(&mut self, uring: &IoUring) {
+        for (_, bufs) in self.by_group.drain() {
+            bufs.unregister(uring);
+        }
+    }
+
+    /// Leaks every registration: ops the kernel never finished may still write into them.
+    pub(crate) fn leak_all(&mut self) {
+        for (_, bufs) in self.by_group.drain() {
+            std::mem::forget(bufs);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The op side of a pool ([`BufSelect`]) and the received bytes ([`PooledBuf`]).
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::OnceLock;
+
+use io_uring::cqueue;
+
+use super::{BufPool, RingBufs};
+use crate::op::Cqe;
+use crate::sync::Arc;
+
+/// How an op takes its buffers from a [`BufPool`] (`IOSQE_BUFFER_SELECT`): which group to
+/// name in the SQE, and, once the ring has bound it, which ring's buffers its CQEs carry.
+///
+/// Ops that select buffers return one from
+/// [`MultishotOperation::buf_select`](crate::op::MultishotOperation::buf_select); the ring
+/// registers the pool on itself and binds the selection before pushing the SQE.
+pub struct BufSelect {
+    pub(super) pool: BufPool,
+    pub(super) bound: OnceLock<Arc<RingBufs>>,
+}
+
+impl BufSelect {
+    /// Selects buffers from `pool`.
+    pub fn new(pool: &BufPool) -> BufSelect {
+        BufSelect {
+            pool: pool.clone(),
+            bound: OnceLock::new(),
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &BufPool {
+        &self.pool
+    }
+
+    /// The buffer group id to put in the SQE.
+    pub fn group(&self) -> u16 {
+        self.pool.group()
+    }
+
+    pub(crate) fn bound(&self) -> Option<&Arc<RingBufs>> {
+        self.bound.get()
+    }
+
+    /// Owner side, at dispatch: accounts for the buffer a CQE carries.
+    pub(crate) fn on_cqe(&self, cqe: &Cqe) {
+        if let (Some(bufs), Some(_)) = (self.bound.get(), cqueue::buffer_select(cqe.flags)) {
+            bufs.taken();
+        }
+    }
+
+    /// The buffer `cqe` carries, holding the `cqe.result` bytes received. `None` when the
+    /// CQE carries no buffer. Each CQE must be taken at most once.
+    pub fn take(&self, cqe: &Cqe) -> Option<PooledBuf> {
+        let bid = cqueue::buffer_select(cqe.flags)?;
+        let bufs = self.bound.get()?;
+        if usize::from(bid) >= bufs.count() {
+            tracing::error!(
+                ring = bufs.ring_id,
+                bid,
+                "CQE names a buffer id outside the pool"
+            );
+            return None;
+        }
+        let len = u32::try_from(cqe.result).unwrap_or(0).min(bufs.buf_size);
+        Some(PooledBuf {
+            inner: Inner::Ring {
+                bufs: bufs.clone(),
+                bid,
+                len,
+            },
+        })
+    }
+}
+
+impl fmt::Debug for BufSelect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufSelect")
+            .field("group", &self.group())
+            .field("bound", &self.bound.get().map(|b| b.ring_id))
+            .finish()
+    }
+}
+
+/// Received bytes in a buffer of a [`BufPool`]. Dropping it gives the buffer back to the
+/// ring it came from (from any thread).
+pub struct PooledBuf {
+    inner: Inner,
+}
+
+enum Inner {
+    Ring {
+        bufs: Arc<RingBufs>,
+        bid: u16,
+        len: u32,
+    },
+    /// Received by the single-shot fallback.
+    Owned(Vec<u8>),
+}
+
+impl PooledBuf {
+    pub(crate) fn owned(data: Vec<u8>) -> PooledBuf {
+        PooledBuf {
+            inner: Inner::Owned(data),
+        }
+    }
+
+    /// The buffer id within the pool (`None` for a buffer from the single-shot fallback).
+    pub fn buf_id(&self) -> Option<u16> {
+        match &self.inner {
+            Inner::Ring { bid, .. } => Some(*bid),
+            Inner::Owned(_) => None,
+        }
+    }
+}
+
+impl Deref for PooledBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            // SAFETY: the kernel wrote `len` bytes at this buffer before posting the CQE we
+            // took it from; until this `PooledBuf` drops, the id is in nobody else's hands
+            // (not in the buffer ring), and the `Arc` keeps the memory alive.
+            Inner::Ring { bufs, bid, len } => unsafe {
+                std::slice::from_raw_parts(bufs.buf_ptr(*bid), *len as usize)
+            },
+            Inner::Owned(data) => data,
+        }
+    }
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        if let Inner::Ring { bufs, bid, .. } = &self.inner {
+            bufs.give_back(*bid);
+        }
+    }
+}
+
+impl fmt::Debug for PooledBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledBuf")
+            .field("buf_id", &self.buf_id())
+            .field("len", &self.len())
+            .finish()
+    }
+}

@@ -1,0 +1,265 @@
+//! Multishot recv into a [`BufPool`]: one SQE, a CQE per chunk of received bytes, each in
+//! a buffer the kernel picked from the pool when the bytes arrived.
+//!
+//! [`RecvMulti`] is the raw op: its stream ends whenever the kernel ends the multishot
+//! (`ENOBUFS` when the pool runs dry, an error, EOF). [`RecvMultiStream`] is what users
+//! want: it re-arms transparently after `ENOBUFS` (once a buffer has come back — it sleeps
+//! until then, it does not spin) and after any other end that is not EOF or an error, so
+//! the caller sees one ordered byte stream. No data is lost on a re-arm: when the kernel
+//! has no buffer it leaves the bytes in the socket.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::{opcode, squeue, types};
+
+use super::{Anchored, Cqe, Multishot, MultishotOperation, Op, Recv, SharedFd};
+use crate::buf_ring::{BufPool, BufSelect, BufWaiter, PooledBuf, RingBufs};
+use crate::sync::Arc;
+
+/// Multishot `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` (kernel 6.0+): yields each chunk
+/// received on socket `fd` as a [`PooledBuf`] from `pool`, and an empty buffer at EOF.
+///
+/// The stream ends after any CQE without `F_MORE` (EOF, an error, `ENOBUFS`); see
+/// [`RecvMultiStream`] for the re-arming stream. Buffers of CQEs that arrive after the
+/// stream is dropped go straight back to the pool.
+#[derive(Debug)]
+pub struct RecvMulti {
+    fd: RawFd,
+    select: Arc<BufSelect>,
+}
+
+impl RecvMulti {
+    /// Receives repeatedly on socket `fd` into buffers of `pool`.
+    pub fn new(fd: RawFd, pool: &BufPool) -> Multishot<RecvMulti> {
+        Multishot::new(RecvMulti {
+            fd,
+            select: Arc::new(BufSelect::new(pool)),
+        })
+    }
+}
+
+// SAFETY: the SQE carries no pointers; the kernel writes into pool buffers that the
+// ring's registration keeps alive until after the op's final CQE.
+unsafe impl MultishotOperation for RecvMulti {
+    type Item = io::Result<PooledBuf>;
+
+    fn build(&self) -> squeue::Entry {
+        opcode::RecvMulti::new(types::Fd(self.fd), self.select.group()).build()
+    }
+
+    fn item(&self, cqe: Cqe) -> Self::Item {
+        let buf = self.select.take(&cqe);
+        let len = cqe.io_result()?;
+        match buf {
+            Some(buf) => Ok(buf),
+            None if len == 0 => Ok(PooledBuf::owned(Vec::new())),
+            None => Err(io::Error::other(
+                "multishot recv completed with data but without a provided buffer",
+            )),
+        }
+    }
+
+    fn orphaned_item(&self, cqe: Cqe) {
+        drop(self.select.take(&cqe));
+    }
+
+    fn buf_select(&self) -> Option<&BufSelect> {
+        Some(&self.select)
+    }
+}
+
+/// An ordered stream of the bytes received on a socket, in buffers of a [`BufPool`]:
+/// multishot recv that re-arms itself when the pool runs dry.
+///
+/// Yields `Ok(buf)` per received chunk (never empty), `Err` once on a socket error (then
+/// ends), and ends (`None`) at EOF. While the pool is exhausted it waits for a buffer to be
+/// returned (a [`PooledBuf`] dropped, on any thread) and then re-arms; bytes stay in the
+/// socket meanwhile. A reader that holds every buffer of the pool and waits for more data
+/// before dropping one waits forever: size pools for what readers hold.
+///
+/// Dropping the stream cancels the recv; buffers still arriving go back to the pool.
+///
+/// On kernels without provided buffer rings or multishot recv (the first arm fails with
+/// `EINVAL`), the stream falls back to single-shot recv into a `Vec` of the pool's buffer
+/// size per chunk.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use uringo_uring::{op::RecvMultiStream, BufPool, Ring};
+///
+/// let ring = Ring::new()?;
+/// let pool = BufPool::new(4, 1024)?;
+/// let (mut a, b) = std::os::unix::net::UnixStream::pair()?;
+/// let chunk = ring.block_on(async {
+///     let mut stream = RecvMultiStream::new(b.as_raw_fd(), &pool);
+///     a.write_all(b"ping").unwrap();
+///     stream.next().await
+/// });
+/// assert_eq!(&*chunk.unwrap()?, b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct RecvMultiStream {
+    fd: RawFd,
+    /// Keeps the socket open until every op of this stream has completed (see
+    /// [`Anchored`]); `None` when the caller promised to keep it open.
+    anchor: Option<SharedFd>,
+    pool: BufPool,
+    state: State,
+    waiter: Option<Arc<BufWaiter>>,
+}
+
+/// The single-shot recv of the fallback mode, holding the socket like every op here.
+type FallbackRecv = Anchored<Recv<Vec<u8>>, Option<SharedFd>>;
+
+enum State {
+    /// Arm a new multishot recv on the next poll.
+    Idle,
+    Armed {
+        op: Multishot<Anchored<RecvMulti, Option<SharedFd>>>,
+        select: Arc<BufSelect>,
+        /// No CQE yet: an `EINVAL` now means the kernel lacks the feature.
+        first: bool,
+    },
+    /// The pool ran dry on this ring: wait for a buffer to come back.
+    Starved(Arc<RingBufs>),
+    Fallback(Option<Op<FallbackRecv>>),
+    Done,
+}
+
+impl std::fmt::Debug for RecvMultiStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Idle => "idle",
+            State::Armed { .. } => "armed",
+            State::Starved(_) => "waiting for a buffer",
+            State::Fallback(_) => "single-shot",
+            State::Done => "done",
+        };
+        f.debug_struct("RecvMultiStream")
+            .field("fd", &self.fd)
+            .field("pool", &self.pool)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl RecvMultiStream {
+    /// Receives on socket `fd` (which must stay open while the stream lives) into
+    /// buffers of `pool`. Nothing is submitted until the first poll.
+    pub fn new(fd: RawFd, pool: &BufPool) -> RecvMultiStream {
+        RecvMultiStream {
+            fd,
+            anchor: None,
+            pool: pool.clone(),
+            state: State::Idle,
+            waiter: None,
+        }
+    }
+
+    /// Receives on `socket`, which every op of the stream holds until its completion,
+    /// so dropping the stream and then the socket can never let an op run on a reused
+    /// fd number.
+    pub fn shared(socket: SharedFd, pool: &BufPool) -> RecvMultiStream {
+        RecvMultiStream {
+            fd: socket.as_raw_fd(),
+            anchor: Some(socket),
+            pool: pool.clone(),
+            state: State::Idle,
+            waiter: None,
+        }
+    }
+
+    /// The next chunk, an error, or `None` at EOF (and after an error).
+    pub async fn next(&mut self) -> Option<io::Result<PooledBuf>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Polls for the next chunk (see [`RecvMultiStream::next`]).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<PooledBuf>>> {
+        loop {
+            match &mut self.state {
+                State::Idle if self.pool.is_fallback() => self.state = State::Fallback(None),
+                State::Idle => {
+                    let select = Arc::new(BufSelect::new(&self.pool));
+                    let recv = RecvMulti {
+                        fd: self.fd,
+                        select: select.clone(),
+                    };
+                    let op = Anchored::multishot(recv, self.anchor.clone());
+                    self.state = State::Armed {
+                        op,
+                        select,
+                        first: true,
+                    };
+                }
+                State::Armed { op, select, first } => {
+                    let item = std::task::ready!(op.poll_next(cx));
+                    let was_first = std::mem::replace(first, false);
+                    match item {
+                        Some(Ok(buf)) if buf.is_empty() => {
+                            self.state = State::Done;
+                            return Poll::Ready(None);
+                        }
+                        Some(Ok(buf)) => return Poll::Ready(Some(Ok(buf))),
+                        Some(Err(err)) if err.raw_os_error() == Some(libc::ENOBUFS) => {
+                            self.pool.note_enobufs();
+                            tracing::debug!(
+                                fd = self.fd,
+                                group = self.pool.group(),
+                                "buffer pool exhausted; recv re-arms when a buffer returns"
+                            );
+                            self.state = match select.bound() {
+                                Some(bufs) => State::Starved(bufs.clone()),
+                                None => State::Idle,
+                            };
+                        }
+                        Some(Err(err)) if was_first && err.raw_os_error() == Some(libc::EINVAL) => {
+                            self.pool.set_fallback();
+                            self.state = State::Fallback(None);
+                        }
+                        Some(Err(err)) => {
+                            self.state = State::Done;
+                            return Poll::Ready(Some(Err(err)));
+                        }
+                        // The kernel ended the multishot without EOF or error: re-arm.
+                        None => self.state = State::Idle,
+                    }
+                }
+                State::Starved(bufs) => {
+                    let waiter = self.waiter.get_or_insert_with(BufWaiter::new);
+                    if !bufs.has_available() && !bufs.wait(waiter, cx.waker()) {
+                        return Poll::Pending;
+                    }
+                    self.state = State::Idle;
+                }
+                State::Fallback(op) => {
+                    let size = self.pool.buf_size();
+                    let (fd, anchor) = (self.fd, &self.anchor);
+                    let op = op.get_or_insert_with(|| {
+                        let recv = Recv::new(fd, Vec::with_capacity(size));
+                        Op::new(Anchored::new(recv, anchor.clone()))
+                    });
+                    let (result, buf) = std::task::ready!(Pin::new(op).poll(cx));
+                    self.state = State::Fallback(None);
+                    match result {
+                        Ok(0) => {
+                            self.state = State::Done;
+                            return Poll::Ready(None);
+                        }
+                        Ok(_) => return Poll::Ready(Some(Ok(PooledBuf::owned(buf)))),
+                        Err(err) => {
+                            self.state = State::Done;
+                            return Poll::Ready(Some(Err(err)));
+                        }
+                    }
+                }
+                State::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Provided buffer rings and multishot recv: what a proxy relies on.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{ErrorKind, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::task::Poll;
+use std::time::Duration;
+
+use uringo_uring::op::{Nop, RecvMultiStream};
+use uringo_uring::{BufPool, PooledBuf, Ring};
+
+/// Generous bound after which a test declares a hang; never a performance threshold.
+const HANG: Duration = Duration::from_secs(60);
+
+/// Runs `f` on its own thread and fails the test if it does not finish within [`HANG`]
+/// (a lost buffer or a missed wake-up shows as a hang, which must fail, not stall CI).
+fn with_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(HANG) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // The closure panicked: surface its panic.
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {HANG:?}"),
+    }
+}
+
+/// A byte pattern with no period that divides the buffer size, so a reordered or
+/// repeated chunk cannot compare equal.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
+}
+
+/// Lets the ring dispatch everything pending (including cancellation CQEs).
+fn settle(ring: &Ring) {
+    for _ in 0..100 {
+        ring.block_on(async { Nop::new().await.unwrap() });
+        if ring.in_flight() == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("ops still in flight: {}", ring.in_flight());
+}
+
+#[test]
+fn megabyte_streams_in_order_through_four_buffers_while_the_reader_holds_three() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(4, 4096).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let sent = pattern(1 << 20);
+        let writer = {
+            let sent = sent.clone();
+            std::thread::spawn(move || tx.write_all(&sent).unwrap())
+        };
+        let received = ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let mut held: VecDeque<PooledBuf> = VecDeque::new();
+            let mut received = Vec::with_capacity(1 << 20);
+            while let Some(buf) = stream.next().await {
+                let buf = buf.unwrap();
+                assert!(!buf.is_empty() && buf.len() <= 4096);
+                received.extend_from_slice(&buf);
+                held.push_back(buf);
+                // Hold three of the four buffers: the kernel runs dry again and again.
+                if held.len() > 3 {
+                    held.pop_front();
+                }
+            }
+            received
+        });
+        writer.join().unwrap();
+        assert_eq!(received.len(), sent.len());
+        assert!(received == sent, "bytes differ or arrived out of order");
+        assert!(
+            pool.enobufs() > 0,
+            "the pool never ran dry; the test proved nothing"
+        );
+        assert_eq!(pool.available(), pool.capacity());
+        assert_eq!(pool.capacity(), 4);
+    });
+}
+
+#[test]
+fn buffers_return_to_the_pool_on_drop() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(8, 256).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let mut held = Vec::new();
+            for chunk in [&b"one"[..], b"two", b"three"] {
+                tx.write_all(chunk).unwrap();
+                let buf = stream.next().await.unwrap().unwrap();
+                assert_eq!(&*buf, chunk);
+                held.push(buf);
+            }
+            assert_eq!(pool.capacity(), 8);
+            assert_eq!(pool.in_use(), 3);
+            assert_eq!(pool.available(), 5);
+            drop(held);
+            assert_eq!(pool.in_use(), 0);
+            assert_eq!(pool.available(), 8);
+        });
+    });
+}
+
+#[test]
+fn a_buffer_dropped_on_another_thread_goes_back_to_its_ring() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(4, 64).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let mut held = Vec::new();
+            for i in 0..4u8 {
+                tx.write_all(&[i; 10]).unwrap();
+                held.push(stream.next().await.unwrap().unwrap());
+            }
+            assert_eq!(pool.available(), 0);
+            std::thread::spawn(move || drop(held)).join().unwrap();
+            assert_eq!(pool.available(), 4);
+            // The kernel can fill all four again: they really went back into the ring,
+            // so the recv neither ran dry nor lost bytes.
+            let mut again = Vec::new();
+            for i in 10..14u8 {
+                tx.write_all(&[i; 10]).unwrap();
+                let buf = stream.next().await.unwrap().unwrap();
+                assert_eq!(&*buf, &[i; 10]);
+                again.push(buf);
+            }
+            assert_eq!(pool.enobufs(), 0);
+        });
+    });
+}
+
+#[test]
+fn a_starved_stream_wakes_when_another_thread_returns_a_buffer() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(2, 64).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let mut held = Vec::new();
+            for i in 0..2u8 {
+                tx.write_all(&[i; 5]).unwrap();
+                held.push(stream.next().await.unwrap().unwrap());
+            }
+            // Both buffers go to a thread that gives them back only once the stream has
+            // run dry and gone to sleep waiting for one.
+            let dropper = {
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    while pool.enobufs() == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    drop(held);
+                })
+            };
+            tx.write_all(b"after the drought").unwrap();
+            let buf = stream.next().await.unwrap().unwrap();
+            assert_eq!(&*buf, b"after the drought");
+            assert!(pool.enobufs() >= 1);
+            dropper.join().unwrap();
+        });
+    });
+}
+
+#[test]
+fn dropping_the_stream_mid_flight_returns_every_buffer() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(16, 1024).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        tx.set_nonblocking(true).unwrap();
+        // Fill the socket so the kernel is busy posting CQEs when the stream goes away.
+        let data = pattern(256 * 1024);
+        let mut written = 0;
+        while written < data.len() {
+            match tx.write(&data[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let first = ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let first = stream.next().await.unwrap().unwrap();
+            assert!(pool.in_use() >= 1);
+            first
+            // The stream is dropped here, its recv still armed.
+        });
+        assert_eq!(&*first, &data[..first.len()]);
+        settle(&ring);
+        drop(first);
+        assert_eq!(ring.in_flight(), 0, "the cancelled recv is still in flight");
+        assert_eq!(pool.in_use(), 0);
+        assert_eq!(pool.available(), pool.capacity());
+    });
+}
+
+/// Polls every future until all are done (a minimal join for `block_on`).
+async fn join_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn two_hundred_idle_connections_hold_no_buffer_then_all_get_their_data() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(32, 512).unwrap();
+        let pairs: Vec<(UnixStream, UnixStream)> =
+            (0..200).map(|_| UnixStream::pair().unwrap()).collect();
+        let mut streams: Vec<RecvMultiStream> = pairs
+            .iter()
+            .map(|(_, rx)| RecvMultiStream::new(rx.as_raw_fd(), &pool))
+            .collect();
+        ring.block_on(async {
+            // Arm every recv.
+            std::future::poll_fn(|cx| {
+                for stream in &mut streams {
+                    assert!(stream.poll_next(cx).is_pending());
+                }
+                Poll::Ready(())
+            })
+            .await;
+            Nop::new().await.unwrap();
+        });
+        assert!(ring.in_flight() >= 200, "recvs armed: {}", ring.in_flight());
+        assert_eq!(pool.capacity(), 32);
+        assert_eq!(pool.available(), 32, "idle connections hold buffers");
+
+        for (i, (tx, _)) in pairs.iter().enumerate() {
+            (&*tx).write_all(format!("conn {i}").as_bytes()).unwrap();
+        }
+        let got = ring.block_on(join_all(
+            streams
+                .iter_mut()
+                .map(|stream| {
+                    Box::pin(async move { stream.next().await.unwrap().unwrap().to_vec() })
+                        as Pin<Box<dyn Future<Output = Vec<u8>>>>
+                })
+                .collect(),
+        ));
+        for (i, bytes) in got.iter().enumerate() {
+            assert_eq!(bytes, format!("conn {i}").as_bytes());
+        }
+        assert_eq!(pool.available(), 32);
+    });
+}
+
+#[test]
+fn eof_ends_the_stream() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(4, 64).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        tx.write_all(b"last words").unwrap();
+        drop(tx);
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            assert_eq!(&*stream.next().await.unwrap().unwrap(), b"last words");
+            assert!(stream.next().await.is_none());
+            assert!(
+                stream.next().await.is_none(),
+                "the stream restarted after EOF"
+            );
+        });
+        assert_eq!(pool.available(), 4);
+    });
+}
+
+#[test]
+fn peer_reset_gives_an_error_item() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(4, 64).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads a live `linger` of the size we pass.
+        let rc = unsafe {
+            libc::setsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(server.as_raw_fd(), &pool);
+            // Closing with a zero linger sends RST instead of FIN.
+            drop(client);
+            let err = stream.next().await.unwrap().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+            assert!(stream.next().await.is_none());
+        });
+    });
+}
+
+#[test]
+fn received_bytes_outlive_the_ring() {
+    with_deadline(|| {
+        let pool = BufPool::new(4, 64).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        tx.write_all(b"still here").unwrap();
+        let buf = {
+            let ring = Ring::new().unwrap();
+            ring.block_on(async {
+                let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+                stream.next().await.unwrap().unwrap()
+            })
+        };
+        // The ring and its buffer ring are gone; the bytes are not.
+        assert_eq!(&*buf, b"still here");
+        assert_eq!(pool.capacity(), 0, "a dropped ring still counts");
+        drop(buf);
+    });
+}
+
+#[test]
+fn single_shot_mode_streams_the_same_bytes() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(4, 4096).unwrap();
+        pool.use_single_shot();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let sent = pattern(64 * 1024);
+        let writer = {
+            let sent = sent.clone();
+            std::thread::spawn(move || tx.write_all(&sent).unwrap())
+        };
+        let received = ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let mut received = Vec::new();
+            while let Some(buf) = stream.next().await {
+                let buf = buf.unwrap();
+                assert_eq!(buf.buf_id(), None);
+                received.extend_from_slice(&buf);
+            }
+            received
+        });
+        writer.join().unwrap();
+        assert!(received == sent);
+        assert!(pool.is_fallback());
+        assert_eq!(
+            pool.capacity(),
+            0,
+            "single-shot mode registered a buffer ring"
+        );
+    });
+}
+
+#[test]
+fn bad_pool_shapes_are_refused_with_a_clear_error() {
+    for (count, size) in [(0, 64), (3, 64), (65536, 64), (4, 0)] {
+        let err = BufPool::new(count, size).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{count} x {size}");
+    }
+    assert!(BufPool::new(32768, 1).is_ok());
+}
+
+#[test]
+fn pools_and_buffers_cross_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    fn sendable<T: Send>() {}
+    shareable::<BufPool>();
+    sendable::<PooledBuf>();
+    sendable::<RecvMultiStream>();
+}
