@@ -94,6 +94,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub mod compat;
 mod loom;
 pub mod net;
 mod runtime;
