@@ -252,6 +252,27 @@ mod tokio_traits {
     }
 
     #[test]
+    fn a_peer_that_reads_late_gets_every_byte_of_a_large_write() {
+        with_watchdog("backpressure", || {
+            rt().block_on(async {
+                let (client, server) = pair().await;
+                let data = pattern(8 << 20, 8);
+                let reader = uringo::spawn(async move {
+                    // Let the socket buffers fill, so the writer waits on the peer.
+                    uringo::time::sleep(Duration::from_millis(50)).await;
+                    read_to_eof(&server).await
+                });
+                let mut io = Compat::new(client);
+                io.write_all(&data).await.unwrap();
+                io.shutdown().await.unwrap();
+                let got = reader.await.unwrap();
+                assert_eq!(got.len(), data.len());
+                assert!(got == data, "bytes corrupted under backpressure");
+            })
+        });
+    }
+
+    #[test]
     fn after_flush_the_peer_can_read_every_byte_written() {
         with_watchdog("flush", || {
             rt().block_on(async {

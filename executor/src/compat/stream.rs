@@ -66,7 +66,9 @@ impl CompatStream for TcpStream {}
 ///   returns their count once sent, and sends nothing twice. A call made with
 ///   different bytes first waits for the earlier batch (returning its error, if it
 ///   failed: the connection is broken then) and then writes the new bytes; the
-///   abandoned bytes have still been sent.
+///   abandoned bytes have still been sent. Which call is the retry is decided by
+///   content: the first write call after a `Pending` one whose bytes start with the
+///   in-flight batch claims it (even after a flush in between completed the batch).
 /// * **`poll_flush` returns `Ready(Ok)` only when every byte accepted so far has been
 ///   handed to the kernel** (the last send's CQE was seen). The adapter never holds
 ///   accepted bytes back, so after a `Ready(Ok(n))` write a flush completes at once; it
