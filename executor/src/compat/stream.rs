@@ -73,6 +73,10 @@ impl CompatStream for TcpStream {}
 ///   handed to the kernel** (the last send's CQE was seen). The adapter never holds
 ///   accepted bytes back, so after a `Ready(Ok(n))` write a flush completes at once; it
 ///   does real work only after a write that was left `Pending`.
+/// * **A retry that completes wakes the task once more.** The wake-up the send's CQE
+///   delivered was spent on the poll that found the batch done; a caller that retried
+///   from inside its flush (hyper's HTTP/1 client does) and does not loop would never
+///   be polled again. The extra poll costs one run-queue push.
 /// * **`poll_shutdown`** flushes, then shuts the write half (the peer reads EOF).
 /// * **Vectored writes** are coalesced into the write buffer and sent as one batch.
 ///
@@ -290,6 +294,12 @@ impl<S: CompatStream> Compat<S> {
             let batch = self.write.buf.as_deref().unwrap_or_default();
             if starts_with(bufs, batch) {
                 coop.made_progress();
+                // The send's CQE already woke the task, and this poll consumed that
+                // wake-up. A caller that retried the write from inside its flush
+                // (hyper's HTTP/1 dispatcher does) may not look for new work after it
+                // succeeds and would wait for a wake-up that never comes; one more poll
+                // lets it pick its next message up.
+                cx.waker().wake_by_ref();
                 return Poll::Ready(Ok(batch.len()));
             }
             tracing::trace!(
