@@ -94,6 +94,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub mod compat;
 pub mod fs;
 pub mod io;
 mod loom;
