@@ -172,6 +172,28 @@ mod tokio_traits {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    #[test]
+    fn unix_streams_adapt_too() {
+        with_watchdog("unix compat", || {
+            rt().block_on(async {
+                let (a, b) = uringo::net::UnixStream::pair().unwrap();
+                let (mut a, mut b) = (Compat::new(a), Compat::new(b));
+                let data = pattern(200_000, 5);
+                let writer = {
+                    let data = data.clone();
+                    uringo::spawn(async move {
+                        a.write_all(&data).await.unwrap();
+                        a.shutdown().await.unwrap();
+                    })
+                };
+                let mut got = Vec::new();
+                b.read_to_end(&mut got).await.unwrap();
+                writer.await.unwrap();
+                assert_eq!(got, data);
+            });
+        });
+    }
+
     /// Writes `data` with `write_all` in random chunk sizes up to `max_chunk`.
     async fn write_in_chunks(
         io: &mut Compat<TcpStream>,

@@ -10,14 +10,15 @@ use std::fmt;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::Shutdown as How;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use uringo_uring::op::{Recv, Send, Shutdown};
+use uringo_uring::op::{Anchored, Operation, Recv, Send, Shutdown};
 use uringo_uring::{IoBuf, Op, Slice};
 
-use crate::net::TcpStream;
+use crate::net::socket::SocketOp;
+use crate::net::{StreamSocket, TcpStream};
 use crate::runtime::coop;
 
 /// Default capacity of the read buffer: one receive asks the kernel for up to this much.
@@ -26,19 +27,12 @@ pub const DEFAULT_READ_CAPACITY: usize = 16 * 1024;
 /// Default capacity of the write buffer: the most one write call sends in one batch.
 pub const DEFAULT_WRITE_CAPACITY: usize = 64 * 1024;
 
-mod sealed {
-    pub trait Sealed {}
-}
-
 /// A uringo stream that [`Compat`] can adapt: a connected, stream-oriented socket that
-/// `recv`/`send`/`shutdown` work on.
-///
-/// Sealed: the adapter submits socket ops on the raw fd, which is only right for the
-/// stream types uringo itself provides. Today that is [`TcpStream`].
-pub trait CompatStream: AsRawFd + Unpin + sealed::Sealed {}
+/// `recv`/`send`/`shutdown` work on — [`TcpStream`] and
+/// [`UnixStream`](crate::net::UnixStream). Sealed through [`StreamSocket`].
+pub trait CompatStream: StreamSocket + Unpin {}
 
-impl sealed::Sealed for TcpStream {}
-impl CompatStream for TcpStream {}
+impl<S: StreamSocket + Unpin> CompatStream for S {}
 
 /// A uringo stream behind the poll-based I/O traits: tokio's `AsyncRead`/`AsyncWrite`
 /// (feature `tokio-io`), `futures_io::AsyncRead`/`AsyncWrite` (feature `futures-io`)
@@ -112,7 +106,7 @@ pub struct Compat<S> {
     // number that may already have been reused.
     read: ReadSide,
     write: WriteSide,
-    shutdown: Option<Op<Shutdown>>,
+    shutdown: Option<SocketOp<Shutdown>>,
     write_shut: bool,
     stream: S,
 }
@@ -123,7 +117,7 @@ struct ReadSide {
     /// Bytes of `buf` before this index have been read out.
     pos: usize,
     capacity: usize,
-    op: Option<Op<Recv<Vec<u8>>>>,
+    op: Option<SocketOp<Recv<Vec<u8>>>>,
 }
 
 struct WriteSide {
@@ -132,7 +126,7 @@ struct WriteSide {
     /// How much of the batch the kernel has taken (sends can be short).
     sent: usize,
     capacity: usize,
-    op: Option<Op<Send<Slice<Vec<u8>>>>>,
+    op: Option<SocketOp<Send<Slice<Vec<u8>>>>>,
     /// The batch was submitted by a write call that returned `Pending` and has not been
     /// reported to a caller yet; a retry presenting the same bytes claims it.
     unclaimed: bool,
@@ -221,6 +215,12 @@ impl<S: CompatStream> Compat<S> {
         self.stream.as_raw_fd()
     }
 
+    /// `op` holding the socket until its CQE, so an op cancelled by dropping the adapter
+    /// never runs on a reused fd number.
+    fn anchored<T: Operation>(&self, op: T) -> SocketOp<T> {
+        Op::new(Anchored::new(op, self.stream.shared_fd()))
+    }
+
     /// The buffered bytes, receiving more first if there are none. An empty slice is
     /// end of stream.
     pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
@@ -234,7 +234,7 @@ impl<S: CompatStream> Compat<S> {
             buf.clear();
             buf.reserve_exact(self.read.capacity);
             self.read.pos = 0;
-            self.read.op = Some(Op::new(Recv::new(self.fd(), buf)));
+            self.read.op = Some(self.anchored(Recv::new(self.fd(), buf)));
         }
         let op = self.read.op.as_mut().expect("receive in flight");
         let (result, buf) = ready!(Pin::new(op).poll(cx));
@@ -339,7 +339,7 @@ impl<S: CompatStream> Compat<S> {
     fn submit_send(&mut self, batch: Vec<u8>) {
         let end = batch.len();
         let remainder = batch.slice(self.write.sent..end);
-        self.write.op = Some(Op::new(Send::new(self.fd(), remainder)));
+        self.write.op = Some(self.anchored(Send::new(self.fd(), remainder)));
     }
 
     /// Drives the batch in flight until the kernel has taken all of it. On error the
@@ -400,10 +400,10 @@ impl<S: CompatStream> Compat<S> {
             return Poll::Ready(Ok(()));
         }
         let coop = ready!(coop::poll_proceed(cx));
-        let fd = self.fd();
-        let op = self
-            .shutdown
-            .get_or_insert_with(|| Op::new(Shutdown::new(fd, How::Write)));
+        if self.shutdown.is_none() {
+            self.shutdown = Some(self.anchored(Shutdown::new(self.fd(), How::Write)));
+        }
+        let op = self.shutdown.as_mut().expect("shutdown in flight");
         let result = ready!(Pin::new(op).poll(cx));
         self.shutdown = None;
         coop.made_progress();

@@ -15,7 +15,7 @@
 
 mod accept;
 mod recv_stream;
-mod socket;
+pub(crate) mod socket;
 pub mod split;
 mod tcp;
 mod udp;

@@ -27,10 +27,13 @@ use crate::runtime::coop::Coop;
 /// `uringo_uring::op::Anchored` for the fd-reuse race this prevents).
 pub(crate) use uringo_uring::op::SharedFd;
 
+/// An op that holds its socket until its CQE.
+pub(crate) type SocketOp<T> = Op<Anchored<T, SharedFd>>;
+
 /// Submits `op` with `fd` anchored to it. (A plain fn returning the future, not an
 /// `async fn`: rustc cannot prove an `async fn`'s `T: Operation` bound for `&'static str`
 /// buffers when it checks a caller's future for `Send`.)
-pub(crate) fn run<T: Operation>(fd: &SharedFd, op: T) -> Coop<Op<Anchored<T, SharedFd>>> {
+pub(crate) fn run<T: Operation>(fd: &SharedFd, op: T) -> Coop<SocketOp<T>> {
     Coop::new(Op::new(Anchored::new(op, fd.clone())))
 }
 
