@@ -380,9 +380,10 @@ mod tokio_traits {
                     }
                 };
                 assert!(polls > 1, "the first poll submits and cannot be done");
-                assert_eq!(
-                    woken_after_ready, 1,
-                    "the completing retry re-woke the task"
+                // At least once: a late CQE wake-up of an earlier poll may add one.
+                assert!(
+                    woken_after_ready >= 1,
+                    "the completing retry did not re-wake the task"
                 );
                 assert!(read_exactly(&server, data.len()).await == data);
             })
