@@ -316,6 +316,7 @@ impl RingInner {
         let actual = self.slots.borrow_mut().insert(op) as u64;
         debug_assert_eq!(actual, key);
         Counters::bump(&self.shared.counters.submitted, 1);
+        self.publish_in_flight();
         tracing::trace!(ring = self.shared.id, user_data = key, "op submitted");
         Ok(())
     }
@@ -565,7 +566,15 @@ impl RingInner {
             break;
         }
         Counters::bump(&self.shared.counters.completions, total as u64);
+        if total > 0 {
+            self.publish_in_flight();
+        }
         total
+    }
+
+    fn publish_in_flight(&self) {
+        let n = self.slots.borrow().len() as u64;
+        self.shared.counters.in_flight.store(n, Ordering::Relaxed);
     }
 
     fn dispatch(&self, cqe: RawCqe) {
@@ -687,6 +696,7 @@ impl RingInner {
             tracing::debug!(ring = self.shared.id, %err, "MSG_RING submit deferred");
             return false;
         }
+        Counters::bump(&self.shared.counters.wakes_sent, 1);
         true
     }
 

@@ -164,6 +164,9 @@ pub(crate) struct Counters {
     pub(crate) kicks_msg_ring: AtomicU64,
     pub(crate) kicks_eventfd: AtomicU64,
     pub(crate) remote_submits: AtomicU64,
+    pub(crate) wakes_sent: AtomicU64,
+    /// Gauge, stored by the owner after each submission and each reap.
+    pub(crate) in_flight: AtomicU64,
 }
 
 impl Counters {
@@ -188,12 +191,15 @@ impl Counters {
             kicks_msg_ring: get(&self.kicks_msg_ring),
             kicks_eventfd: get(&self.kicks_eventfd),
             remote_submits: get(&self.remote_submits),
+            wakes_sent: get(&self.wakes_sent),
+            in_flight: get(&self.in_flight),
         }
     }
 }
 
 /// A snapshot of a ring's counters (all monotonic since the ring was created).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RingMetrics {
     /// SQEs pushed for user ops (internal SQEs such as wake-ups are not counted).
     pub submitted: u64,
@@ -220,6 +226,11 @@ pub struct RingMetrics {
     pub kicks_eventfd: u64,
     /// Ops handed over through the mailbox by threads that do not own this ring.
     pub remote_submits: u64,
+    /// MSG_RING wakes this ring's owner posted into other rings.
+    pub wakes_sent: u64,
+    /// User ops in the kernel right now (a gauge, as of the owner's last submit or
+    /// reap).
+    pub in_flight: u64,
 }
 
 /// A `Send + Sync` handle on a ring: wake it, hand it work, read its counters.

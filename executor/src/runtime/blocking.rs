@@ -154,6 +154,10 @@ impl BlockingPool {
     }
 
     /// Number of blocking threads alive, and how many of them are idle.
+    pub(crate) fn max_threads(&self) -> usize {
+        self.inner.max_threads
+    }
+
     pub(crate) fn thread_counts(&self) -> (usize, usize) {
         let state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         (state.num_threads, state.num_idle)

@@ -31,6 +31,7 @@ pub struct Builder {
     pub(crate) thread_name: String,
     pub(crate) hooks: ThreadHooks,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) schedtrace: Option<(Duration, bool)>,
 }
 
 impl Default for Builder {
@@ -47,6 +48,7 @@ impl Default for Builder {
             thread_name: "uringo-worker".to_string(),
             hooks: ThreadHooks::default(),
             shutdown_timeout: Duration::from_secs(10),
+            schedtrace: None,
         }
     }
 }
@@ -139,6 +141,28 @@ impl Builder {
     /// 10 s). Async tasks are cancelled, not waited for.
     pub fn shutdown_timeout(&mut self, d: Duration) -> &mut Self {
         self.shutdown_timeout = d;
+        self
+    }
+
+    /// Prints one line of scheduler state to stderr every `interval`, as Go's
+    /// `GODEBUG=schedtrace` does, plus a line per worker when `detail` is set. The
+    /// environment does the same without code: `URINGO_SCHEDTRACE=<ms>` and
+    /// `URINGO_SCHEDTRACE_DETAIL=1` (this method wins over them).
+    ///
+    /// ```text
+    /// SCHED 1000ms: workers=2 searching=0 idle=1 injector=0 runq=[12 0] runnext=[1 0] inflight=[230 4] timers=[1000 3] steals=[0 57] blocking=0/512
+    /// ```
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new()
+    ///     .schedtrace(std::time::Duration::from_secs(1), false)
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn schedtrace(&mut self, interval: Duration, detail: bool) -> &mut Self {
+        assert!(!interval.is_zero(), "schedtrace interval must be > 0");
+        self.schedtrace = Some((interval, detail));
         self
     }
 

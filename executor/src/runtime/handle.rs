@@ -91,6 +91,7 @@ impl Handle {
         let (join, notified) = shared.owned.bind(future, shared.clone(), id);
         if let Some(notified) = notified {
             tracing::trace!(task = %id, "spawned");
+            crate::scheduler::worker::count_spawn(shared);
             crate::scheduler::worker::schedule(shared, notified, false);
         }
         join

@@ -1,6 +1,7 @@
 //! What the scheduler did, for dashboards and tests.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::Handle;
 use crate::loom::sync::Ordering;
@@ -39,6 +40,15 @@ impl RuntimeMetrics {
     /// Tasks spawned and not yet complete.
     pub fn num_alive_tasks(&self) -> usize {
         self.handle.shared().owned.len()
+    }
+
+    /// Tasks spawned since the runtime started (from workers and from outside).
+    pub fn spawned_tasks_count(&self) -> u64 {
+        let shared = self.handle.shared();
+        let from_workers: u64 = (0..self.num_workers())
+            .map(|w| WorkerMetrics::get(&self.worker(w).spawns))
+            .sum();
+        from_workers + shared.remote_spawns.load(Ordering::Relaxed)
     }
 
     /// Tasks waiting in the global injection queue.
@@ -140,6 +150,57 @@ impl RuntimeMetrics {
             .timers
             .len
             .load(Ordering::Relaxed)
+    }
+
+    /// Iterations of `worker`'s scheduling loop.
+    pub fn worker_tick_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).ticks)
+    }
+
+    /// Times `worker` woke up from a park.
+    pub fn worker_unpark_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).unparks)
+    }
+
+    /// Times a sibling stole tasks from `worker`.
+    pub fn worker_robbed_count(&self, worker: usize) -> u64 {
+        self.worker(worker).robbed.load(Ordering::Relaxed)
+    }
+
+    /// Time `worker` spent awake, up to its last park (a worker that never parks shows
+    /// zero: the clock is read once per park, not per poll).
+    pub fn worker_busy_duration(&self, worker: usize) -> Duration {
+        Duration::from_nanos(WorkerMetrics::get(&self.worker(worker).busy_ns))
+    }
+
+    /// Busy time per poll on `worker`: [`worker_busy_duration`](Self::worker_busy_duration)
+    /// over the polls it covers. It includes the loop's own work between polls (reaping,
+    /// timers), so it slightly overstates the time inside `poll`.
+    pub fn worker_mean_poll_time(&self, worker: usize) -> Duration {
+        let polls = self.worker_poll_count(worker).max(1);
+        self.worker_busy_duration(worker) / polls.min(u32::MAX as u64) as u32
+    }
+
+    /// Whether `worker`'s runnext slot holds a task right now.
+    pub fn worker_has_runnext(&self, worker: usize) -> bool {
+        self.handle.shared().remotes[worker].steal.has_runnext()
+    }
+
+    /// Timers ever armed on `worker`'s wheel.
+    pub fn worker_timers_armed_count(&self, worker: usize) -> u64 {
+        let timers = &self.handle.shared().remotes[worker].timers;
+        timers.armed.load(Ordering::Relaxed)
+    }
+
+    /// Timers removed from `worker`'s wheel before they fired.
+    pub fn worker_timers_cancelled_count(&self, worker: usize) -> u64 {
+        let timers = &self.handle.shared().remotes[worker].timers;
+        timers.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The most threads the blocking pool may start.
+    pub fn max_blocking_threads(&self) -> usize {
+        self.handle.blocking().max_threads()
     }
 
     /// Tasks in `worker`'s local queue right now.

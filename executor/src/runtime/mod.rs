@@ -6,6 +6,7 @@ pub(crate) mod context;
 pub(crate) mod coop;
 mod handle;
 mod metrics;
+mod schedtrace;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -52,6 +53,7 @@ pub struct Runtime {
     handle: Handle,
     workers: Vec<std::thread::JoinHandle<()>>,
     shutdown_timeout: Duration,
+    schedtrace: Option<schedtrace::SchedTrace>,
 }
 
 impl Runtime {
@@ -116,14 +118,22 @@ impl Runtime {
                 }
             }
         }
-        let rt = Runtime {
+        let mut rt = Runtime {
             handle,
             workers,
             shutdown_timeout: b.shutdown_timeout,
+            schedtrace: None,
         };
         if let Some(err) = failure {
             drop(rt);
             return Err(err);
+        }
+        if let Some((interval, detail)) = b.schedtrace.or_else(schedtrace::from_env) {
+            rt.schedtrace = Some(schedtrace::SchedTrace::start(
+                rt.handle.clone(),
+                interval,
+                detail,
+            )?);
         }
         tracing::debug!(workers = n, pinned = pin, "uringo runtime started");
         Ok(rt)
@@ -197,6 +207,9 @@ impl Runtime {
             );
         }
         let started = Instant::now();
+        if let Some(mut trace) = self.schedtrace.take() {
+            trace.stop();
+        }
         let shared = self.handle.shared();
         shared.begin_shutdown();
         for worker in self.workers.drain(..) {

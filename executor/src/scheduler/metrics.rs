@@ -27,6 +27,17 @@ pub(crate) struct WorkerMetrics {
     pub(crate) ring_reaps: AtomicU64,
     /// Timers that fired on this worker's wheel.
     pub(crate) timers_fired: AtomicU64,
+    /// Tasks spawned by this worker's tasks.
+    pub(crate) spawns: AtomicU64,
+    /// Iterations of the scheduling loop.
+    pub(crate) ticks: AtomicU64,
+    /// Times the worker woke from a park.
+    pub(crate) unparks: AtomicU64,
+    /// Nanoseconds spent awake (between parks).
+    pub(crate) busy_ns: AtomicU64,
+    /// Times a sibling stole from this worker. Written by the stealers (so an RMW, on a
+    /// line of its own): steals are rare next to polls.
+    pub(crate) robbed: crossbeam_utils::CachePadded<AtomicU64>,
 }
 
 impl WorkerMetrics {

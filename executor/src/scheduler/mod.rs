@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     next_fallback: AtomicUsize,
     /// Tasks scheduled from outside the runtime's workers (into the injector).
     pub(crate) remote_schedules: AtomicU64,
+    /// Tasks spawned from threads that are not workers.
+    pub(crate) remote_spawns: AtomicU64,
     /// Tick 0 of every worker's timer wheel (shared, so ticks mean the same everywhere).
     pub(crate) clock_origin: Instant,
 }
@@ -85,6 +87,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             next_fallback: AtomicUsize::new(0),
             remote_schedules: AtomicU64::new(0),
+            remote_spawns: AtomicU64::new(0),
             clock_origin: Instant::now(),
         }
     }

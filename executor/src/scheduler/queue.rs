@@ -527,6 +527,12 @@ impl<T: QueueItem> Steal<T> {
         })
     }
 
+    /// Whether the runnext slot holds a task (a racy snapshot, for metrics).
+    pub(crate) fn has_runnext(&self) -> bool {
+        // Relaxed: a gauge; nothing is read through the pointer.
+        !self.0.runnext.load(Relaxed).is_null()
+    }
+
     /// Approximate number of items in the ring (for idle heuristics).
     pub(crate) fn len(&self) -> usize {
         // Acquire: same head chain as in steal: afterwards the tail we load is >= real.

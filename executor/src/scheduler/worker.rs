@@ -26,7 +26,7 @@ use uringo_uring::Ring;
 use super::metrics::WorkerMetrics;
 use super::queue::Local;
 use super::{Remote, Shared};
-use crate::loom::sync::Arc;
+use crate::loom::sync::{Arc, Ordering};
 use crate::runtime::{context, coop};
 use crate::task::Notified;
 use crate::time::TimerDriver;
@@ -43,6 +43,9 @@ pub(crate) struct WorkerContext {
     in_task: Cell<bool>,
     /// This worker's timer wheel (Go's per-P timers).
     timers: RefCell<TimerDriver>,
+    /// When the worker last woke (or started): busy time is measured per park cycle,
+    /// two clock reads per sleep rather than two per poll.
+    busy_since: Cell<Instant>,
 }
 
 struct Core {
@@ -80,6 +83,7 @@ impl WorkerContext {
             timers: RefCell::new(TimerDriver::new(shared_origin)),
             ring,
             in_task: Cell::new(false),
+            busy_since: Cell::new(Instant::now()),
         }
     }
 
@@ -132,7 +136,9 @@ impl WorkerContext {
     /// The loop. Returns when the runtime shuts down.
     pub(crate) fn run(&self) {
         tracing::debug!(worker = self.index, "worker started");
+        self.busy_since.set(Instant::now());
         while !self.shared.is_shutdown() {
+            WorkerMetrics::bump(&self.metrics().ticks, 1);
             let tick = {
                 let mut core = self.core.borrow_mut();
                 core.tick = core.tick.wrapping_add(1);
@@ -324,6 +330,8 @@ impl WorkerContext {
                 let m = self.metrics();
                 WorkerMetrics::bump(&m.steals, count as u64);
                 WorkerMetrics::bump(&m.steal_operations, 1);
+                let victim_metrics = &self.shared.remotes[victim].metrics;
+                victim_metrics.robbed.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(worker = self.index, victim, count, "stole tasks");
                 return Some(task);
             }
@@ -348,12 +356,18 @@ impl WorkerContext {
         if !work_visible {
             // Timers other threads queued for us count: they may be due before we wake.
             self.process_timers();
-            let timeout = self.timers.borrow().park_timeout(Instant::now());
-            WorkerMetrics::bump(&self.metrics().parks, 1);
+            let now = Instant::now();
+            let timeout = self.timers.borrow().park_timeout(now);
+            let m = self.metrics();
+            let busy = now.saturating_duration_since(self.busy_since.get());
+            WorkerMetrics::bump(&m.busy_ns, busy.as_nanos() as u64);
+            WorkerMetrics::bump(&m.parks, 1);
             tracing::trace!(worker = self.index, ?timeout, "parking");
             if let Err(err) = self.ring.park(timeout) {
                 tracing::error!(worker = self.index, %err, "parking in io_uring failed");
             }
+            WorkerMetrics::bump(&m.unparks, 1);
+            self.busy_since.set(Instant::now());
         }
         if !self.shared.idle.transition_worker_from_parked(self.index) {
             // A producer picked us: we are counted as searching.
@@ -387,6 +401,17 @@ pub(crate) fn schedule(shared: &Arc<Shared>, task: Notified, is_yield: bool) {
             cx.schedule_local(task, is_yield)
         }
         _ => shared.schedule_remote(task),
+    })
+}
+
+/// Counts a spawn on the spawning worker's own counters, or on the shared remote
+/// counter when the spawner is not one of this runtime's workers.
+pub(crate) fn count_spawn(shared: &Arc<Shared>) {
+    context::with_worker(|worker| match worker {
+        Some(cx) if Arc::ptr_eq(&cx.shared, shared) => WorkerMetrics::bump(&cx.metrics().spawns, 1),
+        _ => {
+            shared.remote_spawns.fetch_add(1, Ordering::Relaxed);
+        }
     })
 }
 

@@ -12,7 +12,7 @@ use crossbeam_queue::SegQueue;
 use uringo_timers::{TimerKey, TimerWheel};
 
 use super::entry::TimerEntry;
-use crate::loom::sync::{Arc, AtomicUsize, Ordering};
+use crate::loom::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
 
 /// Tick length: 1 ms (see `uringo-timers` for why not finer).
 pub(crate) const TICK: Duration = Duration::from_millis(1);
@@ -40,12 +40,19 @@ pub(crate) struct TimerRemote {
     pub(crate) cancellations: SegQueue<TimerKey>,
     /// Timers in the wheel (a gauge for metrics).
     pub(crate) len: AtomicUsize,
+    /// Timers ever inserted into the wheel (published by the worker).
+    pub(crate) armed: AtomicU64,
+    /// Timers removed from the wheel before they fired (published by the worker).
+    pub(crate) cancelled: AtomicU64,
 }
 
 /// The worker-owned wheel.
 pub(crate) struct TimerDriver {
     wheel: TimerWheel<Arc<TimerEntry>>,
     origin: Instant,
+    /// Counted here, published with the length: the wheel is the worker's alone.
+    armed: u64,
+    cancelled: u64,
 }
 
 impl TimerDriver {
@@ -53,16 +60,21 @@ impl TimerDriver {
         TimerDriver {
             wheel: TimerWheel::new(),
             origin,
+            armed: 0,
+            cancelled: 0,
         }
     }
 
     pub(crate) fn insert(&mut self, entry: Arc<TimerEntry>) -> TimerKey {
         let tick = entry.deadline_tick;
+        self.armed += 1;
         self.wheel.insert(tick, entry)
     }
 
     pub(crate) fn cancel(&mut self, key: TimerKey) {
-        drop(self.wheel.cancel(key));
+        if self.wheel.cancel(key).is_some() {
+            self.cancelled += 1;
+        }
     }
 
     /// Moves a timer; false when the key is stale (it fired or was cancelled).
@@ -112,5 +124,7 @@ impl TimerDriver {
 
     pub(crate) fn publish_len(&self, remote: &TimerRemote) {
         remote.len.store(self.wheel.len(), Ordering::Relaxed);
+        remote.armed.store(self.armed, Ordering::Relaxed);
+        remote.cancelled.store(self.cancelled, Ordering::Relaxed);
     }
 }

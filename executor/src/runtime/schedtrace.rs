@@ -1,0 +1,171 @@
+//! `URINGO_SCHEDTRACE=<ms>`: Go's `GODEBUG=schedtrace`, one line of scheduler state per
+//! interval on stderr.
+//!
+//! ```text
+//! SCHED 3000ms: workers=2 searching=0 idle=1 injector=0 runq=[12 0] runnext=[1 0] inflight=[230 4] timers=[1000 3] steals=[0 57] blocking=0/512
+//! ```
+//!
+//! * `searching`: workers looking for work to steal; `idle`: workers asleep in their ring;
+//! * `injector`: tasks in the global queue;
+//! * per worker: `runq` tasks in the local queue, `runnext` 1 if the slot is taken,
+//!   `inflight` ops in the ring, `timers` armed on the wheel, `steals` tasks stolen by it;
+//! * `blocking`: blocking-pool threads / the most it may start.
+//!
+//! With `URINGO_SCHEDTRACE_DETAIL=1`, each line is followed by one line per worker with
+//! its counters (Go's `scheddetail`). The trace thread only reads counters the workers
+//! publish anyway; it costs the workers nothing.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Handle, RuntimeMetrics};
+
+/// Interval and detail flag from `URINGO_SCHEDTRACE` / `URINGO_SCHEDTRACE_DETAIL`.
+pub(crate) fn from_env() -> Option<(Duration, bool)> {
+    let ms = std::env::var("URINGO_SCHEDTRACE").ok()?;
+    let ms: u64 = match ms.trim().parse() {
+        Ok(ms) if ms > 0 => ms,
+        _ => {
+            tracing::warn!(value = %ms, "URINGO_SCHEDTRACE must be a positive number of milliseconds; ignored");
+            return None;
+        }
+    };
+    let detail = std::env::var("URINGO_SCHEDTRACE_DETAIL").is_ok_and(|v| v.trim() == "1");
+    Some((Duration::from_millis(ms), detail))
+}
+
+/// The running trace thread; stopping it (or dropping) joins it.
+pub(crate) struct SchedTrace {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SchedTrace {
+    pub(crate) fn start(
+        handle: Handle,
+        interval: Duration,
+        detail: bool,
+    ) -> std::io::Result<SchedTrace> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = std::thread::Builder::new()
+            .name("uringo-schedtrace".into())
+            .spawn({
+                let stop = stop.clone();
+                move || run(handle.metrics(), interval, detail, &stop)
+            })?;
+        Ok(SchedTrace {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn stop(&mut self) {
+        let (flag, cvar) = &*self.stop;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for SchedTrace {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(metrics: RuntimeMetrics, interval: Duration, detail: bool, stop: &(Mutex<bool>, Condvar)) {
+    let started = Instant::now();
+    let mut next = started + interval;
+    let (flag, cvar) = stop;
+    let mut stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let now = Instant::now();
+        if now < next {
+            stopped = cvar
+                .wait_timeout(stopped, next - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if *stopped {
+                return;
+            }
+            continue;
+        }
+        let mut text = line(&metrics, next - started);
+        if detail {
+            for worker in 0..metrics.num_workers() {
+                text.push('\n');
+                text.push_str(&detail_line(&metrics, worker));
+            }
+        }
+        // stderr, like Go's trace; a closed stderr is not worth failing over.
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+        next += interval;
+    }
+}
+
+/// The summary line.
+pub(crate) fn line(m: &RuntimeMetrics, at: Duration) -> String {
+    let workers = 0..m.num_workers();
+    let list = |f: &dyn Fn(usize) -> String| workers.clone().map(f).collect::<Vec<_>>().join(" ");
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        "SCHED {}ms: workers={} searching={} idle={} injector={} runq=[{}] runnext=[{}] \
+         inflight=[{}] timers=[{}] steals=[{}] blocking={}/{}",
+        at.as_millis(),
+        m.num_workers(),
+        m.num_searching_workers(),
+        m.num_parked_workers(),
+        m.global_queue_depth(),
+        list(&|w| m.worker_local_queue_depth(w).to_string()),
+        list(&|w| u8::from(m.worker_has_runnext(w)).to_string()),
+        list(&|w| in_flight(m, w).to_string()),
+        list(&|w| m.worker_timer_count(w).to_string()),
+        list(&|w| m.worker_steal_count(w).to_string()),
+        m.num_blocking_threads(),
+        m.max_blocking_threads(),
+    );
+    s
+}
+
+/// One worker's counters (`URINGO_SCHEDTRACE_DETAIL=1`).
+pub(crate) fn detail_line(m: &RuntimeMetrics, w: usize) -> String {
+    let ring = m.worker_ring_metrics(w).unwrap_or_default();
+    format!(
+        "  W{w}: ticks={} polls={} runnext_polls={} mean_poll={}us steals={}/{} robbed={} \
+         parks={} overflows={} injector_pops={} forced_yields={} runq={} inflight={} \
+         submitted={} completions={} enters={} wakes_in={} wakes_out={} timers={} \
+         timers_armed={} timers_fired={} timers_cancelled={}",
+        m.worker_tick_count(w),
+        m.worker_poll_count(w),
+        m.worker_runnext_poll_count(w),
+        m.worker_mean_poll_time(w).as_micros(),
+        m.worker_steal_count(w),
+        m.worker_steal_operations(w),
+        m.worker_robbed_count(w),
+        m.worker_park_count(w),
+        m.worker_overflow_count(w),
+        m.worker_injector_pop_count(w),
+        m.worker_budget_forced_yield_count(w),
+        m.worker_local_queue_depth(w),
+        ring.in_flight,
+        ring.submitted,
+        ring.completions,
+        ring.enters,
+        ring.wake_requests,
+        ring.wakes_sent,
+        m.worker_timer_count(w),
+        m.worker_timers_armed_count(w),
+        m.worker_timers_fired_count(w),
+        m.worker_timers_cancelled_count(w),
+    )
+}
+
+fn in_flight(m: &RuntimeMetrics, w: usize) -> u64 {
+    m.worker_ring_metrics(w).map_or(0, |r| r.in_flight)
+}
