@@ -32,6 +32,7 @@ pub struct Builder {
     pub(crate) hooks: ThreadHooks,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) schedtrace: Option<(Duration, bool)>,
+    pub(crate) stuck_poll_threshold: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -49,6 +50,7 @@ impl Default for Builder {
             hooks: ThreadHooks::default(),
             shutdown_timeout: Duration::from_secs(10),
             schedtrace: None,
+            stuck_poll_threshold: Some(Duration::from_millis(10)),
         }
     }
 }
@@ -163,6 +165,23 @@ impl Builder {
     pub fn schedtrace(&mut self, interval: Duration, detail: bool) -> &mut Self {
         assert!(!interval.is_zero(), "schedtrace interval must be > 0");
         self.schedtrace = Some((interval, detail));
+        self
+    }
+
+    /// How long one task poll may run before the monitor thread (Go's sysmon) calls its
+    /// worker stuck: it then logs a warning naming the task and where it was spawned,
+    /// and hands the worker's runnext task and queue to other workers (see
+    /// `scheduler/monitor.rs`). Default 10 ms; `None` runs no monitor thread.
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new()
+    ///     .stuck_poll_threshold(Some(std::time::Duration::from_millis(50)))
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stuck_poll_threshold(&mut self, threshold: Option<Duration>) -> &mut Self {
+        self.stuck_poll_threshold = threshold;
         self
     }
 

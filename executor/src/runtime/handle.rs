@@ -81,6 +81,7 @@ impl Handle {
     /// Spawns a task onto the runtime. From one of its workers, the task goes to that
     /// worker's runnext slot (it runs next, like a Go `go` statement); from elsewhere,
     /// to the global queue.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

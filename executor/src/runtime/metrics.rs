@@ -181,6 +181,16 @@ impl RuntimeMetrics {
         self.worker_busy_duration(worker) / polls.min(u32::MAX as u64) as u32
     }
 
+    /// Polls on `worker` that the monitor found running past the stuck threshold.
+    pub fn worker_stuck_poll_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).stuck_polls)
+    }
+
+    /// Runnext tasks the monitor moved off `worker` while it was stuck.
+    pub fn worker_retaken_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).retaken)
+    }
+
     /// Whether `worker`'s runnext slot holds a task right now.
     pub fn worker_has_runnext(&self, worker: usize) -> bool {
         self.handle.shared().remotes[worker].steal.has_runnext()

@@ -54,6 +54,7 @@ pub struct Runtime {
     workers: Vec<std::thread::JoinHandle<()>>,
     shutdown_timeout: Duration,
     schedtrace: Option<schedtrace::SchedTrace>,
+    monitor: Option<crate::scheduler::monitor::Monitor>,
 }
 
 impl Runtime {
@@ -123,10 +124,19 @@ impl Runtime {
             workers,
             shutdown_timeout: b.shutdown_timeout,
             schedtrace: None,
+            monitor: None,
         };
         if let Some(err) = failure {
             drop(rt);
             return Err(err);
+        }
+        // loom cannot model a free-running std thread next to its own.
+        #[cfg(not(loom))]
+        if let Some(threshold) = b.stuck_poll_threshold {
+            rt.monitor = Some(crate::scheduler::monitor::Monitor::start(
+                shared.clone(),
+                threshold,
+            )?);
         }
         if let Some((interval, detail)) = b.schedtrace.or_else(schedtrace::from_env) {
             rt.schedtrace = Some(schedtrace::SchedTrace::start(
@@ -152,6 +162,7 @@ impl Runtime {
     /// assert_eq!(rt.block_on(handle).unwrap(), "done");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -209,6 +220,9 @@ impl Runtime {
         let started = Instant::now();
         if let Some(mut trace) = self.schedtrace.take() {
             trace.stop();
+        }
+        if let Some(mut monitor) = self.monitor.take() {
+            monitor.stop();
         }
         let shared = self.handle.shared();
         shared.begin_shutdown();

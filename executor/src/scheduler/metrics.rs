@@ -38,12 +38,22 @@ pub(crate) struct WorkerMetrics {
     /// Times a sibling stole from this worker. Written by the stealers (so an RMW, on a
     /// line of its own): steals are rare next to polls.
     pub(crate) robbed: crossbeam_utils::CachePadded<AtomicU64>,
+    /// Polls the monitor found running longer than its threshold (written by the
+    /// monitor, rarely).
+    pub(crate) stuck_polls: AtomicU64,
+    /// Runnext tasks the monitor took from this worker while it was stuck.
+    pub(crate) retaken: AtomicU64,
 }
 
 impl WorkerMetrics {
     #[inline]
     pub(crate) fn bump(counter: &AtomicU64, n: u64) {
         counter.store(counter.load(Relaxed) + n, Relaxed);
+    }
+
+    /// Increment by a thread other than the worker (the monitor).
+    pub(crate) fn bump_shared(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn get(counter: &AtomicU64) -> u64 {

@@ -8,10 +8,12 @@
 //! | `idle.rs` | who sleeps, who searches (Go's spinning-M rule), no lost wake-ups |
 //! | `worker.rs` | the scheduling loop (`findrunnable`) and parking |
 //! | `metrics.rs` | per-worker counters |
+//! | `monitor.rs` | Go's sysmon: finds a worker stuck in one poll, hands out its queue |
 
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod metrics;
+pub(crate) mod monitor;
 pub(crate) mod queue;
 pub(crate) mod worker;
 
@@ -47,6 +49,8 @@ pub(crate) struct Remote {
     pub(crate) metrics: WorkerMetrics,
     /// Timers other threads add to or remove from this worker's wheel.
     pub(crate) timers: TimerRemote,
+    /// The task this worker is polling, for the monitor.
+    pub(crate) poll_watch: monitor::PollWatch,
 }
 
 /// State shared by every worker of one runtime (Go's `sched`).
@@ -78,6 +82,7 @@ impl Shared {
                     ring: OnceLock::new(),
                     metrics: WorkerMetrics::default(),
                     timers: TimerRemote::default(),
+                    poll_watch: monitor::PollWatch::default(),
                 })
                 .collect(),
             inject: Injector::new(),

@@ -513,7 +513,6 @@ impl<T: QueueItem> Steal<T> {
     }
 
     /// Takes the victim's runnext item (Go's `stealRunNextG`, also the monitor's retake).
-    #[allow(dead_code)] // for the monitor thread (retaking a stuck worker's runnext)
     pub(crate) fn steal_runnext(&self) -> Option<T> {
         // Relaxed: a hint to skip the swap; the swap decides.
         if self.0.runnext.load(Relaxed).is_null() {

@@ -209,8 +209,10 @@ impl WorkerContext {
     fn run_task(&self, task: Notified) {
         self.transition_from_searching();
         let m = self.metrics();
+        let watch = &self.remote().poll_watch;
         coop::budget(|| {
             self.in_task.set(true);
+            watch.enter(&task);
             WorkerMetrics::bump(&m.polls, 1);
             task.run();
             let mut runnext_polls = 0;
@@ -225,10 +227,12 @@ impl WorkerContext {
                     break;
                 }
                 runnext_polls += 1;
+                watch.enter(&next);
                 WorkerMetrics::bump(&m.polls, 1);
                 WorkerMetrics::bump(&m.runnext_polls, 1);
                 next.run();
             }
+            watch.exit();
             self.in_task.set(false);
         });
         let forced = coop::take_forced_yields();
@@ -402,6 +406,54 @@ pub(crate) fn schedule(shared: &Arc<Shared>, task: Notified, is_yield: bool) {
         }
         _ => shared.schedule_remote(task),
     })
+}
+
+/// Runs `f`, which blocks, on the current worker after handing the worker's queued
+/// tasks to its siblings (see [`crate::task::block_in_place`]).
+pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+    struct Unblock<'a>(Option<&'a WorkerContext>);
+    impl Drop for Unblock<'_> {
+        fn drop(&mut self) {
+            if let Some(cx) = self.0 {
+                cx.remote().poll_watch.set_blocking(false);
+            }
+        }
+    }
+    context::with_worker(|worker| {
+        let _unblock = Unblock(worker.filter(|cx| cx.hand_off_for_blocking()));
+        f()
+    })
+}
+
+impl WorkerContext {
+    /// Moves everything queued on this worker (runnext, local queue, yielded tasks) to
+    /// the injector and wakes a sibling to take it. False if the queue is busy (we are
+    /// inside the worker's own queue handling, e.g. a future dropped during shutdown).
+    fn hand_off_for_blocking(&self) -> bool {
+        let Ok(mut core) = self.core.try_borrow_mut() else {
+            return false;
+        };
+        let mut tasks: Vec<Notified> = core.local.take_runnext().into_iter().collect();
+        tasks.extend(core.local.drain());
+        tasks.append(&mut core.yielded);
+        drop(core);
+        self.remote().poll_watch.set_blocking(true);
+        let handed = tasks.len();
+        for task in tasks {
+            if let Err(task) = self.shared.inject.push(task) {
+                drop(task); // Shutting down: cancelled with the rest.
+            }
+        }
+        if handed > 0 {
+            self.shared.notify_parked();
+        }
+        tracing::debug!(
+            worker = self.index,
+            handed,
+            "block_in_place: queue handed to siblings"
+        );
+        true
+    }
 }
 
 /// Counts a spawn on the spawning worker's own counters, or on the shared remote

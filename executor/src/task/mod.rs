@@ -89,6 +89,12 @@ impl fmt::Debug for Id {
 pub(crate) struct Notified(RawTask);
 
 impl Notified {
+    /// The task's id and spawn location (for the monitor's stuck-task report).
+    pub(crate) fn id_and_location(&self) -> (Id, &'static std::panic::Location<'static>) {
+        let header = self.0.header();
+        (header.id, header.location)
+    }
+
     /// Polls the task (or cancels it, if that was requested).
     pub(crate) fn run(self) {
         let raw = self.0;
@@ -152,6 +158,7 @@ impl Drop for Task {
 }
 
 /// Allocates a task: the registry's handle, its first queue entry, its join handle.
+#[track_caller]
 pub(crate) fn new_task<F, S>(
     future: F,
     scheduler: S,
@@ -206,6 +213,31 @@ where
     R: Send + 'static,
 {
     crate::Handle::current().spawn_blocking(f)
+}
+
+/// Runs `f`, which may block its thread, without stalling the tasks queued on this
+/// worker: they are handed to other workers first (tokio's `block_in_place`).
+///
+/// Unlike tokio, the worker thread itself stays (its io_uring ring cannot move to a
+/// replacement thread), so completions of I/O submitted on this worker's ring are
+/// delivered when `f` returns; tasks woken meanwhile run on other workers. Prefer
+/// [`spawn_blocking`] when the caller can await the result. Outside a worker (in
+/// `block_on`, say) this just runs `f`.
+///
+/// ```
+/// # let rt = uringo::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let n = uringo::spawn(async {
+///         uringo::task::block_in_place(|| std::fs::read("/proc/self/stat").unwrap().len())
+///     });
+///     assert!(n.await.unwrap() > 0);
+/// });
+/// ```
+pub fn block_in_place<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    crate::scheduler::worker::block_in_place(f)
 }
 
 /// Yields to the scheduler: the task goes to the back of its worker's queue and other

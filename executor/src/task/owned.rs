@@ -36,6 +36,7 @@ impl OwnedTasks {
 
     /// Creates a task and registers it. When the registry is closed (the runtime is
     /// shutting down) the task is cancelled at once and no `Notified` is returned.
+    #[track_caller]
     pub(crate) fn bind<F, S>(
         &self,
         future: F,

@@ -14,6 +14,8 @@ use std::future::Future;
 use std::ptr::NonNull;
 use std::task::Waker;
 
+use std::panic::Location;
+
 use super::state::State;
 use super::{Id, JoinError, Schedule};
 use crate::loom::sync::{AtomicUsize, UnsafeCell};
@@ -25,6 +27,9 @@ pub(crate) struct Header {
     /// Slot of this task in the owned-task registry (shard and key), written under the
     /// shard's lock.
     pub(crate) owned_key: AtomicUsize,
+    /// Where the task was spawned (`#[track_caller]` through the spawn path), for the
+    /// monitor's stuck-task report.
+    pub(crate) location: &'static Location<'static>,
 }
 
 pub(crate) struct Vtable {
@@ -69,6 +74,7 @@ pub(crate) struct Trailer {
 }
 
 impl<F: Future, S: Schedule> Cell<F, S> {
+    #[track_caller]
     pub(crate) fn new(future: F, scheduler: S, id: Id) -> Box<Self> {
         Box::new(Cell {
             header: Header {
@@ -76,6 +82,7 @@ impl<F: Future, S: Schedule> Cell<F, S> {
                 vtable: &Self::VTABLE,
                 id,
                 owned_key: AtomicUsize::new(usize::MAX),
+                location: Location::caller(),
             },
             core: Core {
                 scheduler,
@@ -111,6 +118,7 @@ unsafe impl Send for RawTask {}
 unsafe impl Sync for RawTask {}
 
 impl RawTask {
+    #[track_caller]
     pub(crate) fn new<F: Future, S: Schedule>(future: F, scheduler: S, id: Id) -> RawTask {
         let cell = Cell::new(future, scheduler, id);
         // SAFETY: Box::into_raw never returns null.

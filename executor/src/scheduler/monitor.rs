@@ -1,0 +1,227 @@
+//! The monitor thread: Go's sysmon, for workers stuck inside one poll.
+//!
+//! A task that blocks its thread (a long computation, a blocking syscall) stalls every
+//! task queued behind it on that worker. Siblings can steal from its local queue, but
+//! only if they are awake and looking, and nobody can take its runnext slot (tokio
+//! cannot either: tokio issues #4941 and #4730). So a monitor thread watches the
+//! workers the way sysmon watches Ps:
+//!
+//! * each worker publishes the task it is polling (id and spawn location) and counts
+//!   polls (`WorkerMetrics::polls`, Go's `schedtick`); the monitor notes when it last
+//!   saw each worker's count change;
+//! * a worker whose count has not moved for longer than the threshold (default 10 ms)
+//!   while it is inside a poll is *stuck*: the monitor logs a warning with the task's
+//!   id and spawn location (once per stuck poll), moves the worker's runnext task to the
+//!   injector, and wakes a parked sibling, which then takes the injector's tasks and
+//!   steals half of the stuck worker's queue;
+//! * it sleeps 20 µs after finding a stuck worker and doubles the sleep each quiet round
+//!   up to half the threshold while any worker is inside a poll (a stuck poll is caught
+//!   within 1.5 thresholds), and up to 10 ms when all are idle: about 100 wake-ups a
+//!   second for an idle runtime.
+//!
+//! What it cannot do: the stuck worker's ring is only reaped by that worker, so I/O
+//! completions of tasks waiting on it are delivered when the poll returns. Code that
+//! blocks should run in `spawn_blocking` (or `task::block_in_place`, which hands the
+//! worker's queue to siblings up front).
+
+use std::panic::Location;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::metrics::WorkerMetrics;
+use super::Shared;
+use crate::loom::sync::{Arc, AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::task::Notified;
+
+const FIRST_DELAY: Duration = Duration::from_micros(20);
+const MAX_DELAY: Duration = Duration::from_millis(10);
+
+/// What a worker publishes about the poll it is running. Written only by its worker
+/// (plain stores), read by the monitor.
+#[derive(Default)]
+pub(crate) struct PollWatch {
+    /// Id of the task being polled; 0 between polls.
+    task: AtomicU64,
+    /// Its spawn location (`&'static`, so readable whenever the monitor likes).
+    location: AtomicPtr<Location<'static>>,
+    /// Inside `block_in_place`: blocking on purpose, not stuck (no warning).
+    blocking: AtomicBool,
+}
+
+impl PollWatch {
+    #[inline]
+    pub(crate) fn enter(&self, task: &Notified) {
+        let (id, location) = task.id_and_location();
+        self.task.store(id.as_u64(), Ordering::Relaxed);
+        self.location
+            .store(location as *const _ as *mut _, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn exit(&self) {
+        self.task.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_blocking(&self, blocking: bool) {
+        self.blocking.store(blocking, Ordering::Relaxed);
+    }
+
+    fn current(&self) -> Option<(u64, Option<&'static Location<'static>>)> {
+        let id = self.task.load(Ordering::Relaxed);
+        if id == 0 {
+            return None;
+        }
+        let location = self.location.load(Ordering::Relaxed);
+        // SAFETY: the pointer is null or was made from a `&'static Location`.
+        Some((id, unsafe { location.as_ref() }))
+    }
+}
+
+/// The monitor thread's handle; stopping it joins it.
+pub(crate) struct Monitor {
+    stop: std::sync::Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Monitor {
+    pub(crate) fn start(shared: Arc<Shared>, threshold: Duration) -> std::io::Result<Monitor> {
+        let stop = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = std::thread::Builder::new()
+            .name("uringo-monitor".into())
+            .spawn({
+                let stop = stop.clone();
+                move || run(&shared, threshold, &stop)
+            })?;
+        Ok(Monitor {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn stop(&mut self) {
+        let (flag, cvar) = &*self.stop;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The monitor's memory of one worker.
+#[derive(Clone, Copy)]
+struct Seen {
+    polls: u64,
+    since: Instant,
+    reported: bool,
+}
+
+fn run(shared: &Shared, threshold: Duration, stop: &(Mutex<bool>, Condvar)) {
+    let now = Instant::now();
+    let mut seen = vec![
+        Seen {
+            polls: 0,
+            since: now,
+            reported: false,
+        };
+        shared.remotes.len()
+    ];
+    let mut delay = FIRST_DELAY;
+    let (flag, cvar) = stop;
+    let mut stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        stopped = cvar
+            .wait_timeout(stopped, delay)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        if *stopped || shared.is_shutdown() {
+            return;
+        }
+        let now = Instant::now();
+        let mut retook = false;
+        for (index, seen) in seen.iter_mut().enumerate() {
+            retook |= check(shared, index, seen, now, threshold);
+        }
+        // While some worker is inside a poll, look at least twice per threshold, so a
+        // stuck poll is caught within 1.5 thresholds; an idle runtime backs off fully.
+        let in_poll = shared
+            .remotes
+            .iter()
+            .any(|r| r.poll_watch.current().is_some());
+        let cap = if in_poll {
+            (threshold / 2).clamp(FIRST_DELAY, MAX_DELAY)
+        } else {
+            MAX_DELAY
+        };
+        delay = if retook {
+            FIRST_DELAY
+        } else {
+            (delay * 2).min(cap)
+        };
+    }
+}
+
+/// Looks at one worker; returns true if it was stuck and its work was handed out.
+fn check(
+    shared: &Shared,
+    index: usize,
+    seen: &mut Seen,
+    now: Instant,
+    threshold: Duration,
+) -> bool {
+    let remote = &shared.remotes[index];
+    let polls = WorkerMetrics::get(&remote.metrics.polls);
+    let current = remote.poll_watch.current();
+    if current.is_none() || polls != seen.polls {
+        *seen = Seen {
+            polls,
+            since: now,
+            reported: false,
+        };
+        return false;
+    }
+    let stuck_for = now.saturating_duration_since(seen.since);
+    if stuck_for < threshold {
+        return false;
+    }
+    let (task, location) = current.expect("checked above");
+    let blocking_on_purpose = remote.poll_watch.blocking.load(Ordering::Relaxed);
+    if !seen.reported && !blocking_on_purpose {
+        seen.reported = true;
+        WorkerMetrics::bump_shared(&remote.metrics.stuck_polls);
+        tracing::warn!(
+            worker = index,
+            task = task,
+            spawned_at = %location.map_or_else(|| "?".to_string(), |l| l.to_string()),
+            stuck_for_ms = stuck_for.as_millis() as u64,
+            "a task has been running for too long without yielding; its worker's queued \
+             tasks are being handed to other workers (move blocking work to spawn_blocking)"
+        );
+    }
+    retake(shared, index)
+}
+
+/// Moves the stuck worker's runnext task to the injector and wakes a sibling to run it
+/// and steal from the stuck worker's queue. True if there was anything to hand out.
+fn retake(shared: &Shared, index: usize) -> bool {
+    let remote = &shared.remotes[index];
+    let mut moved = false;
+    if let Some(task) = remote.steal.steal_runnext() {
+        moved = true;
+        WorkerMetrics::bump_shared(&remote.metrics.retaken);
+        if let Err(task) = shared.inject.push(task) {
+            drop(task); // Shutting down: the task is cancelled with the rest.
+        }
+    }
+    if moved || !remote.steal.is_empty() {
+        shared.notify_parked();
+        return true;
+    }
+    false
+}
