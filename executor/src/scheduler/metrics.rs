@@ -52,6 +52,7 @@ impl WorkerMetrics {
     }
 
     /// Increment by a thread other than the worker (the monitor).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn bump_shared(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
     }

@@ -23,6 +23,10 @@
 //! completions of tasks waiting on it are delivered when the poll returns. Code that
 //! blocks should run in `spawn_blocking` (or `task::block_in_place`, which hands the
 //! worker's queue to siblings up front).
+//!
+//! Under loom the monitor thread is not started (loom cannot run a free-running std
+//! thread beside its modelled ones), so most of this file is unused there.
+#![cfg_attr(loom, allow(dead_code))]
 
 use std::panic::Location;
 use std::sync::{Condvar, Mutex};
