@@ -226,3 +226,158 @@ mod ten_thousand_connections {
         println!("CLIENT-CHECKED {n} connections, {bytes} bytes");
     }
 }
+
+mod copy_a_gibibyte {
+    use super::*;
+
+    /// Bytes sent each way; the stream is made of whole blocks.
+    fn bytes_each_way() -> u64 {
+        let n = size_from_env("URINGO_COPY_BYTES", 1 << 30);
+        assert_eq!(n % BLOCK as u64, 0, "URINGO_COPY_BYTES must be a multiple of {BLOCK}");
+        n
+    }
+
+    const BLOCK: usize = 64 * 1024;
+    /// Every `STAMP_EVERY` bytes a block carries its stream, block and position, so a
+    /// lost, repeated or reordered piece changes the checksum even though every block
+    /// shares one random base.
+    const STAMP_EVERY: usize = 4096;
+
+    /// A deterministic stream, generated one block at a time: no gibibyte in memory,
+    /// and cheap enough in a debug build (a copy and sixteen stamps per block).
+    struct Stream {
+        base: Vec<u8>,
+        id: u64,
+        next_block: u64,
+    }
+
+    impl Stream {
+        fn new(id: u64) -> Stream {
+            let mut s = id.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+            let base = (0..BLOCK).map(|_| rng(&mut s) as u8).collect();
+            Stream {
+                base,
+                id,
+                next_block: 0,
+            }
+        }
+
+        fn fill_next(&mut self, block: &mut [u8]) {
+            block.copy_from_slice(&self.base);
+            for (j, piece) in block.chunks_exact_mut(STAMP_EVERY).enumerate() {
+                let stamp = (self.id << 56) ^ (self.next_block * (BLOCK / STAMP_EVERY) as u64 + j as u64);
+                piece[..8].copy_from_slice(&stamp.to_le_bytes());
+            }
+            self.next_block += 1;
+        }
+    }
+
+    /// FNV-1a over 64-bit words, chained across blocks (so order matters).
+    struct Checksum(u64);
+
+    impl Checksum {
+        fn new() -> Checksum {
+            Checksum(0xcbf2_9ce4_8422_2325)
+        }
+
+        fn add(&mut self, words: &[u64]) {
+            // An index loop: iterator adapters are slow in a debug build.
+            let mut i = 0;
+            while i < words.len() {
+                self.0 = (self.0 ^ words[i]).wrapping_mul(0x0100_0000_01b3);
+                i += 1;
+            }
+        }
+    }
+
+    /// A block-sized buffer aligned for the checksum's words.
+    struct Block(Vec<u64>);
+
+    impl Block {
+        fn new() -> Block {
+            Block(vec![0; BLOCK / 8])
+        }
+
+        fn bytes(&mut self) -> &mut [u8] {
+            // SAFETY: u64 has no invalid bit patterns and u8 no alignment, so the
+            // words may be viewed as bytes; the view borrows `self` mutably.
+            unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), BLOCK) }
+        }
+    }
+
+    /// Sends stream `id` (`total` bytes) and shuts down writing; returns its checksum.
+    fn send(mut conn: std::net::TcpStream, id: u64, total: u64) -> u64 {
+        let (mut stream, mut block, mut sum) = (Stream::new(id), Block::new(), Checksum::new());
+        for _ in 0..total / BLOCK as u64 {
+            stream.fill_next(block.bytes());
+            conn.write_all(block.bytes()).unwrap();
+            sum.add(&block.0);
+        }
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        sum.0
+    }
+
+    /// Receives until end of stream; returns the byte count and checksum.
+    fn receive(mut conn: std::net::TcpStream) -> (u64, u64) {
+        let (mut block, mut sum, mut total) = (Block::new(), Checksum::new(), 0u64);
+        loop {
+            let mut filled = 0;
+            while filled < BLOCK {
+                match conn.read(&mut block.bytes()[filled..]).unwrap() {
+                    0 => {
+                        assert_eq!(filled, 0, "the stream ended mid-block after {total} bytes");
+                        return (total, sum.0);
+                    }
+                    n => filled += n,
+                }
+            }
+            sum.add(&block.0);
+            total += BLOCK as u64;
+        }
+    }
+
+    /// client ⇄ proxy ⇄ upstream: the proxy task runs `copy_bidirectional` between its
+    /// two TCP connections while both ends send a gibibyte at once (two GiB moved in
+    /// all), then each end compares what it got with what the other sent.
+    #[test]
+    fn copy_bidirectional_moves_a_gibibyte_each_way_intact() {
+        with_watchdog("copy 1 GiB", || {
+            let total = bytes_each_way();
+            let rt = Builder::new().worker_threads(2).build().unwrap();
+            let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let upstream_addr = upstream.local_addr().unwrap();
+            let proxy = rt.block_on(async { TcpListener::bind("127.0.0.1:0").unwrap() });
+            let proxy_addr = proxy.local_addr().unwrap();
+            let copy = rt.spawn(async move {
+                let (mut inbound, _) = proxy.accept().await?;
+                let mut outbound = TcpStream::connect(upstream_addr).await?;
+                uringo::io::copy_bidirectional(&mut inbound, &mut outbound).await
+            });
+
+            let client = std::net::TcpStream::connect(proxy_addr).unwrap();
+            let (server, _) = upstream.accept().unwrap();
+            let started = Instant::now();
+            let ends = [(client, 1u64), (server, 2u64)].map(|(conn, id)| {
+                let reader = conn.try_clone().unwrap();
+                (
+                    std::thread::spawn(move || send(conn, id, total)),
+                    std::thread::spawn(move || receive(reader)),
+                )
+            });
+            let [(client_sent, client_got), (server_sent, server_got)] =
+                ends.map(|(s, r)| (s.join().unwrap(), r.join().unwrap()));
+            let copied = rt
+                .block_on(async { uringo::time::timeout(HANG, copy).await })
+                .expect("the copy ends after both directions reach end of stream")
+                .unwrap()
+                .unwrap();
+            eprintln!("moved 2 × {total} bytes in {:?}", started.elapsed());
+
+            assert_eq!(copied, (total, total), "bytes copied (client → upstream, back)");
+            assert_eq!(server_got.0, total, "upstream received every byte");
+            assert_eq!(client_got.0, total, "client received every byte");
+            assert_eq!(server_got.1, client_sent, "client → upstream checksum");
+            assert_eq!(client_got.1, server_sent, "upstream → client checksum");
+        });
+    }
+}
