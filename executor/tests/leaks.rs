@@ -271,10 +271,7 @@ async fn victim(
                 .open(&path)
                 .await
                 .unwrap();
-            let writer = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .unwrap();
+            let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
             std::fs::remove_file(&path).unwrap();
             keep.files.push(writer);
             Box::pin(async move {

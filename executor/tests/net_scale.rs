@@ -21,7 +21,10 @@ use uringo::Builder;
 fn size_from_env(var: &str, default: u64) -> u64 {
     std::env::var(var)
         .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{var}={v} is not a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{var}={v} is not a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -212,7 +215,10 @@ mod ten_thousand_connections {
             let mut got = vec![0; sent.len()];
             conn.read_exact(&mut got)
                 .unwrap_or_else(|e| panic!("echo of connection {i}: {e}"));
-            assert!(got == sent, "connection {i}: echo differs from what was sent");
+            assert!(
+                got == sent,
+                "connection {i}: echo differs from what was sent"
+            );
             bytes += got.len();
         }
         for conn in &conns {
@@ -233,7 +239,11 @@ mod copy_a_gibibyte {
     /// Bytes sent each way; the stream is made of whole blocks.
     fn bytes_each_way() -> u64 {
         let n = size_from_env("URINGO_COPY_BYTES", 1 << 30);
-        assert_eq!(n % BLOCK as u64, 0, "URINGO_COPY_BYTES must be a multiple of {BLOCK}");
+        assert_eq!(
+            n % BLOCK as u64,
+            0,
+            "URINGO_COPY_BYTES must be a multiple of {BLOCK}"
+        );
         n
     }
 
@@ -265,7 +275,8 @@ mod copy_a_gibibyte {
         fn fill_next(&mut self, block: &mut [u8]) {
             block.copy_from_slice(&self.base);
             for (j, piece) in block.chunks_exact_mut(STAMP_EVERY).enumerate() {
-                let stamp = (self.id << 56) ^ (self.next_block * (BLOCK / STAMP_EVERY) as u64 + j as u64);
+                let stamp =
+                    (self.id << 56) ^ (self.next_block * (BLOCK / STAMP_EVERY) as u64 + j as u64);
                 piece[..8].copy_from_slice(&stamp.to_le_bytes());
             }
             self.next_block += 1;
@@ -373,7 +384,11 @@ mod copy_a_gibibyte {
                 .unwrap();
             eprintln!("moved 2 × {total} bytes in {:?}", started.elapsed());
 
-            assert_eq!(copied, (total, total), "bytes copied (client → upstream, back)");
+            assert_eq!(
+                copied,
+                (total, total),
+                "bytes copied (client → upstream, back)"
+            );
             assert_eq!(server_got.0, total, "upstream received every byte");
             assert_eq!(client_got.0, total, "client received every byte");
             assert_eq!(server_got.1, client_sent, "client → upstream checksum");
