@@ -89,7 +89,7 @@ mod hyper_on_uringo {
     }
 
     #[test]
-    fn server_and_keep_alive_client_exchange_100_requests_on_one_connection() {
+    fn server_and_keep_alive_client_exchange_1000_requests_on_one_connection() {
         with_watchdog("hyper keep-alive", || {
             rt().block_on(async {
                 let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -122,9 +122,15 @@ mod hyper_on_uringo {
                     let _ = conn.await;
                 });
 
-                for i in 0..100u64 {
-                    // Sizes from empty to well past both adapter buffers.
-                    let body = pattern((i as usize * 1237) % 150_000, i + 1);
+                for i in 0..1000u64 {
+                    // Mostly small requests, as a keep-alive connection carries; every
+                    // tenth from empty to well past both adapter buffers.
+                    let len = if i % 10 == 0 {
+                        (i as usize * 1237) % 150_000
+                    } else {
+                        (i as usize * 37) % 2048
+                    };
+                    let body = pattern(len, i + 1);
                     let request = Request::post(format!("/req/{i}"))
                         .body(Full::new(Bytes::from(body.clone())))
                         .unwrap();
