@@ -199,7 +199,7 @@ async fn run<T: Operation>(op: T) -> T::Output {
     Coop::new(Op::new(op)).await
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::net::UnixStream;

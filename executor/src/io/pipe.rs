@@ -51,7 +51,7 @@ impl Pipe {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn pooled() -> usize {
     POOL.lock().unwrap_or_else(|e| e.into_inner()).len()
 }
