@@ -43,7 +43,10 @@ fn parse_args() -> Result<(Config, Duration), String> {
             "--size" => cfg.size = positive(value()?)?,
             "--cpu" => {
                 let v = value()?;
-                cfg.cpu = Some(v.parse().map_err(|_| format!("--cpu wants a CPU number, got {v:?}"))?);
+                cfg.cpu = Some(
+                    v.parse()
+                        .map_err(|_| format!("--cpu wants a CPU number, got {v:?}"))?,
+                );
             }
             "--duration" => {
                 let v = value()?;

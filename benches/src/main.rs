@@ -354,12 +354,7 @@ fn run_idle(cfg: &IoConfig) -> std::io::Result<Vec<io::idle::IdleResult>> {
     raise_fd_limit();
     eprint!("{:<24}", "idle_rss");
     let results = io::idle::run(&Server::ALL, cfg.idle_rounds, cfg, |server, r| {
-        eprint!(
-            " {}=+{}KiB,{}alive",
-            server.name(),
-            r.growth_kib(),
-            r.alive
-        );
+        eprint!(" {}=+{}KiB,{}alive", server.name(), r.growth_kib(), r.alive);
     })?;
     eprintln!();
     Ok(results)

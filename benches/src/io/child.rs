@@ -126,7 +126,8 @@ pub fn cpu_time_from_stat(stat: &str, ticks_per_sec: u64) -> io::Result<Duration
     // its closing parenthesis start at field 3 (state). utime, stime are fields 14, 15.
     let rest = &stat[stat.rfind(')').ok_or_else(bad)? + 1..];
     let mut fields = rest.split_whitespace().skip(11);
-    let mut next = || -> io::Result<u64> { fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad) };
+    let mut next =
+        || -> io::Result<u64> { fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad) };
     let ticks = next()? + next()?;
     if ticks_per_sec == 0 {
         return Err(bad());

@@ -41,7 +41,10 @@ pub struct EchoComparison {
 impl EchoComparison {
     /// Median requests/s of `a` and of `b`.
     pub fn rps(&self) -> (f64, f64) {
-        (med(&self.a_rounds, |r| r.rps), med(&self.b_rounds, |r| r.rps))
+        (
+            med(&self.a_rounds, |r| r.rps),
+            med(&self.b_rounds, |r| r.rps),
+        )
     }
 
     /// Median server CPU µs per request of `a` and of `b`.

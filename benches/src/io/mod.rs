@@ -97,7 +97,10 @@ pub fn echo_table(results: &[EchoComparison]) -> String {
         return String::from("(no echo shape ran)\n");
     };
     let (a, b) = if first.a == first.b {
-        (format!("{} #1", first.a.name()), format!("{} #2", first.b.name()))
+        (
+            format!("{} #1", first.a.name()),
+            format!("{} #2", first.b.name()),
+        )
     } else {
         (first.a.name().to_owned(), first.b.name().to_owned())
     };
@@ -115,7 +118,9 @@ pub fn echo_table(results: &[EchoComparison]) -> String {
             .iter()
             .zip(&c.b_rounds)
             .map(|(x, y)| x.cpu_us_per_req / y.cpu_us_per_req)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(r), hi.max(r)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                (lo.min(r), hi.max(r))
+            });
         let _ = writeln!(
             out,
             "| {} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} |",
@@ -141,7 +146,10 @@ pub fn idle_table(results: &[IdleResult]) -> String {
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
     for r in results {
         let before: Vec<f64> = r.rounds.iter().map(|x| x.rss_before_kib as f64).collect();
-        let vs = tokio.map_or_else(|| "-".to_owned(), |t| format!("{:.2}", r.bytes_per_conn() / t));
+        let vs = tokio.map_or_else(
+            || "-".to_owned(),
+            |t| format!("{:.2}", r.bytes_per_conn() / t),
+        );
         let _ = writeln!(
             out,
             "| {} | {} | {:.0} | {:.0} | {:.0} | {vs} | {} |",

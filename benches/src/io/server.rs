@@ -58,7 +58,10 @@ impl Server {
 /// The child's `main`: `args` follow `--serve`, i.e. `KIND [--cpu N]`.
 pub fn main(args: &[String]) -> io::Result<()> {
     let usage = || io::Error::new(io::ErrorKind::InvalidInput, "usage: --serve KIND [--cpu N]");
-    let server = args.first().and_then(|k| Server::parse(k)).ok_or_else(usage)?;
+    let server = args
+        .first()
+        .and_then(|k| Server::parse(k))
+        .ok_or_else(usage)?;
     let cpu = match args.get(1..) {
         Some([flag, n]) if flag == "--cpu" => Some(n.parse::<usize>().map_err(|_| usage())?),
         Some([]) => None,
