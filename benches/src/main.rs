@@ -336,10 +336,11 @@ fn run_echo(
             };
             n += 1;
             eprint!(
-                " {}{tag}={:.0}req/s,{:.2}µs",
+                " {}{tag}={:.0}req/s,{:.2}µs(client {:.2}µs)",
                 server.name(),
                 r.rps,
-                r.cpu_us_per_req
+                r.cpu_us_per_req,
+                r.client_cpu_us_per_req
             );
         })?;
         let ((ra, rb), (ca, cb)) = (cmp.rps(), cmp.cpu_us());

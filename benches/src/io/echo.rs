@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use uringo_examples::loadgen::{Config as LoadConfig, LoadGen};
 
-use super::child::ServerChild;
+use super::child::{process_cpu_time, ServerChild};
 use super::server::Server;
 use super::IoConfig;
 use crate::runner::median;
@@ -19,6 +19,9 @@ pub struct EchoRound {
     pub rps: f64,
     /// Server CPU time (user + system) per request completed in the window, in µs.
     pub cpu_us_per_req: f64,
+    /// Load-generator CPU time per request, in µs: this process's CPU time over the
+    /// window (its other threads sleep), so a reader can tell which side saturates.
+    pub client_cpu_us_per_req: f64,
     /// Requests completed in the window.
     pub requests: u64,
 }
@@ -45,6 +48,12 @@ impl EchoComparison {
             med(&self.a_rounds, |r| r.rps),
             med(&self.b_rounds, |r| r.rps),
         )
+    }
+
+    /// Median load-generator CPU µs per request while driving `a` and `b`.
+    pub fn client_cpu_us(&self) -> (f64, f64) {
+        let f = |r: &EchoRound| r.client_cpu_us_per_req;
+        (med(&self.a_rounds, f), med(&self.b_rounds, f))
     }
 
     /// Median server CPU µs per request of `a` and of `b`.
@@ -94,9 +103,12 @@ fn round(server: Server, cfg: &IoConfig) -> io::Result<EchoRound> {
         cpu: cfg.client_cpu,
     })?;
     sleep(cfg.warmup);
+    let me = std::process::id();
     let (t0, done0, cpu0) = (Instant::now(), load.completed(), child.cpu_time()?);
+    let client0 = process_cpu_time(me)?;
     sleep(cfg.window);
     let (t1, done1, cpu1) = (Instant::now(), load.completed(), child.cpu_time()?);
+    let client1 = process_cpu_time(me)?;
     // Stopping also checks every echo: a server that garbled one fails the round.
     load.stop()?;
     drop(child);
@@ -110,6 +122,8 @@ fn round(server: Server, cfg: &IoConfig) -> io::Result<EchoRound> {
     Ok(EchoRound {
         rps: requests as f64 / (t1 - t0).as_secs_f64(),
         cpu_us_per_req: (cpu1.saturating_sub(cpu0)).as_secs_f64() * 1e6 / requests as f64,
+        client_cpu_us_per_req: (client1.saturating_sub(client0)).as_secs_f64() * 1e6
+            / requests as f64,
         requests,
     })
 }

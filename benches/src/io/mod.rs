@@ -107,9 +107,9 @@ pub fn echo_table(results: &[EchoComparison]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| shape | {a} req/s | {b} req/s | ratio req/s | {a} server CPU µs/req | {b} server CPU µs/req | ratio CPU | CPU spread (min..max) |"
+        "| shape | {a} req/s | {b} req/s | ratio req/s | {a} server CPU µs/req | {b} server CPU µs/req | ratio CPU | CPU spread (min..max) | client CPU µs/req ({a}, {b}) |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---|");
     for c in results {
         let (ra, rb) = c.rps();
         let (ca, cb) = c.cpu_us();
@@ -121,9 +121,10 @@ pub fn echo_table(results: &[EchoComparison]) -> String {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
                 (lo.min(r), hi.max(r))
             });
+        let (la, lb) = c.client_cpu_us();
         let _ = writeln!(
             out,
-            "| {} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} |",
+            "| {} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} | {la:.2}, {lb:.2} |",
             c.shape,
             ra / rb,
             ca / cb,
@@ -172,9 +173,10 @@ pub fn json(echo: &[(&str, Vec<EchoComparison>)], idle: &[IdleResult]) -> serde_
         .map(|(mode, c)| {
             let (ra, rb) = c.rps();
             let (ca, cb) = c.cpu_us();
+            let (la, lb) = c.client_cpu_us();
             let rounds = |rs: &[echo::EchoRound]| {
                 rs.iter()
-                    .map(|r| serde_json::json!({"rps": r.rps, "cpu_us_per_req": r.cpu_us_per_req, "requests": r.requests}))
+                    .map(|r| serde_json::json!({"rps": r.rps, "cpu_us_per_req": r.cpu_us_per_req, "client_cpu_us_per_req": r.client_cpu_us_per_req, "requests": r.requests}))
                     .collect::<Vec<_>>()
             };
             serde_json::json!({
@@ -186,6 +188,8 @@ pub fn json(echo: &[(&str, Vec<EchoComparison>)], idle: &[IdleResult]) -> serde_
                 "b_rps": rb,
                 "a_cpu_us_per_req": ca,
                 "b_cpu_us_per_req": cb,
+                "a_client_cpu_us_per_req": la,
+                "b_client_cpu_us_per_req": lb,
                 "a_rounds": rounds(&c.a_rounds),
                 "b_rounds": rounds(&c.b_rounds),
             })
