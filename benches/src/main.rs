@@ -261,6 +261,11 @@ fn main() -> ExitCode {
             }
         }
     }
+    if args.aa {
+        for skipped in io_shapes.iter().filter(|s| **s != "echo_pingpong") {
+            eprintln!("{skipped:<24} skipped: not an A/A shape (no uringo-vs-tokio timing)");
+        }
+    }
     let idle = if io_shapes.contains(&"idle_rss") && !args.aa {
         match run_idle(&args.io) {
             Ok(idle) => idle,
