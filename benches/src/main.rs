@@ -5,9 +5,13 @@
 //! ```text
 //! cargo run --release -p uringo-benches --bin headtohead -- [--workers N] [--rounds N]
 //!     [--filter NAME[,NAME..]] [--all] [--aa] [--scale F] [--budget SECS] [--json PATH]
-//!     [--lateness]
+//!     [--lateness] [--quick] [--window SECS] [--smoke]
 //! ```
+//!
+//! The I/O shapes run each server in a child process: the same executable, started
+//! with the hidden `--serve KIND [--cpu N]` (see `io::server`).
 
+mod io;
 mod oneshot;
 mod peers;
 mod report;
@@ -18,11 +22,15 @@ mod timers;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use io::echo::EchoComparison;
+use io::server::Server;
+use io::IoConfig;
 use runner::{Comparison, Config, Peer, Shape};
 
 const USAGE: &str = "\
 usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [--aa]
                   [--scale F] [--budget SECS] [--json PATH] [--lateness]
+                  [--quick] [--window SECS] [--smoke]
 
   --workers N   worker threads for both runtimes (default: nproc)
   --rounds N    rounds per peer, alternating (default: 5)
@@ -33,10 +41,20 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
   --scale F     multiply every shape's measured iterations by F (default: 1)
   --budget SECS timed work per round before it stops early, after 3 iterations (default: 1)
   --json PATH   also write the results as JSON
-  --lateness    instead of ratios: how late timers fire on each runtime (p50, p99, max)";
+  --lateness    instead of ratios: how late timers fire on each runtime (p50, p99, max)
+  --quick       I/O shapes: 0.5 s echo windows and one idle round (a first look)
+  --window SECS I/O shapes: the measured window of each echo round (default: 2)
+  --smoke       tiny sizes everywhere, one round: checks that every shape runs, measures
+                nothing (what the tests use)
+
+I/O shapes: echo_pingpong (100 connections x 1 KiB ping-pong; server: one worker pinned
+to CPU 0, in a child process; client: the loadgen, pinned to CPU 1), echo_pingpong_pool
+(the same with uringo's recv_stream + BufPool server; not in the default run), idle_rss
+(server RSS growth with 10 000 idle connections; uringo pool, uringo read, tokio read).";
 
 struct Args {
     cfg: Config,
+    io: IoConfig,
     lateness: bool,
     filter: Vec<String>,
     all: bool,
@@ -52,12 +70,14 @@ fn parse_args() -> Result<Args, String> {
             scale: 1.0,
             budget: Duration::from_secs(1),
         },
+        io: IoConfig::new(5),
         lateness: false,
         filter: Vec::new(),
         all: false,
         aa: false,
         json: None,
     };
+    let (mut quick, mut smoke, mut window) = (false, false, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -88,26 +108,51 @@ fn parse_args() -> Result<Args, String> {
             "--json" => args.json = Some(value()?),
             "--aa" => args.aa = true,
             "--lateness" => args.lateness = true,
+            "--quick" => quick = true,
+            "--smoke" => smoke = true,
+            "--window" => {
+                let v = value()?;
+                window = v
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| !d.is_zero())
+                    .map(Some)
+                    .ok_or_else(|| format!("--window wants seconds, got {v:?}"))?;
+            }
             "-h" | "--help" => return Err(String::new()),
             // `cargo bench` passes this to every bench target; accept it silently.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    args.io = if smoke {
+        args.cfg.rounds = 1;
+        args.cfg.scale = 0.01;
+        args.cfg.budget = Duration::from_millis(100);
+        IoConfig::smoke()
+    } else if quick {
+        IoConfig::quick(args.cfg.rounds)
+    } else {
+        IoConfig::new(args.cfg.rounds)
+    };
+    if let Some(window) = window {
+        args.io.window = window;
+    }
     Ok(args)
 }
 
-/// Whether `--filter` / `--all` pick `shape`.
-fn selected(shape: &Shape, args: &Args) -> bool {
+/// Whether `--filter` / `--all` pick the shape `name`.
+fn selected(name: &str, in_default_run: bool, args: &Args) -> bool {
     if args.all {
         return true;
     }
     if args.filter.is_empty() {
-        return shape.in_default_run;
+        return in_default_run;
     }
-    args.filter.iter().any(|f| {
-        shape.name == f.as_str() || (shape.in_default_run && shape.name.contains(f.as_str()))
-    })
+    args.filter
+        .iter()
+        .any(|f| name == f.as_str() || (in_default_run && name.contains(f.as_str())))
 }
 
 fn parse_positive(flag: &str, v: &str) -> Result<usize, String> {
@@ -145,6 +190,16 @@ fn run_all(shapes: &[Shape], a: Peer, b: Peer, cfg: &Config) -> std::io::Result<
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--serve") {
+        return match io::server::main(&argv[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("headtohead --serve: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(msg) => {
@@ -158,13 +213,17 @@ fn main() -> ExitCode {
     if args.lateness {
         return lateness(&args.cfg);
     }
-    // Each shape group contributes its table here (I/O to come).
     let shapes: Vec<Shape> = sched::shapes()
         .into_iter()
         .chain(timers::shapes())
-        .filter(|s| selected(s, &args))
+        .filter(|s| selected(s.name, s.in_default_run, &args))
         .collect();
-    if shapes.is_empty() {
+    let io_shapes: Vec<&str> = io::SHAPES
+        .iter()
+        .filter(|(name, default)| selected(name, *default, &args))
+        .map(|(name, _)| *name)
+        .collect();
+    if shapes.is_empty() && io_shapes.is_empty() {
         eprintln!("headtohead: no shape matches {:?}", args.filter);
         return ExitCode::from(2);
     }
@@ -181,27 +240,137 @@ fn main() -> ExitCode {
     };
 
     let mut tables = Vec::new();
+    let mut echo_tables = Vec::new();
     for &(mode, a, b) in pairs {
         eprintln!("== {mode}: {} vs {}", a.name(), b.name());
-        match run_all(&shapes, a, b, &args.cfg) {
-            Ok(results) => tables.push((mode, results)),
+        if !shapes.is_empty() {
+            match run_all(&shapes, a, b, &args.cfg) {
+                Ok(results) => tables.push((mode, results)),
+                Err(err) => {
+                    eprintln!("headtohead: {mode}: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        match run_echo(&io_shapes, a, b, &args.io) {
+            Ok(results) if !results.is_empty() => echo_tables.push((mode, results)),
+            Ok(_) => {}
             Err(err) => {
                 eprintln!("headtohead: {mode}: {err}");
                 return ExitCode::FAILURE;
             }
         }
     }
+    if args.aa {
+        for skipped in io_shapes.iter().filter(|s| **s != "echo_pingpong") {
+            eprintln!("{skipped:<24} skipped: not an A/A shape (no uringo-vs-tokio timing)");
+        }
+    }
+    let idle = if io_shapes.contains(&"idle_rss") && !args.aa {
+        match run_idle(&args.io) {
+            Ok(idle) => idle,
+            Err(err) => {
+                eprintln!("headtohead: idle_rss: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Vec::new()
+    };
     for (mode, results) in &tables {
         println!("\n{mode}:\n{}", report::table(results));
     }
+    for (mode, results) in &echo_tables {
+        println!(
+            "\n{mode}, echo ping-pong ({} connections x {} B, {:?} windows; req/s ratio above 1 and CPU ratio below 1 favour the left side):\n{}",
+            args.io.connections,
+            args.io.size,
+            args.io.window,
+            io::echo_table(results)
+        );
+    }
+    if !idle.is_empty() {
+        println!(
+            "\nidle connections (server VmRSS growth, median of {} rounds):\n{}",
+            args.io.idle_rounds,
+            io::idle_table(&idle)
+        );
+    }
     if let Some(path) = &args.json {
-        if let Err(err) = report::write_json(path, &machine, &args.cfg, &tables) {
+        let io_json = io::json(&echo_tables, &idle);
+        if let Err(err) = report::write_json(path, &machine, &args.cfg, &tables, io_json) {
             eprintln!("headtohead: writing {path}: {err}");
             return ExitCode::FAILURE;
         }
         println!("wrote {path}");
     }
     ExitCode::SUCCESS
+}
+
+/// The echo shapes among `selected`, as `a` against `b`.
+fn run_echo(
+    selected: &[&str],
+    a: Peer,
+    b: Peer,
+    cfg: &IoConfig,
+) -> std::io::Result<Vec<EchoComparison>> {
+    let server = |p: Peer| match p {
+        Peer::Uringo => Server::Uringo,
+        Peer::Tokio => Server::Tokio,
+    };
+    let mut runs = Vec::new();
+    if selected.contains(&"echo_pingpong") {
+        runs.push(("echo_pingpong", server(a), server(b)));
+    }
+    // The pool variant is an A/B figure only: its A/A is echo_pingpong's uringo side.
+    if selected.contains(&"echo_pingpong_pool") && a != b {
+        runs.push(("echo_pingpong_pool", Server::UringoPool, server(b)));
+    }
+    if !runs.is_empty() {
+        raise_fd_limit();
+    }
+    let mut out = Vec::new();
+    for (shape, a, b) in runs {
+        eprint!("{shape:<24}");
+        let mut n = 0;
+        let cmp = io::echo::compare(shape, a, b, cfg, |server, r| {
+            let tag = match (a == b, n % 2) {
+                (false, _) => "",
+                (true, 0) => "#1",
+                (true, _) => "#2",
+            };
+            n += 1;
+            eprint!(
+                " {}{tag}={:.0}req/s,{:.2}µs(client {:.2}µs)",
+                server.name(),
+                r.rps,
+                r.cpu_us_per_req,
+                r.client_cpu_us_per_req
+            );
+        })?;
+        let ((ra, rb), (ca, cb)) = (cmp.rps(), cmp.cpu_us());
+        eprintln!("  ratio req/s {:.2}, CPU {:.2}", ra / rb, ca / cb);
+        out.push(cmp);
+    }
+    Ok(out)
+}
+
+/// The idle-connections shape, every server variant.
+fn run_idle(cfg: &IoConfig) -> std::io::Result<Vec<io::idle::IdleResult>> {
+    raise_fd_limit();
+    eprint!("{:<24}", "idle_rss");
+    let results = io::idle::run(&Server::ALL, cfg.idle_rounds, cfg, |server, r| {
+        eprint!(" {}=+{}KiB,{}alive", server.name(), r.growth_kib(), r.alive);
+    })?;
+    eprintln!();
+    Ok(results)
+}
+
+/// Thousands of connections need thousands of fds, here and in the server child.
+fn raise_fd_limit() {
+    if let Err(err) = uringo_examples::loadgen::raise_fd_limit() {
+        eprintln!("headtohead: cannot raise the fd limit ({err}); continuing");
+    }
 }
 
 /// `--lateness`: fire time minus deadline, per runtime.

@@ -98,6 +98,7 @@ pub fn write_json(
     machine: &Machine,
     cfg: &Config,
     tables: &[(&str, Vec<Comparison>)],
+    io: serde_json::Value,
 ) -> io::Result<()> {
     let unix_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -131,6 +132,7 @@ pub fn write_json(
         "scale": cfg.scale,
         "budget_s": cfg.budget.as_secs_f64(),
         "results": results,
+        "io": io,
     });
     let text = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
     std::fs::write(path, text + "\n")

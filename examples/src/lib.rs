@@ -2,3 +2,4 @@
 //! their tests drive exactly the code the programs run.
 
 pub mod echo;
+pub mod loadgen;

@@ -1,0 +1,216 @@
+//! I/O shapes: echo ping-pong (throughput and server CPU per request) and idle
+//! connections (server RSS), each server in a child process of its own.
+//!
+//! The scheduler shapes build their runtimes in this process; these cannot: the server
+//! is measured through its process's CPU time and RSS, so it gets a process to itself
+//! (the current executable re-run with the hidden `--serve KIND`, see [`server`]), and
+//! a round starts a fresh one. The load generator (`uringo_examples::loadgen`) is the
+//! same for every server and runs here, pinned to another CPU.
+
+pub mod child;
+pub mod echo;
+pub mod idle;
+pub mod server;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use echo::EchoComparison;
+use idle::IdleResult;
+use server::Server;
+
+/// The I/O shapes: name, and whether a run without `--filter` includes it.
+pub const SHAPES: [(&str, bool); 3] = [
+    ("echo_pingpong", true),
+    ("echo_pingpong_pool", false),
+    ("idle_rss", true),
+];
+
+/// Settings of the I/O shapes.
+#[derive(Clone, Debug)]
+pub struct IoConfig {
+    /// Echo rounds per server.
+    pub rounds: usize,
+    /// Rounds per server of the idle shape (RSS varies little between rounds).
+    pub idle_rounds: usize,
+    /// Echo: load before the window, untimed.
+    pub warmup: Duration,
+    /// Echo: the measured window of each round.
+    pub window: Duration,
+    /// Echo: connections, one request in flight each.
+    pub connections: usize,
+    /// Echo: message size in bytes.
+    pub size: usize,
+    /// Idle: connections per round.
+    pub idle_connections: usize,
+    /// CPU the server child is pinned to.
+    pub server_cpu: Option<usize>,
+    /// CPU the load generator is pinned to.
+    pub client_cpu: Option<usize>,
+}
+
+impl IoConfig {
+    /// The figures: 100 × 1 KiB echo over 2 s windows, 10 000 idle
+    /// connections; server on CPU 0 and client on CPU 1 when there are two CPUs.
+    pub fn new(rounds: usize) -> IoConfig {
+        let two_cpus = std::thread::available_parallelism().map_or(1, usize::from) >= 2;
+        IoConfig {
+            rounds,
+            idle_rounds: rounds.min(3),
+            warmup: Duration::from_millis(500),
+            window: echo::DEFAULT_WINDOW,
+            connections: 100,
+            size: 1024,
+            idle_connections: 10_000,
+            server_cpu: two_cpus.then_some(0),
+            client_cpu: two_cpus.then_some(1),
+        }
+    }
+
+    /// Tiny sizes, for tests: proves the machinery works, measures nothing.
+    pub fn smoke() -> IoConfig {
+        IoConfig {
+            rounds: 1,
+            idle_rounds: 1,
+            warmup: Duration::from_millis(50),
+            window: Duration::from_millis(200),
+            connections: 4,
+            idle_connections: 50,
+            ..IoConfig::new(1)
+        }
+    }
+
+    /// Shorter windows and fewer rounds: a first look in a few seconds per shape.
+    pub fn quick(rounds: usize) -> IoConfig {
+        IoConfig {
+            warmup: Duration::from_millis(200),
+            window: Duration::from_millis(500),
+            idle_rounds: 1,
+            ..IoConfig::new(rounds)
+        }
+    }
+}
+
+/// The echo table: requests/s and server CPU µs per request, both sides, and ratios.
+pub fn echo_table(results: &[EchoComparison]) -> String {
+    let Some(first) = results.first() else {
+        return String::from("(no echo shape ran)\n");
+    };
+    let (a, b) = if first.a == first.b {
+        (
+            format!("{} #1", first.a.name()),
+            format!("{} #2", first.b.name()),
+        )
+    } else {
+        (first.a.name().to_owned(), first.b.name().to_owned())
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| shape | {a} req/s | {b} req/s | ratio req/s | {a} server CPU µs/req | {b} server CPU µs/req | ratio CPU | CPU spread (min..max) | client CPU µs/req ({a}, {b}) |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---|");
+    for c in results {
+        let (ra, rb) = c.rps();
+        let (ca, cb) = c.cpu_us();
+        let (lo, hi) = c
+            .a_rounds
+            .iter()
+            .zip(&c.b_rounds)
+            .map(|(x, y)| x.cpu_us_per_req / y.cpu_us_per_req)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                (lo.min(r), hi.max(r))
+            });
+        let (la, lb) = c.client_cpu_us();
+        let _ = writeln!(
+            out,
+            "| {} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} | {la:.2}, {lb:.2} |",
+            c.shape,
+            ra / rb,
+            ca / cb,
+        );
+    }
+    out
+}
+
+/// The idle table: RSS growth per server, and per connection.
+pub fn idle_table(results: &[IdleResult]) -> String {
+    let tokio = results
+        .iter()
+        .find(|r| r.server == Server::Tokio)
+        .map(IdleResult::bytes_per_conn);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| server | connections | RSS before (KiB) | RSS growth (KiB) | bytes/connection | vs tokio | all echoed |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
+    for r in results {
+        let before: Vec<f64> = r.rounds.iter().map(|x| x.rss_before_kib as f64).collect();
+        let vs = tokio.map_or_else(
+            || "-".to_owned(),
+            |t| format!("{:.2}", r.bytes_per_conn() / t),
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {vs} | {} |",
+            r.server.name(),
+            r.connections,
+            crate::runner::median(&before).unwrap_or(f64::NAN),
+            r.growth_kib(),
+            r.bytes_per_conn(),
+            if r.all_alive() { "yes" } else { "NO" },
+        );
+    }
+    out
+}
+
+/// Every I/O figure as JSON (for `--json`).
+pub fn json(echo: &[(&str, Vec<EchoComparison>)], idle: &[IdleResult]) -> serde_json::Value {
+    let echo: Vec<_> = echo
+        .iter()
+        .flat_map(|(mode, cmps)| cmps.iter().map(move |c| (mode, c)))
+        .map(|(mode, c)| {
+            let (ra, rb) = c.rps();
+            let (ca, cb) = c.cpu_us();
+            let (la, lb) = c.client_cpu_us();
+            let rounds = |rs: &[echo::EchoRound]| {
+                rs.iter()
+                    .map(|r| serde_json::json!({"rps": r.rps, "cpu_us_per_req": r.cpu_us_per_req, "client_cpu_us_per_req": r.client_cpu_us_per_req, "requests": r.requests}))
+                    .collect::<Vec<_>>()
+            };
+            serde_json::json!({
+                "mode": mode,
+                "shape": c.shape,
+                "a": c.a.name(),
+                "b": c.b.name(),
+                "a_rps": ra,
+                "b_rps": rb,
+                "a_cpu_us_per_req": ca,
+                "b_cpu_us_per_req": cb,
+                "a_client_cpu_us_per_req": la,
+                "b_client_cpu_us_per_req": lb,
+                "a_rounds": rounds(&c.a_rounds),
+                "b_rounds": rounds(&c.b_rounds),
+            })
+        })
+        .collect();
+    let idle: Vec<_> = idle
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "server": r.server.name(),
+                "connections": r.connections,
+                "rss_growth_kib": r.growth_kib(),
+                "bytes_per_connection": r.bytes_per_conn(),
+                "all_alive": r.all_alive(),
+                "rounds": r.rounds.iter().map(|x| serde_json::json!({
+                    "rss_before_kib": x.rss_before_kib,
+                    "rss_idle_kib": x.rss_idle_kib,
+                    "alive": x.alive,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "echo": echo, "idle": idle })
+}

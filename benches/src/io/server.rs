@@ -1,0 +1,233 @@
+//! The servers under test, run in a child process of their own (`headtohead --serve
+//! KIND`), so that the child's CPU time and RSS are exactly the server's.
+//!
+//! Every server has the same shape: one worker, the whole process pinned to one CPU, one
+//! task per connection, each echoing what it reads; the accept loop is a task too. The
+//! main thread only talks to the parent over stdin/stdout:
+//!
+//! - on start the child prints `listening ADDR`;
+//! - a line `count` on stdin is answered with `count N`, the connections whose task has
+//!   started (and is about to wait in its first read);
+//! - end of stdin exits the process.
+
+use std::io::{self, BufRead, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use uringo_examples::loadgen;
+
+/// Bytes each connection reads at most at once (its buffer, or a pool buffer's size).
+pub const BUF_SIZE: usize = 4096;
+/// Buffers in the shared pool of the `uringo-pool` server (per ring: one worker here).
+pub const POOL_BUFS: usize = 256;
+/// Listen backlog on every server: thousands of connects arrive in a burst.
+const BACKLOG: u32 = 4096;
+
+/// Which server a child runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// uringo, each connection reading into its own `Vec::with_capacity(4096)`.
+    Uringo,
+    /// uringo, each connection a multishot `recv_stream` on one shared `BufPool`.
+    UringoPool,
+    /// tokio (multi-thread, one worker), each connection reading into its own 4 KiB
+    /// heap buffer.
+    Tokio,
+}
+
+impl Server {
+    /// Every server, in the order the idle shape runs them.
+    pub const ALL: [Server; 3] = [Server::UringoPool, Server::Uringo, Server::Tokio];
+
+    /// The name used on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Uringo => "uringo",
+            Server::UringoPool => "uringo-pool",
+            Server::Tokio => "tokio",
+        }
+    }
+
+    /// The server named `name`.
+    pub fn parse(name: &str) -> Option<Server> {
+        Server::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// The child's `main`: `args` follow `--serve`, i.e. `KIND [--cpu N]`.
+pub fn main(args: &[String]) -> io::Result<()> {
+    let usage = || io::Error::new(io::ErrorKind::InvalidInput, "usage: --serve KIND [--cpu N]");
+    let server = args
+        .first()
+        .and_then(|k| Server::parse(k))
+        .ok_or_else(usage)?;
+    let cpu = match args.get(1..) {
+        Some([flag, n]) if flag == "--cpu" => Some(n.parse::<usize>().map_err(|_| usage())?),
+        Some([]) => None,
+        _ => return Err(usage()),
+    };
+    loadgen::raise_fd_limit()?;
+    if let Some(cpu) = cpu {
+        // Before any runtime thread exists: they all inherit the mask.
+        loadgen::pin_current_thread(cpu)?;
+    }
+    let started = Arc::new(AtomicUsize::new(0));
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    // The runtime must outlive the control loop; it is torn down by process exit.
+    let _runtime = match server {
+        Server::Uringo | Server::UringoPool => {
+            let rt = uringo::Builder::new()
+                .worker_threads(1)
+                .pin_workers(cpu.is_some())
+                .build()?;
+            let socket = uringo::net::TcpSocket::new_v4()?;
+            socket.bind(addr)?;
+            let listener = socket.listen(BACKLOG)?;
+            announce(listener.local_addr()?)?;
+            let pool = match server {
+                Server::UringoPool => Some(uringo::net::BufPool::new(POOL_BUFS, BUF_SIZE)?),
+                _ => None,
+            };
+            rt.spawn(uringo_accept(listener, pool, started.clone()));
+            Runtime::Uringo(rt)
+        }
+        Server::Tokio => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_io()
+                .build()?;
+            let listener = rt.block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(addr)?;
+                socket.listen(BACKLOG)
+            })?;
+            announce(listener.local_addr()?)?;
+            rt.spawn(tokio_accept(listener, started.clone()));
+            Runtime::Tokio(rt)
+        }
+    };
+    control_loop(&started)
+}
+
+/// Keeps the runtime alive (it is never dropped: the process exits under it).
+enum Runtime {
+    Uringo(#[allow(dead_code)] uringo::Runtime),
+    Tokio(#[allow(dead_code)] tokio::runtime::Runtime),
+}
+
+fn announce(addr: SocketAddr) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening {addr}")?;
+    out.flush()
+}
+
+/// Answers `count` until stdin closes, then exits the process without dropping the
+/// runtime (tearing down 10 000 connections would only slow the next round down).
+fn control_loop(started: &AtomicUsize) -> io::Result<()> {
+    for line in io::stdin().lock().lines() {
+        match line?.trim() {
+            "count" => {
+                let mut out = io::stdout().lock();
+                writeln!(out, "count {}", started.load(Ordering::SeqCst))?;
+                out.flush()?;
+            }
+            other => tracing::warn!(command = other, "unknown control command"),
+        }
+    }
+    std::process::exit(0)
+}
+
+async fn uringo_accept(
+    listener: uringo::net::TcpListener,
+    pool: Option<uringo::net::BufPool>,
+    started: Arc<AtomicUsize>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "accept failed");
+                uringo::task::yield_now().await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (pool, started) = (pool.clone(), started.clone());
+        uringo::spawn(async move {
+            started.fetch_add(1, Ordering::SeqCst);
+            let res = match pool {
+                Some(pool) => uringo_echo_pooled(stream, pool).await,
+                None => uringo_echo(stream).await,
+            };
+            if let Err(err) = res {
+                tracing::debug!(%err, "connection failed");
+            }
+        });
+    }
+}
+
+/// Owned-buffer echo: the buffer goes to the read, comes back with the data, goes to
+/// the write, comes back again.
+async fn uringo_echo(stream: uringo::net::TcpStream) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(BUF_SIZE);
+    loop {
+        buf.clear();
+        let (res, b) = stream.read(buf).await;
+        if res? == 0 {
+            return Ok(());
+        }
+        let (res, b) = stream.write_all(b).await;
+        res?;
+        buf = b;
+    }
+}
+
+/// Pool echo: an idle connection holds no buffer; a received chunk is copied out so the
+/// pool buffer returns to the ring before the (possibly slow) write.
+async fn uringo_echo_pooled(
+    stream: uringo::net::TcpStream,
+    pool: uringo::net::BufPool,
+) -> io::Result<()> {
+    let mut chunks = stream.recv_stream(&pool);
+    while let Some(chunk) = chunks.next().await {
+        let out = chunk?.to_vec();
+        let (res, _) = stream.write_all(out).await;
+        res?;
+    }
+    Ok(())
+}
+
+async fn tokio_accept(listener: tokio::net::TcpListener, started: Arc<AtomicUsize>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "accept failed");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let started = started.clone();
+        tokio::spawn(async move {
+            started.fetch_add(1, Ordering::SeqCst);
+            if let Err(err) = tokio_echo(stream).await {
+                tracing::debug!(%err, "connection failed");
+            }
+        });
+    }
+}
+
+/// The usual tokio echo: a heap buffer per connection, `read` then `write_all`.
+async fn tokio_echo(mut stream: tokio::net::TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n]).await?;
+    }
+}

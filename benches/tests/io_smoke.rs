@@ -1,0 +1,75 @@
+//! `headtohead --smoke` runs every I/O shape end to end: server children start, the
+//! load generator gets its echoes back, CPU time and RSS are read, the JSON carries
+//! them. No timing is asserted: only that every figure exists and is positive.
+
+use std::process::Command;
+
+fn headtohead() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_headtohead"))
+}
+
+fn positive(v: &serde_json::Value, key: &str) -> f64 {
+    let x = v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"));
+    assert!(x > 0.0 && x.is_finite(), "{key} = {x} in {v}");
+    x
+}
+
+#[test]
+fn smoke_run_of_the_io_shapes_yields_positive_figures() {
+    let dir = std::env::temp_dir().join(format!("uringo-io-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("io.json");
+    let out = headtohead()
+        .args([
+            "--smoke",
+            "--filter",
+            "echo_pingpong,echo_pingpong_pool,idle_rss",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "headtohead failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let echo = doc["io"]["echo"].as_array().unwrap();
+    let shapes: Vec<_> = echo.iter().map(|e| e["shape"].as_str().unwrap()).collect();
+    assert_eq!(shapes, ["echo_pingpong", "echo_pingpong_pool"]);
+    for e in echo {
+        for key in ["a_rps", "b_rps", "a_cpu_us_per_req", "b_cpu_us_per_req"] {
+            positive(e, key);
+        }
+    }
+    assert_eq!(echo[0]["a"], "uringo");
+    assert_eq!(echo[1]["a"], "uringo-pool");
+    assert_eq!(echo[0]["b"], "tokio");
+
+    let idle = doc["io"]["idle"].as_array().unwrap();
+    let servers: Vec<_> = idle.iter().map(|r| r["server"].as_str().unwrap()).collect();
+    assert_eq!(servers, ["uringo-pool", "uringo", "tokio"]);
+    for r in idle {
+        assert_eq!(r["all_alive"], true, "a connection did not echo: {r}");
+        positive(r, "rss_growth_kib");
+        positive(r, "bytes_per_connection");
+        let n = r["connections"].as_u64().unwrap();
+        for round in r["rounds"].as_array().unwrap() {
+            assert_eq!(round["alive"].as_u64(), Some(n), "{round}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_serve_request_fails_with_a_message() {
+    let out = headtohead().args(["--serve", "nginx"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("usage: --serve KIND"), "{stderr}");
+}
