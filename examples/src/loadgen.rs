@@ -157,9 +157,9 @@ async fn ping(
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
     let mut out = msg.clone();
-    // read_exact fills a buffer from its initialized length up to its capacity, so the
-    // echo goes into an emptied Vec viewed through a slice of exactly the message size
-    // (a Vec's capacity may exceed what was asked for).
+    // read_exact fills a buffer from its start to its capacity; a Vec's capacity may
+    // exceed what was asked for, so the echo goes through a slice of exactly the
+    // message size.
     let mut echo = Vec::with_capacity(msg.len());
     while !stop.load(Ordering::Relaxed) {
         let (res, o) = stream.write_all(out).await;

@@ -692,3 +692,23 @@ fn static_buffers_from_spawned_tasks() {
         assert_eq!(buf, b"static str, static bytes");
     });
 }
+
+/// `read_exact` fills from the buffer's start like `read` does, so a fully initialised
+/// buffer (`Box<[u8]>`, a `Vec` with a length) is overwritten, not skipped.
+#[test]
+fn read_exact_fills_initialised_buffers_from_the_start() {
+    let rt = rt(1);
+    rt.block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (res, _) = a.write_all(b"abcdefgh".to_vec()).await;
+        res.unwrap();
+        let (res, boxed) = b.read_exact(vec![0u8; 4].into_boxed_slice()).await;
+        res.unwrap();
+        assert_eq!(&boxed[..], b"abcd");
+        let mut with_len = Vec::with_capacity(4);
+        with_len.extend_from_slice(b"zz");
+        let (res, buf) = b.read_exact(with_len).await;
+        res.unwrap();
+        assert_eq!(buf, b"efgh");
+    });
+}

@@ -47,11 +47,12 @@ pub(crate) async fn peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<usiz
     run(fd, Recv::new(fd.as_raw_fd(), buf).flags(libc::MSG_PEEK)).await
 }
 
-/// Fills `buf` to its capacity; end of stream first is `UnexpectedEof`. The bytes read
-/// so far stay in the buffer either way.
+/// Fills `buf` from its start to its capacity, like [`read`] but until full (whatever
+/// the buffer held is overwritten, as `read` overwrites it); end of stream first is
+/// `UnexpectedEof`. The bytes read so far stay in the buffer either way.
 pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<()>, B) {
     let total = buf.bytes_total();
-    let mut filled = buf.bytes_init().min(total);
+    let mut filled = 0;
     let mut buf = buf;
     while filled < total {
         let (res, slice) = read(fd, buf.slice(filled..total)).await;

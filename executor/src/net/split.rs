@@ -98,8 +98,9 @@ macro_rules! read_methods {
                 .await
         }
 
-        /// Reads until `buf` is full (to its capacity); end of stream first is
-        /// `UnexpectedEof`, with the bytes read so far in the buffer.
+        /// Reads until `buf` is full: from its start to its capacity, like `read`
+        /// (what it held is overwritten). End of stream first is `UnexpectedEof`, with
+        /// the bytes read so far in the buffer.
         pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> (io::Result<()>, B) {
             crate::net::socket::read_exact(
                 &crate::net::split::Sealed::shared_fd(self.stream()),
