@@ -73,3 +73,31 @@ fn a_bad_serve_request_fails_with_a_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("usage: --serve KIND"), "{stderr}");
 }
+
+/// `versus` (the README's main command) in smoke mode: it prints the table and writes
+/// the HTML report with a bar per peer and shape.
+#[test]
+fn versus_smoke_prints_a_table_and_writes_the_report() {
+    let dir = std::env::temp_dir().join(format!("uringo-versus-smoke-{}", std::process::id()));
+    let report = dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_versus"))
+        .args(["--smoke", "--filter", "chained_spawn,echo_pingpong"])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "versus failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| chained_spawn |"), "{stdout}");
+    assert!(stdout.contains("| echo_pingpong |"), "{stdout}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    // chained_spawn: 2 bars; echo: 2 throughput + 2 CPU bars.
+    assert_eq!(html.matches("class=\"bar\"").count(), 6, "{html}");
+    assert!(!html.contains("<script"), "the report needs no script");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

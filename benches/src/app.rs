@@ -1,0 +1,462 @@
+//! The head-to-head program behind both binaries: `headtohead` (every knob) and `versus`
+//! (the README's main command: a quick run of every shape, a table and an HTML report).
+//! See README.md beside this crate for the method and the latest results.
+//!
+//! ```text
+//! cargo run --release -p uringo-benches --bin versus -- [--full] [--json PATH] [--report PATH]
+//! cargo run --release -p uringo-benches --bin headtohead -- [--workers N] [--rounds N]
+//!     [--filter NAME[,NAME..]] [--all] [--aa] [--scale F] [--budget SECS] [--json PATH]
+//!     [--lateness] [--quick] [--window SECS] [--smoke] [--report PATH]
+//! ```
+//!
+//! The I/O shapes run each server in a child process: the same executable, started
+//! with the hidden `--serve KIND [--cpu N]` (see `io::server`).
+
+use crate::sched;
+use crate::{io, report, runner, timers};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use io::echo::EchoComparison;
+use io::server::Server;
+use io::IoConfig;
+use runner::{Comparison, Config, Peer, Shape};
+
+const USAGE: &str = "\
+usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [--aa]
+                  [--scale F] [--budget SECS] [--json PATH] [--lateness]
+                  [--quick] [--window SECS] [--smoke]
+
+  --workers N   worker threads for both runtimes (default: nproc)
+  --rounds N    rounds per peer, alternating (default: 5)
+  --filter S    run only shapes whose name contains one of the comma-separated S
+                (shapes left out of the default run must be named exactly)
+  --all         run every shape, including those left out of the default run
+  --aa          A/A check: tokio vs tokio and uringo vs uringo (ratios should be ~1.00)
+  --scale F     multiply every shape's measured iterations by F (default: 1)
+  --budget SECS timed work per round before it stops early, after 3 iterations (default: 1)
+  --json PATH   also write the results as JSON
+  --lateness    instead of ratios: how late timers fire on each runtime (p50, p99, max)
+  --quick       I/O shapes: 0.5 s echo windows and one idle round (a first look)
+  --window SECS I/O shapes: the measured window of each echo round (default: 2)
+  --smoke       tiny sizes everywhere, one round: checks that every shape runs, measures
+                nothing (what the tests use)
+
+I/O shapes: echo_pingpong (100 connections x 1 KiB ping-pong; server: one worker pinned
+to CPU 0, in a child process; client: the loadgen, pinned to CPU 1), echo_pingpong_pool
+(the same with uringo's recv_stream + BufPool server; not in the default run), idle_rss
+(server RSS growth with 10 000 idle connections; uringo pool, uringo read, tokio read).";
+
+/// Which binary is running: they share everything but their defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// Every knob; the long default run.
+    HeadToHead,
+    /// The README's main command: quick by default (`--full` for the long run), and it
+    /// always writes the HTML report.
+    Versus,
+}
+
+impl Program {
+    fn name(self) -> &'static str {
+        match self {
+            Program::HeadToHead => "headtohead",
+            Program::Versus => "versus",
+        }
+    }
+}
+
+const VERSUS_USAGE: &str = "\
+usage: versus [--full] [--json PATH] [--report PATH] [any headtohead flag]
+
+uringo against tokio on every shape (scheduler, timers, I/O), alternating rounds, one
+runtime alive at a time. Prints a table and writes an HTML report with bar charts
+(default: target/versus/report.html).
+
+  --full         longer run: 7 rounds per peer, 2 s I/O windows (default: 3 rounds, 0.5 s)
+  --json PATH    also write the results as JSON
+  --report PATH  where to write the HTML report
+Every flag of headtohead works too (see headtohead --help).";
+
+struct Args {
+    cfg: Config,
+    report: Option<std::path::PathBuf>,
+    io: IoConfig,
+    lateness: bool,
+    filter: Vec<String>,
+    all: bool,
+    aa: bool,
+    json: Option<String>,
+}
+
+fn parse_args(program: Program) -> Result<Args, String> {
+    let versus = program == Program::Versus;
+    let mut args = Args {
+        cfg: Config {
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            rounds: if versus { 3 } else { 5 },
+            scale: 1.0,
+            budget: Duration::from_secs_f64(if versus { 0.5 } else { 1.0 }),
+        },
+        report: versus.then(default_report_path),
+        io: IoConfig::new(5),
+        lateness: false,
+        filter: Vec::new(),
+        all: false,
+        aa: false,
+        json: None,
+    };
+    let (mut quick, mut smoke, mut window) = (versus, false, None);
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--workers" => args.cfg.workers = parse_positive(&flag, &value()?)?,
+            "--rounds" => args.cfg.rounds = parse_positive(&flag, &value()?)?,
+            "--scale" => {
+                let v = value()?;
+                args.cfg.scale = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .ok_or_else(|| format!("--scale wants a positive number, got {v:?}"))?;
+            }
+            "--filter" => {
+                let v = value()?;
+                args.filter = v.split(',').map(str::to_owned).collect();
+            }
+            "--budget" => {
+                let v = value()?;
+                args.cfg.budget = v
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(|| format!("--budget wants seconds, got {v:?}"))?;
+            }
+            "--all" => args.all = true,
+            "--json" => args.json = Some(value()?),
+            "--aa" => args.aa = true,
+            "--lateness" => args.lateness = true,
+            "--quick" => quick = true,
+            "--full" => {
+                quick = false;
+                args.cfg.rounds = 7;
+                args.cfg.budget = Duration::from_secs(1);
+            }
+            "--report" => args.report = Some(value()?.into()),
+            "--smoke" => smoke = true,
+            "--window" => {
+                let v = value()?;
+                window = v
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| !d.is_zero())
+                    .map(Some)
+                    .ok_or_else(|| format!("--window wants seconds, got {v:?}"))?;
+            }
+            "-h" | "--help" => return Err(String::new()),
+            // `cargo bench` passes this to every bench target; accept it silently.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    args.io = if smoke {
+        args.cfg.rounds = 1;
+        args.cfg.scale = 0.01;
+        args.cfg.budget = Duration::from_millis(100);
+        IoConfig::smoke()
+    } else if quick {
+        IoConfig::quick(args.cfg.rounds)
+    } else {
+        IoConfig::new(args.cfg.rounds)
+    };
+    if let Some(window) = window {
+        args.io.window = window;
+    }
+    Ok(args)
+}
+
+/// Whether `--filter` / `--all` pick the shape `name`.
+fn selected(name: &str, in_default_run: bool, args: &Args) -> bool {
+    if args.all {
+        return true;
+    }
+    if args.filter.is_empty() {
+        return in_default_run;
+    }
+    args.filter
+        .iter()
+        .any(|f| name == f.as_str() || (in_default_run && name.contains(f.as_str())))
+}
+
+fn parse_positive(flag: &str, v: &str) -> Result<usize, String> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{flag} wants a positive integer, got {v:?}"))
+}
+
+/// Runs every shape as `a` against `b`, printing each round's figure to stderr as it
+/// lands (a long run shows it is alive, and a wild round is visible at once).
+fn run_all(shapes: &[Shape], a: Peer, b: Peer, cfg: &Config) -> std::io::Result<Vec<Comparison>> {
+    let mut out = Vec::with_capacity(shapes.len());
+    for shape in shapes {
+        eprint!("{:<24}", shape.name);
+        let mut n = 0;
+        let cmp = runner::compare(shape, a, b, cfg, |_round, peer, t, iters| {
+            // Rounds alternate a, b, a, b: in an A/A run the parity tells the sides apart.
+            let tag = match (a == b, n % 2) {
+                (false, _) => "",
+                (true, 0) => "#1",
+                (true, _) => "#2",
+            };
+            n += 1;
+            eprint!(
+                " {}{tag}={:.0}µs×{iters}",
+                peer.name(),
+                t.as_secs_f64() * 1e6
+            );
+        })?;
+        eprintln!("  ratio {:.2}", cmp.ratio());
+        out.push(cmp);
+    }
+    Ok(out)
+}
+
+/// `target/versus/report.html` of the workspace (or of `CARGO_TARGET_DIR`).
+fn default_report_path() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("versus").join("report.html")
+}
+
+/// Runs the program; `program` picks the defaults and the usage text.
+pub fn main(program: Program) -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--serve") {
+        return match io::server::main(&argv[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("headtohead --serve: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = match parse_args(program) {
+        Ok(args) => args,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("{}: {msg}", program.name());
+            }
+            match program {
+                Program::HeadToHead => eprintln!("{USAGE}"),
+                Program::Versus => eprintln!("{VERSUS_USAGE}"),
+            }
+            return ExitCode::from(if msg.is_empty() { 0 } else { 2 });
+        }
+    };
+    if args.lateness {
+        return lateness(&args.cfg);
+    }
+    let shapes: Vec<Shape> = sched::shapes()
+        .into_iter()
+        .chain(timers::shapes())
+        .filter(|s| selected(s.name, s.in_default_run, &args))
+        .collect();
+    let io_shapes: Vec<&str> = io::SHAPES
+        .iter()
+        .filter(|(name, default)| selected(name, *default, &args))
+        .map(|(name, _)| *name)
+        .collect();
+    if shapes.is_empty() && io_shapes.is_empty() {
+        eprintln!("headtohead: no shape matches {:?}", args.filter);
+        return ExitCode::from(2);
+    }
+
+    let machine = report::Machine::detect();
+    println!("{}", report::header(&machine, &args.cfg));
+    let pairs: &[(&str, Peer, Peer)] = if args.aa {
+        &[
+            ("aa-tokio", Peer::Tokio, Peer::Tokio),
+            ("aa-uringo", Peer::Uringo, Peer::Uringo),
+        ]
+    } else {
+        &[("ab", Peer::Uringo, Peer::Tokio)]
+    };
+
+    let mut tables = Vec::new();
+    let mut echo_tables = Vec::new();
+    for &(mode, a, b) in pairs {
+        eprintln!("== {mode}: {} vs {}", a.name(), b.name());
+        if !shapes.is_empty() {
+            match run_all(&shapes, a, b, &args.cfg) {
+                Ok(results) => tables.push((mode, results)),
+                Err(err) => {
+                    eprintln!("headtohead: {mode}: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        match run_echo(&io_shapes, a, b, &args.io) {
+            Ok(results) if !results.is_empty() => echo_tables.push((mode, results)),
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("headtohead: {mode}: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if args.aa {
+        for skipped in io_shapes.iter().filter(|s| **s != "echo_pingpong") {
+            eprintln!("{skipped:<24} skipped: not an A/A shape (no uringo-vs-tokio timing)");
+        }
+    }
+    let idle = if io_shapes.contains(&"idle_rss") && !args.aa {
+        match run_idle(&args.io) {
+            Ok(idle) => idle,
+            Err(err) => {
+                eprintln!("headtohead: idle_rss: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    for (mode, results) in &tables {
+        println!("\n{mode}:\n{}", report::table(results));
+    }
+    for (mode, results) in &echo_tables {
+        println!(
+            "\n{mode}, echo ping-pong ({} connections x {} B, {:?} windows; req/s ratio above 1 and CPU ratio below 1 favour the left side):\n{}",
+            args.io.connections,
+            args.io.size,
+            args.io.window,
+            io::echo_table(results)
+        );
+    }
+    if !idle.is_empty() {
+        println!(
+            "\nidle connections (server VmRSS growth, median of {} rounds):\n{}",
+            args.io.idle_rounds,
+            io::idle_table(&idle)
+        );
+    }
+    if let Some(path) = &args.report {
+        let html = crate::html::report(&machine, &args.cfg, &tables, &echo_tables, &idle);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, html));
+        if let Err(err) = written {
+            eprintln!("{}: writing {}: {err}", program.name(), path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.json {
+        let io_json = io::json(&echo_tables, &idle);
+        if let Err(err) = report::write_json(path, &machine, &args.cfg, &tables, io_json) {
+            eprintln!("headtohead: writing {path}: {err}");
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {path}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// The echo shapes among `selected`, as `a` against `b`.
+fn run_echo(
+    selected: &[&str],
+    a: Peer,
+    b: Peer,
+    cfg: &IoConfig,
+) -> std::io::Result<Vec<EchoComparison>> {
+    let server = |p: Peer| match p {
+        Peer::Uringo => Server::Uringo,
+        Peer::Tokio => Server::Tokio,
+    };
+    let mut runs = Vec::new();
+    if selected.contains(&"echo_pingpong") {
+        runs.push(("echo_pingpong", server(a), server(b)));
+    }
+    // The pool variant is an A/B figure only: its A/A is echo_pingpong's uringo side.
+    if selected.contains(&"echo_pingpong_pool") && a != b {
+        runs.push(("echo_pingpong_pool", Server::UringoPool, server(b)));
+    }
+    if !runs.is_empty() {
+        raise_fd_limit();
+    }
+    let mut out = Vec::new();
+    for (shape, a, b) in runs {
+        eprint!("{shape:<24}");
+        let mut n = 0;
+        let cmp = io::echo::compare(shape, a, b, cfg, |server, r| {
+            let tag = match (a == b, n % 2) {
+                (false, _) => "",
+                (true, 0) => "#1",
+                (true, _) => "#2",
+            };
+            n += 1;
+            eprint!(
+                " {}{tag}={:.0}req/s,{:.2}µs(client {:.2}µs)",
+                server.name(),
+                r.rps,
+                r.cpu_us_per_req,
+                r.client_cpu_us_per_req
+            );
+        })?;
+        let ((ra, rb), (ca, cb)) = (cmp.rps(), cmp.cpu_us());
+        eprintln!("  ratio req/s {:.2}, CPU {:.2}", ra / rb, ca / cb);
+        out.push(cmp);
+    }
+    Ok(out)
+}
+
+/// The idle-connections shape, every server variant.
+fn run_idle(cfg: &IoConfig) -> std::io::Result<Vec<io::idle::IdleResult>> {
+    raise_fd_limit();
+    eprint!("{:<24}", "idle_rss");
+    let results = io::idle::run(&Server::ALL, cfg.idle_rounds, cfg, |server, r| {
+        eprint!(" {}=+{}KiB,{}alive", server.name(), r.growth_kib(), r.alive);
+    })?;
+    eprintln!();
+    Ok(results)
+}
+
+/// Thousands of connections need thousands of fds, here and in the server child.
+fn raise_fd_limit() {
+    if let Err(err) = uringo_examples::loadgen::raise_fd_limit() {
+        eprintln!("headtohead: cannot raise the fd limit ({err}); continuing");
+    }
+}
+
+/// `--lateness`: fire time minus deadline, per runtime.
+fn lateness(cfg: &Config) -> ExitCode {
+    let machine = report::Machine::detect();
+    println!("{}", report::header(&machine, cfg));
+    match timers::lateness(cfg) {
+        Ok(results) => {
+            println!(
+                "\ntimer lateness (fire time - deadline), 10 000 sleeps over 0-200 ms x {} rounds:",
+                cfg.rounds
+            );
+            println!("| runtime | p50 | p99 | max |\n|---|---:|---:|---:|");
+            for (peer, sorted) in &results {
+                println!(
+                    "| {} | {:?} | {:?} | {:?} |",
+                    peer.name(),
+                    timers::quantile(sorted, 0.5),
+                    timers::quantile(sorted, 0.99),
+                    sorted.last().copied().unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("headtohead: lateness: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

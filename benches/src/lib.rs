@@ -1,0 +1,12 @@
+//! uringo against tokio, one runtime alive at a time, rounds alternating: the library
+//! behind the `headtohead` and `versus` binaries (see `app.rs` and README.md).
+
+pub mod app;
+mod html;
+mod io;
+mod oneshot;
+mod peers;
+mod report;
+mod runner;
+mod sched;
+mod timers;
