@@ -91,7 +91,10 @@ fn payload(seed: u32, len: usize) -> Vec<u8> {
 #[test]
 fn thousand_connections_arrive_intact_then_sigterm_drains_and_exits_zero() {
     let (upstream, _) = echo_upstream();
-    let mut proxy = Program::start(BIN, &["--upstream", &upstream.to_string(), "--workers", "2"]);
+    let mut proxy = Program::start(
+        BIN,
+        &["--upstream", &upstream.to_string(), "--workers", "2"],
+    );
     let addr = proxy.addr;
 
     // 1 000 connections from 8 client threads, each with its own payload sent in two
@@ -122,7 +125,10 @@ fn thousand_connections_arrive_intact_then_sigterm_drains_and_exits_zero() {
     if let Ok(mut late) = TcpStream::connect(addr) {
         late.set_read_timeout(Some(PATIENCE)).unwrap();
         let _ = late.write_all(b"late");
-        assert!(closed_by_peer(&mut late), "a connection after SIGTERM was served");
+        assert!(
+            closed_by_peer(&mut late),
+            "a connection after SIGTERM was served"
+        );
     }
 
     assert_eq!(exchange(&mut open, b"during drain"), b"during drain");
@@ -131,9 +137,16 @@ fn thousand_connections_arrive_intact_then_sigterm_drains_and_exits_zero() {
     drop(open);
 
     let status = proxy.wait_exit();
-    assert!(status.success(), "exit status {status}; log:\n{}", proxy.log.join("\n"));
     assert!(
-        proxy.log.iter().any(|l| l.contains("all connections drained")),
+        status.success(),
+        "exit status {status}; log:\n{}",
+        proxy.log.join("\n")
+    );
+    assert!(
+        proxy
+            .log
+            .iter()
+            .any(|l| l.contains("all connections drained")),
         "log:\n{}",
         proxy.log.join("\n")
     );
@@ -148,9 +161,16 @@ fn round_robin_spreads_connections_and_skips_a_dead_upstream() {
     let proxy = Program::start(BIN, &["--upstream", &upstreams]);
     for i in 0..30u32 {
         let sent = payload(i, 100);
-        assert_eq!(round_trip_and_close(proxy.addr, &sent), sent, "connection {i}");
+        assert_eq!(
+            round_trip_and_close(proxy.addr, &sent),
+            sent,
+            "connection {i}"
+        );
     }
-    let (a, b) = (first_count.load(Ordering::SeqCst), second_count.load(Ordering::SeqCst));
+    let (a, b) = (
+        first_count.load(Ordering::SeqCst),
+        second_count.load(Ordering::SeqCst),
+    );
     assert_eq!(a + b, 30, "every connection reached a live upstream");
     assert!(a > 0 && b > 0, "both live upstreams served: {a} and {b}");
 }
@@ -160,14 +180,22 @@ fn connections_over_the_limit_are_closed_and_served_again_once_below_it() {
     let (upstream, _) = echo_upstream();
     let proxy = Program::start(
         BIN,
-        &["--upstream", &upstream.to_string(), "--max-connections", "1"],
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--max-connections",
+            "1",
+        ],
     );
     let mut first = connect(proxy.addr);
     assert_eq!(exchange(&mut first, b"one"), b"one");
 
     let mut second = connect(proxy.addr);
     let _ = second.write_all(b"two");
-    assert!(closed_by_peer(&mut second), "second connection was served over the limit");
+    assert!(
+        closed_by_peer(&mut second),
+        "second connection was served over the limit"
+    );
 
     first.shutdown(Shutdown::Write).unwrap();
     assert!(closed_by_peer(&mut first));
@@ -183,7 +211,10 @@ fn connections_over_the_limit_are_closed_and_served_again_once_below_it() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "never served again after the first closed");
+        assert!(
+            Instant::now() < deadline,
+            "never served again after the first closed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -193,11 +224,19 @@ fn a_silent_connection_is_closed_after_the_idle_timeout() {
     let (upstream, _) = echo_upstream();
     let proxy = Program::start(
         BIN,
-        &["--upstream", &upstream.to_string(), "--idle-timeout", "300ms"],
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--idle-timeout",
+            "300ms",
+        ],
     );
     let mut stream = connect(proxy.addr);
     assert_eq!(exchange(&mut stream, b"hello"), b"hello");
     // Then silence: the proxy must end the connection (our own read timeout is far
     // longer, so a timeout here means the idle timeout never fired).
-    assert!(closed_by_peer(&mut stream), "idle connection was never closed");
+    assert!(
+        closed_by_peer(&mut stream),
+        "idle connection was never closed"
+    );
 }

@@ -79,7 +79,10 @@ impl Program {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    panic!("no log line with {needle:?}; log so far:\n{}", self.log.join("\n"))
+                    panic!(
+                        "no log line with {needle:?}; log so far:\n{}",
+                        self.log.join("\n")
+                    )
                 }
             }
         }
