@@ -47,6 +47,12 @@ const FLAGS: &[Flag] = &[
         help: "close a connection with no bytes either way for this long",
     },
     Flag {
+        name: "copy",
+        value: "splice|buffer",
+        default: Some("splice"),
+        help: "move bytes by zero-copy splice, or through a buffer per direction",
+    },
+    Flag {
         name: "max-connections",
         value: "N",
         default: Some("10000"),
@@ -87,6 +93,7 @@ fn run() -> std::io::Result<()> {
             .duration("connect-timeout")?
             .unwrap_or(std::time::Duration::MAX),
         idle_timeout: args.duration("idle-timeout")?,
+        copy: args.get("copy").unwrap_or("splice").parse()?,
         max_connections: args.number("max-connections")?,
         drain_timeout: args.duration("drain-timeout")?.unwrap_or_default(),
     };

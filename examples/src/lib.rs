@@ -2,6 +2,7 @@
 //! their tests drive exactly the code the programs run.
 
 pub mod args;
+pub mod buffered_copy;
 pub mod echo;
 pub mod http_proxy;
 pub mod server;

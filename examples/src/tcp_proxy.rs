@@ -1,6 +1,7 @@
 //! A TCP proxy: every accepted connection is joined to one of the upstreams (round
-//! robin) and bytes are moved both ways with zero-copy splice
-//! ([`uringo::io::copy_bidirectional`]).
+//! robin, skipping one that refuses) and bytes are moved both ways, by zero-copy splice
+//! ([`uringo::io::copy_bidirectional`], the default) or through a buffer per direction
+//! ([`CopyMode::Buffer`], faster for small messages: see `crate::buffered_copy`).
 //!
 //! ## Idle timeout
 //!
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use uringo::net::{TcpListener, TcpStream};
 
+use crate::buffered_copy::copy_bidirectional_buffered;
 use crate::server::{is_fd_exhaustion, is_per_connection};
 use crate::shutdown::{race, ConnectionGuard, Drain, Either, Stop};
 
@@ -48,10 +50,37 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Close a connection when no byte moved either way for this long.
     pub idle_timeout: Option<Duration>,
+    /// How bytes are moved between the two sockets.
+    pub copy: CopyMode,
     /// Connections served at once; more are reset.
     pub max_connections: usize,
     /// After a shutdown signal, how long live connections may take to finish.
     pub drain_timeout: Duration,
+}
+
+/// How the proxy moves bytes between the two sockets of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Zero-copy through a pipe: [`uringo::io::copy_bidirectional`].
+    Splice,
+    /// Through a user-space buffer per direction:
+    /// [`copy_bidirectional_buffered`](crate::buffered_copy::copy_bidirectional_buffered).
+    Buffer,
+}
+
+impl std::str::FromStr for CopyMode {
+    type Err = io::Error;
+
+    fn from_str(raw: &str) -> io::Result<CopyMode> {
+        match raw {
+            "splice" => Ok(CopyMode::Splice),
+            "buffer" => Ok(CopyMode::Buffer),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("copy mode `{other}`: expected `splice` or `buffer`"),
+            )),
+        }
+    }
 }
 
 /// The proxy's shared state: its configuration, the round-robin cursor and the live
@@ -176,7 +205,15 @@ impl Proxy {
         let (mut upstream, upstream_addr) = self.connect_upstream(peer).await?;
         let _ = upstream.set_nodelay(true);
         let fds = [client.as_raw_fd(), upstream.as_raw_fd()];
-        let copy = uringo::io::copy_bidirectional(&mut client, &mut upstream);
+        let mode = self.config.copy;
+        let copy = async {
+            match mode {
+                CopyMode::Splice => {
+                    uringo::io::copy_bidirectional(&mut client, &mut upstream).await
+                }
+                CopyMode::Buffer => copy_bidirectional_buffered(&client, &upstream).await,
+            }
+        };
         let (sent, received) = match self.config.idle_timeout {
             None => copy.await?,
             Some(idle) => match race(copy, watch_idle(fds, idle)).await {
