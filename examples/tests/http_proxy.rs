@@ -54,7 +54,7 @@ fn read_body(reader: &mut BufReader<TcpStream>, headers: &HashMap<String, String
 }
 
 /// An HTTP/1.1 upstream that answers every request with what it saw: the
-/// `X-Forwarded-For` header, the path and the body length. Keep-alive; counts the
+/// `X-Forwarded-For` header, the path, the body length and any `X-Secret` header. Keep-alive; counts the
 /// connections it accepts.
 fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -72,7 +72,9 @@ fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
                     let body = read_body(&mut reader, &headers);
                     let path = first.split(' ').nth(1).unwrap_or("").to_string();
                     let xff = headers.get("x-forwarded-for").cloned().unwrap_or_default();
-                    let answer = format!("xff={xff};path={path};body={}", body.len());
+                    let secret = headers.get("x-secret").cloned().unwrap_or_default();
+                    let answer =
+                        format!("xff={xff};path={path};body={};secret={secret}", body.len());
                     let response = format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Upstream: yes\r\n\r\n{answer}",
                         answer.len()
@@ -152,17 +154,18 @@ fn requests_reach_the_upstream_with_x_forwarded_for_over_keep_alive() {
     );
     assert_eq!(
         String::from_utf8(first.body).unwrap(),
-        "xff=127.0.0.1;path=/first?q=1;body=0"
+        "xff=127.0.0.1;path=/first?q=1;body=0;secret="
     );
 
     // Same client connection: keep-alive. An X-Forwarded-For from a proxy in front is
-    // kept and our peer appended; the body arrives whole.
-    let post = b"POST /second HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 203.0.113.7\r\nContent-Length: 5\r\n\r\nhello";
+    // kept and our peer appended; the body arrives whole; a header that `Connection`
+    // marks as hop-by-hop is not forwarded.
+    let post = b"POST /second HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 203.0.113.7\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nContent-Length: 5\r\n\r\nhello";
     let second = client.send(post);
     assert_eq!(second.status, 200);
     assert_eq!(
         String::from_utf8(second.body).unwrap(),
-        "xff=203.0.113.7, 127.0.0.1;path=/second;body=5"
+        "xff=203.0.113.7, 127.0.0.1;path=/second;body=5;secret="
     );
 
     drop(client);
@@ -206,6 +209,31 @@ fn a_body_over_the_limit_gets_413() {
     let mut request =
         b"POST / HTTP/1.1\r\nHost: example.test\r\nContent-Length: 2000\r\n\r\n".to_vec();
     request.extend_from_slice(&[b'x'; 2000]);
+    assert_eq!(client.send(&request).status, 413);
+}
+
+#[test]
+fn a_chunked_body_that_grows_past_the_limit_while_streaming_gets_413() {
+    // The upstream never answers, so the only way this request ends is the limit
+    // tripping while the body streams through (the upstream timeout is far away).
+    let proxy = Program::start(
+        BIN,
+        &[
+            "--upstream",
+            &silent_upstream().to_string(),
+            "--max-body-bytes",
+            "1000",
+        ],
+    );
+    let mut client = Client::connect(proxy.addr);
+    let mut request =
+        b"POST / HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        request.extend_from_slice(b"200\r\n");
+        request.extend_from_slice(&[b'x'; 0x200]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(client.send(&request).status, 413);
 }
 
