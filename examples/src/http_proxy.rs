@@ -185,7 +185,7 @@ impl HttpProxy {
                 Ok((stream, peer)) => {
                     // No connection limit of its own: keep-alive makes connections
                     // cheap to hold, and the fd limit is the real bound (EMFILE below).
-                    let guard = self.drain.try_admit(usize::MAX).expect("unbounded admit");
+                    let guard = self.drain.admit();
                     let proxy = self.clone();
                     let stop = stop.clone();
                     uringo::spawn(async move {

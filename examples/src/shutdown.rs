@@ -123,6 +123,14 @@ impl Drain {
             })
     }
 
+    /// Counts one more connection, with no limit.
+    pub fn admit(&self) -> ConnectionGuard {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        ConnectionGuard {
+            live: self.live.clone(),
+        }
+    }
+
     /// Connections live now.
     pub fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)

@@ -45,8 +45,12 @@ impl ShutdownSignals {
         loop {
             // A signalfd has no file position: the offset is ignored.
             let (res, buf) = file.read_at(Vec::with_capacity(SIGINFO_SIZE), 0).await;
-            if res? < 4 {
-                continue;
+            // The kernel hands out whole `signalfd_siginfo` records, never less.
+            if res? < SIGINFO_SIZE {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "short read from the signalfd",
+                ));
             }
             let signo = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
             match Signal::try_from(signo as i32) {
