@@ -1,5 +1,12 @@
 //! The logic of uringo's example programs, as functions, so the programs stay short and
 //! their tests drive exactly the code the programs run.
 
+pub mod args;
+pub mod buffered_copy;
 pub mod echo;
+pub mod http_proxy;
 pub mod loadgen;
+pub mod server;
+pub mod shutdown;
+pub mod signal;
+pub mod tcp_proxy;

@@ -1,0 +1,298 @@
+//! A TCP proxy: every accepted connection is joined to one of the upstreams (round
+//! robin, skipping one that refuses) and bytes are moved both ways, by zero-copy splice
+//! ([`uringo::io::copy_bidirectional`], the default) or through a buffer per direction
+//! ([`CopyMode::Buffer`], faster for small messages: see `crate::buffered_copy`).
+//!
+//! ## Idle timeout
+//!
+//! `copy_bidirectional` has no hook for "bytes moved", and wrapping it in a timeout
+//! would cap the connection's whole lifetime, not its idle time. Rather than give up
+//! splice for a user-space copy loop, a watchdog next to the copy asks the kernel:
+//! `TCP_INFO` on both sockets gives `bytes_received` and `bytes_acked`, which move
+//! whenever data flows either way. The watchdog samples them every quarter of the idle
+//! timeout, and when they have not moved for the whole timeout it ends the connection
+//! (dropping the copy cancels its ops). So a connection is closed between 1× and 1.25×
+//! the idle timeout after its last byte, at the cost of one timer and two `getsockopt`s
+//! per quarter-period per connection, and no cost per byte. A peer that stops reading
+//! (zero window) counts as idle too: nothing is acknowledged.
+//!
+//! ## Connection limit
+//!
+//! Beyond `max_connections`, a connection is accepted and closed at once with a reset.
+//! Not accepting would not work here: uringo's multishot accept keeps taking
+//! connections off the backlog in the kernel whether or not we ask for the next one,
+//! and even with a plain accept, a full backlog leaves clients hanging until their own
+//! connect timeout. A reset tells the client right away, and keeps the proxy's fd use
+//! bounded by the limit.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uringo::net::{TcpListener, TcpStream};
+
+use crate::buffered_copy::copy_bidirectional_buffered;
+use crate::server::{is_fd_exhaustion, is_per_connection};
+use crate::shutdown::{race, ConnectionGuard, Drain, Either, Stop};
+
+/// How long an accept loop waits after EMFILE before trying again.
+const FD_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the proxy does; see `tcp-proxy --help` for each field's flag.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where connections go, tried in turn.
+    pub upstreams: Vec<SocketAddr>,
+    /// Limit on connecting to one upstream.
+    pub connect_timeout: Duration,
+    /// Close a connection when no byte moved either way for this long.
+    pub idle_timeout: Option<Duration>,
+    /// How bytes are moved between the two sockets.
+    pub copy: CopyMode,
+    /// Connections served at once; more are reset.
+    pub max_connections: usize,
+    /// After a shutdown signal, how long live connections may take to finish.
+    pub drain_timeout: Duration,
+}
+
+/// How the proxy moves bytes between the two sockets of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Zero-copy through a pipe: [`uringo::io::copy_bidirectional`].
+    Splice,
+    /// Through a user-space buffer per direction:
+    /// [`copy_bidirectional_buffered`](crate::buffered_copy::copy_bidirectional_buffered).
+    Buffer,
+}
+
+impl std::str::FromStr for CopyMode {
+    type Err = io::Error;
+
+    fn from_str(raw: &str) -> io::Result<CopyMode> {
+        match raw {
+            "splice" => Ok(CopyMode::Splice),
+            "buffer" => Ok(CopyMode::Buffer),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("copy mode `{other}`: expected `splice` or `buffer`"),
+            )),
+        }
+    }
+}
+
+/// The proxy's shared state: its configuration, the round-robin cursor and the live
+/// connection count.
+#[derive(Debug)]
+pub struct Proxy {
+    config: Config,
+    next_upstream: AtomicUsize,
+    drain: Drain,
+}
+
+impl Proxy {
+    /// A proxy for `config`; fails on an empty upstream list or a zero limit.
+    pub fn new(config: Config) -> io::Result<Arc<Proxy>> {
+        if config.upstreams.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "at least one upstream is needed",
+            ));
+        }
+        if config.max_connections == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max connections must be at least 1",
+            ));
+        }
+        Ok(Arc::new(Proxy {
+            config,
+            next_upstream: AtomicUsize::new(0),
+            drain: Drain::new(),
+        }))
+    }
+
+    /// Runs the accept loops until `stop` is triggered, then waits for live connections
+    /// to finish, at most the drain timeout. Returns how many were still live then.
+    pub async fn serve(self: &Arc<Self>, listeners: Vec<TcpListener>, stop: Stop) -> usize {
+        let loops: Vec<_> = listeners
+            .into_iter()
+            .map(|listener| {
+                let proxy = self.clone();
+                let stop = stop.clone();
+                uringo::spawn(async move { proxy.accept_loop(listener, stop).await })
+            })
+            .collect();
+        for accept_loop in loops {
+            let _ = accept_loop.await;
+        }
+        let live = self.drain.live();
+        tracing::info!(
+            live,
+            drain_timeout = ?self.config.drain_timeout,
+            "stopped accepting; draining connections"
+        );
+        let left = self
+            .drain
+            .wait(Instant::now() + self.config.drain_timeout)
+            .await;
+        if left > 0 {
+            tracing::warn!(left, "drain deadline passed; closing remaining connections");
+        } else {
+            tracing::info!("all connections drained");
+        }
+        left
+    }
+
+    /// Accepts until `stop`; the listener is closed when this returns.
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, stop: Stop) {
+        loop {
+            let accepted = match race(stop.wait(), listener.accept()).await {
+                Either::Left(()) => return,
+                Either::Right(accepted) => accepted,
+            };
+            match accepted {
+                Ok((client, peer)) => self.admit(client, peer),
+                Err(err) if is_fd_exhaustion(&err) => {
+                    tracing::warn!(error = %err, "accept: out of file descriptors; backing off");
+                    uringo::time::sleep(FD_BACKOFF).await;
+                }
+                Err(err) if is_per_connection(&err) => {
+                    tracing::debug!(error = %err, "accept: connection gone before it was accepted");
+                }
+                Err(err) => {
+                    // A listener error is not a reason to bring down the connections
+                    // already being served; this loop ends and the others carry on.
+                    tracing::error!(error = %err, "accept failed; this listener stops");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(self: &Arc<Self>, client: TcpStream, peer: SocketAddr) {
+        let Some(guard) = self.drain.try_admit(self.config.max_connections) else {
+            tracing::warn!(%peer, limit = self.config.max_connections, "connection limit reached; resetting");
+            // Linger 0: close sends RST, so the client learns at once and no TIME_WAIT
+            // is left behind here.
+            let _ = client.set_linger(Some(Duration::ZERO));
+            return;
+        };
+        let proxy = self.clone();
+        uringo::spawn(async move { proxy.serve_connection(client, peer, guard).await });
+    }
+
+    async fn serve_connection(&self, client: TcpStream, peer: SocketAddr, _guard: ConnectionGuard) {
+        let started = Instant::now();
+        match self.proxy(client, peer).await {
+            Ok((upstream, sent, received)) => tracing::debug!(
+                %peer, %upstream, sent, received, elapsed = ?started.elapsed(), "connection closed"
+            ),
+            Err(err) => tracing::info!(%peer, error = %err, "connection ended with an error"),
+        }
+    }
+
+    /// Connects to an upstream and copies until both sides are done; returns the
+    /// upstream and the bytes moved each way.
+    async fn proxy(
+        &self,
+        mut client: TcpStream,
+        peer: SocketAddr,
+    ) -> io::Result<(SocketAddr, u64, u64)> {
+        let _ = client.set_nodelay(true);
+        let (mut upstream, upstream_addr) = self.connect_upstream(peer).await?;
+        let _ = upstream.set_nodelay(true);
+        let fds = [client.as_raw_fd(), upstream.as_raw_fd()];
+        let mode = self.config.copy;
+        let copy = async {
+            match mode {
+                CopyMode::Splice => {
+                    uringo::io::copy_bidirectional(&mut client, &mut upstream).await
+                }
+                CopyMode::Buffer => copy_bidirectional_buffered(&client, &upstream).await,
+            }
+        };
+        let (sent, received) = match self.config.idle_timeout {
+            None => copy.await?,
+            Some(idle) => match race(copy, watch_idle(fds, idle)).await {
+                Either::Left(copied) => copied?,
+                Either::Right(err) => return Err(err),
+            },
+        };
+        Ok((upstream_addr, sent, received))
+    }
+
+    /// Tries each upstream once, starting at the round-robin cursor.
+    async fn connect_upstream(&self, peer: SocketAddr) -> io::Result<(TcpStream, SocketAddr)> {
+        let upstreams = &self.config.upstreams;
+        let first = self.next_upstream.fetch_add(1, Ordering::Relaxed);
+        let mut last_err = None;
+        for i in 0..upstreams.len() {
+            let addr = upstreams[(first + i) % upstreams.len()];
+            let connect = TcpStream::connect(addr);
+            match uringo::time::timeout(self.config.connect_timeout, connect).await {
+                Ok(Ok(stream)) => return Ok((stream, addr)),
+                Ok(Err(err)) => {
+                    tracing::warn!(%peer, upstream = %addr, error = %err, "upstream connect failed");
+                    last_err = Some(err);
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, upstream = %addr, timeout = ?self.config.connect_timeout, "upstream connect timed out");
+                    last_err = Some(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("connecting to {addr} timed out"),
+                    ));
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::ErrorKind::NotConnected.into()))
+    }
+}
+
+/// Completes (with a `TimedOut` error) once none of `fds`' byte counters moved for
+/// `idle`. Never completes while bytes flow.
+async fn watch_idle(fds: [RawFd; 2], idle: Duration) -> io::Error {
+    let period = (idle / 4).max(Duration::from_millis(1));
+    let mut last = activity(&fds);
+    let mut last_change = Instant::now();
+    loop {
+        uringo::time::sleep(period).await;
+        let now = activity(&fds);
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        } else if last_change.elapsed() >= idle {
+            return io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no bytes either way for {idle:?}"),
+            );
+        }
+    }
+}
+
+/// Sum of bytes received and bytes acknowledged by the peer on each socket; `None`
+/// for a socket whose TCP_INFO cannot be read (it then counts as unchanged).
+fn activity(fds: &[RawFd; 2]) -> [Option<(u64, u64)>; 2] {
+    fds.map(tcp_bytes)
+}
+
+fn tcp_bytes(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: tcp_info is plain old data (integers only); all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `fd` is a socket owned by the caller's live TcpStream for the duration of
+    // this call (the watchdog runs inside the connection task that owns both streams);
+    // `info` and `len` point to writable memory of the size given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some((info.tcpi_bytes_received, info.tcpi_bytes_acked))
+}

@@ -1,0 +1,262 @@
+//! The `http-proxy` program, run as a user runs it: a request reaches the upstream
+//! with `X-Forwarded-For` and its answer comes back over a keep-alive connection; and
+//! the proxy answers its own failures: 400 for a bad request, 413 for a body over the
+//! limit, 502 when the upstream refuses, 504 when it does not answer in time. SIGTERM
+//! ends it with exit code 0.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use support::{refused_addr, Program, PATIENCE};
+
+const BIN: &str = env!("CARGO_BIN_EXE_http-proxy");
+
+/// A response as the client saw it.
+struct Response {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Reads one request or response head: the first line and the headers (names
+/// lowercased).
+fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(String, HashMap<String, String>)> {
+    let mut first = String::new();
+    if reader.read_line(&mut first).ok()? == 0 {
+        return None;
+    }
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Some((first.trim_end().to_string(), headers));
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+}
+
+fn read_body(reader: &mut BufReader<TcpStream>, headers: &HashMap<String, String>) -> Vec<u8> {
+    let len: usize = headers
+        .get("content-length")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    body
+}
+
+/// An HTTP/1.1 upstream that answers every request with what it saw: the
+/// `X-Forwarded-For` header, the path, the body length and any `X-Secret` header. Keep-alive; counts the
+/// connections it accepts.
+fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                while let Some((first, headers)) = read_head(&mut reader) {
+                    let body = read_body(&mut reader, &headers);
+                    let path = first.split(' ').nth(1).unwrap_or("").to_string();
+                    let xff = headers.get("x-forwarded-for").cloned().unwrap_or_default();
+                    let secret = headers.get("x-secret").cloned().unwrap_or_default();
+                    let answer =
+                        format!("xff={xff};path={path};body={};secret={secret}", body.len());
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Upstream: yes\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// An upstream that accepts connections and never answers.
+fn silent_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    addr
+}
+
+/// A client connection to the proxy.
+struct Client {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        Client {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends raw bytes and reads one response.
+    fn send(&mut self, raw: &[u8]) -> Response {
+        self.writer.write_all(raw).unwrap();
+        let (status_line, headers) = read_head(&mut self.reader).expect("no response");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let body = read_body(&mut self.reader, &headers);
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: example.test\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn requests_reach_the_upstream_with_x_forwarded_for_over_keep_alive() {
+    let (upstream, _) = echo_upstream();
+    let mut proxy = Program::start(BIN, &["--upstream", &upstream.to_string()]);
+    let mut client = Client::connect(proxy.addr);
+
+    let first = client.send(&get("/first?q=1"));
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.headers.get("x-upstream").map(String::as_str),
+        Some("yes")
+    );
+    assert_eq!(
+        String::from_utf8(first.body).unwrap(),
+        "xff=127.0.0.1;path=/first?q=1;body=0;secret="
+    );
+
+    // Same client connection: keep-alive. An X-Forwarded-For from a proxy in front is
+    // kept and our peer appended; the body arrives whole; a header that `Connection`
+    // marks as hop-by-hop is not forwarded.
+    let post = b"POST /second HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 203.0.113.7\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nContent-Length: 5\r\n\r\nhello";
+    let second = client.send(post);
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        String::from_utf8(second.body).unwrap(),
+        "xff=203.0.113.7, 127.0.0.1;path=/second;body=5;secret="
+    );
+
+    drop(client);
+    proxy.terminate();
+    let status = proxy.wait_exit();
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        proxy.log.join("\n")
+    );
+}
+
+#[test]
+fn a_request_that_does_not_parse_gets_400() {
+    let (upstream, accepted) = echo_upstream();
+    let proxy = Program::start(BIN, &["--upstream", &upstream.to_string()]);
+    let garbage = Client::connect(proxy.addr).send(b"this is not http\r\n\r\n");
+    assert_eq!(garbage.status, 400);
+    let no_host = Client::connect(proxy.addr).send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(no_host.status, 400);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "a bad request was forwarded"
+    );
+}
+
+#[test]
+fn a_body_over_the_limit_gets_413() {
+    let (upstream, _) = echo_upstream();
+    let proxy = Program::start(
+        BIN,
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--max-body-bytes",
+            "1000",
+        ],
+    );
+    let mut client = Client::connect(proxy.addr);
+    let mut request =
+        b"POST / HTTP/1.1\r\nHost: example.test\r\nContent-Length: 2000\r\n\r\n".to_vec();
+    request.extend_from_slice(&[b'x'; 2000]);
+    assert_eq!(client.send(&request).status, 413);
+}
+
+#[test]
+fn a_chunked_body_that_grows_past_the_limit_while_streaming_gets_413() {
+    // The upstream never answers, so the only way this request ends is the limit
+    // tripping while the body streams through (the upstream timeout is far away).
+    let proxy = Program::start(
+        BIN,
+        &[
+            "--upstream",
+            &silent_upstream().to_string(),
+            "--max-body-bytes",
+            "1000",
+        ],
+    );
+    let mut client = Client::connect(proxy.addr);
+    let mut request =
+        b"POST / HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        request.extend_from_slice(b"200\r\n");
+        request.extend_from_slice(&[b'x'; 0x200]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(client.send(&request).status, 413);
+}
+
+#[test]
+fn a_refusing_upstream_gets_502() {
+    let proxy = Program::start(BIN, &["--upstream", &refused_addr().to_string()]);
+    let response = Client::connect(proxy.addr).send(&get("/"));
+    assert_eq!(response.status, 502);
+}
+
+#[test]
+fn a_silent_upstream_gets_504() {
+    let proxy = Program::start(
+        BIN,
+        &[
+            "--upstream",
+            &silent_upstream().to_string(),
+            "--upstream-timeout",
+            "500ms",
+        ],
+    );
+    let mut client = Client::connect(proxy.addr);
+    assert_eq!(client.send(&get("/slow")).status, 504);
+    // The proxy's own answer leaves the client connection usable.
+    assert_eq!(client.send(&get("/slow-again")).status, 504);
+}
