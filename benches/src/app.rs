@@ -44,7 +44,9 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
 
 I/O shapes: echo_pingpong (100 connections x 1 KiB ping-pong; server: one worker pinned
 to CPU 0, in a child process; client: the loadgen, pinned to CPU 1), echo_pingpong_pool
-(the same with uringo's recv_stream + BufPool server; not in the default run), idle_rss
+(the same with uringo's recv_stream + BufPool server; not in the default run), proxy
+(the same load through a TCP proxy pinned to CPU 0: uringo copy_bidirectional (splice)
+vs tokio copy_bidirectional, upstream a uringo echo on CPU 1), idle_rss
 (server RSS growth with 10 000 idle connections; uringo pool, uringo read, tokio read).";
 
 /// Which binary is running: they share everything but their defaults.
@@ -310,6 +312,7 @@ pub fn main(program: Program) -> ExitCode {
     }
     if args.aa {
         for skipped in io_shapes.iter().filter(|s| **s != "echo_pingpong") {
+            // (echo_pingpong_pool, proxy and idle_rss compare different servers)
             eprintln!("{skipped:<24} skipped: not an A/A shape (no uringo-vs-tokio timing)");
         }
     }
@@ -384,6 +387,10 @@ fn run_echo(
     // The pool variant is an A/B figure only: its A/A is echo_pingpong's uringo side.
     if selected.contains(&"echo_pingpong_pool") && a != b {
         runs.push(("echo_pingpong_pool", Server::UringoPool, server(b)));
+    }
+    // The proxy shape: load generator → proxy (measured) → uringo echo upstream.
+    if selected.contains(&"proxy") && a != b {
+        runs.push(("proxy", Server::ProxyUringo, Server::ProxyTokio));
     }
     if !runs.is_empty() {
         raise_fd_limit();

@@ -605,7 +605,7 @@ fn dropping_a_copy_mid_flight_leaves_streams_usable() {
             let (mut b_inner, b_outer) = UnixStream::pair().unwrap();
             {
                 let copy = uringo::io::copy_bidirectional(&mut a_inner, &mut b_inner);
-                // Idle both ways: the copy waits in POLL_ADD, then is dropped.
+                // Idle both ways: the copy waits in its recvs, then is dropped.
                 let res = uringo::time::timeout(Duration::from_millis(30), copy).await;
                 assert!(res.is_err());
             }

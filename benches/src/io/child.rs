@@ -19,10 +19,23 @@ pub struct ServerChild {
 impl ServerChild {
     /// Starts `server`, pinned to `cpu` if given, and waits until it listens.
     pub fn start(server: Server, cpu: Option<usize>) -> io::Result<ServerChild> {
+        Self::start_with(server, cpu, None)
+    }
+
+    /// Starts `server` (a proxy of `upstream`, if given), pinned to `cpu` if given, and
+    /// waits until it listens.
+    pub fn start_with(
+        server: Server,
+        cpu: Option<usize>,
+        upstream: Option<SocketAddr>,
+    ) -> io::Result<ServerChild> {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["--serve", server.name()]);
         if let Some(cpu) = cpu {
             cmd.args(["--cpu", &cpu.to_string()]);
+        }
+        if let Some(upstream) = upstream {
+            cmd.args(["--upstream", &upstream.to_string()]);
         }
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         let (stdin, stdout) = (child.stdin.take(), child.stdout.take());

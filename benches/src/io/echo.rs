@@ -95,7 +95,14 @@ pub fn compare(
 }
 
 fn round(server: Server, cfg: &IoConfig) -> io::Result<EchoRound> {
-    let child = ServerChild::start(server, cfg.server_cpu)?;
+    // A proxy forwards to a uringo echo server sharing the load generator's CPU, so the
+    // proxy has its CPU to itself and its figures are the proxy's alone.
+    let upstream = match server.is_proxy() {
+        true => Some(ServerChild::start(Server::Uringo, cfg.client_cpu)?),
+        false => None,
+    };
+    let child =
+        ServerChild::start_with(server, cfg.server_cpu, upstream.as_ref().map(|u| u.addr()))?;
     let load = LoadGen::start(&LoadConfig {
         addr: child.addr(),
         connections: cfg.connections,
@@ -112,6 +119,7 @@ fn round(server: Server, cfg: &IoConfig) -> io::Result<EchoRound> {
     // Stopping also checks every echo: a server that garbled one fails the round.
     load.stop()?;
     drop(child);
+    drop(upstream);
     let requests = done1 - done0;
     if requests == 0 {
         return Err(io::Error::other(format!(

@@ -20,9 +20,10 @@ use idle::IdleResult;
 use server::Server;
 
 /// The I/O shapes: name, and whether a run without `--filter` includes it.
-pub const SHAPES: [(&str, bool); 3] = [
+pub const SHAPES: [(&str, bool); 4] = [
     ("echo_pingpong", true),
     ("echo_pingpong_pool", false),
+    ("proxy", true),
     ("idle_rss", true),
 ];
 

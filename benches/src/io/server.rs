@@ -34,6 +34,11 @@ pub enum Server {
     /// tokio (multi-thread, one worker), each connection reading into its own 4 KiB
     /// heap buffer.
     Tokio,
+    /// A uringo TCP proxy: per connection, connect to the upstream and
+    /// `uringo::io::copy_bidirectional` (splice).
+    ProxyUringo,
+    /// The same proxy on tokio: `tokio::io::copy_bidirectional`.
+    ProxyTokio,
 }
 
 impl Server {
@@ -46,27 +51,56 @@ impl Server {
             Server::Uringo => "uringo",
             Server::UringoPool => "uringo-pool",
             Server::Tokio => "tokio",
+            Server::ProxyUringo => "proxy-uringo",
+            Server::ProxyTokio => "proxy-tokio",
         }
     }
 
     /// The server named `name`.
     pub fn parse(name: &str) -> Option<Server> {
-        Server::ALL.into_iter().find(|s| s.name() == name)
+        [
+            Server::Uringo,
+            Server::UringoPool,
+            Server::Tokio,
+            Server::ProxyUringo,
+            Server::ProxyTokio,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+
+    /// Whether this is a proxy (it needs `--upstream ADDR`).
+    pub fn is_proxy(self) -> bool {
+        matches!(self, Server::ProxyUringo | Server::ProxyTokio)
     }
 }
 
-/// The child's `main`: `args` follow `--serve`, i.e. `KIND [--cpu N]`.
+/// The child's `main`: `args` follow `--serve`, i.e.
+/// `KIND [--cpu N] [--upstream ADDR]` (proxies need the upstream).
 pub fn main(args: &[String]) -> io::Result<()> {
-    let usage = || io::Error::new(io::ErrorKind::InvalidInput, "usage: --serve KIND [--cpu N]");
+    let usage = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "usage: --serve KIND [--cpu N] [--upstream ADDR]",
+        )
+    };
     let server = args
         .first()
         .and_then(|k| Server::parse(k))
         .ok_or_else(usage)?;
-    let cpu = match args.get(1..) {
-        Some([flag, n]) if flag == "--cpu" => Some(n.parse::<usize>().map_err(|_| usage())?),
-        Some([]) => None,
-        _ => return Err(usage()),
-    };
+    let (mut cpu, mut upstream) = (None, None);
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().ok_or_else(usage)?;
+        match flag.as_str() {
+            "--cpu" => cpu = Some(value.parse::<usize>().map_err(|_| usage())?),
+            "--upstream" => upstream = Some(value.parse::<SocketAddr>().map_err(|_| usage())?),
+            _ => return Err(usage()),
+        }
+    }
+    if server.is_proxy() != upstream.is_some() {
+        return Err(usage());
+    }
     loadgen::raise_fd_limit()?;
     if let Some(cpu) = cpu {
         // Before any runtime thread exists: they all inherit the mask.
@@ -76,7 +110,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
     // The runtime must outlive the control loop; it is torn down by process exit.
     let _runtime = match server {
-        Server::Uringo | Server::UringoPool => {
+        Server::Uringo | Server::UringoPool | Server::ProxyUringo => {
             let rt = uringo::Builder::new()
                 .worker_threads(1)
                 .pin_workers(cpu.is_some())
@@ -85,14 +119,17 @@ pub fn main(args: &[String]) -> io::Result<()> {
             socket.bind(addr)?;
             let listener = socket.listen(BACKLOG)?;
             announce(listener.local_addr()?)?;
-            let pool = match server {
-                Server::UringoPool => Some(uringo::net::BufPool::new(POOL_BUFS, BUF_SIZE)?),
-                _ => None,
+            let serve = match (server, upstream) {
+                (Server::UringoPool, _) => {
+                    Serve::Pool(uringo::net::BufPool::new(POOL_BUFS, BUF_SIZE)?)
+                }
+                (Server::ProxyUringo, Some(upstream)) => Serve::Proxy(upstream),
+                _ => Serve::Echo,
             };
-            rt.spawn(uringo_accept(listener, pool, started.clone()));
+            rt.spawn(uringo_accept(listener, serve, started.clone()));
             Runtime::Uringo(rt)
         }
-        Server::Tokio => {
+        Server::Tokio | Server::ProxyTokio => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_io()
@@ -103,7 +140,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
                 socket.listen(BACKLOG)
             })?;
             announce(listener.local_addr()?)?;
-            rt.spawn(tokio_accept(listener, started.clone()));
+            rt.spawn(tokio_accept(listener, upstream, started.clone()));
             Runtime::Tokio(rt)
         }
     };
@@ -138,9 +175,17 @@ fn control_loop(started: &AtomicUsize) -> io::Result<()> {
     std::process::exit(0)
 }
 
+/// What a uringo connection task does.
+#[derive(Clone)]
+enum Serve {
+    Echo,
+    Pool(uringo::net::BufPool),
+    Proxy(SocketAddr),
+}
+
 async fn uringo_accept(
     listener: uringo::net::TcpListener,
-    pool: Option<uringo::net::BufPool>,
+    serve: Serve,
     started: Arc<AtomicUsize>,
 ) {
     loop {
@@ -153,12 +198,13 @@ async fn uringo_accept(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (pool, started) = (pool.clone(), started.clone());
+        let (serve, started) = (serve.clone(), started.clone());
         uringo::spawn(async move {
             started.fetch_add(1, Ordering::SeqCst);
-            let res = match pool {
-                Some(pool) => uringo_echo_pooled(stream, pool).await,
-                None => uringo_echo(stream).await,
+            let res = match serve {
+                Serve::Pool(pool) => uringo_echo_pooled(stream, pool).await,
+                Serve::Echo => uringo_echo(stream).await,
+                Serve::Proxy(upstream) => uringo_proxy(stream, upstream).await,
             };
             if let Err(err) = res {
                 tracing::debug!(%err, "connection failed");
@@ -198,7 +244,27 @@ async fn uringo_echo_pooled(
     Ok(())
 }
 
-async fn tokio_accept(listener: tokio::net::TcpListener, started: Arc<AtomicUsize>) {
+/// The proxy every uringo user writes: connect, then copy both ways (splice).
+async fn uringo_proxy(mut client: uringo::net::TcpStream, upstream: SocketAddr) -> io::Result<()> {
+    let mut server = uringo::net::TcpStream::connect(upstream).await?;
+    server.set_nodelay(true)?;
+    uringo::io::copy_bidirectional(&mut client, &mut server).await?;
+    Ok(())
+}
+
+/// The same on tokio.
+async fn tokio_proxy(mut client: tokio::net::TcpStream, upstream: SocketAddr) -> io::Result<()> {
+    let mut server = tokio::net::TcpStream::connect(upstream).await?;
+    server.set_nodelay(true)?;
+    tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+    Ok(())
+}
+
+async fn tokio_accept(
+    listener: tokio::net::TcpListener,
+    upstream: Option<SocketAddr>,
+    started: Arc<AtomicUsize>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -212,7 +278,11 @@ async fn tokio_accept(listener: tokio::net::TcpListener, started: Arc<AtomicUsiz
         let started = started.clone();
         tokio::spawn(async move {
             started.fetch_add(1, Ordering::SeqCst);
-            if let Err(err) = tokio_echo(stream).await {
+            let res = match upstream {
+                Some(upstream) => tokio_proxy(stream, upstream).await,
+                None => tokio_echo(stream).await,
+            };
+            if let Err(err) = res {
                 tracing::debug!(%err, "connection failed");
             }
         });
