@@ -10,3 +10,13 @@ mod report;
 mod runner;
 mod sched;
 mod timers;
+
+pub use runner::{total_time, Peer, Shape};
+
+/// Every scheduler and timer shape (for the criterion harness in `benches/criterion.rs`).
+pub fn shapes() -> Vec<Shape> {
+    sched::shapes()
+        .into_iter()
+        .chain(timers::shapes())
+        .collect()
+}

@@ -86,6 +86,27 @@ impl Peer {
     }
 }
 
+/// Runs `iters` timed iterations of `shape` on a fresh runtime of `peer` (no warm-up,
+/// no budget) and returns their total time: what criterion's `iter_custom` wants.
+pub fn total_time(shape: &Shape, peer: Peer, workers: usize, iters: u64) -> io::Result<Duration> {
+    let iters = u32::try_from(iters).unwrap_or(u32::MAX).max(1);
+    let mut bencher = Bencher::new(workers, 0, iters, Duration::MAX);
+    match peer {
+        Peer::Uringo => {
+            let rt = uringo::Builder::new().worker_threads(workers).build()?;
+            (shape.uringo)(&rt, &mut bencher);
+        }
+        Peer::Tokio => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()?;
+            (shape.tokio)(&rt, &mut bencher);
+        }
+    }
+    Ok(bencher.samples.iter().sum())
+}
+
 /// Settings shared by every round.
 #[derive(Clone, Debug)]
 pub struct Config {
