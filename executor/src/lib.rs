@@ -93,8 +93,13 @@
 //! ```
 
 #![warn(missing_docs)]
+// Under loom the crate-internal types are re-exported (undocumented) for loom-tests.
+#![cfg_attr(loom, allow(missing_docs))]
 
 mod loom;
+#[cfg(loom)]
+#[doc(hidden)]
+pub use loom::exports as __loom;
 pub mod net;
 mod runtime;
 mod scheduler;
