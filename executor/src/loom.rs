@@ -126,3 +126,36 @@ impl LoomRing {
         *kicked = false;
     }
 }
+
+/// `crossbeam_queue::SegQueue`'s API over a loom mutex, for the queues other threads use
+/// to reach a worker's timer wheel. crossbeam's atomics are invisible to loom, which
+/// would then not see that the owner's drain depends on another thread's push and
+/// would explore a single interleaving.
+#[cfg(loom)]
+#[derive(Debug)]
+pub struct SegQueue<T>(sync::Mutex<std::collections::VecDeque<T>>);
+
+#[cfg(loom)]
+impl<T> Default for SegQueue<T> {
+    fn default() -> Self {
+        SegQueue(sync::Mutex::new(std::collections::VecDeque::new()))
+    }
+}
+
+#[cfg(loom)]
+impl<T> SegQueue<T> {
+    /// Appends `value`.
+    pub fn push(&self, value: T) {
+        self.0.lock().unwrap().push_back(value);
+    }
+
+    /// Takes the oldest value.
+    pub fn pop(&self) -> Option<T> {
+        self.0.lock().unwrap().pop_front()
+    }
+
+    /// Whether the queue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().is_empty()
+    }
+}

@@ -556,8 +556,9 @@ impl<T: QueueItem> Clone for Steal<T> {
     }
 }
 
-#[cfg(any(test, loom))] // loom: the models in loom-tests queue boxed stand-ins
-                        // SAFETY: `Box::into_raw`/`Box::from_raw` round-trip ownership exactly; `U: Send`.
+// Tests, and the loom models in loom-tests, queue boxed stand-ins for tasks.
+#[cfg(any(test, loom))]
+// SAFETY: `Box::into_raw`/`Box::from_raw` round-trip ownership exactly; `U: Send`.
 unsafe impl<U: Send + 'static> QueueItem for Box<U> {
     fn into_raw(self) -> NonNull<()> {
         // SAFETY: `Box::into_raw` never returns null.

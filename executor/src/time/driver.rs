@@ -8,11 +8,14 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(not(loom))]
 use crossbeam_queue::SegQueue;
 use uringo_timers::{TimerKey, TimerWheel};
 
 use super::entry::TimerEntry;
 use crate::loom::sync::{Arc, AtomicUsize, Ordering};
+#[cfg(loom)]
+use crate::loom::SegQueue;
 
 /// Tick length: 1 ms (see `uringo-timers` for why not finer).
 pub const TICK: Duration = Duration::from_millis(1);

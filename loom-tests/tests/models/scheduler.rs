@@ -10,10 +10,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use loom::sync::Arc;
+use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use uringo_loom_tests::worker::ModelWorker;
 use uringo_loom_tests::{finish_shutdown, model, runtime, spawn};
@@ -39,14 +39,46 @@ fn spawn_and_join_with_two_workers() {
     model(|| {
         let (shared, locals) = runtime(2);
         let workers = start_workers(&shared, locals);
-        let join = spawn(&shared, 1, async { 7 });
-        assert_eq!(loom::future::block_on(join).unwrap(), 7);
+        let ran = Arc::new(Done::default());
+        let mut join = {
+            let ran = ran.clone();
+            spawn(&shared, 1, async move {
+                ran.set();
+                7
+            })
+        };
+        // Waits like a blocked `block_on` would (loom's own `block_on` multiplies the
+        // interleavings to explore).
+        ran.wait();
         shared.begin_shutdown();
         for worker in workers {
             worker.join().unwrap();
         }
         finish_shutdown(&shared);
+        let out = Pin::new(&mut join).poll(&mut Context::from_waker(Waker::noop()));
+        assert!(matches!(out, Poll::Ready(Ok(7))));
     });
+}
+
+/// A flag a task sets when it runs, that a thread can wait for.
+#[derive(Default)]
+struct Done {
+    done: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Done {
+    fn set(&self) {
+        *self.done.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap();
+        while !*done {
+            done = self.cond.wait(done).unwrap();
+        }
+    }
 }
 
 /// Counts its drops.
@@ -88,7 +120,7 @@ fn shutdown_with_a_pending_task() {
             1,
             "the pending task was not cancelled once"
         );
-        let out = loom::future::block_on(join);
-        assert!(out.unwrap_err().is_cancelled());
+        let out = Pin::new(&mut { join }).poll(&mut Context::from_waker(Waker::noop()));
+        assert!(matches!(out, Poll::Ready(Err(e)) if e.is_cancelled()));
     });
 }

@@ -10,7 +10,7 @@
 //! Mutation `timer_fire_cas` (firing without winning the PENDING -> FIRED CAS) fires a
 //! timer whose cancel already succeeded.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use loom::sync::Arc;
 use loom::thread;
@@ -22,7 +22,9 @@ use uringo_loom_tests::{model, CountingWaker};
 fn process_timers(driver: &mut TimerDriver, remote: &TimerRemote) -> usize {
     driver.drain_remote(remote);
     let mut fired = 0;
-    while let Some(entry) = driver.pop_expired(Instant::now()) {
+    // Well past every deadline of these models (tick 1), however fast the host is.
+    let now = Instant::now() + Duration::from_millis(10);
+    while let Some(entry) = driver.pop_expired(now) {
         entry.fire();
         fired += 1;
     }
@@ -35,8 +37,8 @@ fn fire_vs_cancel_from_another_thread() {
         let origin = Instant::now();
         let remote = Arc::new(TimerRemote::default());
         let mut driver = TimerDriver::new(origin);
-        // A `Sleep` polled on the owner: due at tick 0, so the next tick fires it.
-        let entry = Arc::new(TimerEntry::new(0));
+        // A `Sleep` polled on the owner: due at tick 1, so the next tick fires it.
+        let entry = Arc::new(TimerEntry::new(1));
         let key = driver.insert(entry.clone());
         let (waker, wakes) = CountingWaker::new();
         let saw_fired = entry.register(&waker);
@@ -86,7 +88,7 @@ fn fire_vs_cancel_from_another_thread() {
 fn remote_registration_vs_cancel() {
     model(|| {
         let remote = Arc::new(TimerRemote::default());
-        let entry = Arc::new(TimerEntry::new(0));
+        let entry = Arc::new(TimerEntry::new(1));
         remote.registrations.push(entry.clone());
         let owner = {
             let remote = remote.clone();
@@ -114,7 +116,7 @@ fn fire_vs_poll_from_another_thread() {
     model(|| {
         let remote = Arc::new(TimerRemote::default());
         let mut driver = TimerDriver::new(Instant::now());
-        let entry = Arc::new(TimerEntry::new(0));
+        let entry = Arc::new(TimerEntry::new(1));
         driver.insert(entry.clone());
         let owner = {
             let remote = remote.clone();
