@@ -90,7 +90,14 @@
 
 #![warn(missing_docs)]
 // Under loom the crate-internal types are re-exported (undocumented) for loom-tests.
-#![cfg_attr(loom, allow(missing_docs))]
+#![cfg_attr(
+    loom,
+    allow(
+        missing_docs,
+        clippy::new_without_default,
+        clippy::len_without_is_empty
+    )
+)]
 
 mod atomic_waker;
 mod buf;
