@@ -21,7 +21,7 @@ use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 /// The type-erased face of a cell, as the ring owner sees it: the slab stores
 /// `Arc<dyn Completion>` keyed by user_data.
-pub(crate) trait Completion: Send + Sync {
+pub trait Completion: Send + Sync {
     /// The user_data this op was submitted with (its slab key).
     fn key(&self) -> u64;
     /// Records the key; called by the owner before the SQE is pushed.
@@ -40,7 +40,7 @@ pub(crate) trait Completion: Send + Sync {
 }
 
 /// Shared state of a single-shot op.
-pub(crate) struct OpCell<T> {
+pub struct OpCell<T> {
     state: AtomicU32,
     result: AtomicI32,
     flags: AtomicU32,
@@ -58,7 +58,7 @@ unsafe impl<T: Send> Sync for OpCell<T> {}
 unsafe impl<T: Send> Send for OpCell<T> {}
 
 impl<T: Operation> OpCell<T> {
-    pub(crate) fn new(data: T) -> Self {
+    pub fn new(data: T) -> Self {
         Self {
             state: AtomicU32::new(0),
             result: AtomicI32::new(0),
@@ -74,7 +74,7 @@ impl<T: Operation> OpCell<T> {
     /// # Safety
     /// Must be called before the op is visible to the owner or the kernel (nobody else
     /// touches `data` yet), at most once.
-    pub(crate) unsafe fn build_sqe(&self) -> io_uring::squeue::Entry {
+    pub unsafe fn build_sqe(&self) -> io_uring::squeue::Entry {
         // SAFETY: guaranteed by the caller: the submitter has exclusive access.
         self.data.with_mut(|data| unsafe {
             (*data)
@@ -88,7 +88,7 @@ impl<T: Operation> OpCell<T> {
     ///
     /// # Safety
     /// Only before the SQE was handed to the ring (the kernel never saw the data).
-    pub(crate) unsafe fn take_unsubmitted(&self) -> T {
+    pub unsafe fn take_unsubmitted(&self) -> T {
         // SAFETY: guaranteed by the caller.
         self.data
             .with_mut(|data| unsafe { (*data).take() })
@@ -96,7 +96,7 @@ impl<T: Operation> OpCell<T> {
     }
 
     /// Waiter side: returns the output once the final CQE is in.
-    pub(crate) fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<T::Output> {
+    pub fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<T::Output> {
         if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
             self.waker.register(cx.waker());
             if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
@@ -115,9 +115,15 @@ impl<T: Operation> OpCell<T> {
 
     /// Waiter side, on drop: gives up the result. Returns true when the op is still in
     /// flight, so the caller should request its cancellation.
-    pub(crate) fn orphan(&self) -> bool {
+    pub fn orphan(&self) -> bool {
         drop(self.waker.take());
         let prev = self.state.fetch_or(ORPHANED, Ordering::AcqRel);
+        // Mutation point (loom-tests): not checking COMPLETE frees data the kernel owns.
+        let prev = if cfg!(uringo_loom_mutation = "orphan_check") {
+            prev | COMPLETE
+        } else {
+            prev
+        };
         if prev & COMPLETE != 0 {
             // The CQE came in but nobody took it: we release what it produced.
             // SAFETY: COMPLETE and ORPHANED are both set and we set the second one: the
@@ -130,7 +136,7 @@ impl<T: Operation> OpCell<T> {
         true
     }
 
-    pub(crate) fn is_complete(&self) -> bool {
+    pub fn is_complete(&self) -> bool {
         self.state.load(Ordering::Acquire) & COMPLETE != 0
     }
 
@@ -184,7 +190,7 @@ impl<T: Operation> Completion for OpCell<T> {
 }
 
 /// Shared state of a multishot op: a queue of CQEs instead of one result.
-pub(crate) struct MultishotCell<T> {
+pub struct MultishotCell<T> {
     state: AtomicU32,
     key: AtomicU64,
     items: SegQueue<Cqe>,
@@ -195,7 +201,7 @@ pub(crate) struct MultishotCell<T> {
 }
 
 impl<T: MultishotOperation> MultishotCell<T> {
-    pub(crate) fn new(data: T) -> Self {
+    pub fn new(data: T) -> Self {
         Self {
             state: AtomicU32::new(0),
             key: AtomicU64::new(u64::MAX),
@@ -205,17 +211,17 @@ impl<T: MultishotOperation> MultishotCell<T> {
         }
     }
 
-    pub(crate) fn build_sqe(&self) -> io_uring::squeue::Entry {
+    pub fn build_sqe(&self) -> io_uring::squeue::Entry {
         self.data.build()
     }
 
     /// Makes an item of a CQE that did not come from the kernel (a submission error).
-    pub(crate) fn item_for(&self, cqe: Cqe) -> T::Item {
+    pub fn item_for(&self, cqe: Cqe) -> T::Item {
         self.data.item(cqe)
     }
 
     /// Waiter side: the next item, `None` once the final CQE has been consumed.
-    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
         if let Some(cqe) = self.items.pop() {
             return Poll::Ready(Some(self.data.item(cqe)));
         }
@@ -231,7 +237,7 @@ impl<T: MultishotOperation> MultishotCell<T> {
     }
 
     /// Waiter side, on drop. Returns true when the caller should request cancellation.
-    pub(crate) fn orphan(&self) -> bool {
+    pub fn orphan(&self) -> bool {
         drop(self.waker.take());
         let prev = self.state.fetch_or(ORPHANED, Ordering::AcqRel);
         self.release_items();
@@ -279,87 +285,10 @@ impl<T: MultishotOperation> Completion for MultishotCell<T> {
 }
 
 /// Turns a raw CQE result into `io::Result`.
-pub(crate) fn cqe_result(result: i32) -> io::Result<u32> {
+pub fn cqe_result(result: i32) -> io::Result<u32> {
     if result < 0 {
         Err(io::Error::from_raw_os_error(-result))
     } else {
         Ok(result as u32)
-    }
-}
-
-/// The two promises of the state word, checked against this code: what the kernel
-/// produced is released exactly once whoever goes last (the orphaning waiter or the
-/// owner's CQE), and a CQE racing a poll never strands the waiter.
-#[cfg(all(test, loom))]
-mod loom_models {
-    use super::{Completion, OpCell};
-    use crate::op::{Cqe, Operation};
-    use loom::sync::atomic::AtomicUsize;
-    use loom::sync::Arc;
-    use std::sync::atomic::Ordering::SeqCst;
-
-    /// An op whose result must be released exactly once (like an accepted fd).
-    struct Produces(Arc<AtomicUsize>);
-
-    // SAFETY: the SQE carries no pointers.
-    unsafe impl Operation for Produces {
-        type Output = i32;
-        fn build(&mut self) -> io_uring::squeue::Entry {
-            io_uring::opcode::Nop::new().build()
-        }
-        fn complete(self, cqe: Cqe) -> i32 {
-            self.0.fetch_add(1, SeqCst);
-            cqe.result
-        }
-        fn orphaned(self, _cqe: Cqe) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
-
-    #[test]
-    fn orphan_racing_the_cqe_releases_exactly_once() {
-        loom::model(|| {
-            let released = Arc::new(AtomicUsize::new(0));
-            let cell = std::sync::Arc::new(OpCell::new(Produces(released.clone())));
-            let owner = {
-                let cell = cell.clone();
-                loom::thread::spawn(move || {
-                    cell.complete(
-                        Cqe {
-                            result: 7,
-                            flags: 0,
-                        },
-                        true,
-                    )
-                })
-            };
-            cell.orphan();
-            owner.join().unwrap();
-            assert_eq!(released.load(SeqCst), 1);
-        });
-    }
-
-    #[test]
-    fn cqe_racing_a_poll_wakes_the_waiter() {
-        loom::model(|| {
-            let released = Arc::new(AtomicUsize::new(0));
-            let cell = std::sync::Arc::new(OpCell::new(Produces(released.clone())));
-            let owner = {
-                let cell = cell.clone();
-                loom::thread::spawn(move || {
-                    cell.complete(
-                        Cqe {
-                            result: 7,
-                            flags: 0,
-                        },
-                        true,
-                    )
-                })
-            };
-            let out = loom::future::block_on(std::future::poll_fn(|cx| cell.poll_complete(cx)));
-            assert_eq!(out, 7);
-            owner.join().unwrap();
-            assert_eq!(released.load(SeqCst), 1);
-        });
     }
 }

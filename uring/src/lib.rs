@@ -90,20 +90,32 @@
 //! ```
 
 #![warn(missing_docs)]
+// Under loom the crate-internal types are re-exported (undocumented) for loom-tests.
+#![cfg_attr(
+    loom,
+    allow(
+        missing_docs,
+        clippy::new_without_default,
+        clippy::len_without_is_empty
+    )
+)]
 
 mod atomic_waker;
 mod buf;
 mod buf_ring;
-mod cell;
+pub(crate) mod cell;
 mod context;
 mod error;
 pub mod op;
-mod park;
+pub(crate) mod park;
 mod ring;
 mod setup;
 mod shared;
 mod state;
 mod sync;
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sync::exports as __loom;
 mod sys;
 
 pub use buf::{IoBuf, IoBufMut, Slice};

@@ -18,12 +18,12 @@ const PARKED: u32 = 1;
 const NOTIFIED: u32 = 2;
 
 #[derive(Debug)]
-pub(crate) struct ParkState {
+pub struct ParkState {
     state: AtomicU32,
 }
 
 impl ParkState {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             state: AtomicU32::new(RUNNING),
         }
@@ -31,7 +31,11 @@ impl ParkState {
 
     /// Owner: announces that it is going to sleep. Returns false (and consumes the
     /// token) when a wake is pending, in which case the owner must not sleep.
-    pub(crate) fn begin_park(&self) -> bool {
+    pub fn begin_park(&self) -> bool {
+        // Mutation point (loom-tests): parking over NOTIFIED sleeps through a wake.
+        if cfg!(uringo_loom_mutation = "park_token") {
+            return self.state.swap(PARKED, SeqCst) != PARKED;
+        }
         match self.state.compare_exchange(RUNNING, PARKED, SeqCst, SeqCst) {
             Ok(_) => true,
             Err(_) => {
@@ -43,65 +47,18 @@ impl ParkState {
     }
 
     /// Owner: back from the kernel (woken, timed out or interrupted).
-    pub(crate) fn end_park(&self) {
+    pub fn end_park(&self) {
         self.state.swap(RUNNING, SeqCst);
     }
 
     /// Waker: records the wake. Returns true when the owner is asleep (or committed to
     /// sleeping) and must be kicked out of the kernel.
-    pub(crate) fn notify(&self) -> bool {
+    pub fn notify(&self) -> bool {
         self.state.swap(NOTIFIED, SeqCst) == PARKED
     }
 
     /// Whether the owner is currently parked (for metrics and tests).
-    pub(crate) fn is_parked(&self) -> bool {
+    pub fn is_parked(&self) -> bool {
         self.state.load(SeqCst) == PARKED
-    }
-}
-
-/// The owner never sleeps through a wake. As in uringo's workers, the owner looks at its
-/// work (the executor's run queues) *before* calling `Ring::park`, whose own last look
-/// only covers the ring's mailbox and CQ; a wake that lands between the two is carried
-/// by the token (or by the kick, if the owner already announced PARKED).
-#[cfg(all(test, loom))]
-mod loom_models {
-    use super::ParkState;
-    use loom::sync::atomic::{AtomicBool, AtomicUsize};
-    use loom::sync::Arc;
-    use std::sync::atomic::Ordering::SeqCst;
-
-    #[test]
-    fn wake_is_never_lost() {
-        loom::model(|| {
-            let park = Arc::new(ParkState::new());
-            let work = Arc::new(AtomicUsize::new(0));
-            // The physical wake (eventfd read / MSG_RING CQE) is sticky: a CQE stays in
-            // the ring until reaped.
-            let kicked = Arc::new(AtomicBool::new(false));
-            let waker = {
-                let (park, work, kicked) = (park.clone(), work.clone(), kicked.clone());
-                loom::thread::spawn(move || {
-                    work.store(1, SeqCst);
-                    if park.notify() {
-                        kicked.store(true, SeqCst);
-                    }
-                })
-            };
-            loop {
-                // The executor's look at its queues.
-                if work.load(SeqCst) == 1 {
-                    break;
-                }
-                // `Ring::park`: the mailbox and CQ are empty, so only a kick ends the
-                // wait once PARKED is announced.
-                if park.begin_park() {
-                    while !kicked.load(SeqCst) {
-                        loom::thread::yield_now();
-                    }
-                    park.end_park();
-                }
-            }
-            waker.join().unwrap();
-        });
     }
 }

@@ -32,47 +32,62 @@ use crate::time::{TimerEntry, TimerRemote};
 
 /// Scheduler settings fixed at build time.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub struct Config {
     /// Every this many ticks a worker looks at the injector before its own queue.
-    pub(crate) global_queue_interval: u32,
+    pub global_queue_interval: u32,
     /// Every this many ticks a worker reaps its ring even when its queue is full.
-    pub(crate) event_interval: u32,
+    pub event_interval: u32,
     /// Consecutive runnext polls before the runnext task must go through the queue.
-    pub(crate) max_runnext_polls: u32,
+    pub max_runnext_polls: u32,
 }
 
 /// The parts of a worker that other threads touch.
-pub(crate) struct Remote {
-    pub(crate) steal: Steal<Notified>,
+pub struct Remote {
+    pub steal: Steal<Notified>,
     /// Set once the worker thread has created its ring.
-    pub(crate) ring: OnceLock<RingHandle>,
-    pub(crate) metrics: WorkerMetrics,
+    pub ring: OnceLock<RingHandle>,
+    pub metrics: WorkerMetrics,
     /// Timers other threads add to or remove from this worker's wheel.
-    pub(crate) timers: TimerRemote,
+    pub timers: TimerRemote,
     /// The task this worker is polling, for the monitor.
-    pub(crate) poll_watch: monitor::PollWatch,
+    pub poll_watch: monitor::PollWatch,
+    /// Stands in for the ring under loom, which cannot model the kernel: a kick is a
+    /// sticky flag the loom models' workers sleep on.
+    #[cfg(loom)]
+    pub loom_ring: crate::loom::LoomRing,
+}
+
+impl Remote {
+    /// Kicks the worker out of its ring park (or makes its next park return at once).
+    pub fn wake_ring(&self) {
+        #[cfg(loom)]
+        self.loom_ring.wake();
+        if let Some(ring) = self.ring.get() {
+            ring.waker().wake();
+        }
+    }
 }
 
 /// State shared by every worker of one runtime (Go's `sched`).
-pub(crate) struct Shared {
-    pub(crate) remotes: Box<[Remote]>,
-    pub(crate) inject: Injector<Notified>,
-    pub(crate) idle: Idle,
-    pub(crate) owned: OwnedTasks,
-    pub(crate) config: Config,
+pub struct Shared {
+    pub remotes: Box<[Remote]>,
+    pub inject: Injector<Notified>,
+    pub idle: Idle,
+    pub owned: OwnedTasks,
+    pub config: Config,
     shutdown: AtomicBool,
     /// Round-robin choice of the worker ring that a ring-less thread submits through.
     next_fallback: AtomicUsize,
     /// Tasks scheduled from outside the runtime's workers (into the injector).
-    pub(crate) remote_schedules: AtomicU64,
+    pub remote_schedules: AtomicU64,
     /// Tasks spawned from threads that are not workers.
-    pub(crate) remote_spawns: AtomicU64,
+    pub remote_spawns: AtomicU64,
     /// Tick 0 of every worker's timer wheel (shared, so ticks mean the same everywhere).
-    pub(crate) clock_origin: Instant,
+    pub clock_origin: Instant,
 }
 
 impl Shared {
-    pub(crate) fn new(steals: Vec<Steal<Notified>>, config: Config) -> Shared {
+    pub fn new(steals: Vec<Steal<Notified>>, config: Config) -> Shared {
         let n = steals.len();
         Shared {
             remotes: steals
@@ -83,6 +98,8 @@ impl Shared {
                     metrics: WorkerMetrics::default(),
                     timers: TimerRemote::default(),
                     poll_watch: monitor::PollWatch::default(),
+                    #[cfg(loom)]
+                    loom_ring: crate::loom::LoomRing::default(),
                 })
                 .collect(),
             inject: Injector::new(),
@@ -97,69 +114,66 @@ impl Shared {
         }
     }
 
-    pub(crate) fn is_shutdown(&self) -> bool {
+    pub fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
 
     /// Starts shutdown: no new work is accepted and every worker is woken to exit.
-    pub(crate) fn begin_shutdown(&self) {
+    pub fn begin_shutdown(&self) {
         if self.shutdown.swap(true, Ordering::AcqRel) {
             return;
         }
         tracing::debug!("runtime shutting down");
         self.inject.close();
         for remote in self.remotes.iter() {
-            if let Some(ring) = remote.ring.get() {
-                ring.waker().wake();
-            }
+            remote.wake_ring();
         }
     }
 
     /// A ring for a thread that has none (round robin over the workers).
-    pub(crate) fn fallback_ring(&self) -> Option<RingHandle> {
+    pub fn fallback_ring(&self) -> Option<RingHandle> {
         let i = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
         self.remotes[i].ring.get().cloned()
     }
 
     /// Schedules a task from a thread that is not one of our workers.
-    pub(crate) fn schedule_remote(&self, task: Notified) {
+    pub fn schedule_remote(&self, task: Notified) {
         self.remote_schedules.fetch_add(1, Ordering::Relaxed);
         if let Err(task) = self.inject.push(task) {
             // Shut down: the task has been (or will be) cancelled; drop the entry.
             drop(task);
             return;
         }
-        self.notify_parked();
+        // Mutation point (loom-tests): a remote spawn that wakes nobody can be stranded.
+        if !cfg!(uringo_loom_mutation = "remote_notify") {
+            self.notify_parked();
+        }
     }
 
     /// New work was published: wake a parked worker if nobody is searching.
-    pub(crate) fn notify_parked(&self) {
+    pub fn notify_parked(&self) {
         // `worker_to_notify` fences our publication of work before its read of the
         // idle state (idle.rs, "No lost wake-up").
         if let Some(worker) = self.idle.worker_to_notify() {
             tracing::trace!(worker, "waking a parked worker");
-            if let Some(ring) = self.remotes[worker].ring.get() {
-                ring.waker().wake();
-            }
+            self.remotes[worker].wake_ring();
         }
     }
 
     /// Arms a timer for a thread that owns no wheel: a worker (round robin) inserts it
     /// on its next tick; it is woken so that a parked worker recomputes its timeout.
-    pub(crate) fn register_remote_timer(&self, deadline: Instant) -> Arc<TimerEntry> {
+    pub fn register_remote_timer(&self, deadline: Instant) -> Arc<TimerEntry> {
         let tick = crate::time::deadline_tick(self.clock_origin, deadline);
         let entry = Arc::new(TimerEntry::new(tick));
         let worker = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
         let remote = &self.remotes[worker];
         remote.timers.registrations.push(entry.clone());
-        if let Some(ring) = remote.ring.get() {
-            ring.waker().wake();
-        }
+        remote.wake_ring();
         entry
     }
 
     /// Whether any queue holds a task (the last searcher's check before parking).
-    pub(crate) fn any_work_queued(&self) -> bool {
+    pub fn any_work_queued(&self) -> bool {
         !self.inject.is_empty() || self.remotes.iter().any(|r| !r.steal.is_empty())
     }
 }

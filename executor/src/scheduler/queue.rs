@@ -32,16 +32,16 @@ use super::inject::Injector;
 
 /// Slots in the ring (Go's `len(p.runq)`). Small under loom so models stay tractable.
 #[cfg(not(loom))]
-pub(crate) const CAPACITY: usize = 256;
+pub const CAPACITY: usize = 256;
 /// Slots in the ring (Go's `len(p.runq)`). Small under loom so models stay tractable.
 #[cfg(loom)]
-pub(crate) const CAPACITY: usize = 4;
+pub const CAPACITY: usize = 4;
 
 /// `pos & MASK` is the slot of position `pos`.
-pub(crate) const MASK: usize = CAPACITY - 1;
+pub const MASK: usize = CAPACITY - 1;
 
 /// What an overflow moves to the injector (plus the new item), and the most one steal takes.
-pub(crate) const HALF: usize = CAPACITY / 2;
+pub const HALF: usize = CAPACITY / 2;
 
 const CAP32: u32 = CAPACITY as u32;
 const HALF32: u32 = HALF as u32;
@@ -80,7 +80,7 @@ fn slot(pos: u32) -> usize {
 /// very same value, exactly once; the queue calls `from_raw` exactly once per `into_raw`,
 /// possibly on another thread (hence `Send`). The pointer is never dereferenced by the
 /// queue.
-pub(crate) unsafe trait QueueItem: Send + 'static {
+pub unsafe trait QueueItem: Send + 'static {
     /// Gives up ownership of `self` as a non-null pointer.
     fn into_raw(self) -> NonNull<()>;
 
@@ -154,15 +154,15 @@ impl<T: QueueItem> Inner<T> {
 /// Dropping a `Local` pops and drops whatever it still holds (ring and runnext), so
 /// nothing leaks; a scheduler that needs to cancel tasks properly calls [`Local::drain`]
 /// first.
-pub(crate) struct Local<T: QueueItem> {
+pub struct Local<T: QueueItem> {
     inner: Arc<Inner<T>>,
 }
 
 /// A stealer's end of a run queue: cheap to clone, shareable across threads.
-pub(crate) struct Steal<T: QueueItem>(Arc<Inner<T>>);
+pub struct Steal<T: QueueItem>(Arc<Inner<T>>);
 
 /// Creates an empty run queue and returns its owner and stealer ends.
-pub(crate) fn local<T: QueueItem>() -> (Local<T>, Steal<T>) {
+pub fn local<T: QueueItem>() -> (Local<T>, Steal<T>) {
     let buffer = (0..CAPACITY)
         .map(|_| UnsafeCell::new(ptr::null_mut()))
         .collect();
@@ -189,7 +189,7 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// Items in the ring (runnext not included).
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         // Relaxed: an estimate for the owner; coherence keeps `real` no older than the
         // head this thread last saw, so the result is at most CAPACITY.
         let (_, real) = unpack(self.inner.head.load(Relaxed));
@@ -197,19 +197,19 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// True when the ring is empty (runnext not included; see [`Local::has_tasks`]).
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// True when the ring or the runnext slot holds an item.
-    pub(crate) fn has_tasks(&self) -> bool {
+    pub fn has_tasks(&self) -> bool {
         // Relaxed: a hint; a stale non-null is fixed up by the swap in take_runnext.
         !self.is_empty() || !self.inner.runnext.load(Relaxed).is_null()
     }
 
     /// Slots `push_back_batch` may fill now. Counts slots still being copied out by an
     /// in-progress steal as used, so it may under-report, never over-report.
-    pub(crate) fn remaining_slots(&self) -> usize {
+    pub fn remaining_slots(&self) -> usize {
         // Relaxed: only sizes a batch; the push that writes the slots does its own Acquire.
         let (steal, _) = unpack(self.inner.head.load(Relaxed));
         (CAP32 - distance(steal, self.tail())) as usize
@@ -220,7 +220,7 @@ impl<T: QueueItem> Local<T> {
     /// progress, moves just `item`. Returns true when anything went to the injector.
     ///
     /// The injector accepts overflow even after it is closed (see [`Injector::push_batch`]).
-    pub(crate) fn push_back_or_overflow(&mut self, mut item: T, inject: &Injector<T>) -> bool {
+    pub fn push_back_or_overflow(&mut self, mut item: T, inject: &Injector<T>) -> bool {
         let tail = self.tail();
         loop {
             // Acquire: pairs with the Release of a stealer's end-of-steal CAS, so its reads
@@ -246,7 +246,13 @@ impl<T: QueueItem> Local<T> {
         // SAFETY: owner-only write to a free slot (Inner::write's contract, shown above).
         unsafe { self.inner.write(tail, item.into_raw()) };
         // Release: publishes the slot write to stealers, which Acquire `tail` before reading.
-        self.inner.tail.store(tail.wrapping_add(1), Release);
+        // Mutation point (loom-tests): Relaxed lets a stealer read the slot before the write.
+        let publish = if cfg!(uringo_loom_mutation = "steal_ordering") {
+            Relaxed
+        } else {
+            Release
+        };
+        self.inner.tail.store(tail.wrapping_add(1), publish);
         false
     }
 
@@ -294,7 +300,7 @@ impl<T: QueueItem> Local<T> {
     /// If the batch does not fit. Items pushed before the panic stay queued; the rest
     /// are dropped.
     #[allow(dead_code)] // part of the queue's API; the worker moves batches via pop_batch_into
-    pub(crate) fn push_back_batch(&mut self, items: impl ExactSizeIterator<Item = T>) {
+    pub fn push_back_batch(&mut self, items: impl ExactSizeIterator<Item = T>) {
         assert!(
             items.len() <= self.remaining_slots(),
             "push_back_batch: {} items, {} free slots",
@@ -334,7 +340,7 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// Pops the oldest item of the ring (FIFO). Does not look at runnext.
-    pub(crate) fn pop(&mut self) -> Option<T> {
+    pub fn pop(&mut self) -> Option<T> {
         let tail = self.tail();
         // Relaxed: a first guess; the CAS below validates it.
         let mut head = self.inner.head.load(Relaxed);
@@ -369,7 +375,7 @@ impl<T: QueueItem> Local<T> {
 
     /// Puts `item` in the runnext slot and returns the item it displaced, which the caller
     /// then pushes to the back of the ring.
-    pub(crate) fn push_runnext(&mut self, item: T) -> Option<T> {
+    pub fn push_runnext(&mut self, item: T) -> Option<T> {
         // Release: whoever swaps this pointer out with Acquire (steal_runnext) then sees
         // the item's memory as we left it.
         // No Acquire needed: only the owner stores non-null, so what comes back is our own.
@@ -381,7 +387,7 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// Takes the runnext item, if a stealer has not taken it.
-    pub(crate) fn take_runnext(&mut self) -> Option<T> {
+    pub fn take_runnext(&mut self) -> Option<T> {
         // Relaxed: a stale non-null is handled by the swap; we cannot see a null older than
         // our own last store (coherence).
         if self.inner.runnext.load(Relaxed).is_null() {
@@ -398,7 +404,7 @@ impl<T: QueueItem> Local<T> {
 
     /// Pops everything: runnext first, then the ring in FIFO order. Used at shutdown to
     /// hand the tasks to cancellation; items a stealer takes meanwhile are not yielded.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+    pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         let mut next = self.take_runnext();
         iter::from_fn(move || next.take().or_else(|| self.pop()))
     }
@@ -419,7 +425,7 @@ impl<T: QueueItem> Steal<T> {
     ///
     /// Returns `None` when the source is empty, another steal from it is in progress, or
     /// `dst` has fewer than [`HALF`] free slots.
-    pub(crate) fn steal_into(&self, dst: &mut Local<T>) -> Option<(T, usize)> {
+    pub fn steal_into(&self, dst: &mut Local<T>) -> Option<(T, usize)> {
         debug_assert!(
             !ptr::eq(&*self.0, &*dst.inner),
             "a worker must not steal from its own queue"
@@ -513,7 +519,7 @@ impl<T: QueueItem> Steal<T> {
     }
 
     /// Takes the victim's runnext item (Go's `stealRunNextG`, also the monitor's retake).
-    pub(crate) fn steal_runnext(&self) -> Option<T> {
+    pub fn steal_runnext(&self) -> Option<T> {
         // Relaxed: a hint to skip the swap; the swap decides.
         if self.0.runnext.load(Relaxed).is_null() {
             return None;
@@ -527,13 +533,13 @@ impl<T: QueueItem> Steal<T> {
     }
 
     /// Whether the runnext slot holds a task (a racy snapshot, for metrics).
-    pub(crate) fn has_runnext(&self) -> bool {
+    pub fn has_runnext(&self) -> bool {
         // Relaxed: a gauge; nothing is read through the pointer.
         !self.0.runnext.load(Relaxed).is_null()
     }
 
     /// Approximate number of items in the ring (for idle heuristics).
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         // Acquire: same head chain as in steal: afterwards the tail we load is >= real.
         let (_, real) = unpack(self.0.head.load(Acquire));
         // Relaxed: coherence alone keeps this tail no older than the one the head chain
@@ -544,7 +550,7 @@ impl<T: QueueItem> Steal<T> {
     }
 
     /// Approximately: is the ring empty (runnext not included)?
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -555,7 +561,8 @@ impl<T: QueueItem> Clone for Steal<T> {
     }
 }
 
-#[cfg(test)]
+// Tests, and the loom models in loom-tests, queue boxed stand-ins for tasks.
+#[cfg(any(test, loom))]
 // SAFETY: `Box::into_raw`/`Box::from_raw` round-trip ownership exactly; `U: Send`.
 unsafe impl<U: Send + 'static> QueueItem for Box<U> {
     fn into_raw(self) -> NonNull<()> {
@@ -971,219 +978,5 @@ mod tests {
             "the stress must exercise stealing"
         );
         assert!(inject.is_empty());
-    }
-}
-
-/// loom models: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release`.
-#[cfg(all(test, loom))]
-mod loom_models {
-    use super::*;
-    use loom::thread;
-
-    /// A task stand-in whose body is a loom cell written before it is queued and read by
-    /// whoever runs it, so loom also checks that the queue hands items over with a
-    /// happens-before edge.
-    struct Task {
-        id: usize,
-        body: UnsafeCell<usize>,
-    }
-
-    type Item = Box<Task>;
-
-    fn task(id: usize) -> Item {
-        let t = Box::new(Task {
-            id,
-            body: UnsafeCell::new(0),
-        });
-        t.body.with_mut(|b| {
-            // SAFETY: the task was just created on this thread; nobody else can see it.
-            unsafe { *b = id + 100 }
-        });
-        t
-    }
-
-    /// What a thread ran: (id, address). Tasks are freed only after the exactly-once
-    /// check, so a duplicate shows up as a failed assertion rather than a double free.
-    type Ran = Vec<(usize, usize)>;
-
-    fn run(t: Item, ran: &mut Ran) {
-        let body = t.body.with(|b| {
-            // SAFETY: the queue handed us the only reference; loom checks the ordering.
-            unsafe { *b }
-        });
-        assert_eq!(body, t.id + 100);
-        ran.push((t.id, Box::into_raw(t) as usize));
-    }
-
-    fn assert_each_once(mut ran: Ran, n: usize) {
-        ran.sort_unstable();
-        let ids: Vec<usize> = ran.iter().map(|&(id, _)| id).collect();
-        assert_eq!(ids, (0..n).collect::<Vec<_>>(), "each item exactly once");
-        for (_, addr) in ran {
-            // SAFETY: each address came from `Box::into_raw` once (checked just above).
-            drop(unsafe { Box::from_raw(addr as *mut Task) });
-        }
-    }
-
-    fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(f);
-    }
-
-    fn drain_into(local: &mut Local<Item>, ran: &mut Ran) {
-        while let Some(t) = local.pop() {
-            run(t, ran);
-        }
-    }
-
-    /// One steal attempt from `victim` into `mine`, running everything obtained.
-    fn steal_once(victim: &Steal<Item>, mine: &mut Local<Item>, ran: &mut Ran) {
-        if let Some((t, _)) = victim.steal_into(mine) {
-            run(t, ran);
-        }
-        drain_into(mine, ran);
-    }
-
-    fn finish(mut local: Local<Item>, inject: &Injector<Item>, ran: &mut Ran) {
-        for t in local.drain() {
-            run(t, ran);
-        }
-        while let Some(t) = inject.pop() {
-            run(t, ran);
-        }
-    }
-
-    /// (1) Owner pushes and pops (through wrap-around and an overflow) while one stealer
-    /// steals: every item is run exactly once.
-    #[test]
-    fn owner_push_pop_vs_stealer() {
-        model(|| {
-            let (mut local, steal) = local::<Item>();
-            let inject = Injector::new();
-            let th = thread::spawn(move || {
-                let (mut mine, _mine_steal) = super::local();
-                let mut ran = Ran::new();
-                steal_once(&steal, &mut mine, &mut ran);
-                steal_once(&steal, &mut mine, &mut ran);
-                ran
-            });
-            let mut ran = Ran::new();
-            for i in 0..3 {
-                local.push_back_or_overflow(task(i), &inject);
-            }
-            if let Some(t) = local.pop() {
-                run(t, &mut ran);
-            }
-            for i in 3..6 {
-                local.push_back_or_overflow(task(i), &inject);
-            }
-            if let Some(t) = local.pop() {
-                run(t, &mut ran);
-            }
-            finish(local, &inject, &mut ran);
-            ran.extend(th.join().unwrap());
-            assert_each_once(ran, 6);
-        });
-    }
-
-    /// (2) Two stealers against an owner that filled the ring and keeps pushing; the
-    /// second also steals from the first (so the first's queue is a victim while it is
-    /// being filled by a steal). Nothing lost or duplicated, no slot reused while read.
-    #[test]
-    fn two_stealers_vs_owner() {
-        model(|| {
-            let (mut local, steal) = local::<Item>();
-            let inject = Injector::new();
-            for i in 0..CAPACITY {
-                local.push_back_or_overflow(task(i), &inject);
-            }
-            let (mut mine1, steal1) = super::local::<Item>();
-            let th1 = {
-                let steal = steal.clone();
-                thread::spawn(move || {
-                    let mut ran = Ran::new();
-                    if let Some((t, _)) = steal.steal_into(&mut mine1) {
-                        run(t, &mut ran);
-                    }
-                    // Give th2 a chance to steal from us before we run our share.
-                    thread::yield_now();
-                    drain_into(&mut mine1, &mut ran);
-                    ran
-                })
-            };
-            let th2 = thread::spawn(move || {
-                let (mut mine2, _steal2) = super::local();
-                let mut ran = Ran::new();
-                steal_once(&steal, &mut mine2, &mut ran);
-                steal_once(&steal1, &mut mine2, &mut ran);
-                ran
-            });
-            let mut ran = Ran::new();
-            local.push_back_or_overflow(task(CAPACITY), &inject);
-            if let Some(t) = local.pop() {
-                run(t, &mut ran);
-            }
-            finish(local, &inject, &mut ran);
-            ran.extend(th1.join().unwrap());
-            ran.extend(th2.join().unwrap());
-            assert_each_once(ran, CAPACITY + 1);
-        });
-    }
-
-    /// (3) The owner fills the ring and overflows it while a steal may be in flight:
-    /// either half moves to the injector, or (steal in progress) just the new item does.
-    #[test]
-    fn overflow_vs_steal() {
-        model(|| {
-            let (mut local, steal) = local::<Item>();
-            let inject = Injector::new();
-            let th = thread::spawn(move || {
-                let (mut mine, _mine_steal) = super::local();
-                let mut ran = Ran::new();
-                steal_once(&steal, &mut mine, &mut ran);
-                ran
-            });
-            let mut ran = Ran::new();
-            for i in 0..CAPACITY + 2 {
-                local.push_back_or_overflow(task(i), &inject);
-            }
-            finish(local, &inject, &mut ran);
-            ran.extend(th.join().unwrap());
-            assert_each_once(ran, CAPACITY + 2);
-        });
-    }
-
-    /// (4) runnext: the owner replaces and takes it while a stealer (or the monitor)
-    /// swaps it out: each item is taken exactly once.
-    #[test]
-    fn runnext_vs_steal_runnext() {
-        model(|| {
-            let (mut local, steal) = local::<Item>();
-            let inject = Injector::new();
-            assert!(local.push_runnext(task(0)).is_none());
-            let th = thread::spawn(move || {
-                let mut ran = Ran::new();
-                for _ in 0..2 {
-                    if let Some(t) = steal.steal_runnext() {
-                        run(t, &mut ran);
-                    }
-                }
-                ran
-            });
-            let mut ran = Ran::new();
-            if let Some(prev) = local.push_runnext(task(1)) {
-                local.push_back_or_overflow(prev, &inject);
-            }
-            if let Some(t) = local.take_runnext() {
-                run(t, &mut ran);
-            }
-            assert!(local.push_runnext(task(2)).is_none());
-            finish(local, &inject, &mut ran);
-            ran.extend(th.join().unwrap());
-            assert_each_once(ran, 3);
-        });
     }
 }

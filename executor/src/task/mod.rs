@@ -12,39 +12,23 @@
 //! complete and cancel do, `waker.rs` the wakers, `owned.rs` the registry.
 
 mod error;
+pub(crate) mod handles;
 mod harness;
 mod join;
-mod owned;
-mod raw;
-mod state;
+pub(crate) mod owned;
+pub(crate) mod raw;
+pub(crate) mod state;
 mod waker;
 
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU64;
-use std::ptr::NonNull;
 
 pub use error::JoinError;
+pub(crate) use handles::{new_task, Notified, Schedule, Task};
 pub use join::{AbortHandle, JoinHandle};
 pub(crate) use owned::OwnedTasks;
 pub(crate) use raw::RawTask;
-
-use crate::scheduler::queue::QueueItem;
-
-/// What a task needs from whoever runs it.
-pub(crate) trait Schedule: Send + Sync + Sized + 'static {
-    /// Runs the task soon (it was woken).
-    fn schedule(&self, task: Notified);
-
-    /// Runs the task after others (it woke itself during its poll: a yield).
-    fn yield_now(&self, task: Notified) {
-        self.schedule(task);
-    }
-
-    /// The task completed: take it out of the registry, returning the registry's
-    /// reference (`None` if it was never registered or shutdown took it already).
-    fn release(&self, task: &RawTask) -> Option<Task>;
-}
 
 /// A unique task id, in spawn order.
 ///
@@ -67,6 +51,13 @@ impl Id {
         Id(NonZeroU64::new(id).expect("task id space exhausted"))
     }
 
+    /// A chosen id: loom models need the same ids (so the same registry shards) in every
+    /// execution they explore, which the global counter of `next` does not give.
+    #[cfg(loom)]
+    pub(crate) fn from_u64(id: u64) -> Id {
+        Id(NonZeroU64::new(id).expect("task ids start at 1"))
+    }
+
     pub(crate) fn as_u64(self) -> u64 {
         self.0.get()
     }
@@ -82,95 +73,6 @@ impl fmt::Debug for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Id({})", self.0)
     }
-}
-
-/// A task ready to run: the one queue entry a task has while it is scheduled. Running
-/// it consumes it.
-pub(crate) struct Notified(RawTask);
-
-impl Notified {
-    /// The task's id and spawn location (for the monitor's stuck-task report).
-    pub(crate) fn id_and_location(&self) -> (Id, &'static std::panic::Location<'static>) {
-        let header = self.0.header();
-        (header.id, header.location)
-    }
-
-    /// Polls the task (or cancels it, if that was requested).
-    pub(crate) fn run(self) {
-        let raw = self.0;
-        std::mem::forget(self);
-        // SAFETY: we give up the Notified's reference to the poll.
-        unsafe { raw.poll() };
-    }
-
-    /// Cancels a task that will never run (shutdown of the blocking pool), consuming
-    /// this entry's reference.
-    pub(crate) fn shutdown(self) {
-        let raw = self.0;
-        std::mem::forget(self);
-        // SAFETY: our reference is handed to shutdown, which releases it.
-        unsafe { raw.shutdown() };
-    }
-}
-
-impl Drop for Notified {
-    fn drop(&mut self) {
-        // A queue entry dropped without running (shutdown): only its reference goes.
-        self.0.drop_reference();
-    }
-}
-
-// SAFETY: into_raw/from_raw move the one reference a Notified owns through the pointer.
-unsafe impl QueueItem for Notified {
-    fn into_raw(self) -> NonNull<()> {
-        let ptr = self.0.header_ptr().cast();
-        std::mem::forget(self);
-        ptr
-    }
-
-    unsafe fn from_raw(ptr: NonNull<()>) -> Self {
-        // SAFETY: the pointer came from `into_raw` and carries its reference.
-        Notified(unsafe { RawTask::from_raw(ptr.cast()) })
-    }
-}
-
-/// The registry's reference to a task.
-pub(crate) struct Task(RawTask);
-
-impl Task {
-    pub(crate) fn raw(&self) -> RawTask {
-        self.0
-    }
-
-    /// Cancels the task if idle (see `harness::shutdown`), consuming this reference.
-    pub(crate) fn shutdown(self) {
-        let raw = self.0;
-        std::mem::forget(self);
-        // SAFETY: our reference is handed to shutdown, which releases it.
-        unsafe { raw.shutdown() };
-    }
-}
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.drop_reference();
-    }
-}
-
-/// Allocates a task: the registry's handle, its first queue entry, its join handle.
-#[track_caller]
-pub(crate) fn new_task<F, S>(
-    future: F,
-    scheduler: S,
-    id: Id,
-) -> (Task, Notified, JoinHandle<F::Output>)
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    S: Schedule,
-{
-    let raw = RawTask::new(future, scheduler, id);
-    (Task(raw), Notified(raw), JoinHandle::new(raw))
 }
 
 /// Spawns a task onto the current runtime (see [`crate::Handle::spawn`]).

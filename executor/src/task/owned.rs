@@ -12,7 +12,7 @@ use super::raw::RawTask;
 use super::{Id, JoinHandle, Notified, Schedule, Task};
 use crate::loom::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
-pub(crate) struct OwnedTasks {
+pub struct OwnedTasks {
     shards: Box<[Mutex<Slab<Task>>]>,
     mask: usize,
     closed: AtomicBool,
@@ -20,7 +20,7 @@ pub(crate) struct OwnedTasks {
 }
 
 impl OwnedTasks {
-    pub(crate) fn new(concurrency: usize) -> OwnedTasks {
+    pub fn new(concurrency: usize) -> OwnedTasks {
         let n = (concurrency * 4).next_power_of_two().clamp(1, 1024);
         OwnedTasks {
             shards: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
@@ -37,7 +37,7 @@ impl OwnedTasks {
     /// Creates a task and registers it. When the registry is closed (the runtime is
     /// shutting down) the task is cancelled at once and no `Notified` is returned.
     #[track_caller]
-    pub(crate) fn bind<F, S>(
+    pub fn bind<F, S>(
         &self,
         future: F,
         scheduler: S,
@@ -75,7 +75,7 @@ impl OwnedTasks {
 
     /// Takes a completed task out of the registry, returning the registry's reference.
     /// `None` when shutdown already took it.
-    pub(crate) fn remove(&self, task: &RawTask) -> Option<Task> {
+    pub fn remove(&self, task: &RawTask) -> Option<Task> {
         let key = task.header().owned_key.load(Ordering::Relaxed);
         let mut shard = self
             .shard(task.id())
@@ -92,7 +92,7 @@ impl OwnedTasks {
 
     /// Refuses new tasks and cancels every registered one (running tasks are cancelled
     /// when their poll returns).
-    pub(crate) fn close_and_shutdown_all(&self) {
+    pub fn close_and_shutdown_all(&self) {
         self.closed.store(true, Ordering::Release);
         for shard in self.shards.iter() {
             let tasks: Vec<Task> = {
@@ -107,7 +107,7 @@ impl OwnedTasks {
     }
 
     /// Number of live (registered, not yet complete) tasks.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
 }

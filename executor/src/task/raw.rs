@@ -20,62 +20,62 @@ use super::state::State;
 use super::{Id, JoinError, Schedule};
 use crate::loom::sync::{AtomicUsize, UnsafeCell};
 
-pub(crate) struct Header {
-    pub(crate) state: State,
-    pub(crate) vtable: &'static Vtable,
-    pub(crate) id: Id,
+pub struct Header {
+    pub state: State,
+    pub vtable: &'static Vtable,
+    pub id: Id,
     /// Slot of this task in the owned-task registry (shard and key), written under the
     /// shard's lock.
-    pub(crate) owned_key: AtomicUsize,
+    pub owned_key: AtomicUsize,
     /// Where the task was spawned (`#[track_caller]` through the spawn path), for the
     /// monitor's stuck-task report.
-    pub(crate) location: &'static Location<'static>,
+    pub location: &'static Location<'static>,
 }
 
-pub(crate) struct Vtable {
+pub struct Vtable {
     /// Polls (or cancels) the task; consumes the caller's `Notified` reference.
-    pub(crate) poll: unsafe fn(NonNull<Header>),
+    pub poll: unsafe fn(NonNull<Header>),
     /// Hands a `Notified` (reference already counted) to the task's scheduler.
-    pub(crate) schedule: unsafe fn(NonNull<Header>),
+    pub schedule: unsafe fn(NonNull<Header>),
     /// Frees the allocation; the reference count is zero.
-    pub(crate) dealloc: unsafe fn(NonNull<Header>),
+    pub dealloc: unsafe fn(NonNull<Header>),
     /// Moves the output into `*dst` (a `Poll<Result<T, JoinError>>`) if complete, else
     /// registers the waker.
-    pub(crate) try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
+    pub try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
     /// The `JoinHandle` is dropped; releases its reference.
-    pub(crate) drop_join_handle: unsafe fn(NonNull<Header>),
+    pub drop_join_handle: unsafe fn(NonNull<Header>),
     /// Runtime shutdown: cancels the task if idle, marks it cancelled otherwise.
-    pub(crate) shutdown: unsafe fn(NonNull<Header>),
+    pub shutdown: unsafe fn(NonNull<Header>),
 }
 
 #[repr(C)]
-pub(crate) struct Cell<F: Future, S> {
-    pub(crate) header: Header,
-    pub(crate) core: Core<F, S>,
-    pub(crate) trailer: Trailer,
+pub struct Cell<F: Future, S> {
+    pub header: Header,
+    pub core: Core<F, S>,
+    pub trailer: Trailer,
 }
 
-pub(crate) struct Core<F: Future, S> {
-    pub(crate) scheduler: S,
+pub struct Core<F: Future, S> {
+    pub scheduler: S,
     /// Accessed only by the party holding RUNNING, or by the `JoinHandle` once COMPLETE
     /// is set and JOIN_INTEREST says it wants the output.
-    pub(crate) stage: UnsafeCell<Stage<F>>,
+    pub stage: UnsafeCell<Stage<F>>,
 }
 
-pub(crate) enum Stage<F: Future> {
+pub enum Stage<F: Future> {
     Running(F),
     Finished(Result<F::Output, JoinError>),
     Consumed,
 }
 
-pub(crate) struct Trailer {
+pub struct Trailer {
     /// The JoinHandle's waker; who may touch it is decided by JOIN_WAKER (state.rs).
-    pub(crate) waker: UnsafeCell<Option<Waker>>,
+    pub waker: UnsafeCell<Option<Waker>>,
 }
 
 impl<F: Future, S: Schedule> Cell<F, S> {
     #[track_caller]
-    pub(crate) fn new(future: F, scheduler: S, id: Id) -> Box<Self> {
+    pub fn new(future: F, scheduler: S, id: Id) -> Box<Self> {
         Box::new(Cell {
             header: Header {
                 state: State::new(),
@@ -107,7 +107,7 @@ impl<F: Future, S: Schedule> Cell<F, S> {
 /// A type-erased, non-owning pointer to a task. Whoever holds one must also hold (or
 /// account for) a reference.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RawTask {
+pub struct RawTask {
     ptr: NonNull<Header>,
 }
 
@@ -119,7 +119,7 @@ unsafe impl Sync for RawTask {}
 
 impl RawTask {
     #[track_caller]
-    pub(crate) fn new<F: Future, S: Schedule>(future: F, scheduler: S, id: Id) -> RawTask {
+    pub fn new<F: Future, S: Schedule>(future: F, scheduler: S, id: Id) -> RawTask {
         let cell = Cell::new(future, scheduler, id);
         // SAFETY: Box::into_raw never returns null.
         let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell) as *mut Header) };
@@ -128,45 +128,45 @@ impl RawTask {
 
     /// # Safety
     /// `ptr` must point at the header of a live task.
-    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> RawTask {
+    pub unsafe fn from_raw(ptr: NonNull<Header>) -> RawTask {
         RawTask { ptr }
     }
 
-    pub(crate) fn header_ptr(self) -> NonNull<Header> {
+    pub fn header_ptr(self) -> NonNull<Header> {
         self.ptr
     }
 
-    pub(crate) fn header(&self) -> &Header {
+    pub fn header(&self) -> &Header {
         // SAFETY: a RawTask is only used while its holder keeps a reference, so the
         // allocation is alive.
         unsafe { self.ptr.as_ref() }
     }
 
-    pub(crate) fn state(&self) -> &State {
+    pub fn state(&self) -> &State {
         &self.header().state
     }
 
-    pub(crate) fn id(&self) -> Id {
+    pub fn id(&self) -> Id {
         self.header().id
     }
 
     /// # Safety
     /// The caller gives up one reference (a `Notified`'s).
-    pub(crate) unsafe fn poll(self) {
+    pub unsafe fn poll(self) {
         // SAFETY: forwarded from the caller.
         unsafe { (self.header().vtable.poll)(self.ptr) }
     }
 
     /// # Safety
     /// The caller hands over one reference to become the scheduled `Notified`.
-    pub(crate) unsafe fn schedule(self) {
+    pub unsafe fn schedule(self) {
         // SAFETY: forwarded from the caller.
         unsafe { (self.header().vtable.schedule)(self.ptr) }
     }
 
     /// # Safety
     /// The reference count must be zero.
-    pub(crate) unsafe fn dealloc(self) {
+    pub unsafe fn dealloc(self) {
         // SAFETY: forwarded from the caller.
         unsafe { (self.header().vtable.dealloc)(self.ptr) }
     }
@@ -174,27 +174,27 @@ impl RawTask {
     /// # Safety
     /// `dst` must point at a `Poll<Result<T, JoinError>>` where `T` is the task's
     /// output type; only the `JoinHandle` calls this.
-    pub(crate) unsafe fn try_read_output(self, dst: *mut (), waker: &Waker) {
+    pub unsafe fn try_read_output(self, dst: *mut (), waker: &Waker) {
         // SAFETY: forwarded from the caller.
         unsafe { (self.header().vtable.try_read_output)(self.ptr, dst, waker) }
     }
 
     /// # Safety
     /// Only the `JoinHandle`, once, on drop.
-    pub(crate) unsafe fn drop_join_handle(self) {
+    pub unsafe fn drop_join_handle(self) {
         // SAFETY: forwarded from the caller.
         unsafe { (self.header().vtable.drop_join_handle)(self.ptr) }
     }
 
     /// # Safety
     /// The caller holds a reference for the duration of the call.
-    pub(crate) unsafe fn shutdown(self) {
+    pub unsafe fn shutdown(self) {
         // SAFETY: forwarded from the caller.
         unsafe { (self.header().vtable.shutdown)(self.ptr) }
     }
 
     /// Drops one reference, freeing the task if it was the last.
-    pub(crate) fn drop_reference(self) {
+    pub fn drop_reference(self) {
         if self.state().ref_dec() {
             // SAFETY: that was the last reference.
             unsafe { self.dealloc() }

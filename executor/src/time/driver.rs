@@ -8,17 +8,20 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(not(loom))]
 use crossbeam_queue::SegQueue;
 use uringo_timers::{TimerKey, TimerWheel};
 
 use super::entry::TimerEntry;
 use crate::loom::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+use crate::loom::SegQueue;
 
 /// Tick length: 1 ms (see `uringo-timers` for why not finer).
-pub(crate) const TICK: Duration = Duration::from_millis(1);
+pub const TICK: Duration = Duration::from_millis(1);
 
 /// Converts an instant to the tick at or after it (so a timer never fires early).
-pub(crate) fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
+pub fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
     let d = deadline.saturating_duration_since(origin);
     let nanos = d.as_nanos();
     let tick = TICK.as_nanos();
@@ -26,28 +29,28 @@ pub(crate) fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
 }
 
 /// The tick `now` falls in (rounded down).
-pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
+pub fn now_tick(origin: Instant, now: Instant) -> u64 {
     (now.saturating_duration_since(origin).as_nanos() / TICK.as_nanos()).min(u64::MAX as u128)
         as u64
 }
 
 /// What other threads may touch of a worker's timers.
 #[derive(Default)]
-pub(crate) struct TimerRemote {
+pub struct TimerRemote {
     /// Timers armed by threads that own no wheel, to insert.
-    pub(crate) registrations: SegQueue<Arc<TimerEntry>>,
+    pub registrations: SegQueue<Arc<TimerEntry>>,
     /// Keys of timers dropped on other threads, to remove.
-    pub(crate) cancellations: SegQueue<TimerKey>,
+    pub cancellations: SegQueue<TimerKey>,
     /// Timers in the wheel (a gauge for metrics).
-    pub(crate) len: AtomicUsize,
+    pub len: AtomicUsize,
     /// Timers ever inserted into the wheel (published by the worker).
-    pub(crate) armed: AtomicU64,
+    pub armed: AtomicU64,
     /// Timers removed from the wheel before they fired (published by the worker).
-    pub(crate) cancelled: AtomicU64,
+    pub cancelled: AtomicU64,
 }
 
 /// The worker-owned wheel.
-pub(crate) struct TimerDriver {
+pub struct TimerDriver {
     wheel: TimerWheel<Arc<TimerEntry>>,
     origin: Instant,
     /// Counted here, published with the length: the wheel is the worker's alone.
@@ -56,7 +59,7 @@ pub(crate) struct TimerDriver {
 }
 
 impl TimerDriver {
-    pub(crate) fn new(origin: Instant) -> TimerDriver {
+    pub fn new(origin: Instant) -> TimerDriver {
         TimerDriver {
             wheel: TimerWheel::new(),
             origin,
@@ -65,25 +68,25 @@ impl TimerDriver {
         }
     }
 
-    pub(crate) fn insert(&mut self, entry: Arc<TimerEntry>) -> TimerKey {
+    pub fn insert(&mut self, entry: Arc<TimerEntry>) -> TimerKey {
         let tick = entry.deadline_tick;
         self.armed += 1;
         self.wheel.insert(tick, entry)
     }
 
-    pub(crate) fn cancel(&mut self, key: TimerKey) {
+    pub fn cancel(&mut self, key: TimerKey) {
         if self.wheel.cancel(key).is_some() {
             self.cancelled += 1;
         }
     }
 
     /// Moves a timer; false when the key is stale (it fired or was cancelled).
-    pub(crate) fn reset(&mut self, key: TimerKey, tick: u64) -> bool {
+    pub fn reset(&mut self, key: TimerKey, tick: u64) -> bool {
         self.wheel.reset(key, tick)
     }
 
     /// Applies what other threads queued.
-    pub(crate) fn drain_remote(&mut self, remote: &TimerRemote) {
+    pub fn drain_remote(&mut self, remote: &TimerRemote) {
         while let Some(key) = remote.cancellations.pop() {
             self.cancel(key);
         }
@@ -97,7 +100,7 @@ impl TimerDriver {
 
     /// Takes the next expired timer, if any, without allocating. The caller fires it
     /// with no borrow of the driver held (firing wakes a task, which may arm a timer).
-    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Arc<TimerEntry>> {
+    pub fn pop_expired(&mut self, now: Instant) -> Option<Arc<TimerEntry>> {
         let next = self.wheel.next_expiration()?;
         let now = now_tick(self.origin, now);
         if next > now {
@@ -107,7 +110,7 @@ impl TimerDriver {
     }
 
     /// How long the worker may sleep before a timer is due (`None`: no timers).
-    pub(crate) fn park_timeout(&self, now: Instant) -> Option<Duration> {
+    pub fn park_timeout(&self, now: Instant) -> Option<Duration> {
         let next = self.wheel.next_expiration()?;
         let offset = Duration::from_nanos(next.saturating_mul(TICK.as_nanos() as u64));
         // Past what an Instant can hold: wake in a day; the wheel keeps the exact deadline.
@@ -118,11 +121,11 @@ impl TimerDriver {
         Some(at.saturating_duration_since(now))
     }
 
-    pub(crate) fn has_timers(&self) -> bool {
+    pub fn has_timers(&self) -> bool {
         !self.wheel.is_empty()
     }
 
-    pub(crate) fn publish_len(&self, remote: &TimerRemote) {
+    pub fn publish_len(&self, remote: &TimerRemote) {
         remote.len.store(self.wheel.len(), Ordering::Relaxed);
         remote.armed.store(self.armed, Ordering::Relaxed);
         remote.cancelled.store(self.cancelled, Ordering::Relaxed);

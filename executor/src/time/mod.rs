@@ -17,8 +17,8 @@
 //!
 //! Resolution is 1 ms; a timer never fires before its deadline.
 
-mod driver;
-mod entry;
+pub(crate) mod driver;
+pub(crate) mod entry;
 mod interval;
 mod sleep;
 mod timeout;

@@ -1,0 +1,113 @@
+//! The crate's own handles on a task: the queue entry ([`Notified`]), the registry's
+//! reference ([`Task`]) and the [`Schedule`] trait a scheduler implements.
+//!
+//! They live apart from `task/mod.rs` (a public module) so that they can be `pub` inside
+//! this crate-private module: the loom models in `loom-tests/` reach them through
+//! `uringo::__loom` (built only under `cfg(loom)`), and normal builds export none of them.
+
+use std::future::Future;
+use std::ptr::NonNull;
+
+use super::raw::RawTask;
+use super::{Id, JoinHandle};
+use crate::scheduler::queue::QueueItem;
+
+/// What a task needs from whoever runs it.
+pub trait Schedule: Send + Sync + Sized + 'static {
+    /// Runs the task soon (it was woken).
+    fn schedule(&self, task: Notified);
+
+    /// Runs the task after others (it woke itself during its poll: a yield).
+    fn yield_now(&self, task: Notified) {
+        self.schedule(task);
+    }
+
+    /// The task completed: take it out of the registry, returning the registry's
+    /// reference (`None` if it was never registered or shutdown took it already).
+    fn release(&self, task: &RawTask) -> Option<Task>;
+}
+
+/// A task ready to run: the one queue entry a task has while it is scheduled. Running
+/// it consumes it.
+pub struct Notified(pub(super) RawTask);
+
+impl Notified {
+    /// The task's id and spawn location (for the monitor's stuck-task report).
+    pub fn id_and_location(&self) -> (Id, &'static std::panic::Location<'static>) {
+        let header = self.0.header();
+        (header.id, header.location)
+    }
+
+    /// Polls the task (or cancels it, if that was requested).
+    pub fn run(self) {
+        let raw = self.0;
+        std::mem::forget(self);
+        // SAFETY: we give up the Notified's reference to the poll.
+        unsafe { raw.poll() };
+    }
+
+    /// Cancels a task that will never run (shutdown of the blocking pool), consuming
+    /// this entry's reference.
+    pub fn shutdown(self) {
+        let raw = self.0;
+        std::mem::forget(self);
+        // SAFETY: our reference is handed to shutdown, which releases it.
+        unsafe { raw.shutdown() };
+    }
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        // A queue entry dropped without running (shutdown): only its reference goes.
+        self.0.drop_reference();
+    }
+}
+
+// SAFETY: into_raw/from_raw move the one reference a Notified owns through the pointer.
+unsafe impl QueueItem for Notified {
+    fn into_raw(self) -> NonNull<()> {
+        let ptr = self.0.header_ptr().cast();
+        std::mem::forget(self);
+        ptr
+    }
+
+    unsafe fn from_raw(ptr: NonNull<()>) -> Self {
+        // SAFETY: the pointer came from `into_raw` and carries its reference.
+        Notified(unsafe { RawTask::from_raw(ptr.cast()) })
+    }
+}
+
+/// The registry's reference to a task.
+pub struct Task(pub(super) RawTask);
+
+impl Task {
+    pub fn raw(&self) -> RawTask {
+        self.0
+    }
+
+    /// Cancels the task if idle (see `harness::shutdown`), consuming this reference.
+    pub fn shutdown(self) {
+        let raw = self.0;
+        std::mem::forget(self);
+        // SAFETY: our reference is handed to shutdown, which releases it.
+        unsafe { raw.shutdown() };
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.drop_reference();
+    }
+}
+
+/// Allocates a task: the registry's handle, its first queue entry, its join handle.
+#[track_caller]
+pub fn new_task<F, S>(future: F, scheduler: S, id: Id) -> (Task, Notified, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let raw = RawTask::new(future, scheduler, id);
+    (Task(raw), Notified(raw), JoinHandle::new(raw))
+}

@@ -1,0 +1,13 @@
+//! The loom models: one module per component (see `loom-tests/README.md`). Run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p uringo-loom-tests --release`.
+
+#![cfg(loom)]
+
+mod cell;
+mod idle;
+mod inject;
+mod park;
+mod queue;
+mod scheduler;
+mod task;
+mod timer;
