@@ -1,5 +1,6 @@
 //! The runtime: builds the workers, drives `block_on`, shuts everything down.
 
+pub(crate) mod background;
 mod blocking;
 mod builder;
 pub(crate) mod context;
@@ -53,8 +54,8 @@ pub struct Runtime {
     handle: Handle,
     workers: Vec<std::thread::JoinHandle<()>>,
     shutdown_timeout: Duration,
-    schedtrace: Option<schedtrace::SchedTrace>,
-    monitor: Option<crate::scheduler::monitor::Monitor>,
+    schedtrace: Option<background::BackgroundThread>,
+    monitor: Option<background::BackgroundThread>,
 }
 
 impl Runtime {
@@ -133,17 +134,10 @@ impl Runtime {
         // loom cannot model a free-running std thread next to its own.
         #[cfg(not(loom))]
         if let Some(threshold) = b.stuck_poll_threshold {
-            rt.monitor = Some(crate::scheduler::monitor::Monitor::start(
-                shared.clone(),
-                threshold,
-            )?);
+            rt.monitor = Some(crate::scheduler::monitor::start(shared.clone(), threshold)?);
         }
         if let Some((interval, detail)) = b.schedtrace.or_else(schedtrace::from_env) {
-            rt.schedtrace = Some(schedtrace::SchedTrace::start(
-                rt.handle.clone(),
-                interval,
-                detail,
-            )?);
+            rt.schedtrace = Some(schedtrace::start(rt.handle.clone(), interval, detail)?);
         }
         tracing::debug!(workers = n, pinned = pin, "uringo runtime started");
         Ok(rt)

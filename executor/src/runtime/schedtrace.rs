@@ -17,10 +17,9 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::background::{BackgroundThread, StopSignal};
 use super::{Handle, RuntimeMetrics};
 
 /// Interval and detail flag from `URINGO_SCHEDTRACE` / `URINGO_SCHEDTRACE_DETAIL`.
@@ -37,60 +36,25 @@ pub(crate) fn from_env() -> Option<(Duration, bool)> {
     Some((Duration::from_millis(ms), detail))
 }
 
-/// The running trace thread; stopping it (or dropping) joins it.
-pub(crate) struct SchedTrace {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
+/// Starts the trace thread; stopping the returned thread (or dropping it) joins it.
+pub(crate) fn start(
+    handle: Handle,
+    interval: Duration,
+    detail: bool,
+) -> std::io::Result<BackgroundThread> {
+    let metrics = handle.metrics();
+    BackgroundThread::spawn("uringo-schedtrace", move |stop| {
+        run(metrics, interval, detail, stop)
+    })
 }
 
-impl SchedTrace {
-    pub(crate) fn start(
-        handle: Handle,
-        interval: Duration,
-        detail: bool,
-    ) -> std::io::Result<SchedTrace> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let thread = std::thread::Builder::new()
-            .name("uringo-schedtrace".into())
-            .spawn({
-                let stop = stop.clone();
-                move || run(handle.metrics(), interval, detail, &stop)
-            })?;
-        Ok(SchedTrace {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    pub(crate) fn stop(&mut self) {
-        let (flag, cvar) = &*self.stop;
-        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cvar.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for SchedTrace {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn run(metrics: RuntimeMetrics, interval: Duration, detail: bool, stop: &(Mutex<bool>, Condvar)) {
+fn run(metrics: RuntimeMetrics, interval: Duration, detail: bool, stop: &StopSignal) {
     let started = Instant::now();
     let mut next = started + interval;
-    let (flag, cvar) = stop;
-    let mut stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         let now = Instant::now();
         if now < next {
-            stopped = cvar
-                .wait_timeout(stopped, next - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            if *stopped {
+            if stop.sleep(next - now) {
                 return;
             }
             continue;

@@ -29,12 +29,12 @@
 #![cfg_attr(loom, allow(dead_code))]
 
 use std::panic::Location;
-use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::metrics::WorkerMetrics;
 use super::Shared;
 use crate::loom::sync::{Arc, AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::runtime::background::{BackgroundThread, StopSignal};
 use crate::task::Notified;
 
 const FIRST_DELAY: Duration = Duration::from_micros(20);
@@ -43,7 +43,7 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 /// What a worker publishes about the poll it is running. Written only by its worker
 /// (plain stores), read by the monitor.
 #[derive(Default)]
-pub(crate) struct PollWatch {
+pub struct PollWatch {
     /// Id of the task being polled; 0 between polls.
     task: AtomicU64,
     /// Its spawn location (`&'static`, so readable whenever the monitor likes).
@@ -81,41 +81,9 @@ impl PollWatch {
     }
 }
 
-/// The monitor thread's handle; stopping it joins it.
-pub(crate) struct Monitor {
-    stop: std::sync::Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Monitor {
-    pub(crate) fn start(shared: Arc<Shared>, threshold: Duration) -> std::io::Result<Monitor> {
-        let stop = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
-        let thread = std::thread::Builder::new()
-            .name("uringo-monitor".into())
-            .spawn({
-                let stop = stop.clone();
-                move || run(&shared, threshold, &stop)
-            })?;
-        Ok(Monitor {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    pub(crate) fn stop(&mut self) {
-        let (flag, cvar) = &*self.stop;
-        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cvar.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Starts the monitor thread; stopping the returned thread (or dropping it) joins it.
+pub(crate) fn start(shared: Arc<Shared>, threshold: Duration) -> std::io::Result<BackgroundThread> {
+    BackgroundThread::spawn("uringo-monitor", move |stop| run(&shared, threshold, stop))
 }
 
 /// The monitor's memory of one worker.
@@ -126,7 +94,7 @@ struct Seen {
     reported: bool,
 }
 
-fn run(shared: &Shared, threshold: Duration, stop: &(Mutex<bool>, Condvar)) {
+fn run(shared: &Shared, threshold: Duration, stop: &StopSignal) {
     let now = Instant::now();
     let mut seen = vec![
         Seen {
@@ -137,14 +105,8 @@ fn run(shared: &Shared, threshold: Duration, stop: &(Mutex<bool>, Condvar)) {
         shared.remotes.len()
     ];
     let mut delay = FIRST_DELAY;
-    let (flag, cvar) = stop;
-    let mut stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        stopped = cvar
-            .wait_timeout(stopped, delay)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-        if *stopped || shared.is_shutdown() {
+        if stop.sleep(delay) || shared.is_shutdown() {
             return;
         }
         let now = Instant::now();
