@@ -104,9 +104,11 @@ mod runtime;
 mod scheduler;
 pub mod task;
 pub mod time;
+pub mod trace;
 
 pub use runtime::{Builder, EnterGuard, Handle, Runtime, RuntimeMetrics, TryCurrentError};
 pub use task::{spawn, spawn_blocking, JoinError, JoinHandle};
+pub use trace::TaskMeta;
 pub use uringo_macros::{main, test};
 
 /// Owned buffers for I/O (the kernel holds them while an operation is in flight).

@@ -39,6 +39,8 @@ pub(crate) struct Config {
     pub(crate) event_interval: u32,
     /// Consecutive runnext polls before the runnext task must go through the queue.
     pub(crate) max_runnext_polls: u32,
+    /// The event recorder and task hooks (`trace/`); all `None` unless asked for.
+    pub(crate) instruments: crate::trace::Instruments,
 }
 
 /// The parts of a worker that other threads touch.
@@ -167,11 +169,17 @@ impl Shared {
 /// The runtime's tasks carry an `Arc<Shared>` as their scheduler.
 impl Schedule for Arc<Shared> {
     fn schedule(&self, task: Notified) {
-        worker::schedule(self, task, false);
+        worker::wake(self, task, false);
     }
 
     fn yield_now(&self, task: Notified) {
-        worker::schedule(self, task, true);
+        worker::wake(self, task, true);
+    }
+
+    fn terminated(&self, task: &RawTask) {
+        if self.config.instruments.is_on() {
+            worker::task_terminated(self, task);
+        }
     }
 
     fn release(&self, task: &RawTask) -> Option<Task> {
