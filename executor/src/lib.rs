@@ -53,6 +53,15 @@
 //! their I/O), drops its queue and then its ring, which waits for the kernel to return
 //! every buffer. Blocking threads are waited for up to a timeout.
 //!
+//! ## Seeing what the scheduler does
+//!
+//! [`RuntimeMetrics`] counts; `URINGO_SCHEDTRACE=<ms>` prints Go-style `SCHED` lines;
+//! `URINGO_TRACE=<path>` (or [`Builder::trace_recorder`]) records every spawn, poll,
+//! wake, steal and park and writes `<path>.json` for Perfetto and `<path>.html`, a
+//! self-contained zoomable timeline ([`trace`] explains the format and the cost;
+//! `docs/timeline.png` shows one). [`Builder::on_task_spawn`] and its siblings hook
+//! task spawn, termination and polls.
+//!
 //! ## Example
 //!
 //! ```

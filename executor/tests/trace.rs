@@ -129,9 +129,15 @@ fn the_chrome_trace_holds_the_scripted_events() {
         // The idle worker stole from the loaded one, and the flow arrow points at a
         // poll of a stolen task.
         let steals = named(&trace, "i", "steal");
-        assert!(!steals.is_empty(), "no steal with two workers and one loaded queue");
+        assert!(
+            !steals.is_empty(),
+            "no steal with two workers and one loaded queue"
+        );
         for s in &steals {
-            let (thief, victim) = (s["tid"].as_u64().unwrap(), s["args"]["victim"].as_u64().unwrap());
+            let (thief, victim) = (
+                s["tid"].as_u64().unwrap(),
+                s["args"]["victim"].as_u64().unwrap(),
+            );
             assert_ne!(thief, victim);
             assert!(s["args"]["count"].as_u64().unwrap() >= 1);
         }
@@ -190,7 +196,10 @@ fn a_full_buffer_keeps_the_newest_events_and_counts_the_dropped() {
         let text = std::fs::read_to_string(base.with_extension("json")).unwrap();
         let trace: Value = serde_json::from_str(&text).unwrap();
         assert!(trace["otherData"]["dropped"].as_u64().unwrap() > 0);
-        assert!(polls(&trace).len() <= 32, "more polls than the buffer holds");
+        assert!(
+            polls(&trace).len() <= 32,
+            "more polls than the buffer holds"
+        );
         drop(rt);
         std::fs::remove_dir_all(base.parent().unwrap()).unwrap();
     });
@@ -240,8 +249,16 @@ fn the_html_timeline_draws_every_lane_and_poll_in_chromium() {
                 .unwrap();
         let html = base.with_extension("html");
         let out = Command::new(chromium)
-            .args(["--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=5000"])
-            .arg(format!("--user-data-dir={}", base.with_extension("profile").display()))
+            .args([
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                "--virtual-time-budget=5000",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                base.with_extension("profile").display()
+            ))
             .arg("--dump-dom")
             .arg(format!("file://{}", html.display()))
             .output()
@@ -252,27 +269,87 @@ fn the_html_timeline_draws_every_lane_and_poll_in_chromium() {
             "chromium produced no DOM: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(summary_attr(&dom, "lanes"), Some(3), "two workers and outside");
+        assert_eq!(
+            summary_attr(&dom, "lanes"),
+            Some(3),
+            "two workers and outside"
+        );
         // The initial view fits the whole trace: every poll of the JSON is a bar.
         let bars = summary_attr(&dom, "bars").expect("no data-bars: the script failed");
         assert_eq!(bars, polls(&trace).len() as u64);
         assert!(bars >= SPAWNED as u64);
         let arrows = summary_attr(&dom, "arrows").unwrap();
         assert!(arrows >= 1, "no steal or wake arrow drawn");
-        // The screenshot in docs/ is refreshed on request.
+        std::fs::remove_dir_all(base.parent().unwrap()).unwrap();
+        // The screenshot in docs/ is refreshed on request, from a livelier workload.
         if let Ok(png) = std::env::var("URINGO_TIMELINE_SCREENSHOT") {
+            let base = temp_base("demo");
+            let rt = recording_runtime(&base);
+            demo_workload(&rt);
+            drop(rt);
+            let html = base.with_extension("html");
             let status = Command::new(chromium)
-                .args(["--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars"])
-                .arg(format!("--user-data-dir={}", base.with_extension("profile").display()))
+                .args([
+                    "--headless",
+                    "--disable-gpu",
+                    "--no-sandbox",
+                    "--hide-scrollbars",
+                ])
+                .arg(format!(
+                    "--user-data-dir={}",
+                    base.with_extension("profile").display()
+                ))
                 .arg(format!("--screenshot={png}"))
                 .arg("--window-size=1400,700")
                 .arg(format!("file://{}", html.display()))
                 .status()
                 .unwrap();
             assert!(status.success());
+            std::fs::remove_dir_all(base.parent().unwrap()).unwrap();
         }
-        std::fs::remove_dir_all(base.parent().unwrap()).unwrap();
     });
+}
+
+/// Timers, a ping-pong over a socket pair and an unbalanced load: every kind of event.
+fn demo_workload(rt: &Runtime) {
+    rt.block_on(async {
+        uringo::spawn(async {
+            let sleepers: Vec<_> = (0..6u64)
+                .map(|i| {
+                    uringo::spawn(async move {
+                        for _ in 0..4 {
+                            uringo::time::sleep(Duration::from_millis(1 + i % 3)).await;
+                            spin(Duration::from_micros(300));
+                        }
+                    })
+                })
+                .collect();
+            let (a, b) = uringo::net::UnixStream::pair().unwrap();
+            let echo = uringo::spawn(async move {
+                for _ in 0..20 {
+                    let (n, buf) = b.read(Vec::with_capacity(8)).await;
+                    if n.unwrap() == 0 {
+                        return;
+                    }
+                    let (res, _) = b.write_all(buf).await;
+                    res.unwrap();
+                }
+            });
+            for _ in 0..20 {
+                let (res, _) = a.write_all(b"ping".to_vec()).await;
+                res.unwrap();
+                let (n, _) = a.read(Vec::with_capacity(8)).await;
+                n.unwrap();
+            }
+            echo.await.unwrap();
+            for s in sleepers {
+                s.await.unwrap();
+            }
+        })
+        .await
+        .unwrap()
+    });
+    unbalanced_load(rt);
 }
 
 /// Counts per task id.
@@ -345,7 +422,10 @@ fn task_hooks_fire_once_per_spawn_termination_and_poll() {
         assert_eq!(spawned.len(), tasks.len() + 1);
         assert!(spawned.values().all(|&n| n == 1));
         assert_eq!(located_here.load(Ordering::Relaxed), tasks.len() + 1);
-        assert_eq!(terminated, spawned, "every spawned task terminates exactly once");
+        assert_eq!(
+            terminated, spawned,
+            "every spawned task terminates exactly once"
+        );
         for (id, polls) in &tasks {
             assert_eq!(before.get(id), Some(polls), "polls of task {id}");
             assert_eq!(after.get(id), Some(polls), "poll ends of task {id}");

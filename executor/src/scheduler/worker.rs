@@ -475,9 +475,7 @@ pub(crate) fn wake(shared: &Arc<Shared>, task: Notified, is_yield: bool) {
 pub(crate) fn task_spawned(shared: &Arc<Shared>, meta: TaskMeta) {
     let instruments = &shared.config.instruments;
     context::with_worker(|worker| match worker {
-        Some(cx) if Arc::ptr_eq(&cx.shared, shared) => {
-            instruments.spawned(meta, cx.probe.as_ref())
-        }
+        Some(cx) if Arc::ptr_eq(&cx.shared, shared) => instruments.spawned(meta, cx.probe.as_ref()),
         _ => instruments.spawned(meta, None),
     })
 }

@@ -93,7 +93,15 @@ pub(crate) fn render(lanes: &[Lane]) -> String {
                             r#"{{"ph":"i","s":"t","cat":"wake","name":"{name}","pid":1,"tid":{tid},"ts":{ts},"args":{{"task":{task},"queued_on":{to}}}}}"#
                         ),
                     );
-                    flow(&mut out, &mut emit, &next_polls, &mut flow_id, name, tid, ev);
+                    flow(
+                        &mut out,
+                        &mut emit,
+                        &next_polls,
+                        &mut flow_id,
+                        name,
+                        tid,
+                        ev,
+                    );
                 }
                 Kind::Steal => {
                     let (victim, count) = (ev.arg & 0xffff_ffff, ev.arg >> 32);
@@ -103,7 +111,6 @@ pub(crate) fn render(lanes: &[Lane]) -> String {
                             r#"{{"ph":"i","s":"t","cat":"steal","name":"steal","pid":1,"tid":{tid},"ts":{ts},"args":{{"victim":{victim},"count":{count},"task":{task}}}}}"#
                         ),
                     );
-                    let from = Event { ..*ev };
                     flow(
                         &mut out,
                         &mut emit,
@@ -111,7 +118,7 @@ pub(crate) fn render(lanes: &[Lane]) -> String {
                         &mut flow_id,
                         "steal",
                         victim as usize,
-                        &from,
+                        ev,
                     );
                 }
                 Kind::Reap | Kind::TimerFire => {

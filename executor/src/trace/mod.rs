@@ -4,15 +4,16 @@
 //!
 //! Off by default. Turn it on with [`Builder::trace_recorder`](crate::Builder::trace_recorder)
 //! or, without code, `URINGO_TRACE=<path>`. Every worker then appends fixed-size events
-//! (32 bytes) to its own ring buffer: task spawned (id, spawn location), poll start/end,
+//! (40 bytes with their seqlock stamp) to its own ring buffer: task spawned (id, spawn location), poll start/end,
 //! wake (and the queue the task went to), yield, steal (victim, count), park/unpark,
-//! ring reap (how many completions it dispatched — per-op kinds are not recorded: the
-//! completion path lives in `uringo-uring` and would need a hook per CQE), timer fires,
-//! and the monitor's retakes of a stuck worker. Only the worker writes its buffer (a
+//! ring reaps with the number of completions they dispatched (not per-op submit and
+//! complete events with the op kind: SQEs and CQEs are handled inside `uringo-uring`,
+//! which would need a hook per op; the reap counts come free from `submit_and_reap`),
+//! timer fires (count), and the monitor's retakes of a stuck worker. Only the worker writes its buffer (a
 //! per-slot seqlock, no lock, no shared cache line); events from other threads (spawns
 //! from `block_on`, wakes from outside, the monitor) go to one small locked log. Each
 //! buffer keeps the newest [`Builder::trace_events_per_worker`](crate::Builder::trace_events_per_worker)
-//! events (default 65 536, 2 MiB per worker); older ones are dropped and counted.
+//! events (default 65 536, 2.5 MiB per worker); older ones are dropped and counted.
 //!
 //! When the runtime shuts down (and whenever you call
 //! [`Handle::write_trace`](crate::Handle::write_trace)) two files are written next to
@@ -36,14 +37,20 @@
 //! # Cost
 //!
 //! Off: every event site is one branch on a field of the worker's own context
-//! (`Option::is_some`), taken the same way for the runtime's whole life. Comparing
-//! `headtohead --filter spawn_many_local,yield_many,ping_pong` before and after adding
-//! the recorder showed no difference beyond run-to-run noise (the numbers are in the
-//! commit that added it). On: two clock reads per poll (`Instant::now`, a vDSO call)
-//! plus five relaxed stores per event; measured with `spawn_many_local` at about
-//! 1.3–1.5× the time of the same run with recording off (each spawned task costs a
-//! spawn, a poll start, a poll end and a terminate event). Writing the files happens
-//! only at shutdown or on demand.
+//! (`Option::is_some`) or on a plain `bool` in the runtime's shared config, taken the
+//! same way for the runtime's whole life. `headtohead --filter
+//! spawn_many_local,yield_many,ping_pong` (release, 2 workers, on a 2-core machine
+//! shared with other builds, so ±50 % noise between runs) gave the same uringo medians
+//! before and after the recorder was added: spawn_many_local 2.1–2.3 ms vs 2.2–2.4 ms
+//! per iteration, ping_pong 371–398 µs vs 331–405 µs, yield_many 5.9–12.0 ms vs
+//! 6.5–9.6 ms — no difference that the noise lets us see.
+//!
+//! On: one clock read (`Instant::now`, a vDSO `rdtsc` here) and six relaxed stores per
+//! event, about three events per poll (wake, poll start, poll end). Measured with
+//! `URINGO_TRACE` set for the same benchmark: spawn_many_local 3.2–4.0 ms (about 1.4×
+//! off), ping_pong 650–700 µs (about 1.6×), yield_many 20–21 ms (about 3.6×: a yield is
+//! a few tens of nanoseconds, so three events per yield dominate it — the worst case).
+//! Writing the files happens only at shutdown or on demand.
 //!
 //! # Task hooks
 //!
