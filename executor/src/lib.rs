@@ -53,6 +53,15 @@
 //! their I/O), drops its queue and then its ring, which waits for the kernel to return
 //! every buffer. Blocking threads are waited for up to a timeout.
 //!
+//! ## Seeing what the scheduler does
+//!
+//! [`RuntimeMetrics`] counts; `URINGO_SCHEDTRACE=<ms>` prints Go-style `SCHED` lines;
+//! `URINGO_TRACE=<path>` (or [`Builder::trace_recorder`]) records every spawn, poll,
+//! wake, steal and park and writes `<path>.json` for Perfetto and `<path>.html`, a
+//! self-contained zoomable timeline ([`trace`] explains the format and the cost;
+//! `docs/timeline.png` shows one). [`Builder::on_task_spawn`] and its siblings hook
+//! task spawn, termination and polls.
+//!
 //! ## Example
 //!
 //! ```
@@ -116,9 +125,11 @@ mod runtime;
 mod scheduler;
 pub mod task;
 pub mod time;
+pub mod trace;
 
 pub use runtime::{Builder, EnterGuard, Handle, Runtime, RuntimeMetrics, TryCurrentError};
 pub use task::{spawn, spawn_blocking, JoinError, JoinHandle};
+pub use trace::TaskMeta;
 pub use uringo_macros::{main, test};
 
 /// Owned buffers for I/O (the kernel holds them while an operation is in flight).

@@ -66,11 +66,7 @@ use uringo::__loom::{local, task_id, Config, JoinHandle, Local, Notified, Schedu
 /// A runtime's shared state with `workers` run queues, as `Runtime::new` builds it.
 pub fn runtime(workers: usize) -> (loom::sync::Arc<Shared>, Vec<Local<Notified>>) {
     let (locals, steals): (Vec<_>, Vec<_>) = (0..workers).map(|_| local()).unzip();
-    let config = Config {
-        global_queue_interval: 61,
-        event_interval: 61,
-        max_runnext_polls: 3,
-    };
+    let config = Config::default();
     (loom::sync::Arc::new(Shared::new(steals, config)), locals)
 }
 

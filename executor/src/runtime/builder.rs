@@ -33,6 +33,9 @@ pub struct Builder {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) schedtrace: Option<(Duration, bool)>,
     pub(crate) stuck_poll_threshold: Option<Duration>,
+    pub(crate) trace_path: Option<std::path::PathBuf>,
+    pub(crate) trace_events_per_worker: usize,
+    pub(crate) task_hooks: crate::trace::TaskHooks,
 }
 
 impl Default for Builder {
@@ -51,6 +54,9 @@ impl Default for Builder {
             shutdown_timeout: Duration::from_secs(10),
             schedtrace: None,
             stuck_poll_threshold: Some(Duration::from_millis(10)),
+            trace_path: None,
+            trace_events_per_worker: 1 << 16,
+            task_hooks: Default::default(),
         }
     }
 }
@@ -182,6 +188,89 @@ impl Builder {
     /// ```
     pub fn stuck_poll_threshold(&mut self, threshold: Option<Duration>) -> &mut Self {
         self.stuck_poll_threshold = threshold;
+        self
+    }
+
+    /// Records scheduler events (spawns, polls, wakes, steals, parks, ring reaps,
+    /// timer fires, monitor retakes) and writes them at shutdown as `path` with the
+    /// extension `json` (Chrome Trace Event format: open it in Perfetto) and `html` (a
+    /// self-contained, zoomable timeline). `URINGO_TRACE=<path>` does the same without
+    /// code (this method wins). Off by default; see [`crate::trace`] for the format and
+    /// the cost.
+    ///
+    /// ```
+    /// let base = std::env::temp_dir().join(format!("uringo-doc-rec-{}", std::process::id()));
+    /// let rt = uringo::Builder::new()
+    ///     .worker_threads(2)
+    ///     .trace_recorder(&base)
+    ///     .build()?;
+    /// rt.block_on(async { uringo::spawn(async {}).await }).unwrap();
+    /// drop(rt); // writes the files
+    /// assert!(base.with_extension("html").exists());
+    /// # std::fs::remove_file(base.with_extension("json"))?;
+    /// # std::fs::remove_file(base.with_extension("html"))?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn trace_recorder(&mut self, path: impl Into<std::path::PathBuf>) -> &mut Self {
+        self.trace_path = Some(path.into());
+        self
+    }
+
+    /// How many events each worker's recorder buffer keeps (default 65 536, 40 bytes
+    /// each); older events are dropped and counted. Rounded up to a power of two.
+    pub fn trace_events_per_worker(&mut self, n: usize) -> &mut Self {
+        self.trace_events_per_worker = n.max(2);
+        self
+    }
+
+    /// Runs `f` whenever a task is spawned onto this runtime (on the spawning thread,
+    /// before the task can run). Not called for `spawn_blocking` closures. `f` must not
+    /// panic; keep it short. See [`TaskMeta`](crate::TaskMeta) for an example.
+    pub fn on_task_spawn<F: Fn(&crate::TaskMeta) + Send + Sync + 'static>(
+        &mut self,
+        f: F,
+    ) -> &mut Self {
+        self.task_hooks.on_spawn = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when a task completes, panics or is cancelled (once per spawned task,
+    /// on the thread that finishes it, before its `JoinHandle` can see the result).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let done = std::sync::Arc::new(AtomicUsize::new(0));
+    /// let counter = done.clone();
+    /// let rt = uringo::Builder::new()
+    ///     .on_task_terminate(move |_| { counter.fetch_add(1, Ordering::Relaxed); })
+    ///     .build()?;
+    /// rt.block_on(rt.spawn(async {})).unwrap();
+    /// assert_eq!(done.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_task_terminate<F: Fn(&crate::TaskMeta) + Send + Sync + 'static>(
+        &mut self,
+        f: F,
+    ) -> &mut Self {
+        self.task_hooks.on_terminate = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on the worker right before each poll of a task.
+    pub fn on_before_task_poll<F: Fn(&crate::TaskMeta) + Send + Sync + 'static>(
+        &mut self,
+        f: F,
+    ) -> &mut Self {
+        self.task_hooks.before_poll = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on the worker right after each poll of a task returns.
+    pub fn on_after_task_poll<F: Fn(&crate::TaskMeta) + Send + Sync + 'static>(
+        &mut self,
+        f: F,
+    ) -> &mut Self {
+        self.task_hooks.after_poll = Some(Arc::new(f));
         self
     }
 

@@ -89,6 +89,10 @@ impl Handle {
     {
         let shared = self.shared();
         let id = Id::next();
+        if shared.config.instruments.is_on() {
+            let meta = crate::trace::TaskMeta::new(id, std::panic::Location::caller());
+            crate::scheduler::worker::task_spawned(shared, meta);
+        }
         let (join, notified) = shared.owned.bind(future, shared.clone(), id);
         if let Some(notified) = notified {
             tracing::trace!(task = %id, "spawned");
@@ -130,6 +134,35 @@ impl Handle {
     /// Counters of what the scheduler did.
     pub fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics::new(self.clone())
+    }
+
+    /// Writes the events recorded so far as `<path>.json` (Chrome Trace Event format,
+    /// for Perfetto or `chrome://tracing`) and `<path>.html` (a self-contained
+    /// timeline); see [`crate::trace`]. Fails when the runtime was built without
+    /// [`Builder::trace_recorder`](crate::Builder::trace_recorder) (or `URINGO_TRACE`).
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("uringo-doc-trace-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let rt = uringo::Builder::new()
+    ///     .worker_threads(2)
+    ///     .trace_recorder(dir.join("at-shutdown"))
+    ///     .build()?;
+    /// rt.block_on(rt.spawn(async { 1 + 1 })).unwrap();
+    /// rt.handle().write_trace(dir.join("now"))?;
+    /// assert!(dir.join("now.json").exists() && dir.join("now.html").exists());
+    /// # drop(rt);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_trace(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        match &self.shared().config.instruments.recorder {
+            Some(recorder) => recorder.write_files(path.as_ref()),
+            None => Err(std::io::Error::other(
+                "scheduler trace recording is off: enable it with Builder::trace_recorder \
+                 or the URINGO_TRACE environment variable",
+            )),
+        }
     }
 
     pub(crate) fn fallback_ring(&self) -> Option<uringo_uring::RingHandle> {

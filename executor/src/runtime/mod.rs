@@ -74,6 +74,17 @@ impl Runtime {
             global_queue_interval: b.global_queue_interval,
             event_interval: b.event_interval,
             max_runnext_polls: b.max_runnext_polls,
+            instruments: crate::trace::Instruments::new(
+                n,
+                b.trace_path
+                    .clone()
+                    .map(|path| crate::trace::RecorderConfig {
+                        path,
+                        events_per_worker: b.trace_events_per_worker,
+                    })
+                    .or_else(|| crate::trace::RecorderConfig::from_env(b.trace_events_per_worker)),
+                &b.task_hooks,
+            ),
         };
         let (locals, steals): (Vec<_>, Vec<_>) = (0..n).map(|_| queue::local()).unzip();
         let shared = Arc::new(Shared::new(steals, config));
@@ -230,6 +241,9 @@ impl Runtime {
         while let Some(task) = shared.inject.pop() {
             drop(task);
         }
+        if let Some(recorder) = &shared.config.instruments.recorder {
+            recorder.write_at_shutdown();
+        }
         let blocking_done = self.handle.blocking().shutdown(Some(self.shutdown_timeout));
         tracing::debug!(
             elapsed = ?started.elapsed(),
@@ -284,6 +298,7 @@ fn worker_main(
     }
     let cx = WorkerContext::new(shared, index, local, ring);
     {
+        let _span = tracing::info_span!("worker", index).entered();
         let _driving = context::enter_driving();
         let _current = context::set_current(handle);
         let _worker = context::set_worker(&cx);

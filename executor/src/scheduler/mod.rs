@@ -39,6 +39,21 @@ pub struct Config {
     pub event_interval: u32,
     /// Consecutive runnext polls before the runnext task must go through the queue.
     pub max_runnext_polls: u32,
+    /// The event recorder and task hooks (`trace/`); all `None` unless asked for.
+    pub(crate) instruments: crate::trace::Instruments,
+}
+
+impl Default for Config {
+    /// Go's constants: the injector every 61 ticks, the ring every 61 ticks, runnext at
+    /// most 3 polls in a row; no recorder, no hooks.
+    fn default() -> Config {
+        Config {
+            global_queue_interval: 61,
+            event_interval: 61,
+            max_runnext_polls: 3,
+            instruments: crate::trace::Instruments::default(),
+        }
+    }
 }
 
 /// The parts of a worker that other threads touch.
@@ -181,11 +196,17 @@ impl Shared {
 /// The runtime's tasks carry an `Arc<Shared>` as their scheduler.
 impl Schedule for Arc<Shared> {
     fn schedule(&self, task: Notified) {
-        worker::schedule(self, task, false);
+        worker::wake(self, task, false);
     }
 
     fn yield_now(&self, task: Notified) {
-        worker::schedule(self, task, true);
+        worker::wake(self, task, true);
+    }
+
+    fn terminated(&self, task: &RawTask) {
+        if self.config.instruments.is_on() {
+            worker::task_terminated(self, task);
+        }
     }
 
     fn release(&self, task: &RawTask) -> Option<Task> {

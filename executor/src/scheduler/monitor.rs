@@ -180,6 +180,9 @@ fn retake(shared: &Shared, index: usize) -> bool {
     let mut moved = false;
     if let Some(task) = remote.steal.steal_runnext() {
         moved = true;
+        let id = task.id_and_location().0.as_u64();
+        let instruments = &shared.config.instruments;
+        instruments.record_outside(crate::trace::Kind::Retake, id, index as u64);
         WorkerMetrics::bump_shared(&remote.metrics.retaken);
         if let Err(task) = shared.inject.push(task) {
             drop(task); // Shutting down: the task is cancelled with the rest.

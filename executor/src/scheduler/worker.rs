@@ -28,8 +28,9 @@ use super::queue::Local;
 use super::{Remote, Shared};
 use crate::loom::sync::{Arc, Ordering};
 use crate::runtime::{context, coop};
-use crate::task::Notified;
+use crate::task::{Notified, RawTask};
 use crate::time::TimerDriver;
+use crate::trace::{Kind, TaskMeta, WorkerProbe, TO_INJECTOR};
 
 /// Everything a worker thread owns. Lives on the worker's stack for the thread's life;
 /// the thread-local context points at it so wakes and spawns find their worker.
@@ -46,6 +47,9 @@ pub(crate) struct WorkerContext {
     /// When the worker last woke (or started): busy time is measured per park cycle,
     /// two clock reads per sleep rather than two per poll.
     busy_since: Cell<Instant>,
+    /// The event recorder and task hooks, `None` when off: each event site is one
+    /// branch on this.
+    probe: Option<WorkerProbe>,
 }
 
 struct Core {
@@ -70,7 +74,9 @@ impl WorkerContext {
         ring: Ring,
     ) -> Self {
         let shared_origin = shared.clock_origin;
+        let probe = shared.config.instruments.worker_probe(index);
         WorkerContext {
+            probe,
             shared,
             index,
             core: RefCell::new(Core {
@@ -120,6 +126,9 @@ impl WorkerContext {
             fired += 1;
         }
         if fired > 0 {
+            if let Some(probe) = &self.probe {
+                probe.record(Kind::TimerFire, 0, fired);
+            }
             WorkerMetrics::bump(&self.metrics().timers_fired, fired);
             self.timers.borrow().publish_len(remote);
         }
@@ -214,7 +223,7 @@ impl WorkerContext {
             self.in_task.set(true);
             watch.enter(&task);
             WorkerMetrics::bump(&m.polls, 1);
-            task.run();
+            self.run_one(task);
             let mut runnext_polls = 0;
             loop {
                 let next = self.core.borrow_mut().local.take_runnext();
@@ -230,7 +239,7 @@ impl WorkerContext {
                 watch.enter(&next);
                 WorkerMetrics::bump(&m.polls, 1);
                 WorkerMetrics::bump(&m.runnext_polls, 1);
-                next.run();
+                self.run_one(next);
             }
             watch.exit();
             self.in_task.set(false);
@@ -239,6 +248,19 @@ impl WorkerContext {
         if forced > 0 {
             WorkerMetrics::bump(&m.budget_forced_yields, forced);
         }
+    }
+
+    /// One poll, with the recorder's and hooks' calls around it when they are on.
+    #[inline]
+    fn run_one(&self, task: Notified) {
+        let Some(probe) = &self.probe else {
+            return task.run();
+        };
+        let (id, location) = task.id_and_location();
+        let meta = TaskMeta::new(id, location);
+        probe.before_poll(meta);
+        task.run();
+        probe.after_poll(meta);
     }
 
     /// A searching worker that found work stops searching; if it was the last
@@ -302,8 +324,13 @@ impl WorkerContext {
     /// Submits queued SQEs and dispatches ready CQEs, without blocking.
     fn reap(&self) {
         WorkerMetrics::bump(&self.metrics().ring_reaps, 1);
-        if let Err(err) = self.ring.submit_and_reap() {
-            tracing::error!(worker = self.index, %err, "io_uring_enter failed");
+        match self.ring.submit_and_reap() {
+            Ok(reaped) => {
+                if let Some(probe) = self.probe.as_ref().filter(|_| reaped > 0) {
+                    probe.record(Kind::Reap, 0, reaped as u64);
+                }
+            }
+            Err(err) => tracing::error!(worker = self.index, %err, "io_uring_enter failed"),
         }
     }
 
@@ -337,6 +364,10 @@ impl WorkerContext {
                 let victim_metrics = &self.shared.remotes[victim].metrics;
                 victim_metrics.robbed.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(worker = self.index, victim, count, "stole tasks");
+                if let Some(probe) = &self.probe {
+                    let arg = (count as u64) << 32 | victim as u64;
+                    probe.record(Kind::Steal, task.id_and_location().0.as_u64(), arg);
+                }
                 return Some(task);
             }
         }
@@ -367,7 +398,14 @@ impl WorkerContext {
             WorkerMetrics::bump(&m.busy_ns, busy.as_nanos() as u64);
             WorkerMetrics::bump(&m.parks, 1);
             tracing::trace!(worker = self.index, ?timeout, "parking");
-            if let Err(err) = self.ring.park(timeout) {
+            if let Some(probe) = &self.probe {
+                probe.record(Kind::Park, 0, 0);
+            }
+            let parked = self.ring.park(timeout);
+            if let Some(probe) = &self.probe {
+                probe.record(Kind::Unpark, 0, *parked.as_ref().unwrap_or(&0) as u64);
+            }
+            if let Err(err) = parked {
                 tracing::error!(worker = self.index, %err, "parking in io_uring failed");
             }
             WorkerMetrics::bump(&m.unparks, 1);
@@ -405,6 +443,53 @@ pub(crate) fn schedule(shared: &Arc<Shared>, task: Notified, is_yield: bool) {
             cx.schedule_local(task, is_yield)
         }
         _ => shared.schedule_remote(task),
+    })
+}
+
+/// Where a woken task goes: [`schedule`], plus a wake event when recording.
+pub(crate) fn wake(shared: &Arc<Shared>, task: Notified, is_yield: bool) {
+    if !shared.config.instruments.is_on() {
+        return schedule(shared, task, is_yield);
+    }
+    let id = task.id_and_location().0.as_u64();
+    context::with_worker(|worker| match worker {
+        Some(cx) if Arc::ptr_eq(&cx.shared, shared) && !shared.is_shutdown() => {
+            if let Some(probe) = &cx.probe {
+                let kind = if is_yield { Kind::Yield } else { Kind::Wake };
+                probe.record(kind, id, cx.index as u64);
+            }
+            cx.schedule_local(task, is_yield)
+        }
+        _ => {
+            shared
+                .config
+                .instruments
+                .record_outside(Kind::Wake, id, TO_INJECTOR);
+            shared.schedule_remote(task)
+        }
+    })
+}
+
+/// Tells the hooks and the recorder that a task was spawned, on the spawning worker
+/// (or from outside).
+pub(crate) fn task_spawned(shared: &Arc<Shared>, meta: TaskMeta) {
+    let instruments = &shared.config.instruments;
+    context::with_worker(|worker| match worker {
+        Some(cx) if Arc::ptr_eq(&cx.shared, shared) => instruments.spawned(meta, cx.probe.as_ref()),
+        _ => instruments.spawned(meta, None),
+    })
+}
+
+/// Tells the hooks and the recorder that a task completed or was cancelled.
+pub(crate) fn task_terminated(shared: &Arc<Shared>, task: &RawTask) {
+    let header = task.header();
+    let meta = TaskMeta::new(header.id, header.location);
+    let instruments = &shared.config.instruments;
+    context::with_worker(|worker| match worker {
+        Some(cx) if Arc::ptr_eq(&cx.shared, shared) => {
+            instruments.terminated(meta, cx.probe.as_ref())
+        }
+        _ => instruments.terminated(meta, None),
     })
 }
 

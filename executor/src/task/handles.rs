@@ -25,6 +25,10 @@ pub trait Schedule: Send + Sync + Sized + 'static {
     /// The task completed: take it out of the registry, returning the registry's
     /// reference (`None` if it was never registered or shutdown took it already).
     fn release(&self, task: &RawTask) -> Option<Task>;
+
+    /// The task completed or was cancelled (once per task, before `release`): for the
+    /// task hooks and the event recorder.
+    fn terminated(&self, _task: &RawTask) {}
 }
 
 /// A task ready to run: the one queue entry a task has while it is scheduled. Running

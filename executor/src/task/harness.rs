@@ -129,6 +129,8 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     /// The registry goes first so that whoever sees the task complete through its
     /// `JoinHandle` also sees it gone from the live-task count.
     fn complete(self) {
+        // Before COMPLETE is published, so whoever sees the task done sees the hook run.
+        self.core().scheduler.terminated(&self.raw());
         let snapshot = self.header().state.transition_to_complete();
         let id = self.header().id;
         let refs = match self.core().scheduler.release(&self.raw()) {
