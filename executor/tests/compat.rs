@@ -362,7 +362,11 @@ mod tokio_traits {
     #[test]
     fn a_retried_write_that_completes_wakes_its_task_again() {
         with_watchdog("retry wake", || {
-            rt().block_on(async {
+            // On a worker, so the send's SQE waits in the local SQ until the tick ends:
+            // the first poll cannot find it complete (from `block_on` the send goes
+            // through a worker's mailbox and may complete before that poll returns).
+            let rt = rt();
+            rt.block_on(rt.spawn(async {
                 let (client, server) = pair().await;
                 let mut io = Compat::new(client);
                 let data = pattern(100, 9);
@@ -372,10 +376,11 @@ mod tokio_traits {
                     // A fresh waker per poll: only a wake-up caused by *this* poll
                     // counts, not the CQE's wake-up of the poll before.
                     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-                    let waker = std::task::Waker::from(counter.clone());
-                    let mut cx = std::task::Context::from_waker(&waker);
-                    let polled =
-                        tokio::io::AsyncWrite::poll_write(Pin::new(&mut io), &mut cx, &data);
+                    let polled = {
+                        let waker = std::task::Waker::from(counter.clone());
+                        let mut cx = std::task::Context::from_waker(&waker);
+                        tokio::io::AsyncWrite::poll_write(Pin::new(&mut io), &mut cx, &data)
+                    };
                     match polled {
                         Poll::Ready(written) => {
                             assert_eq!(written.unwrap(), data.len());
@@ -392,7 +397,8 @@ mod tokio_traits {
                     "the completing retry did not re-wake the task"
                 );
                 assert!(read_exactly(&server, data.len()).await == data);
-            })
+            }))
+            .unwrap();
         });
     }
 
