@@ -5,7 +5,7 @@ use std::future::Future;
 
 use super::blocking::BlockingPool;
 use super::{context, RuntimeMetrics};
-use crate::loom::sync::Arc;
+use crate::loom::sync::{Arc, Ordering};
 use crate::scheduler::Shared;
 use crate::task::{Id, JoinHandle};
 
@@ -94,6 +94,9 @@ impl Handle {
             crate::scheduler::worker::task_spawned(shared, meta);
         }
         let (join, notified) = shared.owned.bind(future, shared.clone(), id);
+        if shared.owned.len() >= shared.next_task_warning.load(Ordering::Relaxed) {
+            super::leak::passed_watermark(shared);
+        }
         if let Some(notified) = notified {
             tracing::trace!(task = %id, "spawned");
             crate::scheduler::worker::count_spawn(shared);

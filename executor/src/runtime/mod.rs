@@ -6,6 +6,7 @@ mod builder;
 pub(crate) mod context;
 pub(crate) mod coop;
 mod handle;
+mod leak;
 mod metrics;
 mod schedtrace;
 #[cfg(all(test, not(loom)))]
@@ -141,6 +142,11 @@ impl Runtime {
         if let Some(err) = failure {
             drop(rt);
             return Err(err);
+        }
+        if let Some(n) = b.task_count_warning {
+            shared
+                .next_task_warning
+                .store(n.max(1), crate::loom::sync::Ordering::Relaxed);
         }
         // loom cannot model a free-running std thread next to its own.
         #[cfg(not(loom))]

@@ -97,6 +97,9 @@ pub struct Shared {
     pub remote_schedules: AtomicU64,
     /// Tasks spawned from threads that are not workers.
     pub remote_spawns: AtomicU64,
+    /// The live-task count at which the next leak warning fires (`usize::MAX`: off);
+    /// doubled each time one fires (`Builder::task_count_warning`).
+    pub(crate) next_task_warning: AtomicUsize,
     /// Tick 0 of every worker's timer wheel (shared, so ticks mean the same everywhere).
     pub clock_origin: Instant,
 }
@@ -125,6 +128,7 @@ impl Shared {
             next_fallback: AtomicUsize::new(0),
             remote_schedules: AtomicU64::new(0),
             remote_spawns: AtomicU64::new(0),
+            next_task_warning: AtomicUsize::new(usize::MAX),
             clock_origin: Instant::now(),
         }
     }

@@ -4,7 +4,9 @@
 //! Sharded by task id so that spawning and completing tasks on different workers rarely
 //! touch the same lock; each shard is a slab indexed by a key stored in the task header.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::panic::Location;
 
 use slab::Slab;
 
@@ -109,5 +111,24 @@ impl OwnedTasks {
     /// Number of live (registered, not yet complete) tasks.
     pub fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// Live tasks counted by spawn location, most first (at most `limit` locations).
+    /// Locks each shard in turn, briefly: for reports, not for the hot path.
+    pub fn count_by_location(&self, limit: usize) -> Vec<(&'static Location<'static>, usize)> {
+        let mut counts: HashMap<&'static Location<'static>, usize> = HashMap::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (_, task) in shard.iter() {
+                *counts.entry(task.raw().header().location).or_default() += 1;
+            }
+        }
+        let mut counts: Vec<_> = counts.into_iter().collect();
+        counts.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+        });
+        counts.truncate(limit);
+        counts
     }
 }
