@@ -105,6 +105,15 @@ impl Handle {
         join
     }
 
+    /// Every live task with its id, spawn location and state, for finding what a
+    /// program is waiting on or leaking (see [`TaskDump`](crate::task::TaskDump); print
+    /// it with `{}` for counts per spawn location, `{:#}` for every task).
+    pub fn dump(&self) -> crate::task::TaskDump {
+        crate::task::TaskDump {
+            tasks: self.shared().owned.snapshot(),
+        }
+    }
+
     /// Runs a blocking closure on the blocking pool.
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where

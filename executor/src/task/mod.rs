@@ -11,6 +11,7 @@
 //! `state.rs` is the state machine, `raw.rs` the memory layout, `harness.rs` what poll,
 //! complete and cancel do, `waker.rs` the wakers, `owned.rs` the registry.
 
+mod dump;
 mod error;
 pub(crate) mod handles;
 mod harness;
@@ -24,6 +25,7 @@ use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU64;
 
+pub use dump::{TaskDump, TaskInfo, TaskState};
 pub use error::JoinError;
 pub(crate) use handles::{new_task, Notified, Schedule, Task};
 pub use join::{AbortHandle, JoinHandle};

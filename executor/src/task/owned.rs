@@ -113,6 +113,32 @@ impl OwnedTasks {
         self.live.load(Ordering::Relaxed)
     }
 
+    /// Every live task's id, spawn location and state (see `task::dump`).
+    pub fn snapshot(&self) -> Vec<super::dump::TaskInfo> {
+        use super::dump::{TaskInfo, TaskState};
+        let mut out = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (_, task) in shard.iter() {
+                let raw = task.raw();
+                let header = raw.header();
+                let state = header.state.load();
+                out.push(TaskInfo {
+                    id: header.id,
+                    spawned_at: header.location,
+                    state: if state.is_running() {
+                        TaskState::Running
+                    } else if state.is_notified() {
+                        TaskState::Scheduled
+                    } else {
+                        TaskState::Idle
+                    },
+                });
+            }
+        }
+        out
+    }
+
     /// Live tasks counted by spawn location, most first (at most `limit` locations).
     /// Locks each shard in turn, briefly: for reports, not for the hot path.
     pub fn count_by_location(&self, limit: usize) -> Vec<(&'static Location<'static>, usize)> {
