@@ -127,7 +127,9 @@ pub mod task;
 pub mod time;
 pub mod trace;
 
-pub use runtime::{Builder, EnterGuard, Handle, Runtime, RuntimeMetrics, TryCurrentError};
+pub use runtime::{
+    Builder, DurationHistogram, EnterGuard, Handle, Runtime, RuntimeMetrics, TryCurrentError,
+};
 pub use task::{spawn, spawn_blocking, JoinError, JoinHandle};
 pub use trace::TaskMeta;
 pub use uringo_macros::{main, test};

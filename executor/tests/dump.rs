@@ -91,12 +91,12 @@ fn dump_lists_the_scripted_tasks_with_locations_and_states() {
 
         let grouped = dump.to_string();
         assert!(
-            grouped.starts_with("uringo task dump: 6 live tasks"),
+            grouped.starts_with("uringo task dump: 6 tasks"),
             "{grouped}"
         );
         let first = grouped.lines().nth(1).unwrap();
         assert!(
-            first.trim_start().starts_with("3 @ ") && first.ends_with("[idle]"),
+            first.trim_start().starts_with("3 @ ") && first.contains("[idle]"),
             "{grouped}"
         );
         let full = format!("{dump:#}");

@@ -113,6 +113,7 @@ mod setup;
 mod shared;
 mod state;
 mod sync;
+pub mod wait;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use sync::exports as __loom;

@@ -37,6 +37,8 @@ pub struct Builder {
     pub(crate) trace_path: Option<std::path::PathBuf>,
     pub(crate) trace_events_per_worker: usize,
     pub(crate) task_hooks: crate::trace::TaskHooks,
+    pub(crate) poll_timing: bool,
+    pub(crate) task_registry: bool,
 }
 
 impl Default for Builder {
@@ -59,6 +61,8 @@ impl Default for Builder {
             trace_path: None,
             trace_events_per_worker: 1 << 16,
             task_hooks: Default::default(),
+            poll_timing: true,
+            task_registry: true,
         }
     }
 }
@@ -288,6 +292,34 @@ impl Builder {
     /// ```
     pub fn task_count_warning(&mut self, n: usize) -> &mut Self {
         self.task_count_warning = Some(n);
+        self
+    }
+
+    /// Whether every poll is timed: the scheduling-latency and poll-time histograms of
+    /// [`RuntimeMetrics`](crate::RuntimeMetrics) (`worker_sched_latency`,
+    /// `worker_poll_time`), the `schedlat_p99=` of the schedtrace line and the
+    /// time-since-last-poll of a task dump. On by default: it costs one read of the
+    /// time-stamp counter per poll (about 10 ns, see `runtime/clock.rs`), which only
+    /// polls that do almost nothing notice — `yield_now` loops, say.
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new().poll_timing(false).build()?;
+    /// rt.block_on(async { uringo::spawn(async {}).await.unwrap() });
+    /// assert_eq!(rt.metrics().worker_sched_latency(0).count(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn poll_timing(&mut self, on: bool) -> &mut Self {
+        self.poll_timing = on;
+        self
+    }
+
+    /// Benchmarks only: spawns tasks without entering them in the live-task registry,
+    /// to measure what the registry costs a spawn. Without it shutdown cannot cancel
+    /// (or free) tasks that wait on something, a dump is empty and the live-task count
+    /// stays 0.
+    #[doc(hidden)]
+    pub fn __without_task_registry(&mut self) -> &mut Self {
+        self.task_registry = false;
         self
     }
 

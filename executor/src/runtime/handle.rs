@@ -87,13 +87,24 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.spawn_with(future, None)
+    }
+
+    /// `spawn`, with the task's name (`task::Builder`).
+    #[track_caller]
+    pub(crate) fn spawn_with<F>(&self, future: F, name: Option<Box<str>>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let shared = self.shared();
         let id = Id::next();
         if shared.config.instruments.is_on() {
             let meta = crate::trace::TaskMeta::new(id, std::panic::Location::caller());
             crate::scheduler::worker::task_spawned(shared, meta);
         }
-        let (join, notified) = shared.owned.bind(future, shared.clone(), id);
+        let init = crate::task::raw::TaskInit { id, name };
+        let (join, notified) = shared.owned.bind(future, shared.clone(), init);
         if shared.owned.len() >= shared.next_task_warning.load(Ordering::Relaxed) {
             super::leak::passed_watermark(shared);
         }
@@ -109,8 +120,9 @@ impl Handle {
     /// program is waiting on or leaking (see [`TaskDump`](crate::task::TaskDump); print
     /// it with `{}` for counts per spawn location, `{:#}` for every task).
     pub fn dump(&self) -> crate::task::TaskDump {
+        let clock = crate::task::dump::DumpClock::now();
         crate::task::TaskDump {
-            tasks: self.shared().owned.snapshot(),
+            tasks: self.shared().owned.snapshot(&clock),
         }
     }
 

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::Handle;
+use super::histogram::DurationHistogram;
+use super::{clock, Handle};
 use crate::loom::sync::Ordering;
 use crate::scheduler::metrics::WorkerMetrics;
 
@@ -216,6 +217,57 @@ impl RuntimeMetrics {
     /// Tasks in `worker`'s local queue right now.
     pub fn worker_local_queue_depth(&self, worker: usize) -> usize {
         self.handle.shared().remotes[worker].steal.len()
+    }
+
+    /// Scheduling latency on `worker`: for each poll, the time from the task being
+    /// woken (or spawned) to the poll starting — how long runnable work waited for a
+    /// worker, Go's `/sched/latencies:seconds`. A wake during another task's poll is
+    /// stamped with that poll's start (see `runtime/clock.rs`), so a sample can overstate
+    /// the wait by up to the waking poll's duration. Empty when the runtime was built
+    /// with [`poll_timing(false)`](crate::Builder::poll_timing).
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new().worker_threads(1).build()?;
+    /// rt.block_on(async {
+    ///     for _ in 0..100 {
+    ///         uringo::spawn(uringo::task::yield_now()).await.unwrap();
+    ///     }
+    /// });
+    /// let latency = rt.metrics().worker_sched_latency(0);
+    /// assert!(latency.count() >= 200); // two polls per task
+    /// println!("p50 {:?} p99 {:?} max {:?}", latency.p50(), latency.p99(), latency.max());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn worker_sched_latency(&self, worker: usize) -> DurationHistogram {
+        self.worker(worker)
+            .sched_latency
+            .snapshot_at(clock::nanos_per_tick())
+    }
+
+    /// Time inside each poll on `worker` (see
+    /// [`worker_sched_latency`](Self::worker_sched_latency) for when it is recorded).
+    pub fn worker_poll_time(&self, worker: usize) -> DurationHistogram {
+        self.worker(worker)
+            .poll_time
+            .snapshot_at(clock::nanos_per_tick())
+    }
+
+    /// Scheduling latency of all workers together.
+    pub fn sched_latency(&self) -> DurationHistogram {
+        self.merged(|w| self.worker_sched_latency(w))
+    }
+
+    /// Poll time of all workers together.
+    pub fn poll_time(&self) -> DurationHistogram {
+        self.merged(|w| self.worker_poll_time(w))
+    }
+
+    fn merged(&self, f: impl Fn(usize) -> DurationHistogram) -> DurationHistogram {
+        let mut all = f(0);
+        for w in 1..self.num_workers() {
+            all.merge(&f(w));
+        }
+        all
     }
 
     /// The counters of `worker`'s io_uring ring (submissions, enters, parks, wakes...).

@@ -3,9 +3,11 @@
 pub(crate) mod background;
 mod blocking;
 mod builder;
+pub(crate) mod clock;
 pub(crate) mod context;
 pub(crate) mod coop;
 mod handle;
+pub(crate) mod histogram;
 mod leak;
 mod metrics;
 mod schedtrace;
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle, TryCurrentError};
+pub use histogram::DurationHistogram;
 pub use metrics::RuntimeMetrics;
 
 use crate::loom::sync::Arc;
@@ -75,6 +78,8 @@ impl Runtime {
             global_queue_interval: b.global_queue_interval,
             event_interval: b.event_interval,
             max_runnext_polls: b.max_runnext_polls,
+            poll_timing: b.poll_timing,
+            task_registry: b.task_registry,
             instruments: crate::trace::Instruments::new(
                 n,
                 b.trace_path

@@ -2,6 +2,7 @@
 //! locked instruction on the hot path) and read by anyone through `RuntimeMetrics`.
 
 use crate::loom::sync::{AtomicU64, Ordering::Relaxed};
+use crate::runtime::histogram::Recorder;
 
 #[derive(Default)]
 pub struct WorkerMetrics {
@@ -43,6 +44,10 @@ pub struct WorkerMetrics {
     pub stuck_polls: AtomicU64,
     /// Runnext tasks the monitor took from this worker while it was stuck.
     pub retaken: AtomicU64,
+    /// Wake (or spawn) to poll start, per poll (when per-poll timing is on).
+    pub sched_latency: Recorder,
+    /// Time inside each poll (when per-poll timing is on).
+    pub poll_time: Recorder,
 }
 
 impl WorkerMetrics {

@@ -39,18 +39,24 @@ pub struct Config {
     pub event_interval: u32,
     /// Consecutive runnext polls before the runnext task must go through the queue.
     pub max_runnext_polls: u32,
+    /// Time every poll: scheduling-latency and poll-time histograms, last-poll stamps.
+    pub poll_timing: bool,
+    /// Enter tasks in the live-task registry (off only to measure what it costs).
+    pub task_registry: bool,
     /// The event recorder and task hooks (`trace/`); all `None` unless asked for.
     pub(crate) instruments: crate::trace::Instruments,
 }
 
 impl Default for Config {
     /// Go's constants: the injector every 61 ticks, the ring every 61 ticks, runnext at
-    /// most 3 polls in a row; no recorder, no hooks.
+    /// most 3 polls in a row; polls timed; no recorder, no hooks.
     fn default() -> Config {
         Config {
             global_queue_interval: 61,
             event_interval: 61,
             max_runnext_polls: 3,
+            poll_timing: true,
+            task_registry: true,
             instruments: crate::trace::Instruments::default(),
         }
     }
@@ -122,7 +128,7 @@ impl Shared {
                 .collect(),
             inject: Injector::new(),
             idle: Idle::new(n),
-            owned: OwnedTasks::new(n),
+            owned: OwnedTasks::new(n, config.task_registry),
             config,
             shutdown: AtomicBool::new(false),
             next_fallback: AtomicUsize::new(0),
@@ -158,6 +164,12 @@ impl Shared {
     /// Schedules a task from a thread that is not one of our workers.
     pub fn schedule_remote(&self, task: Notified) {
         self.remote_schedules.fetch_add(1, Ordering::Relaxed);
+        if self.config.poll_timing {
+            task.header().scheduled_at.store(
+                crate::runtime::clock::recent(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         if let Err(task) = self.inject.push(task) {
             // Shut down: the task has been (or will be) cancelled; drop the entry.
             drop(task);
@@ -211,6 +223,10 @@ impl Schedule for Arc<Shared> {
         if self.config.instruments.is_on() {
             worker::task_terminated(self, task);
         }
+    }
+
+    fn completing(&self, task: &RawTask) {
+        self.owned.count_out(task);
     }
 
     fn release(&self, task: &RawTask) -> Option<Task> {

@@ -17,8 +17,16 @@
 //! Every `event_interval` ticks the ring is reaped even when the queue is full, so I/O
 //! completions are never starved by CPU-bound tasks. SQEs that tasks queue are submitted
 //! with that reap (or the park), in the same `io_uring_enter`.
+//!
+//! Per-poll timing (on unless `Builder::poll_timing(false)`): a poll's start is the
+//! clock reading that ended the previous poll when the worker went straight from one to
+//! the next, a fresh reading otherwise; its end is one more reading. So a run of polls
+//! costs one clock read each (`runtime/clock.rs`), which feeds the scheduling-latency
+//! histogram (poll start minus the task's `scheduled_at` stamp), the poll-time
+//! histogram and the dump's last-poll stamp.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use uringo_uring::Ring;
@@ -27,7 +35,7 @@ use super::metrics::WorkerMetrics;
 use super::queue::Local;
 use super::{Remote, Shared};
 use crate::loom::sync::{Arc, Ordering};
-use crate::runtime::{context, coop};
+use crate::runtime::{clock, context, coop};
 use crate::task::{Notified, RawTask};
 use crate::time::TimerDriver;
 use crate::trace::{Kind, TaskMeta, WorkerProbe, TO_INJECTOR};
@@ -50,6 +58,12 @@ pub(crate) struct WorkerContext {
     /// The event recorder and task hooks, `None` when off: each event site is one
     /// branch on this.
     probe: Option<WorkerProbe>,
+    /// `Config::poll_timing`, copied where the loop looks.
+    timing: bool,
+    /// The thread's recent clock reading (`clock::recent`) was taken at the end of the
+    /// last poll and nothing but queue operations happened since: it can serve as the
+    /// next poll's start.
+    clock_fresh: Cell<bool>,
 }
 
 struct Core {
@@ -74,6 +88,7 @@ impl WorkerContext {
         ring: Ring,
     ) -> Self {
         let shared_origin = shared.clock_origin;
+        let shared_timing = shared.config.poll_timing;
         let probe = shared.config.instruments.worker_probe(index);
         WorkerContext {
             probe,
@@ -90,6 +105,8 @@ impl WorkerContext {
             ring,
             in_task: Cell::new(false),
             busy_since: Cell::new(Instant::now()),
+            timing: shared_timing,
+            clock_fresh: Cell::new(false),
         }
     }
 
@@ -122,6 +139,10 @@ impl WorkerContext {
         loop {
             let entry = self.timers.borrow_mut().pop_expired(now);
             let Some(entry) = entry else { break };
+            if fired == 0 {
+                // The tasks it wakes are stamped with the thread's recent reading.
+                self.invalidate_clock(true);
+            }
             entry.fire();
             fired += 1;
         }
@@ -177,6 +198,7 @@ impl WorkerContext {
             }
             self.park();
         }
+        clock::forget_recent();
         tracing::debug!(worker = self.index, "worker stopping");
     }
 
@@ -221,9 +243,10 @@ impl WorkerContext {
         let watch = &self.remote().poll_watch;
         coop::budget(|| {
             self.in_task.set(true);
+            let mut clock = self.poll_start();
             watch.enter(&task);
             WorkerMetrics::bump(&m.polls, 1);
-            self.run_one(task);
+            clock = self.timed_poll(task, clock);
             let mut runnext_polls = 0;
             loop {
                 let next = self.core.borrow_mut().local.take_runnext();
@@ -239,15 +262,63 @@ impl WorkerContext {
                 watch.enter(&next);
                 WorkerMetrics::bump(&m.polls, 1);
                 WorkerMetrics::bump(&m.runnext_polls, 1);
-                self.run_one(next);
+                clock = self.timed_poll(next, clock);
             }
             watch.exit();
             self.in_task.set(false);
         });
+        self.clock_fresh.set(self.timing);
         let forced = coop::take_forced_yields();
         if forced > 0 {
             WorkerMetrics::bump(&m.budget_forced_yields, forced);
         }
+    }
+
+    /// The clock reading a poll starts at: the end of the previous poll if nothing
+    /// happened since (see the module doc), else a fresh one. 0 when timing is off.
+    #[inline]
+    fn poll_start(&self) -> u64 {
+        if !self.timing {
+            0
+        } else if self.clock_fresh.get() {
+            clock::recent()
+        } else {
+            clock::refresh()
+        }
+    }
+
+    /// The thread's recent clock reading is about to go stale (the worker reaps, parks,
+    /// fires timers or steals): the next poll must read the clock. With `refresh`, read
+    /// it now, for the tasks that are about to be woken.
+    #[inline]
+    fn invalidate_clock(&self, refresh: bool) {
+        if self.timing {
+            self.clock_fresh.set(false);
+            if refresh {
+                clock::refresh();
+            }
+        }
+    }
+
+    /// Polls `task`, which starts at reading `start`: records its scheduling latency
+    /// and poll time and stamps its header. Returns the reading the poll ended at.
+    #[inline]
+    fn timed_poll(&self, task: Notified, start: u64) -> u64 {
+        let header = task.header();
+        header.last_worker.store(self.index as u32, Relaxed);
+        if !self.timing {
+            self.run_one(task);
+            return 0;
+        }
+        let m = self.metrics();
+        m.sched_latency
+            .record(start.saturating_sub(header.scheduled_at.load(Relaxed)));
+        header.last_polled.store(start, Relaxed);
+        // The header may be freed by the poll (the task completes): not touched after.
+        self.run_one(task);
+        let end = clock::refresh();
+        m.poll_time.record(end.saturating_sub(start));
+        end
     }
 
     /// One poll, with the recorder's and hooks' calls around it when they are on.
@@ -307,6 +378,9 @@ impl WorkerContext {
     /// Schedules a task woken (or spawned) on this worker.
     fn schedule_local(&self, task: Notified, is_yield: bool) {
         WorkerMetrics::bump(&self.metrics().local_schedules, 1);
+        if self.timing {
+            task.header().scheduled_at.store(clock::recent(), Relaxed);
+        }
         if is_yield {
             self.core.borrow_mut().yielded.push(task);
             return;
@@ -324,6 +398,7 @@ impl WorkerContext {
     /// Submits queued SQEs and dispatches ready CQEs, without blocking.
     fn reap(&self) {
         WorkerMetrics::bump(&self.metrics().ring_reaps, 1);
+        self.invalidate_clock(true);
         match self.ring.submit_and_reap() {
             Ok(reaped) => {
                 if let Some(probe) = self.probe.as_ref().filter(|_| reaped > 0) {
@@ -335,6 +410,7 @@ impl WorkerContext {
     }
 
     fn steal_work(&self) -> Option<Notified> {
+        self.invalidate_clock(false);
         {
             let mut core = self.core.borrow_mut();
             if !core.is_searching {
@@ -401,7 +477,10 @@ impl WorkerContext {
             if let Some(probe) = &self.probe {
                 probe.record(Kind::Park, 0, 0);
             }
+            // Tasks the park's completions wake read the clock themselves.
+            clock::forget_recent();
             let parked = self.ring.park(timeout);
+            self.invalidate_clock(true);
             if let Some(probe) = &self.probe {
                 probe.record(Kind::Unpark, 0, *parked.as_ref().unwrap_or(&0) as u64);
             }

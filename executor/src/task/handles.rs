@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::ptr::NonNull;
 
-use super::raw::RawTask;
+use super::raw::{RawTask, TaskInit};
 use super::{Id, JoinHandle};
 use crate::scheduler::queue::QueueItem;
 
@@ -29,6 +29,12 @@ pub trait Schedule: Send + Sync + Sized + 'static {
     /// The task completed or was cancelled (once per task, before `release`): for the
     /// task hooks and the event recorder.
     fn terminated(&self, _task: &RawTask) {}
+
+    /// The task is about to be published as complete: it stops counting as live. Its
+    /// registry entry stays until `release`, which the task calls at once if nobody
+    /// wants its output, and the `JoinHandle` calls otherwise, once it took the output
+    /// or was dropped (so a dump can show completed tasks nobody joined).
+    fn completing(&self, _task: &RawTask) {}
 }
 
 /// A task ready to run: the one queue entry a task has while it is scheduled. Running
@@ -40,6 +46,11 @@ impl Notified {
     pub fn id_and_location(&self) -> (Id, &'static std::panic::Location<'static>) {
         let header = self.0.header();
         (header.id, header.location)
+    }
+
+    /// The task's header (for the scheduler's stamps).
+    pub fn header(&self) -> &super::raw::Header {
+        self.0.header()
     }
 
     /// Polls the task (or cancels it, if that was requested).
@@ -106,12 +117,16 @@ impl Drop for Task {
 
 /// Allocates a task: the registry's handle, its first queue entry, its join handle.
 #[track_caller]
-pub fn new_task<F, S>(future: F, scheduler: S, id: Id) -> (Task, Notified, JoinHandle<F::Output>)
+pub fn new_task<F, S>(
+    future: F,
+    scheduler: S,
+    init: impl Into<TaskInit>,
+) -> (Task, Notified, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let raw = RawTask::new(future, scheduler, id);
+    let raw = RawTask::new(future, scheduler, init.into());
     (Task(raw), Notified(raw), JoinHandle::new(raw))
 }

@@ -79,17 +79,29 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     /// Polls the future once, catching a panic. On `Ready` (or a panic) the stage holds
     /// the output and the future is gone.
     fn poll_future(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let id = self.header().id;
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.core().stage.with_mut(|stage| {
-                // SAFETY: we hold RUNNING, so the stage is ours; the future is never
-                // moved out of the (heap-allocated, pinned) cell while Running.
-                match unsafe { &mut *stage } {
-                    Stage::Running(future) => unsafe { Pin::new_unchecked(future) }.poll(cx),
-                    _ => unreachable!("a task is only polled while its future exists"),
-                }
-            })
-        }));
+        let header = self.header();
+        let id = header.id;
+        let poll = || {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                self.core().stage.with_mut(|stage| {
+                    // SAFETY: we hold RUNNING, so the stage is ours; the future is never
+                    // moved out of the (heap-allocated, pinned) cell while Running.
+                    match unsafe { &mut *stage } {
+                        Stage::Running(future) => unsafe { Pin::new_unchecked(future) }.poll(cx),
+                        _ => unreachable!("a task is only polled while its future exists"),
+                    }
+                })
+            }))
+        };
+        // What this poll leaves the task waiting on, for dumps. Not under loom: its
+        // threads share one OS thread's thread-locals.
+        header.wait.store(0, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(loom))]
+        // SAFETY: we hold a reference to the task for the whole call, so its header
+        // (and the slot in it) outlives the poll.
+        let result = unsafe { uringo_uring::wait::watching(&header.wait, poll) };
+        #[cfg(loom)]
+        let result = poll();
         let output = match result {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
@@ -124,21 +136,30 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         self.core().stage.with_mut(|ptr| unsafe { *ptr = stage });
     }
 
-    /// The task is done: leave the registry, publish the output, wake the `JoinHandle`.
+    /// The task is done: stop counting as live, publish the output, wake the
+    /// `JoinHandle`, and leave the registry unless the `JoinHandle` still wants the
+    /// output (then it releases the entry once it took the output or was dropped).
     ///
-    /// The registry goes first so that whoever sees the task complete through its
+    /// The count goes first so that whoever sees the task complete through its
     /// `JoinHandle` also sees it gone from the live-task count.
     fn complete(self) {
         // Before COMPLETE is published, so whoever sees the task done sees the hook run.
         self.core().scheduler.terminated(&self.raw());
+        self.core().scheduler.completing(&self.raw());
         let snapshot = self.header().state.transition_to_complete();
         let id = self.header().id;
-        let refs = match self.core().scheduler.release(&self.raw()) {
-            Some(task) => {
-                mem::forget(task);
-                2
+        let refs = if snapshot.is_join_interested() {
+            // The JoinHandle releases the entry (see `release_for_join_handle`): it
+            // cannot have done so yet, since it had not seen COMPLETE.
+            1
+        } else {
+            match self.core().scheduler.release(&self.raw()) {
+                Some(task) => {
+                    mem::forget(task);
+                    2
+                }
+                None => 1,
             }
-            None => 1,
         };
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             if !snapshot.is_join_interested() {
@@ -160,6 +181,14 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         if self.header().state.transition_to_terminal(refs) {
             self.dealloc();
         }
+    }
+
+    /// The `JoinHandle` is done with a completed task (took the output, or was dropped
+    /// after completion): the registry entry the task left for it goes.
+    fn release_for_join_handle(&self) {
+        // Dropping the registry's reference cannot free the task: the JoinHandle still
+        // holds one.
+        drop(self.core().scheduler.release(&self.raw()));
     }
 
     fn dealloc(self) {
@@ -261,6 +290,7 @@ pub(super) unsafe fn try_read_output<F: Future, S: Schedule>(
         // SAFETY: the JoinHandle passes a `Poll<Result<F::Output, JoinError>>` slot.
         let dst = unsafe { &mut *(dst as *mut Poll<Result<F::Output, JoinError>>) };
         *dst = Poll::Ready(harness.take_output());
+        harness.release_for_join_handle();
     }
 }
 
@@ -276,6 +306,8 @@ pub(super) unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Heade
             {
                 tracing::warn!(task = %harness.header().id, "dropping a task's output panicked");
             }
+            // A no-op if the output was taken (the entry went then).
+            harness.release_for_join_handle();
         }
         Ok(_) => {
             // Not complete, and JOIN_WAKER is now clear: the slot is ours again.

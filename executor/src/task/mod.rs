@@ -9,9 +9,11 @@
 //! | `Waker` | yes | whatever the task waits on |
 //!
 //! `state.rs` is the state machine, `raw.rs` the memory layout, `harness.rs` what poll,
-//! complete and cancel do, `waker.rs` the wakers, `owned.rs` the registry.
+//! complete and cancel do, `waker.rs` the wakers, `owned.rs` the registry, `dump.rs` what
+//! a dump of the registry shows, `builder.rs` spawning with a name.
 
-mod dump;
+mod builder;
+pub(crate) mod dump;
 mod error;
 pub(crate) mod handles;
 mod harness;
@@ -25,7 +27,8 @@ use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU64;
 
-pub use dump::{TaskDump, TaskInfo, TaskState};
+pub use builder::Builder;
+pub use dump::{TaskDump, TaskGroup, TaskInfo, TaskState, WaitingOn};
 pub use error::JoinError;
 pub(crate) use handles::{new_task, Notified, Schedule, Task};
 pub use join::{AbortHandle, JoinHandle};
@@ -51,6 +54,11 @@ impl Id {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Id(NonZeroU64::new(id).expect("task id space exhausted"))
+    }
+
+    /// The id of a number that came from [`Id::as_u64`] (`None` for 0).
+    pub(crate) fn from_raw(id: u64) -> Option<Id> {
+        NonZeroU64::new(id).map(Id)
     }
 
     /// A chosen id: loom models need the same ids (so the same registry shards) in every

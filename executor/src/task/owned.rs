@@ -1,8 +1,17 @@
 //! The registry of every live task of a runtime, so shutdown can find the ones that are
-//! in no queue (waiting on I/O or a timer) and cancel them.
+//! in no queue (waiting on I/O or a timer) and cancel them, and a dump can list them.
 //!
-//! Sharded by task id so that spawning and completing tasks on different workers rarely
-//! touch the same lock; each shard is a slab indexed by a key stored in the task header.
+//! Sharded by task id (four shards per worker) so that spawning and completing tasks on
+//! different workers rarely touch the same lock; each shard is a slab indexed by a key
+//! stored in the task header. A spawn takes one shard lock and one task leaves the
+//! registry with one more.
+//!
+//! A task that completes while its `JoinHandle` still wants the output stays in the
+//! registry, marked complete by its state word, until the handle takes the output or is
+//! dropped: a dump shows it as *completed, not joined* — outputs piling up behind
+//! handles nobody awaits are a leak too. The live-task count does not include such
+//! tasks: a task is *counted out* once, by whichever comes first of its completion and
+//! shutdown's drain (the `counted_out` flag in its header decides).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,7 +19,7 @@ use std::panic::Location;
 
 use slab::Slab;
 
-use super::raw::RawTask;
+use super::raw::{RawTask, TaskInit};
 use super::{Id, JoinHandle, Notified, Schedule, Task};
 use crate::loom::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
@@ -19,16 +28,19 @@ pub struct OwnedTasks {
     mask: usize,
     closed: AtomicBool,
     live: AtomicUsize,
+    /// Off only for measuring the registry's cost (`Builder::__without_task_registry`).
+    enabled: bool,
 }
 
 impl OwnedTasks {
-    pub fn new(concurrency: usize) -> OwnedTasks {
+    pub fn new(concurrency: usize, enabled: bool) -> OwnedTasks {
         let n = (concurrency * 4).next_power_of_two().clamp(1, 1024);
         OwnedTasks {
             shards: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
             mask: n - 1,
             closed: AtomicBool::new(false),
             live: AtomicUsize::new(0),
+            enabled,
         }
     }
 
@@ -43,14 +55,20 @@ impl OwnedTasks {
         &self,
         future: F,
         scheduler: S,
-        id: Id,
+        init: impl Into<TaskInit>,
     ) -> (JoinHandle<F::Output>, Option<Notified>)
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
         S: Schedule,
     {
-        let (task, notified, join) = super::new_task(future, scheduler, id);
+        let init = init.into();
+        let id = init.id;
+        let (task, notified, join) = super::new_task(future, scheduler, init);
+        if !self.enabled {
+            drop(task);
+            return (join, Some(notified));
+        }
         let rejected = {
             let mut shard = self.shard(id).lock().unwrap_or_else(|e| e.into_inner());
             // Checked under the shard lock: close_and_shutdown_all sets `closed` before
@@ -61,6 +79,8 @@ impl OwnedTasks {
                 let raw = task.raw();
                 let key = shard.insert(task);
                 raw.header().owned_key.store(key, Ordering::Relaxed);
+                // Nobody else has the task yet: counted in, to be counted out once.
+                raw.header().counted_out.store(false, Ordering::Relaxed);
                 self.live.fetch_add(1, Ordering::Relaxed);
                 None
             }
@@ -75,19 +95,27 @@ impl OwnedTasks {
         }
     }
 
+    /// The task completed (or shutdown drained it): it no longer counts as live. Only
+    /// the first call per task counts.
+    pub fn count_out(&self, task: &RawTask) {
+        if !task.header().counted_out.swap(true, Ordering::AcqRel) {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Takes a completed task out of the registry, returning the registry's reference.
-    /// `None` when shutdown already took it.
+    /// `None` when shutdown already took it (or it was never registered).
     pub fn remove(&self, task: &RawTask) -> Option<Task> {
         let key = task.header().owned_key.load(Ordering::Relaxed);
+        if key == usize::MAX {
+            return None;
+        }
         let mut shard = self
             .shard(task.id())
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         match shard.get(key) {
-            Some(t) if t.raw() == *task => {
-                self.live.fetch_sub(1, Ordering::Relaxed);
-                Some(shard.remove(key))
-            }
+            Some(t) if t.raw() == *task => Some(shard.remove(key)),
             _ => None,
         }
     }
@@ -99,10 +127,10 @@ impl OwnedTasks {
         for shard in self.shards.iter() {
             let tasks: Vec<Task> = {
                 let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                self.live.fetch_sub(shard.len(), Ordering::Relaxed);
                 shard.drain().collect()
             };
             for task in tasks {
+                self.count_out(&task.raw());
                 task.shutdown();
             }
         }
@@ -113,28 +141,16 @@ impl OwnedTasks {
         self.live.load(Ordering::Relaxed)
     }
 
-    /// Every live task's id, spawn location and state (see `task::dump`).
-    pub fn snapshot(&self) -> Vec<super::dump::TaskInfo> {
-        use super::dump::{TaskInfo, TaskState};
+    /// Every registered task, as the dump shows it (see `task::dump`).
+    pub fn snapshot(&self, clock: &super::dump::DumpClock) -> Vec<super::dump::TaskInfo> {
         let mut out = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for (_, task) in shard.iter() {
-                let raw = task.raw();
-                let header = raw.header();
-                let state = header.state.load();
-                out.push(TaskInfo {
-                    id: header.id,
-                    spawned_at: header.location,
-                    state: if state.is_running() {
-                        TaskState::Running
-                    } else if state.is_notified() {
-                        TaskState::Scheduled
-                    } else {
-                        TaskState::Idle
-                    },
-                });
-            }
+            out.extend(
+                shard
+                    .iter()
+                    .filter_map(|(_, task)| super::dump::TaskInfo::of(task.raw().header(), clock)),
+            );
         }
         out
     }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! Cell<F, S> (repr(C), one heap allocation)
-//! ├── Header   state word, vtable, id, registry slot   ← RawTask points here
+//! ├── Header   state word, vtable, id, registry slot,  ← RawTask points here
+//! │           name, spawn location, the dump's stamps
 //! ├── Core     scheduler handle, Stage: Running(F) | Finished(output) | Consumed
 //! └── Trailer  the JoinHandle's waker
 //! ```
@@ -11,14 +12,16 @@
 //! functions are monomorphized for `F` and `S` and know where the core and trailer are.
 
 use std::future::Future;
-use std::ptr::NonNull;
-use std::task::Waker;
-
 use std::panic::Location;
+use std::ptr::NonNull;
+// Not loom atomics: the stamps are statistics read by dumps and metrics, not part of
+// any protocol a model checks.
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::task::Waker;
 
 use super::state::State;
 use super::{Id, JoinError, Schedule};
-use crate::loom::sync::{AtomicUsize, UnsafeCell};
+use crate::loom::sync::{AtomicBool, AtomicUsize, UnsafeCell};
 
 pub struct Header {
     pub state: State,
@@ -27,9 +30,40 @@ pub struct Header {
     /// Slot of this task in the owned-task registry (shard and key), written under the
     /// shard's lock.
     pub owned_key: AtomicUsize,
+    /// Set once the task is no longer counted among the live tasks (it completed, or
+    /// shutdown drained it from the registry): whoever sets it decrements the count, so
+    /// it is decremented exactly once. Starts set; registration clears it.
+    pub counted_out: AtomicBool,
     /// Where the task was spawned (`#[track_caller]` through the spawn path), for the
-    /// monitor's stuck-task report.
+    /// monitor's stuck-task report and the dump.
     pub location: &'static Location<'static>,
+    /// `task::Builder::name`, for dumps.
+    pub name: Option<Box<str>>,
+    /// Clock ticks (`runtime/clock.rs`) when it was spawned.
+    pub spawned_at: u64,
+    /// Ticks when it was last made runnable (spawned or woken): the start of the
+    /// scheduling latency its next poll measures. Written by the scheduler, read by the
+    /// worker that polls it (the queue hand-off orders the two).
+    pub scheduled_at: AtomicU64,
+    /// Ticks at the start of its latest poll; 0 until polled.
+    pub last_polled: AtomicU64,
+    /// Index of the worker that polled it last; `u32::MAX` until polled.
+    pub last_worker: AtomicU32,
+    /// What its latest poll left it waiting on (`uringo_uring::wait` encoding, 0: not a
+    /// uringo op, timer or join handle). Cleared at the start of each poll.
+    pub wait: AtomicU64,
+}
+
+/// What a spawner says about a new task besides its future.
+pub struct TaskInit {
+    pub id: Id,
+    pub name: Option<Box<str>>,
+}
+
+impl From<Id> for TaskInit {
+    fn from(id: Id) -> TaskInit {
+        TaskInit { id, name: None }
+    }
 }
 
 pub struct Vtable {
@@ -75,14 +109,22 @@ pub struct Trailer {
 
 impl<F: Future, S: Schedule> Cell<F, S> {
     #[track_caller]
-    pub fn new(future: F, scheduler: S, id: Id) -> Box<Self> {
+    pub fn new(future: F, scheduler: S, init: TaskInit) -> Box<Self> {
+        let now = crate::runtime::clock::recent();
         Box::new(Cell {
             header: Header {
                 state: State::new(),
                 vtable: &Self::VTABLE,
-                id,
+                id: init.id,
                 owned_key: AtomicUsize::new(usize::MAX),
+                counted_out: AtomicBool::new(true),
                 location: Location::caller(),
+                name: init.name,
+                spawned_at: now,
+                scheduled_at: AtomicU64::new(now),
+                last_polled: AtomicU64::new(0),
+                last_worker: AtomicU32::new(u32::MAX),
+                wait: AtomicU64::new(0),
             },
             core: Core {
                 scheduler,
@@ -119,8 +161,8 @@ unsafe impl Sync for RawTask {}
 
 impl RawTask {
     #[track_caller]
-    pub fn new<F: Future, S: Schedule>(future: F, scheduler: S, id: Id) -> RawTask {
-        let cell = Cell::new(future, scheduler, id);
+    pub fn new<F: Future, S: Schedule>(future: F, scheduler: S, init: TaskInit) -> RawTask {
+        let cell = Cell::new(future, scheduler, init);
         // SAFETY: Box::into_raw never returns null.
         let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell) as *mut Header) };
         RawTask { ptr }

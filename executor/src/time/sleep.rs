@@ -223,6 +223,9 @@ impl Future for Sleep {
             coop.made_progress();
             Poll::Ready(())
         } else {
+            uringo_uring::wait::record(uringo_uring::wait::Wait::Timer {
+                at: crate::runtime::clock::nanos_since_origin(this.deadline),
+            });
             Poll::Pending
         }
     }

@@ -50,7 +50,7 @@ impl Sched {
     fn new() -> Sched {
         Sched(Arc::new(Inner {
             queue: Mutex::new(VecDeque::new()),
-            owned: OwnedTasks::new(1),
+            owned: OwnedTasks::new(1, true),
         }))
     }
 

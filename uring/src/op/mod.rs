@@ -34,6 +34,7 @@ use crate::cell::{Completion, MultishotCell, OpCell};
 use crate::context::{self, Target};
 use crate::shared::RingHandle;
 use crate::sync::Arc;
+use crate::wait::Wait;
 
 mod anchored;
 mod fs;
@@ -148,6 +149,8 @@ enum OpState<T: Operation> {
     Submitted {
         cell: Arc<OpCell<T>>,
         ring: RingHandle,
+        /// What a task dump says the poller waits on while this is pending.
+        wait: Wait,
     },
     Done,
 }
@@ -166,7 +169,7 @@ impl<T: Operation> Op<T> {
     pub fn cancel(&mut self) {
         match &mut self.state {
             OpState::Unsubmitted(data) => self.state = OpState::CancelledEarly(data.take()),
-            OpState::Submitted { cell, ring } => {
+            OpState::Submitted { cell, ring, .. } => {
                 let op: Arc<dyn Completion> = cell.clone();
                 request_cancel(ring, op);
             }
@@ -201,8 +204,9 @@ impl<T: Operation> Future for Op<T> {
                     let cell = Arc::new(OpCell::new(data));
                     // SAFETY: the cell is not shared yet; this is its only build.
                     let sqe = unsafe { cell.build_sqe() };
+                    let wait = crate::wait::of_sqe(&sqe);
                     match submit(sqe, cell.clone()) {
-                        Ok(ring) => this.state = OpState::Submitted { cell, ring },
+                        Ok(ring) => this.state = OpState::Submitted { cell, ring, wait },
                         Err(err) => {
                             this.state = OpState::Done;
                             // SAFETY: submission failed, so the kernel never saw the data.
@@ -219,8 +223,11 @@ impl<T: Operation> Future for Op<T> {
                         flags: 0,
                     }));
                 }
-                OpState::Submitted { cell, .. } => {
-                    let output = std::task::ready!(cell.poll_complete(cx));
+                OpState::Submitted { cell, wait, .. } => {
+                    let Poll::Ready(output) = cell.poll_complete(cx) else {
+                        crate::wait::record(*wait);
+                        return Poll::Pending;
+                    };
                     this.state = OpState::Done;
                     return Poll::Ready(output);
                 }
@@ -232,7 +239,7 @@ impl<T: Operation> Future for Op<T> {
 
 impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
-        if let OpState::Submitted { cell, ring } = &self.state {
+        if let OpState::Submitted { cell, ring, .. } = &self.state {
             if cell.orphan() {
                 let op: Arc<dyn Completion> = cell.clone();
                 request_cancel(ring, op);
@@ -269,6 +276,7 @@ enum MultishotState<T: MultishotOperation> {
     Submitted {
         cell: Arc<MultishotCell<T>>,
         ring: RingHandle,
+        wait: Wait,
     },
     Failed,
     Finished,
@@ -291,8 +299,9 @@ impl<T: MultishotOperation> Multishot<T> {
                     let data = data.take().expect("op data present before submission");
                     let cell = Arc::new(MultishotCell::new(data));
                     let sqe = cell.build_sqe();
+                    let wait = crate::wait::of_sqe(&sqe);
                     match submit(sqe, cell.clone()) {
-                        Ok(ring) => self.state = MultishotState::Submitted { cell, ring },
+                        Ok(ring) => self.state = MultishotState::Submitted { cell, ring, wait },
                         Err(err) => {
                             let item = cell.item_for(Cqe::from_error(&err));
                             self.state = MultishotState::Failed;
@@ -300,8 +309,11 @@ impl<T: MultishotOperation> Multishot<T> {
                         }
                     }
                 }
-                MultishotState::Submitted { cell, .. } => {
-                    let item = std::task::ready!(cell.poll_next(cx));
+                MultishotState::Submitted { cell, wait, .. } => {
+                    let Poll::Ready(item) = cell.poll_next(cx) else {
+                        crate::wait::record(*wait);
+                        return Poll::Pending;
+                    };
                     if item.is_none() {
                         self.state = MultishotState::Finished;
                     }
@@ -320,7 +332,7 @@ impl<T: MultishotOperation> Multishot<T> {
     /// Asks the kernel to stop the op; the stream ends after the remaining CQEs.
     pub fn cancel(&mut self) {
         match &mut self.state {
-            MultishotState::Submitted { cell, ring } => {
+            MultishotState::Submitted { cell, ring, .. } => {
                 let op: Arc<dyn Completion> = cell.clone();
                 request_cancel(ring, op);
             }
@@ -332,7 +344,7 @@ impl<T: MultishotOperation> Multishot<T> {
 
 impl<T: MultishotOperation> Drop for Multishot<T> {
     fn drop(&mut self) {
-        if let MultishotState::Submitted { cell, ring } = &self.state {
+        if let MultishotState::Submitted { cell, ring, .. } = &self.state {
             if cell.orphan() {
                 let op: Arc<dyn Completion> = cell.clone();
                 request_cancel(ring, op);
