@@ -117,3 +117,158 @@ fn dump_lists_the_scripted_tasks_with_locations_and_states() {
         }
     });
 }
+
+/// The dump says what each waiting task waits on, where it last ran, how old it is, and
+/// keeps completed tasks whose output nobody took.
+#[test]
+fn dump_shows_waits_workers_ages_names_and_unjoined_outputs() {
+    use std::os::fd::AsRawFd;
+    use uringo::task::WaitingOn;
+
+    with_watchdog("dump_waits", || {
+        let rt = uringo::Builder::new()
+            .worker_threads(1)
+            .stuck_poll_threshold(None)
+            .build()
+            .unwrap();
+        let spawned = Instant::now();
+        let sleeper = rt.spawn(uringo::time::sleep(Duration::from_secs(3600)));
+        let (client, server) = rt.block_on(async {
+            let listener = uringo::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = uringo::net::TcpStream::connect(addr).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            (client, server)
+        });
+        let server_fd = server.as_raw_fd();
+        let reader = uringo::task::Builder::new().name("reader").spawn_on(
+            async move { server.read(Vec::with_capacity(64)).await.1 },
+            rt.handle(),
+        );
+        // `timeout(read)`: the read is polled first, so it is what the task waits on.
+        let (client2, server2) = rt.block_on(async {
+            let listener = uringo::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = uringo::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            (client, listener.accept().await.unwrap().0)
+        });
+        let server2_fd = server2.as_raw_fd();
+        let timed_reader = rt.spawn(async move {
+            uringo::time::timeout(
+                Duration::from_secs(3600),
+                server2.read(Vec::with_capacity(64)),
+            )
+            .await
+            .is_ok()
+        });
+        let joiner = {
+            let sleeper_id = sleeper.id();
+            let inner = rt.spawn(std::future::pending::<()>());
+            let inner_id = inner.id();
+            (
+                rt.spawn(async move { inner.await.is_err() }),
+                inner_id,
+                sleeper_id,
+            )
+        };
+        let (joiner, inner_id, _) = joiner;
+        let done = rt.spawn(async { 42 });
+        wait_for("the finished task to complete", || done.is_finished());
+        wait_for("every waiter to be polled", || {
+            rt.handle()
+                .dump()
+                .tasks()
+                .iter()
+                .filter(|t| t.waiting_on().is_some())
+                .count()
+                == 4
+        });
+
+        let dump = rt.handle().dump();
+        let find = |id| {
+            dump.tasks()
+                .iter()
+                .find(|t| t.id() == id)
+                .unwrap_or_else(|| panic!("task {id} missing:\n{dump:#}"))
+        };
+        let sleep = find(sleeper.id());
+        match sleep.waiting_on() {
+            Some(WaitingOn::Timer { deadline }) => {
+                assert!(deadline >= spawned + Duration::from_secs(3600), "{dump:#}");
+                assert!(
+                    deadline <= Instant::now() + Duration::from_secs(3600),
+                    "{dump:#}"
+                );
+            }
+            other => panic!("sleeper waits on {other:?}:\n{dump:#}"),
+        }
+        let read = find(reader.id());
+        assert_eq!(read.name(), Some("reader"));
+        assert_eq!(
+            read.waiting_on(),
+            Some(WaitingOn::Io {
+                op: "recv",
+                fd: Some(server_fd)
+            }),
+            "{dump:#}"
+        );
+        assert_eq!(
+            find(timed_reader.id()).waiting_on(),
+            Some(WaitingOn::Io {
+                op: "recv",
+                fd: Some(server2_fd)
+            }),
+            "{dump:#}"
+        );
+        assert_eq!(
+            find(joiner.id()).waiting_on(),
+            Some(WaitingOn::Task(inner_id))
+        );
+        assert_eq!(
+            find(inner_id).waiting_on(),
+            None,
+            "pending() is not a uringo wait"
+        );
+        let finished = find(done.id());
+        assert_eq!(finished.state(), TaskState::Completed, "{dump:#}");
+        for t in dump.tasks() {
+            assert_eq!(t.worker(), Some(0), "{t}");
+            assert!(t.since_last_poll().is_some(), "{t}");
+            assert!(t.since_last_poll().unwrap() <= t.age(), "{t}");
+            assert!(t.age() <= spawned.elapsed(), "{t}");
+        }
+        let full = format!("{dump:#}");
+        assert!(full.contains(&format!("recv on fd {server_fd}")), "{full}");
+        assert!(full.contains("\"reader\""), "{full}");
+        assert!(full.contains("[completed, not joined]"), "{full}");
+        let grouped = dump.to_string();
+        assert!(grouped.contains("waiting on recv ×1"), "{grouped}");
+
+        // Live tasks exclude the finished one; taking its output removes it from the dump.
+        assert_eq!(rt.metrics().num_alive_tasks(), dump.tasks().len() - 1);
+        assert_eq!(rt.block_on(done).unwrap(), 42);
+        let ids: Vec<_> = rt.handle().dump().tasks().iter().map(|t| t.id()).collect();
+        assert_eq!(ids.len(), dump.tasks().len() - 1);
+        assert!(!ids.contains(&finished.id()));
+
+        // Dropping the handle of a completed task removes it too.
+        let dropped = rt.spawn(async {});
+        wait_for("the second finished task", || dropped.is_finished());
+        let id = dropped.id();
+        assert!(rt.handle().dump().tasks().iter().any(|t| t.id() == id));
+        drop(dropped);
+        assert!(!rt.handle().dump().tasks().iter().any(|t| t.id() == id));
+
+        // The reader wakes when data arrives and leaves the dump once joined.
+        rt.block_on(async {
+            let (r, _) = client.write_all(b"hi".to_vec()).await;
+            r.unwrap();
+        });
+        assert_eq!(rt.block_on(reader).unwrap(), b"hi");
+        sleeper.abort();
+        timed_reader.abort();
+        joiner.abort();
+        drop((client2, rt));
+    });
+}

@@ -216,6 +216,27 @@ fn schedtrace_prints_well_formed_lines_at_its_interval() {
         ] {
             assert!(line.contains(field), "{field} missing: {line}");
         }
+        // The child polls all along, so every interval has timed polls.
+        for field in [
+            " polls=",
+            "schedlat_p50=",
+            "schedlat_p99=",
+            "schedlat_max=",
+            "polltime_p99=",
+        ] {
+            assert!(line.contains(field), "{field} missing: {line}");
+        }
+        let micros = |field: &str| -> u64 {
+            let v = &line[line.find(field).unwrap() + field.len()..];
+            v[..v.find("us").expect("a value in us")]
+                .parse()
+                .expect("a number of microseconds")
+        };
+        assert!(
+            micros("schedlat_p50=") <= micros("schedlat_p99=")
+                && micros("schedlat_p99=") <= micros("schedlat_max="),
+            "percentiles out of order: {line}"
+        );
         let runq = &line[line.find("runq=[").unwrap() + 6..];
         let runq = &runq[..runq.find(']').unwrap()];
         assert_eq!(runq.split(' ').count(), 2, "one entry per worker: {line}");

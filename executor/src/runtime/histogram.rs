@@ -47,7 +47,7 @@ fn bucket_floor(i: usize) -> u64 {
 }
 
 /// The hot-path side: one worker writes it.
-pub(crate) struct Recorder {
+pub struct Recorder {
     buckets: Box<[AtomicU64]>,
     max: AtomicU64,
 }

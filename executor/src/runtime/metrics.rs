@@ -43,6 +43,14 @@ impl RuntimeMetrics {
         self.handle.shared().owned.len()
     }
 
+    /// Tasks that completed but whose `JoinHandle` has neither taken the output nor been
+    /// dropped: their outputs are held in memory until it does (a dump lists them as
+    /// `completed, not joined`). Locks each registry shard briefly.
+    pub fn num_unjoined_tasks(&self) -> usize {
+        let owned = &self.handle.shared().owned;
+        owned.entries().saturating_sub(owned.len())
+    }
+
     /// Tasks spawned since the runtime started (from workers and from outside).
     pub fn spawned_tasks_count(&self) -> u64 {
         let shared = self.handle.shared();

@@ -2,14 +2,18 @@
 //! interval on stderr.
 //!
 //! ```text
-//! SCHED 3000ms: workers=2 searching=0 idle=1 injector=0 runq=[12 0] runnext=[1 0] inflight=[230 4] timers=[1000 3] steals=[0 57] blocking=0/512
+//! SCHED 3000ms: workers=2 searching=0 idle=1 injector=0 runq=[12 0] runnext=[1 0] inflight=[230 4] timers=[1000 3] steals=[0 57] blocking=0/512 polls=48211 schedlat_p50=3us schedlat_p99=41us schedlat_max=180us polltime_p99=12us
 //! ```
 //!
 //! * `searching`: workers looking for work to steal; `idle`: workers asleep in their ring;
 //! * `injector`: tasks in the global queue;
 //! * per worker: `runq` tasks in the local queue, `runnext` 1 if the slot is taken,
 //!   `inflight` ops in the ring, `timers` armed on the wheel, `steals` tasks stolen by it;
-//! * `blocking`: blocking-pool threads / the most it may start.
+//! * `blocking`: blocking-pool threads / the most it may start;
+//! * over the interval since the previous line, all workers together: `polls` timed,
+//!   scheduling latency (wake to poll start) p50 / p99 / max, and poll time p99 — from
+//!   the histograms of `RuntimeMetrics::sched_latency` and `poll_time` (absent when the
+//!   runtime was built with `poll_timing(false)`).
 //!
 //! With `URINGO_SCHEDTRACE_DETAIL=1`, each line is followed by one line per worker with
 //! its counters (Go's `scheddetail`). The trace thread only reads counters the workers
@@ -20,7 +24,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use super::background::{BackgroundThread, StopSignal};
-use super::{Handle, RuntimeMetrics};
+use super::{DurationHistogram, Handle, RuntimeMetrics};
 
 /// Interval and detail flag from `URINGO_SCHEDTRACE` / `URINGO_SCHEDTRACE_DETAIL`.
 pub(crate) fn from_env() -> Option<(Duration, bool)> {
@@ -51,6 +55,7 @@ pub(crate) fn start(
 fn run(metrics: RuntimeMetrics, interval: Duration, detail: bool, stop: &StopSignal) {
     let started = Instant::now();
     let mut next = started + interval;
+    let mut seen = Histograms::of(&metrics);
     loop {
         let now = Instant::now();
         if now < next {
@@ -59,7 +64,10 @@ fn run(metrics: RuntimeMetrics, interval: Duration, detail: bool, stop: &StopSig
             }
             continue;
         }
+        let totals = Histograms::of(&metrics);
         let mut text = line(&metrics, next - started);
+        latency_fields(&mut text, &totals.since(&seen));
+        seen = totals;
         if detail {
             for worker in 0..metrics.num_workers() {
                 text.push('\n');
@@ -95,6 +103,45 @@ pub(crate) fn line(m: &RuntimeMetrics, at: Duration) -> String {
         m.max_blocking_threads(),
     );
     s
+}
+
+/// The two per-poll histograms, all workers together.
+struct Histograms {
+    sched_latency: DurationHistogram,
+    poll_time: DurationHistogram,
+}
+
+impl Histograms {
+    fn of(m: &RuntimeMetrics) -> Histograms {
+        Histograms {
+            sched_latency: m.sched_latency(),
+            poll_time: m.poll_time(),
+        }
+    }
+
+    fn since(&self, earlier: &Histograms) -> Histograms {
+        Histograms {
+            sched_latency: self.sched_latency.since(&earlier.sched_latency),
+            poll_time: self.poll_time.since(&earlier.poll_time),
+        }
+    }
+}
+
+/// Appends the interval's latency figures (nothing if no poll was timed).
+fn latency_fields(s: &mut String, interval: &Histograms) {
+    let polls = interval.sched_latency.count();
+    if polls == 0 {
+        return;
+    }
+    let us = |d: Duration| d.as_micros();
+    let _ = write!(
+        s,
+        " polls={polls} schedlat_p50={}us schedlat_p99={}us schedlat_max={}us polltime_p99={}us",
+        us(interval.sched_latency.p50()),
+        us(interval.sched_latency.p99()),
+        us(interval.sched_latency.max()),
+        us(interval.poll_time.p99()),
+    );
 }
 
 /// One worker's counters (`URINGO_SCHEDTRACE_DETAIL=1`).

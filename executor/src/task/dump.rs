@@ -122,7 +122,7 @@ pub struct TaskInfo {
 }
 
 /// The instant a dump was taken, in the clock a header's stamps use.
-pub(crate) struct DumpClock {
+pub struct DumpClock {
     pub ticks: u64,
     pub nanos_per_tick: f64,
     /// What `Wait::Timer` deadlines count from.

@@ -101,7 +101,7 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         // (and the slot in it) outlives the poll.
         let result = unsafe { uringo_uring::wait::watching(&header.wait, poll) };
         #[cfg(loom)]
-        let result = poll();
+        let result = { poll }();
         let output = match result {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
@@ -186,6 +186,11 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     /// The `JoinHandle` is done with a completed task (took the output, or was dropped
     /// after completion): the registry entry the task left for it goes.
     fn release_for_join_handle(&self) {
+        // Mutation point (loom-tests): forgetting this strands the entry (and the
+        // registry's reference) until shutdown.
+        if cfg!(uringo_loom_mutation = "join_release") {
+            return;
+        }
         // Dropping the registry's reference cannot free the task: the JoinHandle still
         // holds one.
         drop(self.core().scheduler.release(&self.raw()));

@@ -98,7 +98,17 @@ impl OwnedTasks {
     /// The task completed (or shutdown drained it): it no longer counts as live. Only
     /// the first call per task counts.
     pub fn count_out(&self, task: &RawTask) {
-        if !task.header().counted_out.swap(true, Ordering::AcqRel) {
+        let flag = &task.header().counted_out;
+        // Mutation point (loom-tests): a check-then-set lets completion and shutdown's
+        // drain both count the task out.
+        let was_counted_out = if cfg!(uringo_loom_mutation = "count_out_once") {
+            let was = flag.load(Ordering::Acquire);
+            flag.store(true, Ordering::Release);
+            was
+        } else {
+            flag.swap(true, Ordering::AcqRel)
+        };
+        if !was_counted_out {
             self.live.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -139,6 +149,15 @@ impl OwnedTasks {
     /// Number of live (registered, not yet complete) tasks.
     pub fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// Number of registry entries: live tasks plus completed ones whose `JoinHandle`
+    /// has not yet taken the output. Locks every shard.
+    pub fn entries(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     /// Every registered task, as the dump shows it (see `task::dump`).

@@ -9,7 +9,10 @@
 //! drop of that `Arc`.
 //!
 //! Mutation `notified_check` (the poller ignores a wake that arrived during its poll)
-//! loses the wake: `wake_while_running` finds the task idle and unfinished.
+//! loses the wake: `wake_while_running` finds the task idle and unfinished. Mutation
+//! `join_release` (the JoinHandle never releases the registry entry a completed task
+//! left for it) strands the entry; `count_out_once` (counting a task out with a
+//! check-then-set) lets completion and shutdown both decrement the live count.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -39,6 +42,10 @@ impl Schedule for Sched {
         let mut queue = self.0.queue.lock().unwrap();
         assert!(queue.is_empty(), "a task was scheduled twice");
         queue.push_back(task);
+    }
+
+    fn completing(&self, task: &RawTask) {
+        self.0.owned.count_out(task);
     }
 
     fn release(&self, task: &RawTask) -> Option<Task> {
@@ -335,5 +342,65 @@ fn state_abort_racing_a_poll_is_seen_by_exactly_one_side() {
             }
             other => panic!("unexpected {other:?}"),
         }
+    });
+}
+
+/// A task completes on one thread while its `JoinHandle` is polled and then dropped on
+/// another: whoever comes last, the registry entry goes exactly once (the completing
+/// side when nobody wants the output, the handle otherwise), the live count is back to
+/// zero, and the output is dropped once.
+#[test]
+fn registry_entry_goes_once_output_taken_or_handle_dropped() {
+    model(|| {
+        let sched = Sched::new();
+        let output_drops = counter();
+        let (mut join, notified) = sched.spawn(Script {
+            pending: 0,
+            slot: None,
+            polls: counter(),
+            output: Some(Counted(output_drops.clone())),
+            _drops: Counted(counter()),
+        });
+        let joiner = thread::spawn(move || {
+            let taken = poll_join(&mut join).is_ready();
+            drop(join);
+            taken
+        });
+        notified.run();
+        let taken = joiner.join().unwrap();
+        assert_eq!(sched.0.owned.len(), 0, "the live count");
+        assert_eq!(
+            sched.0.owned.entries(),
+            0,
+            "a completed task stayed registered (output taken: {taken})"
+        );
+        assert_eq!(output_drops.load(SeqCst), 1);
+        sched.shutdown();
+    });
+}
+
+/// Shutdown drains the registry while the task completes on another thread: the task
+/// is counted out of the live tasks exactly once.
+#[test]
+fn shutdown_drain_vs_completion_counts_out_once() {
+    model(|| {
+        let sched = Sched::new();
+        let (join, notified) = sched.spawn(Script {
+            pending: 0,
+            slot: None,
+            polls: counter(),
+            output: Some(()),
+            _drops: Counted(counter()),
+        });
+        drop(join);
+        let closer = {
+            let sched = sched.clone();
+            thread::spawn(move || sched.0.owned.close_and_shutdown_all())
+        };
+        notified.run();
+        closer.join().unwrap();
+        assert_eq!(sched.0.owned.len(), 0, "counted out twice or never");
+        assert_eq!(sched.0.owned.entries(), 0);
+        sched.shutdown();
     });
 }
