@@ -5,10 +5,10 @@ mod blocking;
 mod builder;
 pub(crate) mod clock;
 // The registry is process-wide std state that loom cannot (and need not) model.
-#[cfg(not(loom))]
-mod dump_signal;
 pub(crate) mod context;
 pub(crate) mod coop;
+#[cfg(not(loom))]
+mod dump_signal;
 mod handle;
 pub(crate) mod histogram;
 mod leak;
