@@ -216,7 +216,7 @@ pub(crate) fn register(handle: &Handle, name: &str, on: DumpOn) -> io::Result<Re
 /// The signal handler: one byte (the signal number) into the pipe, nothing else.
 extern "C" fn on_signal(signal: libc::c_int) {
     let saved = Errno::last_raw();
-    let fd = PIPE_WRITE.load(Ordering::Relaxed);
+    let fd = PIPE_WRITE.load(Ordering::Acquire);
     if fd >= 0 {
         // Signal numbers are below 65, so one byte holds them.
         let byte = signal as u8;
@@ -239,7 +239,7 @@ fn start_thread() -> io::Result<()> {
         .name("uringo-dump".into())
         .spawn(move || dump_thread(reader))?;
     // Kept open for the life of the process: a handler may be about to write to it.
-    PIPE_WRITE.store(write.into_raw_fd(), Ordering::Relaxed);
+    PIPE_WRITE.store(write.into_raw_fd(), Ordering::Release);
     Ok(())
 }
 
