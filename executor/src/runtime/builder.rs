@@ -39,6 +39,7 @@ pub struct Builder {
     pub(crate) task_hooks: crate::trace::TaskHooks,
     pub(crate) poll_timing: bool,
     pub(crate) task_registry: bool,
+    pub(crate) dump_on_signal: Option<(i32, bool)>,
 }
 
 impl Default for Builder {
@@ -63,6 +64,7 @@ impl Default for Builder {
             task_hooks: Default::default(),
             poll_timing: true,
             task_registry: true,
+            dump_on_signal: None,
         }
     }
 }
@@ -177,6 +179,39 @@ impl Builder {
     pub fn schedtrace(&mut self, interval: Duration, detail: bool) -> &mut Self {
         assert!(!interval.is_zero(), "schedtrace interval must be > 0");
         self.schedtrace = Some((interval, detail));
+        self
+    }
+
+    /// Writes a [task dump](crate::task::TaskDump) of this runtime to stderr whenever the
+    /// process gets `signal`, as Go prints its goroutines on `SIGQUIT`: a header line
+    /// naming the signal, the runtime's [`thread_name`](Self::thread_name) and the time,
+    /// then the tasks grouped by spawn location, or one line per task when `full` is
+    /// set. The environment does the same without code: `URINGO_DUMP_ON=SIGUSR1` (or
+    /// `SIGUSR2`, `USR1`, `USR2`, a signal number), with `:full` appended for the full
+    /// form (this method wins over it; an invalid value there is ignored with a
+    /// warning). Off by default.
+    ///
+    /// It installs a process-wide handler for `signal`, replacing the signal's previous
+    /// disposition (for `SIGUSR1`/`SIGUSR2`, terminating the process), and it stays
+    /// installed after the runtime is gone. [`build`](Self::build) fails with
+    /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) for a signal that cannot be
+    /// caught or that something else relies on: `SIGKILL`, `SIGSTOP`, the crash
+    /// signals (`SIGSEGV`, `SIGABRT`...), `SIGINT`, `SIGTERM`, `SIGQUIT`, `SIGCHLD`,
+    /// `SIGPIPE` and job control.
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new()
+    ///     .thread_name("doc-dump")
+    ///     .dump_on_signal(libc::SIGUSR2, false)
+    ///     .build()?;
+    /// // `kill -USR2 <pid>` now prints `uringo: SIGUSR2: task dump of runtime "doc-dump" ...`.
+    /// # drop(rt);
+    /// let refused = uringo::Builder::new().dump_on_signal(libc::SIGKILL, false).build();
+    /// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump_on_signal(&mut self, signal: i32, full: bool) -> &mut Self {
+        self.dump_on_signal = Some((signal, full));
         self
     }
 

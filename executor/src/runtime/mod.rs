@@ -4,8 +4,11 @@ pub(crate) mod background;
 mod blocking;
 mod builder;
 pub(crate) mod clock;
+// The registry is process-wide std state that loom cannot (and need not) model.
 pub(crate) mod context;
 pub(crate) mod coop;
+#[cfg(not(loom))]
+mod dump_signal;
 mod handle;
 pub(crate) mod histogram;
 mod leak;
@@ -60,6 +63,8 @@ pub struct Runtime {
     shutdown_timeout: Duration,
     schedtrace: Option<background::BackgroundThread>,
     monitor: Option<background::BackgroundThread>,
+    #[cfg(not(loom))]
+    dump_signal: Option<dump_signal::Registration>,
 }
 
 impl Runtime {
@@ -143,6 +148,8 @@ impl Runtime {
             shutdown_timeout: b.shutdown_timeout,
             schedtrace: None,
             monitor: None,
+            #[cfg(not(loom))]
+            dump_signal: None,
         };
         if let Some(err) = failure {
             drop(rt);
@@ -160,6 +167,14 @@ impl Runtime {
         }
         if let Some((interval, detail)) = b.schedtrace.or_else(schedtrace::from_env) {
             rt.schedtrace = Some(schedtrace::start(rt.handle.clone(), interval, detail)?);
+        }
+        #[cfg(not(loom))]
+        if let Some(on) = b
+            .dump_on_signal
+            .map(|(signal, full)| dump_signal::DumpOn { signal, full })
+            .or_else(dump_signal::from_env)
+        {
+            rt.dump_signal = Some(dump_signal::register(&rt.handle, &b.thread_name, on)?);
         }
         tracing::debug!(workers = n, pinned = pin, "uringo runtime started");
         Ok(rt)
@@ -234,6 +249,8 @@ impl Runtime {
             );
         }
         let started = Instant::now();
+        #[cfg(not(loom))]
+        drop(self.dump_signal.take());
         if let Some(mut trace) = self.schedtrace.take() {
             trace.stop();
         }
