@@ -52,7 +52,6 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 
 use super::Handle;
 use crate::scheduler::Shared;
-use crate::task::dump::DumpClock;
 use crate::task::TaskDump;
 
 /// Which signal triggers a dump, and in which form.
@@ -274,9 +273,7 @@ fn dump_all(signal: i32) {
         tracing::debug!(signal = signal_name, "no live runtime to dump");
     }
     for (id, name, full, shared) in targets {
-        let dump = TaskDump {
-            tasks: shared.owned.snapshot(&DumpClock::now()),
-        };
+        let dump = TaskDump::of(&shared.owned);
         drop(shared);
         let header = format!(
             "uringo: {signal_name}: task dump of runtime {name:?} (#{id}) at {}",

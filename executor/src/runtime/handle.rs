@@ -120,10 +120,7 @@ impl Handle {
     /// program is waiting on or leaking (see [`TaskDump`](crate::task::TaskDump); print
     /// it with `{}` for counts per spawn location, `{:#}` for every task).
     pub fn dump(&self) -> crate::task::TaskDump {
-        let clock = crate::task::dump::DumpClock::now();
-        crate::task::TaskDump {
-            tasks: self.shared().owned.snapshot(&clock),
-        }
+        crate::task::TaskDump::of(&self.shared().owned)
     }
 
     /// Runs a blocking closure on the blocking pool.

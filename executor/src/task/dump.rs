@@ -303,6 +303,13 @@ pub struct TaskGroup {
 }
 
 impl TaskDump {
+    /// A dump of `registry`, now.
+    pub(crate) fn of(registry: &super::OwnedTasks) -> TaskDump {
+        TaskDump {
+            tasks: registry.snapshot(&DumpClock::now()),
+        }
+    }
+
     /// The tasks, in no particular order.
     pub fn tasks(&self) -> &[TaskInfo] {
         &self.tasks
