@@ -55,12 +55,27 @@
 //!
 //! ## Seeing what the scheduler does
 //!
-//! [`RuntimeMetrics`] counts; `URINGO_SCHEDTRACE=<ms>` prints Go-style `SCHED` lines;
-//! `URINGO_TRACE=<path>` (or [`Builder::trace_recorder`]) records every spawn, poll,
-//! wake, steal and park and writes `<path>.json` for Perfetto and `<path>.html`, a
-//! self-contained zoomable timeline ([`trace`] explains the format and the cost;
-//! `docs/timeline.png` shows one). [`Builder::on_task_spawn`] and its siblings hook
-//! task spawn, termination and polls.
+//! [`RuntimeMetrics`] counts, and keeps two log-scale histograms per worker: scheduling
+//! latency (wake to poll, Go's `/sched/latencies`) and poll time, fed by one read of
+//! the time-stamp counter per poll (`runtime/clock.rs`; [`Builder::poll_timing`] turns
+//! it off). `URINGO_SCHEDTRACE=<ms>` prints Go-style `SCHED` lines, with the
+//! interval's `schedlat_p99`; `URINGO_TRACE=<path>` (or [`Builder::trace_recorder`])
+//! records every spawn, poll, wake, steal and park and writes `<path>.json` for Perfetto
+//! and `<path>.html`, a self-contained zoomable timeline ([`trace`] explains the format
+//! and the cost; `docs/timeline.png` shows one). [`Builder::on_task_spawn`] and its
+//! siblings hook task spawn, termination and polls.
+//!
+//! ## Finding what is stuck or leaking
+//!
+//! [`Handle::dump`] lists every live task — id, [name](task::Builder::name), spawn
+//! location, state, the worker it last ran on, its age and time since its last poll, and
+//! the uringo op, timer or join handle it waits on — grouped by spawn location like Go's
+//! `goroutine?debug=1`, or one line per task with `{:#}`. It reads the sharded task
+//! registry that shutdown needs anyway and stamps the scheduler leaves in each task
+//! header, so it costs nothing until taken; `URINGO_DUMP_ON=SIGUSR1` prints it on a
+//! signal. Completed tasks whose `JoinHandle` never took the output stay listed;
+//! [`Builder::task_count_warning`] logs the busiest spawn locations when live tasks pass
+//! a mark.
 //!
 //! ## Example
 //!

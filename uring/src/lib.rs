@@ -68,6 +68,7 @@
 //! | `buf.rs` | owned buffers |
 //! | `buf_ring/` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
 //! | `context.rs` | which ring an op polled on this thread goes to |
+//! | `wait.rs` | what a pending op tells a watching executor it waits on (opcode, fd), for task dumps |
 //! | `sys.rs` | raw `io_uring_enter` with a registered ring fd |
 //!
 //! ## Example

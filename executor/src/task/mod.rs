@@ -3,8 +3,8 @@
 //!
 //! | handle | holds a reference | who has it |
 //! |---|---|---|
-//! | [`Notified`] | yes | a run queue (at most one per task) |
-//! | [`Task`] | yes | the owned-task registry, until completion |
+//! | `Notified` | yes | a run queue (at most one per task) |
+//! | `Task` | yes | the owned-task registry, until completion (or, if the `JoinHandle` still wants the output, until it takes it or is dropped) |
 //! | [`JoinHandle`] | yes | the spawner |
 //! | `Waker` | yes | whatever the task waits on |
 //!
