@@ -13,7 +13,8 @@ use uringo_examples::dump_demo::{self, Config, Report, SiteChange};
 use uringo_examples::loadgen::raise_fd_limit;
 use uringo_examples::server::init_logging;
 
-const ABOUT: &str = "an echo server that leaks a task per connection, and the task dump that shows it";
+const ABOUT: &str =
+    "an echo server that leaks a task per connection, and the task dump that shows it";
 
 /// Lines of the full (`{:#}`) dump to print.
 const FULL_LINES: usize = 10;
@@ -71,10 +72,14 @@ fn run() -> std::io::Result<()> {
         Parsed::Args(args) => args,
     };
     let connections = args.number("connections")?;
+    let keepalive = args
+        .duration("keepalive")?
+        .unwrap_or(Config::default().keepalive);
     let config = Config {
         connections,
         close: args.number("close")?,
-        keepalive: args.duration("keepalive")?.unwrap_or(Config::default().keepalive),
+        keepalive,
+        linger: keepalive * 3 / 2,
         workers: args.number("workers")?,
         task_count_warning: match args.get("warn-at") {
             Some(_) => args.number("warn-at")?,
@@ -94,7 +99,10 @@ fn print_report(report: &Report) {
         "server on {}; the client opened {} connections, each sent a line and got its echo\n",
         report.addr, report.connections
     );
-    println!("== Handle::dump() with every connection open ==\n{}", report.before);
+    println!(
+        "== Handle::dump() with every connection open ==\n{}",
+        report.before
+    );
     println!(
         "== after the client closed {} of them ==\n{}",
         report.closed, report.after
@@ -111,8 +119,13 @@ fn print_report(report: &Report) {
         println!("{}", explain(report, &site, leaks.contains(&site)));
     }
     println!(
-        "(the keep-alive tickers had ticked {} times by the second dump)",
-        report.keepalive_ticks
+        "The tickers ticked {} times in all, {} of them after the client closed {} \
+         connections: the first lines of the full dump above are tickers of closed \
+         connections (no \"{}PEER\" task left for their peer), still waking up.",
+        report.keepalive_ticks,
+        report.ticks_since_close,
+        report.closed,
+        dump_demo::HANDLER_PREFIX
     );
 }
 
@@ -136,7 +149,7 @@ fn explain(report: &Report, site: &SiteChange, leaking: bool) -> String {
         .and_then(|t| t.name())
         .unwrap_or("unnamed");
     let head = format!(
-        "{} ({name:?}...): {} -> {} tasks, waiting on {waits}",
+        "{} (e.g. {name:?}): {} -> {} tasks, waiting on {waits}",
         site.spawned_at, site.before, site.after
     );
     if leaking {

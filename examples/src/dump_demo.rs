@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uringo::net::{TcpListener, TcpStream};
-use uringo::task::{Id, TaskDump, TaskState, WaitingOn};
+use uringo::task::{TaskDump, TaskState};
 
 /// Name of the accept loop's task.
 pub const ACCEPT_TASK: &str = "accept-loop";
@@ -53,18 +53,23 @@ pub struct Config {
     pub workers: usize,
     /// `Builder::task_count_warning` for the server's runtime.
     pub task_count_warning: usize,
+    /// How long to wait after closing connections before the second dump, so their
+    /// tickers show they live on (a little over `keepalive` lets each tick once more).
+    pub linger: Duration,
     /// How long to wait for the server to settle before each dump.
     pub settle_timeout: Duration,
 }
 
 impl Default for Config {
-    /// 1 000 connections, 100 closed, a 1 s keep-alive, 2 workers, a warning at 1 000
-    /// live tasks (the leak passes it at about 500 connections, and again at 1 000).
+    /// 1 000 connections, 100 closed, a 1 s keep-alive, 1.5 s from closing to the second
+    /// dump, 2 workers, a warning at 1 000 live tasks (the leak passes it at about 500
+    /// connections, and again at 1 000).
     fn default() -> Config {
         Config {
             connections: 1000,
             close: 100,
             keepalive: Duration::from_secs(1),
+            linger: Duration::from_millis(1500),
             workers: 2,
             task_count_warning: 1000,
             settle_timeout: Duration::from_secs(10),
@@ -87,6 +92,8 @@ pub struct Report {
     pub after: TaskDump,
     /// Ticks of every keep-alive ticker, all told, when `after` was taken.
     pub keepalive_ticks: u64,
+    /// How many of those came after the client closed connections.
+    pub ticks_since_close: u64,
 }
 
 /// How many tasks one spawn site held in each dump.
@@ -146,16 +153,20 @@ impl Report {
 struct Stats {
     /// Connections whose handler is running.
     open: AtomicUsize,
+    /// Bytes echoed back (each count taken after its send completed).
+    echoed: AtomicUsize,
     /// Keep-alive ticks, all tickers together.
     ticks: AtomicU64,
 }
 
 /// Runs the demo: starts the server on its own runtime, connects, dumps, closes
-/// `close` connections, dumps again, shuts the runtime down.
+/// `close` connections (the first ones opened), waits `linger`, dumps again, shuts the
+/// runtime down.
 ///
 /// Errors: `InvalidInput` for a `close` above `connections` or zero workers; a client
 /// socket's error (with which connection and a hint for `EMFILE`); `TimedOut` when the
-/// server does not settle (every task idle, the expected connections open) in time.
+/// server does not settle (every task idle, every byte echoed, the expected
+/// connections open) in time.
 pub fn run(config: &Config) -> io::Result<Report> {
     if config.close > config.connections {
         return Err(invalid(format!(
@@ -179,23 +190,29 @@ pub fn run(config: &Config) -> io::Result<Report> {
     );
 
     let mut clients = Vec::with_capacity(config.connections);
+    let mut sent = 0;
     for i in 0..config.connections {
-        clients.push(connect_and_ping(addr, i).map_err(|err| {
-            io::Error::new(
-                err.kind(),
-                format!(
-                    "client connection {i}: {err} (each connection is two fds in this \
-                     process: raise `ulimit -n` or lower --connections)"
-                ),
-            )
-        })?);
+        let (client, n) = connect_and_ping(addr, i).map_err(|err| {
+            let hint = match err.raw_os_error() {
+                Some(libc::EMFILE) | Some(libc::ENFILE) => {
+                    " (each connection is two fds in this process: raise `ulimit -n` or \
+                     lower --connections)"
+                }
+                _ => "",
+            };
+            io::Error::new(err.kind(), format!("client connection {i}: {err}{hint}"))
+        })?;
+        clients.push(client);
+        sent += n;
     }
-    let before = settle(&rt, &stats, config.connections, config.settle_timeout)?;
+    let before = settle(&rt, &stats, config.connections, sent, config.settle_timeout)?;
 
+    let ticks_at_close = stats.ticks.load(Ordering::Relaxed);
     // Leak #2 stays: the rest of the clients never hang up.
     clients.drain(..config.close);
+    std::thread::sleep(config.linger);
     let open = config.connections - config.close;
-    let after = settle(&rt, &stats, open, config.settle_timeout)?;
+    let after = settle(&rt, &stats, open, sent, config.settle_timeout)?;
     let keepalive_ticks = stats.ticks.load(Ordering::Relaxed);
 
     drop(clients);
@@ -208,6 +225,7 @@ pub fn run(config: &Config) -> io::Result<Report> {
         before,
         after,
         keepalive_ticks,
+        ticks_since_close: keepalive_ticks - ticks_at_close,
     })
 }
 
@@ -252,6 +270,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, stats: Arc<Stats>, keepaliv
                     tracing::debug!(%peer, error = %err, "echo write failed");
                     break;
                 }
+                stats.echoed.fetch_add(n, Ordering::SeqCst);
                 tracing::trace!(%peer, n, "echoed");
                 buf = b;
                 buf.clear();
@@ -274,8 +293,8 @@ async fn keepalive_ticker(stats: Arc<Stats>, period: Duration) {
 }
 
 /// Connects, sends a short message and waits for its echo, so the server has accepted
-/// the connection and its handler is back waiting for the next read.
-fn connect_and_ping(addr: SocketAddr, i: usize) -> io::Result<std::net::TcpStream> {
+/// the connection and echoed. Returns the stream and the bytes sent.
+fn connect_and_ping(addr: SocketAddr, i: usize) -> io::Result<(std::net::TcpStream, usize)> {
     let mut stream = std::net::TcpStream::connect(addr)?;
     // A server that stops echoing must fail the demo, not hang it.
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -289,39 +308,40 @@ fn connect_and_ping(addr: SocketAddr, i: usize) -> io::Result<std::net::TcpStrea
             "the echo differs from what was sent",
         ));
     }
-    Ok(stream)
+    Ok((stream, msg.len()))
 }
 
-/// Takes dumps until the server is at rest and returns the last: `open` handlers
-/// running, every task idle (none mid-poll or queued, e.g. a ticker that just fired),
-/// and each waiting on the same thing as in the dump before — a reply the client has
-/// already read can leave its handler waiting on a `send` whose completion the worker
-/// has not reaped yet, for a moment.
+/// Takes dumps until the server is at rest and returns that one: `open` handlers
+/// running, every byte the client sent echoed, and every task idle (none mid-poll
+/// or queued, e.g. a ticker that just fired).
+///
+/// The echo count matters: the client can read a reply before the worker has reaped
+/// the send's completion, which leaves the handler idle on `send` for a moment. A
+/// handler counts its echo after the send completed, in the poll that goes on to start
+/// the next read, so once it is counted and idle, it waits on `recv`.
 fn settle(
     rt: &uringo::Runtime,
     stats: &Stats,
     open: usize,
+    echoed: usize,
     timeout: Duration,
 ) -> io::Result<TaskDump> {
     let deadline = Instant::now() + timeout;
-    let mut previous: Option<Vec<(Id, Option<WaitingOn>)>> = None;
     loop {
+        // Counters first: a handler that counted and is still mid-poll shows as running.
+        let now_open = stats.open.load(Ordering::SeqCst);
+        let now_echoed = stats.echoed.load(Ordering::SeqCst);
         let dump = rt.handle().dump();
-        let at_rest = dump.tasks().iter().all(|t| t.state() == TaskState::Idle)
-            && stats.open.load(Ordering::SeqCst) == open;
-        let mut waits: Vec<_> = dump.tasks().iter().map(|t| (t.id(), t.waiting_on())).collect();
-        waits.sort_by_key(|(id, _)| *id);
-        if at_rest && previous.as_ref() == Some(&waits) {
+        let all_idle = dump.tasks().iter().all(|t| t.state() == TaskState::Idle);
+        if all_idle && now_open == open && now_echoed == echoed {
             return Ok(dump);
         }
-        previous = at_rest.then_some(waits);
         if Instant::now() >= deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "the server did not settle in {timeout:?}: {} connections open \
-                     (want {open}), tasks:\n{dump}",
-                    stats.open.load(Ordering::SeqCst)
+                    "the server did not settle in {timeout:?}: {now_open} connections open \
+                     (want {open}), {now_echoed} bytes echoed (want {echoed}), tasks:\n{dump}"
                 ),
             ));
         }

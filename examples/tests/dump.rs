@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use uringo::task::{TaskDump, TaskInfo, TaskState, WaitingOn};
 use uringo_examples::dump_demo::{run, Config, ACCEPT_TASK, HANDLER_PREFIX, TICKER_PREFIX};
@@ -79,6 +80,9 @@ fn dump_finds_the_ticker_leak() {
     let report = run(&Config {
         connections: CONNECTIONS,
         close: CLOSE,
+        // Tickers that fire while the demo runs: the dumps must still find them at rest.
+        keepalive: Duration::from_millis(20),
+        linger: Duration::from_millis(50),
         task_count_warning: CONNECTIONS,
         ..Config::default()
     })
@@ -94,7 +98,10 @@ fn dump_finds_the_ticker_leak() {
     assert!(
         matches!(
             accept[0].waiting_on(),
-            Some(WaitingOn::Io { op: "accept", fd: Some(_) })
+            Some(WaitingOn::Io {
+                op: "accept",
+                fd: Some(_)
+            })
         ),
         "{}",
         accept[0]
@@ -106,7 +113,10 @@ fn dump_finds_the_ticker_leak() {
     for h in &handlers {
         assert_eq!(h.state(), TaskState::Idle, "{h}");
         match h.waiting_on() {
-            Some(WaitingOn::Io { op: "recv", fd: Some(fd) }) => fds.insert(fd),
+            Some(WaitingOn::Io {
+                op: "recv",
+                fd: Some(fd),
+            }) => fds.insert(fd),
             other => panic!("a handler waits on its socket's recv, not {other:?}: {h}"),
         };
     }
@@ -137,7 +147,11 @@ fn dump_finds_the_ticker_leak() {
     let (tickers_after, _) = named(after, TICKER_PREFIX);
     assert_eq!(handlers_after.len(), CONNECTIONS - CLOSE, "{after:#}");
     assert_eq!(tickers_after.len(), CONNECTIONS, "{after:#}");
-    assert_eq!(after.tasks().len(), 1 + 2 * CONNECTIONS - CLOSE, "{after:#}");
+    assert_eq!(
+        after.tasks().len(),
+        1 + 2 * CONNECTIONS - CLOSE,
+        "{after:#}"
+    );
     assert_eq!(
         group(after, handler_site),
         (CONNECTIONS - CLOSE, vec![("recv", CONNECTIONS - CLOSE)])
@@ -160,7 +174,10 @@ fn dump_finds_the_ticker_leak() {
     let leaks = report.leaking_sites();
     assert_eq!(leaks.len(), 1, "{leaks:?}");
     assert_eq!(leaks[0].spawned_at, ticker_site);
-    assert_eq!((leaks[0].before, leaks[0].after), (CONNECTIONS, CONNECTIONS));
+    assert_eq!(
+        (leaks[0].before, leaks[0].after),
+        (CONNECTIONS, CONNECTIONS)
+    );
 
     // The watermark warned while the connections were coming in, naming this file.
     let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
