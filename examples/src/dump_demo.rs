@@ -133,7 +133,7 @@ impl Report {
         };
         add(&self.before, false);
         add(&self.after, true);
-        sites.sort_by(|a, b| b.before.max(b.after).cmp(&a.before.max(a.after)));
+        sites.sort_by_key(|s| std::cmp::Reverse(s.before.max(s.after)));
         sites
     }
 
