@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod buffered_copy;
+pub mod dump_demo;
 pub mod echo;
 pub mod http_proxy;
 pub mod loadgen;
