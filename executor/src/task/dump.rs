@@ -267,10 +267,16 @@ impl fmt::Display for Age {
 /// `{:#}` adds a line per task (`debug=2`).
 ///
 /// ```text
-/// uringo task dump: 1002 tasks
-///     1000 @ examples/examples/dump.rs:48:13 [idle] waiting on recv ×1000; oldest 2.1s
-///        1 @ examples/examples/dump.rs:40:5 [idle] waiting on accept ×1; oldest 2.2s
-///        1 @ examples/examples/dump.rs:70:5 [running]; oldest 2.2s
+/// uringo task dump: 1901 tasks
+///     1000 @ examples/src/dump_demo.rs:259:64 [idle] waiting on sleep ×1000; oldest 1.7s
+///      900 @ examples/src/dump_demo.rs:240:76 [idle] waiting on recv ×900; oldest 1.7s
+///        1 @ examples/src/dump_demo.rs:187:52 [idle] waiting on accept ×1; oldest 1.7s
+/// ```
+///
+/// and with `{:#}`, under each group, lines like
+///
+/// ```text
+///            task 3 "keepalive 127.0.0.1:41488" [idle] sleep, fires in 300.6ms, spawned 1.7s ago, polled 667.6ms ago on worker 1
 /// ```
 ///
 /// ```
