@@ -6,17 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::with_watchdog;
+use common::{wait_for, with_watchdog};
 use uringo::task::TaskState;
-
-/// Waits (bounded) until `f` holds.
-fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 #[test]
 fn dump_lists_the_scripted_tasks_with_locations_and_states() {

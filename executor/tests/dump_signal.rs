@@ -5,12 +5,14 @@
 //! process that builds its runtimes, raises the signal and waits for the dump; the
 //! parent reads the child's stderr.
 
-use std::io::Write;
+mod common;
+
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use common::{wait_for, Captured};
 use nix::sys::signal::{raise, Signal};
 
 /// Set in the child, to the name of the scenario it must run.
@@ -35,44 +37,6 @@ fn run_child(name: &str, scenario: &str, dump_on: &str) -> Output {
 
 fn child_scenario() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
-}
-
-/// Collects what a fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
-        let captured = self.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || captured.clone())
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .finish()
-    }
-}
-
-/// Waits (bounded) until `f` holds; the bound only catches a hang.
-fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Where the child spawned what, printed for the parent as `SPAWNED <what> <line>`.

@@ -1,43 +1,14 @@
 //! `Builder::task_count_warning`: one warning when live tasks reach the watermark, the
 //! next only when they reach twice as many, each naming the busiest spawn locations.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
-/// Collects what the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn warnings(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|l| l.contains("live tasks passed the warning watermark"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
+use common::Captured;
 
 #[test]
 fn warns_once_at_the_watermark_and_again_only_on_doubling() {
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let captured = captured.clone();
-            move || captured.clone()
-        })
-        .with_ansi(false)
-        .finish();
+    let subscriber = captured.subscriber();
     let rt = uringo::Builder::new()
         .worker_threads(1)
         .task_count_warning(100)
@@ -50,12 +21,16 @@ fn warns_once_at_the_watermark_and_again_only_on_doubling() {
             handles.push(rt.spawn(std::future::pending::<()>()));
         }
         assert!(
-            captured.warnings().is_empty(),
+            captured
+                .lines_with("live tasks passed the warning watermark")
+                .is_empty(),
             "no warning below the watermark"
         );
         handles.push(rt.spawn(std::future::pending::<()>()));
         assert_eq!(
-            captured.warnings().len(),
+            captured
+                .lines_with("live tasks passed the warning watermark")
+                .len(),
             1,
             "one warning at 100 live tasks"
         );
@@ -65,9 +40,15 @@ fn warns_once_at_the_watermark_and_again_only_on_doubling() {
         for _ in 0..49 {
             handles.push(rt.spawn(std::future::pending::<()>()));
         }
-        assert_eq!(captured.warnings().len(), 1, "quiet between 100 and 199");
+        assert_eq!(
+            captured
+                .lines_with("live tasks passed the warning watermark")
+                .len(),
+            1,
+            "quiet between 100 and 199"
+        );
         handles.push(rt.spawn(std::future::pending::<()>()));
-        let warnings = captured.warnings();
+        let warnings = captured.lines_with("live tasks passed the warning watermark");
         assert_eq!(warnings.len(), 2, "again at 200 live tasks: {warnings:?}");
         let second = &warnings[1];
         assert!(second.contains("live=200"), "{second}");

@@ -7,9 +7,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use common::{with_watchdog, HANG};
+use common::{wait_for, with_watchdog};
 use uringo::task::{Id, TaskState};
 use uringo::JoinHandle;
 
@@ -52,14 +51,6 @@ async fn task(kind: u8) -> u64 {
             1
         }
         k => u64::from(k),
-    }
-}
-
-fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + HANG;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

@@ -1,4 +1,5 @@
-//! Test helpers: a minimal oneshot channel and a drop counter.
+//! Test helpers: a minimal oneshot channel, a drop counter, a hang watchdog, a bounded
+//! wait and a log capture.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -113,5 +114,58 @@ pub fn with_watchdog<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send
             Err(p) => std::panic::resume_unwind(p),
         },
         Err(_) => panic!("{name}: hung for {HANG:?}"),
+    }
+}
+
+/// Waits until `f` holds, polling every 2 ms; fails the test after `HANG` (a hang, never
+/// a performance bound).
+pub fn wait_for(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + HANG;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Collects what a `tracing` fmt subscriber writes, for tests that check log lines.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The lines that contain `pattern`.
+    pub fn lines_with(&self, pattern: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(pattern))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A subscriber (INFO and up, no colours) that writes here.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let captured = self.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || captured.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish()
     }
 }
