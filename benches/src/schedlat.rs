@@ -6,7 +6,10 @@
 //! iterations (cold caches, first-touch allocations, thread start-up) land in them
 //! too; so [`SchedLatency`] is a [`Probe`]: it snapshots both histograms right before
 //! the first measured iteration and right after the last, and keeps the difference
-//! (`DurationHistogram::since`).
+//! (`DurationHistogram::since`). The edges are exact to within the polls running as a
+//! snapshot is taken, at most one per worker: a poll's scheduling latency is recorded
+//! as it starts, its poll time as it ends, possibly just after the last iteration's
+//! completion signal reached the main thread.
 
 use std::fmt::Write as _;
 
@@ -162,7 +165,8 @@ mod tests {
         // and the one warm-up iteration's 20 polls on top in the whole runtime's count.
         assert!(measured >= 2 * 5 * 20, "{measured}");
         assert!(measured < whole_runtime, "{measured} vs {whole_runtime}");
-        assert!(total.poll_time.count() >= measured);
+        // (A poll's time is recorded as it ends, possibly after the closing snapshot.)
+        assert!(total.poll_time.count() + 2 >= measured);
         assert!(total.sched_latency.p50() <= total.sched_latency.p99());
         assert!(total.sched_latency.p99() <= total.sched_latency.max());
         assert!(total.table().contains("| sched latency | "));
