@@ -11,10 +11,12 @@
 //!   iteration: uringo as built by default vs `Builder::poll_timing(false)`.
 //!
 //! Same protocol as the rest of the harness (`runner.rs`): one runtime alive at a time,
-//! the three variants of an experiment in alternating rounds, medians of iterations and
-//! of rounds. The cost per operation is the difference of the medians over the
-//! operations in one iteration; on a shared machine it is only as good as the A/A
-//! noise of the shape, which is why the per-round spread is shown beside it.
+//! the variants of an experiment in alternating rounds, medians of iterations and of
+//! rounds. The cost per operation is the difference of the medians over the operations
+//! in one iteration. The differences are a few per cent of a shape, so each experiment
+//! carries its own A/A check: every cycle runs default uringo twice, before and after
+//! the variant without the switch (uringo, without, uringo #2, tokio), and the table
+//! shows uringo/uringo #2 beside the cost; a cost inside that band is noise.
 //!
 //! The default runtime's yield_many rounds also report its scheduling latency and poll
 //! time over their measured iterations ([`SchedLatency`]).
@@ -32,6 +34,8 @@ use crate::schedlat::SchedLatency;
 pub enum Variant {
     /// `uringo::Builder::new()`: registry and poll timing on.
     Uringo,
+    /// The same again, later in each cycle: the A/A check.
+    UringoAgain,
     /// uringo without the live-task registry.
     UringoNoRegistry,
     /// uringo without per-poll timing.
@@ -45,6 +49,7 @@ impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::Uringo => "uringo",
+            Variant::UringoAgain => "uringo#2",
             Variant::UringoNoRegistry => "uringo-no-registry",
             Variant::UringoUntimed => "uringo-untimed",
             Variant::Tokio => "tokio",
@@ -65,7 +70,7 @@ impl Variant {
             Variant::Tokio => {
                 return runner::round_on_tokio(&runner::tokio_runtime(cfg.workers)?, shape, cfg)
             }
-            Variant::Uringo => {}
+            Variant::Uringo | Variant::UringoAgain => {}
             Variant::UringoNoRegistry => {
                 builder.__without_task_registry();
             }
@@ -127,8 +132,8 @@ pub struct Overhead {
     pub ops_per_iter: usize,
     /// The variant with the switch off.
     pub without: Variant,
-    /// Per variant (default uringo, uringo without the switch, tokio): its per-round
-    /// median iteration times and iterations timed.
+    /// Per variant (default uringo, uringo without the switch, default uringo again,
+    /// tokio): its per-round median iteration times and iterations timed.
     pub rounds: Vec<(Variant, Vec<Duration>, Vec<usize>)>,
 }
 
@@ -157,9 +162,23 @@ impl Overhead {
 
     /// Smallest and largest per-round cost ratio (round i over round i).
     pub fn cost_spread(&self) -> (f64, f64) {
-        self.rounds_of(Variant::Uringo)
+        self.spread(Variant::Uringo, self.without)
+    }
+
+    /// The A/A check: default uringo over itself, run later in the same cycles.
+    pub fn noise_ratio(&self) -> f64 {
+        self.ratio(Variant::Uringo, Variant::UringoAgain)
+    }
+
+    /// Smallest and largest per-round A/A ratio.
+    pub fn noise_spread(&self) -> (f64, f64) {
+        self.spread(Variant::Uringo, Variant::UringoAgain)
+    }
+
+    fn spread(&self, a: Variant, b: Variant) -> (f64, f64) {
+        self.rounds_of(a)
             .iter()
-            .zip(self.rounds_of(self.without))
+            .zip(self.rounds_of(b))
             .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
                 (lo.min(r), hi.max(r))
@@ -198,7 +217,12 @@ pub fn run(
             .iter()
             .find(|s| s.name == ex.shape)
             .ok_or_else(|| io::Error::other(format!("no shape named {}", ex.shape)))?;
-        let variants = [Variant::Uringo, ex.without, Variant::Tokio];
+        let variants = [
+            Variant::Uringo,
+            ex.without,
+            Variant::UringoAgain,
+            Variant::Tokio,
+        ];
         let mut rounds: Vec<_> = variants
             .iter()
             .map(|&v| (v, Vec::new(), Vec::new()))
@@ -237,14 +261,15 @@ impl Overheads {
     /// The Markdown tables: one row per switch, then the latency report.
     pub fn tables(&self) -> String {
         let mut out = String::from(
-            "| switch (shape) | uringo (median µs/iter) | uringo without (median µs/iter) | tokio (median µs/iter) | cost: uringo/without | cost spread (min..max) | cost per op | uringo/tokio | without/tokio |\n\
-             |---|---:|---:|---:|---:|---|---:|---:|---:|\n",
+            "| switch (shape, ops/iter) | uringo (median µs/iter) | without (median µs/iter) | tokio (median µs/iter) | cost: uringo/without (spread) | A/A: uringo/uringo#2 (spread) | cost per op | uringo/tokio | without/tokio |\n\
+             |---|---:|---:|---:|---|---|---:|---:|---:|\n",
         );
         for e in &self.experiments {
             let (lo, hi) = e.cost_spread();
+            let (aa_lo, aa_hi) = e.noise_spread();
             let _ = writeln!(
                 out,
-                "| {} ({}, {} {}s/iter) | {:.1} | {:.1} | {:.1} | {:.3} | {:.2}..{:.2} | {:+.1} ns/{} | {:.2} | {:.2} |",
+                "| {} ({}, {} {}s) | {:.1} | {:.1} | {:.1} | {:.3} ({:.2}..{:.2}) | {:.3} ({:.2}..{:.2}) | {:+.1} ns/{} | {:.2} | {:.2} |",
                 e.switch,
                 e.shape,
                 e.ops_per_iter,
@@ -255,6 +280,9 @@ impl Overheads {
                 e.cost_ratio(),
                 lo,
                 hi,
+                e.noise_ratio(),
+                aa_lo,
+                aa_hi,
                 e.cost_per_op_ns(),
                 e.op,
                 e.ratio(Variant::Uringo, Variant::Tokio),
@@ -289,6 +317,7 @@ impl Overheads {
                     })
                     .collect();
                 let (lo, hi) = e.cost_spread();
+                let (aa_lo, aa_hi) = e.noise_spread();
                 serde_json::json!({
                     "switch": e.switch,
                     "shape": e.shape,
@@ -298,6 +327,8 @@ impl Overheads {
                     "variants": variants,
                     "cost_ratio": e.cost_ratio(),
                     "cost_spread": [lo, hi],
+                    "aa_ratio": e.noise_ratio(),
+                    "aa_spread": [aa_lo, aa_hi],
                     "cost_per_op_ns": e.cost_per_op_ns(),
                     "uringo_vs_tokio": e.ratio(Variant::Uringo, Variant::Tokio),
                     "without_vs_tokio": e.ratio(e.without, Variant::Tokio),
@@ -340,6 +371,11 @@ mod tests {
                     vec![1; 4],
                 ),
                 (
+                    Variant::UringoAgain,
+                    vec![us(100), us(130), us(105), us(95)],
+                    vec![1; 4],
+                ),
+                (
                     Variant::Tokio,
                     vec![us(200), us(200), us(1), us(200)],
                     vec![1; 4],
@@ -362,6 +398,11 @@ mod tests {
         let (lo, hi) = e.cost_spread();
         assert!((hi - 500.0 / 99.0).abs() < 1e-12, "{hi}");
         assert!((lo - 111.0 / 900.0).abs() < 1e-12, "{lo}");
+        // A/A: 110.5 over 102.5; per round 1.10, 3.85, 1.03, 1.17.
+        assert!((e.noise_ratio() - 110.5 / 102.5).abs() < 1e-12);
+        let (lo, hi) = e.noise_spread();
+        assert!((lo - 108.0 / 105.0).abs() < 1e-12, "{lo}");
+        assert!((hi - 500.0 / 130.0).abs() < 1e-12, "{hi}");
     }
 
     #[test]
@@ -405,9 +446,18 @@ mod tests {
         use Variant::*;
         assert_eq!(
             yield_order,
-            [Uringo, UringoUntimed, Tokio, Uringo, UringoUntimed, Tokio]
+            [
+                Uringo,
+                UringoUntimed,
+                UringoAgain,
+                Tokio,
+                Uringo,
+                UringoUntimed,
+                UringoAgain,
+                Tokio
+            ]
         );
-        assert_eq!(order.len(), 12);
+        assert_eq!(order.len(), 16);
         assert_eq!(o.experiments.len(), 2);
         assert_eq!(o.experiments[0].without, UringoNoRegistry);
         assert_eq!(o.latency.rounds, 2);
@@ -419,6 +469,8 @@ mod tests {
         // the round's closing snapshot, at most one per worker.
         assert!(o.latency.poll_time.count() + 2 * 2 >= polls);
         assert!(o.tables().contains("| task registry (spawn_many_local"));
-        assert!(o.json()["experiments"][1]["cost_per_op_ns"].is_f64());
+        let json = o.json();
+        assert!(json["experiments"][1]["cost_per_op_ns"].is_f64());
+        assert!(json["experiments"][1]["aa_ratio"].as_f64().unwrap() > 0.0);
     }
 }
