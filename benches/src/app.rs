@@ -516,8 +516,10 @@ fn run_overheads(cfg: &Config, json: Option<&str>) -> ExitCode {
         }
     };
     println!(
-        "\noverheads of the observability built into uringo's scheduler ({} rounds per variant, alternating; cost per op = difference of medians / ops per iteration):\n{}",
+        "\noverheads of the observability built into uringo's scheduler ({} rounds per variant, alternating; cost per op = difference of medians / ops per iteration, in wall time: with {} workers busy, the CPU time per op is up to {}x that):\n{}",
         cfg.rounds,
+        cfg.workers,
+        cfg.workers,
         results.tables()
     );
     if let Some(path) = json {

@@ -186,7 +186,9 @@ impl Overhead {
     }
 
     /// The switch's cost per operation in ns: difference of the medians over the
-    /// operations in an iteration. Negative when noise outweighs it.
+    /// operations in an iteration. Wall time: when every worker is busy (yield_many)
+    /// the CPU time per operation is up to the worker count times this. Negative when
+    /// noise outweighs it.
     pub fn cost_per_op_ns(&self) -> f64 {
         let diff =
             self.median(Variant::Uringo).as_secs_f64() - self.median(self.without).as_secs_f64();
