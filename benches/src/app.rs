@@ -6,14 +6,14 @@
 //! cargo run --release -p uringo-benches --bin versus -- [--full] [--json PATH] [--report PATH]
 //! cargo run --release -p uringo-benches --bin headtohead -- [--workers N] [--rounds N]
 //!     [--filter NAME[,NAME..]] [--all] [--aa] [--scale F] [--budget SECS] [--json PATH]
-//!     [--lateness] [--quick] [--window SECS] [--smoke] [--report PATH]
+//!     [--lateness] [--overheads] [--quick] [--window SECS] [--smoke] [--report PATH]
 //! ```
 //!
 //! The I/O shapes run each server in a child process: the same executable, started
 //! with the hidden `--serve KIND [--cpu N]` (see `io::server`).
 
 use crate::sched;
-use crate::{io, report, runner, timers};
+use crate::{io, overheads, report, runner, timers};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,10 +25,10 @@ use runner::{Comparison, Config, Peer, Shape};
 const USAGE: &str = "\
 usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [--aa]
                   [--scale F] [--budget SECS] [--json PATH] [--lateness]
-                  [--quick] [--window SECS] [--smoke]
+                  [--overheads] [--quick] [--window SECS] [--smoke]
 
   --workers N   worker threads for both runtimes (default: nproc)
-  --rounds N    rounds per peer, alternating (default: 5)
+  --rounds N    rounds per peer, alternating (default: 5; --overheads: 9)
   --filter S    run only shapes whose name contains one of the comma-separated S
                 (shapes left out of the default run must be named exactly)
   --all         run every shape, including those left out of the default run
@@ -37,7 +37,12 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
   --budget SECS timed work per round before it stops early, after 3 iterations (default: 1)
   --json PATH   also write the results as JSON
   --lateness    instead of ratios: how late timers fire on each runtime (p50, p99, max)
-  --quick       I/O shapes: 0.5 s echo windows and one idle round (a first look)
+  --overheads   instead of ratios: what uringo's task registry costs a spawn
+                (spawn_many_local) and its per-poll timing a poll (yield_many), each
+                against uringo with it off and tokio; then uringo's scheduling latency
+                and poll time under yield_many
+  --quick       I/O shapes: 0.5 s echo windows and one idle round (a first look);
+                --overheads: 3 rounds, 0.5 s budget
   --window SECS I/O shapes: the measured window of each echo round (default: 2)
   --smoke       tiny sizes everywhere, one round: checks that every shape runs, measures
                 nothing (what the tests use)
@@ -85,6 +90,7 @@ struct Args {
     report: Option<std::path::PathBuf>,
     io: IoConfig,
     lateness: bool,
+    overheads: bool,
     filter: Vec<String>,
     all: bool,
     aa: bool,
@@ -103,18 +109,23 @@ fn parse_args(program: Program) -> Result<Args, String> {
         report: versus.then(default_report_path),
         io: IoConfig::new(5),
         lateness: false,
+        overheads: false,
         filter: Vec::new(),
         all: false,
         aa: false,
         json: None,
     };
     let (mut quick, mut smoke, mut window) = (versus, false, None);
+    let mut rounds_given = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--workers" => args.cfg.workers = parse_positive(&flag, &value()?)?,
-            "--rounds" => args.cfg.rounds = parse_positive(&flag, &value()?)?,
+            "--rounds" => {
+                args.cfg.rounds = parse_positive(&flag, &value()?)?;
+                rounds_given = true;
+            }
             "--scale" => {
                 let v = value()?;
                 args.cfg.scale = v
@@ -139,6 +150,7 @@ fn parse_args(program: Program) -> Result<Args, String> {
             "--json" => args.json = Some(value()?),
             "--aa" => args.aa = true,
             "--lateness" => args.lateness = true,
+            "--overheads" => args.overheads = true,
             "--quick" => quick = true,
             "--full" => {
                 quick = false;
@@ -161,6 +173,14 @@ fn parse_args(program: Program) -> Result<Args, String> {
             // `cargo bench` passes this to every bench target; accept it silently.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.overheads && !rounds_given {
+        // Its differences are a few per cent of a shape, so more rounds than the
+        // ratios need; each round is short (the whole run takes about 20 s).
+        args.cfg.rounds = if quick && !versus { 3 } else { 9 };
+        if quick && !versus {
+            args.cfg.budget = Duration::from_secs_f64(0.5);
         }
     }
     args.io = if smoke {
@@ -261,6 +281,9 @@ pub fn main(program: Program) -> ExitCode {
     };
     if args.lateness {
         return lateness(&args.cfg);
+    }
+    if args.overheads {
+        return run_overheads(&args.cfg, args.json.as_deref());
     }
     let shapes: Vec<Shape> = sched::shapes()
         .into_iter()
@@ -466,4 +489,47 @@ fn lateness(cfg: &Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--overheads`: the cost of the task registry and of per-poll timing, and the
+/// scheduling latency under yield_many (see `overheads.rs`).
+fn run_overheads(cfg: &Config, json: Option<&str>) -> ExitCode {
+    let machine = report::Machine::detect();
+    println!("{}", report::header(&machine, cfg));
+    let mut last_shape = String::new();
+    let result = overheads::run(cfg, |shape, variant, t, iters| {
+        if shape != last_shape {
+            if !last_shape.is_empty() {
+                eprintln!();
+            }
+            eprint!("{shape:<24}");
+            last_shape = shape.to_owned();
+        }
+        eprint!(" {}={:.0}µs×{iters}", variant.name(), t.as_secs_f64() * 1e6);
+    });
+    eprintln!();
+    let results = match result {
+        Ok(results) => results,
+        Err(err) => {
+            eprintln!("headtohead: overheads: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "\noverheads of the observability built into uringo's scheduler ({} rounds per variant, alternating; cost per op = difference of medians / ops per iteration, in wall time: with {} workers busy, the CPU time per op is up to {}x that):\n{}",
+        cfg.rounds,
+        cfg.workers,
+        cfg.workers,
+        results.tables()
+    );
+    if let Some(path) = json {
+        let written =
+            report::write_json_fields(path, &machine, cfg, [("overheads", results.json())]);
+        if let Err(err) = written {
+            eprintln!("headtohead: writing {path}: {err}");
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {path}");
+    }
+    ExitCode::SUCCESS
 }

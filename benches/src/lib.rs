@@ -5,10 +5,12 @@ pub mod app;
 mod html;
 mod io;
 mod oneshot;
+mod overheads;
 mod peers;
 mod report;
 mod runner;
 mod sched;
+mod schedlat;
 mod timers;
 
 pub use runner::{total_time, Peer, Shape};

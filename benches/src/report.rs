@@ -100,9 +100,6 @@ pub fn write_json(
     tables: &[(&str, Vec<Comparison>)],
     io: serde_json::Value,
 ) -> io::Result<()> {
-    let unix_time = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let results: Vec<_> = tables
         .iter()
         .flat_map(|(mode, cmps)| cmps.iter().map(move |c| (mode, c)))
@@ -124,16 +121,35 @@ pub fn write_json(
             })
         })
         .collect();
-    let doc = serde_json::json!({
+    write_json_fields(
+        path,
+        machine,
+        cfg,
+        [("results", results.into()), ("io", io)],
+    )
+}
+
+/// Writes `fields` (a mode's own results) after the machine and settings, as JSON.
+pub fn write_json_fields(
+    path: &str,
+    machine: &Machine,
+    cfg: &Config,
+    fields: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
+) -> io::Result<()> {
+    let unix_time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut doc = serde_json::json!({
         "unix_time": unix_time,
         "machine": { "nproc": machine.nproc, "kernel": machine.kernel, "cpu": machine.cpu },
         "workers": cfg.workers,
         "rounds": cfg.rounds,
         "scale": cfg.scale,
         "budget_s": cfg.budget.as_secs_f64(),
-        "results": results,
-        "io": io,
     });
+    for (key, value) in fields {
+        doc[key] = value;
+    }
     let text = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
     std::fs::write(path, text + "\n")
 }

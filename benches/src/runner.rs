@@ -59,31 +59,49 @@ impl Peer {
     /// Runs one round of `shape` on a runtime of its own, built here and dropped before
     /// returning. Returns the median iteration time and how many iterations were timed.
     fn round(self, shape: &Shape, cfg: &Config) -> io::Result<(Duration, usize)> {
-        let iters = ((f64::from(shape.iters) * cfg.scale).round() as u32).max(1);
-        // A fifth of the work again, at least one iteration: first-touch allocations,
-        // thread start-up and cold caches stay out of the timed iterations.
-        let warmup = (iters / 5).max(1);
-        let mut bencher = Bencher::new(cfg.workers, warmup, iters, cfg.budget);
         match self {
             Peer::Uringo => {
                 let rt = uringo::Builder::new().worker_threads(cfg.workers).build()?;
-                (shape.uringo)(&rt, &mut bencher);
-                drop(rt);
+                round_on_uringo(&rt, shape, cfg, None)
             }
-            Peer::Tokio => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(cfg.workers)
-                    .enable_all()
-                    .build()?;
-                (shape.tokio)(&rt, &mut bencher);
-                drop(rt);
-            }
+            Peer::Tokio => round_on_tokio(&tokio_runtime(cfg.workers)?, shape, cfg),
         }
-        let median = bencher.median().ok_or_else(|| {
-            io::Error::other(format!("shape {} never called Bencher::iter", shape.name))
-        })?;
-        Ok((median, bencher.samples()))
     }
+}
+
+/// tokio as both harnesses build it: multi-threaded, `workers` threads, every driver.
+pub fn tokio_runtime(workers: usize) -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
+
+/// One round of `shape` on `rt`, a uringo runtime the caller built (so it can measure a
+/// builder setting) and drops after. `probe`, if any, is sampled right before the first
+/// measured iteration and right after the last: warm-up stays out of it. Returns the
+/// median iteration time and how many iterations were timed.
+pub fn round_on_uringo(
+    rt: &uringo::Runtime,
+    shape: &Shape,
+    cfg: &Config,
+    probe: Option<&mut dyn Probe>,
+) -> io::Result<(Duration, usize)> {
+    let mut bencher = Bencher::for_round(shape, cfg);
+    bencher.probe = probe;
+    (shape.uringo)(rt, &mut bencher);
+    bencher.result(shape)
+}
+
+/// One round of `shape` on `rt`, a tokio runtime the caller built and drops after.
+pub fn round_on_tokio(
+    rt: &tokio::runtime::Runtime,
+    shape: &Shape,
+    cfg: &Config,
+) -> io::Result<(Duration, usize)> {
+    let mut bencher = Bencher::for_round(shape, cfg);
+    (shape.tokio)(rt, &mut bencher);
+    bencher.result(shape)
 }
 
 /// Runs `iters` timed iterations of `shape` on a fresh runtime of `peer` (no warm-up,
@@ -96,13 +114,7 @@ pub fn total_time(shape: &Shape, peer: Peer, workers: usize, iters: u64) -> io::
             let rt = uringo::Builder::new().worker_threads(workers).build()?;
             (shape.uringo)(&rt, &mut bencher);
         }
-        Peer::Tokio => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .enable_all()
-                .build()?;
-            (shape.tokio)(&rt, &mut bencher);
-        }
+        Peer::Tokio => (shape.tokio)(&tokio_runtime(workers)?, &mut bencher),
     }
     Ok(bencher.samples.iter().sum())
 }
@@ -125,16 +137,26 @@ pub struct Config {
 /// Measured iterations a round runs whatever its budget: a median of fewer is noise.
 pub const MIN_ITERS: u32 = 3;
 
+/// Something sampled around a round's measured iterations (the runtime's own
+/// histograms, say), so that what it reports excludes the warm-up.
+pub trait Probe {
+    /// Called right before the first measured iteration.
+    fn start(&mut self);
+    /// Called right after the last measured iteration.
+    fn stop(&mut self);
+}
+
 /// Times a shape's iterations within one round.
-pub struct Bencher {
+pub struct Bencher<'p> {
     workers: usize,
     warmup: u32,
     iters: u32,
     budget: Duration,
     samples: Vec<Duration>,
+    probe: Option<&'p mut dyn Probe>,
 }
 
-impl Bencher {
+impl<'p> Bencher<'p> {
     fn new(workers: usize, warmup: u32, iters: u32, budget: Duration) -> Self {
         Bencher {
             workers,
@@ -142,7 +164,24 @@ impl Bencher {
             iters,
             budget,
             samples: Vec::with_capacity(iters as usize),
+            probe: None,
         }
+    }
+
+    /// A bencher for one round of `shape` under `cfg`: its iterations times `--scale`,
+    /// and a fifth of the work again, at least one iteration, as warm-up (first-touch
+    /// allocations, thread start-up and cold caches stay out of the timed iterations).
+    fn for_round(shape: &Shape, cfg: &Config) -> Self {
+        let iters = ((f64::from(shape.iters) * cfg.scale).round() as u32).max(1);
+        Bencher::new(cfg.workers, (iters / 5).max(1), iters, cfg.budget)
+    }
+
+    /// The round's median and sample count, once the shape has run.
+    fn result(&self, shape: &Shape) -> io::Result<(Duration, usize)> {
+        let median = self.median().ok_or_else(|| {
+            io::Error::other(format!("shape {} never called Bencher::iter", shape.name))
+        })?;
+        Ok((median, self.samples()))
     }
 
     /// The runtime's worker count (shapes that load every worker need it).
@@ -161,6 +200,9 @@ impl Bencher {
             }
         }
         let mut spent = Duration::ZERO;
+        if let Some(probe) = self.probe.as_mut() {
+            probe.start();
+        }
         for i in 0..self.iters {
             let start = Instant::now();
             f();
@@ -170,6 +212,9 @@ impl Bencher {
             if i + 1 >= MIN_ITERS && spent >= self.budget {
                 break;
             }
+        }
+        if let Some(probe) = self.probe.as_mut() {
+            probe.stop();
         }
     }
 

@@ -27,10 +27,13 @@ use crate::oneshot;
 use crate::peers::Rt;
 use crate::runner::{Bencher, Shape};
 
-const NUM_SPAWN: usize = 10_000;
+/// Tasks spawn_many_local (and the remote spawn shapes) spawn per iteration.
+pub const NUM_SPAWN: usize = 10_000;
 const NUM_PINGS: usize = 1_000;
-const YIELD_TASKS: usize = 200;
-const NUM_YIELD: usize = 1_000;
+/// Tasks yield_many spawns per iteration.
+pub const YIELD_TASKS: usize = 200;
+/// Times each yield_many task yields.
+pub const NUM_YIELD: usize = 1_000;
 const CHAIN: usize = 1_000;
 /// How long a busy task burns CPU between yields (tokio's `STALL_DUR`).
 const STALL: Duration = Duration::from_micros(10);
