@@ -107,9 +107,11 @@ thread_local! {
 /// unsafe { wait::watching(&slot, || wait::record(Wait::Task { id: 7 })) };
 /// assert_eq!(Wait::decode(slot.load(Ordering::Relaxed)), Some(Wait::Task { id: 7 }));
 /// ```
+#[inline]
 pub unsafe fn watching<R>(slot: *const AtomicU64, f: impl FnOnce() -> R) -> R {
     struct Restore(*const AtomicU64);
     impl Drop for Restore {
+        #[inline]
         fn drop(&mut self) {
             SLOT.with(|s| s.set(self.0));
         }
