@@ -62,6 +62,16 @@ fn dump_lists_the_scripted_tasks_with_locations_and_states() {
         let idle_info: Vec<_> = idle.iter().map(|h| info(h.id())).collect();
         let running_info = info(running.id());
         let scheduled_info: Vec<_> = scheduled.iter().map(|h| info(h.id())).collect();
+        // Scheduled tasks say how long they have been runnable; they were never polled.
+        for h in &scheduled {
+            let t = dump.tasks().iter().find(|t| t.id() == h.id()).unwrap();
+            assert!(
+                t.runnable_for().is_some() && t.since_last_poll().is_none(),
+                "{t}"
+            );
+            assert!(t.runnable_for().unwrap() <= t.age(), "{t}");
+            assert_eq!(t.worker(), None, "{t}");
+        }
         assert!(idle_info
             .iter()
             .all(|(s, l)| *s == TaskState::Idle && *l == idle_info[0].1));

@@ -103,7 +103,7 @@ impl Handle {
             let meta = crate::trace::TaskMeta::new(id, std::panic::Location::caller());
             crate::scheduler::worker::task_spawned(shared, meta);
         }
-        let init = crate::task::raw::TaskInit { id, name };
+        let init = crate::task::owned::TaskInit { id, name };
         let (join, notified) = shared.owned.bind(future, shared.clone(), init);
         if shared.owned.len() >= shared.next_task_warning.load(Ordering::Relaxed) {
             super::leak::passed_watermark(shared);
@@ -120,7 +120,7 @@ impl Handle {
     /// program is waiting on or leaking (see [`TaskDump`](crate::task::TaskDump); print
     /// it with `{}` for counts per spawn location, `{:#}` for every task).
     pub fn dump(&self) -> crate::task::TaskDump {
-        crate::task::TaskDump::of(&self.shared().owned)
+        crate::task::TaskDump::of(self.shared())
     }
 
     /// Runs a blocking closure on the blocking pool.

@@ -165,7 +165,7 @@ impl Shared {
     pub fn schedule_remote(&self, task: Notified) {
         self.remote_schedules.fetch_add(1, Ordering::Relaxed);
         if self.config.poll_timing {
-            task.header().scheduled_at.store(
+            task.header().stamp.store(
                 crate::runtime::clock::recent(),
                 std::sync::atomic::Ordering::Relaxed,
             );

@@ -22,7 +22,7 @@
 //! clock reading that ended the previous poll when the worker went straight from one to
 //! the next, a fresh reading otherwise; its end is one more reading. So a run of polls
 //! costs one clock read each (`runtime/clock.rs`), which feeds the scheduling-latency
-//! histogram (poll start minus the task's `scheduled_at` stamp), the poll-time
+//! histogram (poll start minus the wake time in the task's `stamp`), the poll-time
 //! histogram and the dump's last-poll stamp.
 
 use std::cell::{Cell, RefCell};
@@ -305,15 +305,18 @@ impl WorkerContext {
     #[inline]
     fn timed_poll(&self, task: Notified, start: u64) -> u64 {
         let header = task.header();
-        header.last_worker.store(self.index as u32, Relaxed);
+        header.last_worker.store(self.index as u16, Relaxed);
         if !self.timing {
             self.run_one(task);
             return 0;
         }
         let m = self.metrics();
-        m.sched_latency
-            .record(start.saturating_sub(header.scheduled_at.load(Relaxed)));
-        header.last_polled.store(start, Relaxed);
+        // The stamp says when it was woken; from now on, when this poll started. Nobody
+        // else writes it meanwhile: we hold the task's only queue entry, and a wake
+        // before the poll ends only sets a bit (the next schedule comes after it).
+        let woken = header.stamp.load(Relaxed);
+        header.stamp.store(start, Relaxed);
+        m.sched_latency.record(start.saturating_sub(woken));
         // The header may be freed by the poll (the task completes): not touched after.
         self.run_one(task);
         let end = clock::refresh();
@@ -379,7 +382,7 @@ impl WorkerContext {
     fn schedule_local(&self, task: Notified, is_yield: bool) {
         WorkerMetrics::bump(&self.metrics().local_schedules, 1);
         if self.timing {
-            task.header().scheduled_at.store(clock::recent(), Relaxed);
+            task.header().stamp.store(clock::recent(), Relaxed);
         }
         if is_yield {
             self.core.borrow_mut().yielded.push(task);

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use uringo_uring::wait::{self, Wait};
 
-use super::raw::Header;
 use super::Id;
 use crate::runtime::clock;
 
@@ -118,6 +117,7 @@ pub struct TaskInfo {
     pub(crate) worker: Option<usize>,
     pub(crate) age: Duration,
     pub(crate) since_poll: Option<Duration>,
+    pub(crate) runnable_for: Option<Duration>,
     pub(crate) waiting_on: Option<WaitingOn>,
 }
 
@@ -127,14 +127,18 @@ pub struct DumpClock {
     pub nanos_per_tick: f64,
     /// What `Wait::Timer` deadlines count from.
     pub timer_origin: Instant,
+    /// Whether the runtime times polls (`Config::poll_timing`): without it, the stamp
+    /// in a header is its spawn time forever.
+    pub poll_timing: bool,
 }
 
 impl DumpClock {
-    pub(crate) fn now() -> DumpClock {
+    pub(crate) fn now(poll_timing: bool) -> DumpClock {
         DumpClock {
             ticks: clock::now(),
             nanos_per_tick: clock::nanos_per_tick(),
             timer_origin: clock::instant_origin(),
+            poll_timing,
         }
     }
 
@@ -144,9 +148,11 @@ impl DumpClock {
 }
 
 impl TaskInfo {
-    /// Reads a registered task's header; `None` for a task that completed with nobody
-    /// wanting its output (it is on its way out of the registry).
-    pub(crate) fn of(header: &Header, clock: &DumpClock) -> Option<TaskInfo> {
+    /// Reads a registered task; `None` for a task that completed with nobody wanting
+    /// its output (it is on its way out of the registry).
+    pub(crate) fn of(entry: &super::owned::Entry, clock: &DumpClock) -> Option<TaskInfo> {
+        let raw = entry.task.raw();
+        let header = raw.header();
         let state = header.state.load();
         let state = if state.is_complete() {
             if !state.is_join_interested() {
@@ -160,16 +166,27 @@ impl TaskInfo {
         } else {
             TaskState::Idle
         };
-        let last_polled = header.last_polled.load(Relaxed);
         let worker = header.last_worker.load(Relaxed);
+        let worker = (worker != u16::MAX).then_some(usize::from(worker));
+        // The stamp is the wake time while scheduled, the last poll's start otherwise
+        // (`raw::Header::stamp`); meaningless without poll timing.
+        let stamp = clock
+            .poll_timing
+            .then(|| clock.since(header.stamp.load(Relaxed)));
+        let (since_poll, runnable_for) = match state {
+            TaskState::Scheduled => (None, stamp),
+            _ if worker.is_none() => (None, None),
+            _ => (stamp, None),
+        };
         Some(TaskInfo {
             id: header.id,
-            name: header.name.as_deref().map(str::to_owned),
+            name: entry.name.as_deref().map(str::to_owned),
             spawned_at: header.location,
             state,
-            worker: (worker != u32::MAX).then_some(worker as usize),
-            age: clock.since(header.spawned_at),
-            since_poll: (last_polled != 0).then(|| clock.since(last_polled)),
+            worker,
+            age: clock.since(entry.spawned_at),
+            since_poll,
+            runnable_for,
             waiting_on: match state {
                 TaskState::Idle => WaitingOn::decode(header.wait.load(Relaxed), clock.timer_origin),
                 _ => None,
@@ -208,10 +225,18 @@ impl TaskInfo {
         self.age
     }
 
-    /// Time since its latest poll started (`None`: never polled by a worker, or the
-    /// runtime was built with per-poll timing off).
+    /// Time since its latest poll started. `None` for a task that is scheduled (see
+    /// [`runnable_for`](Self::runnable_for)), was never polled by a worker, or runs on a
+    /// runtime built with [`poll_timing(false)`](crate::Builder::poll_timing).
     pub fn since_last_poll(&self) -> Option<Duration> {
         self.since_poll
+    }
+
+    /// For a scheduled task, how long it has been waiting for a worker since it was
+    /// woken (or spawned): scheduling latency in the making. `None` otherwise, or
+    /// without poll timing.
+    pub fn runnable_for(&self) -> Option<Duration> {
+        self.runnable_for
     }
 
     /// What it waits on, for an idle task whose latest poll ended on a uringo op, timer
@@ -232,6 +257,9 @@ impl fmt::Display for TaskInfo {
             write!(f, " {waiting_on}")?;
         }
         write!(f, ", spawned {} ago", Age(self.age))?;
+        if let Some(runnable) = self.runnable_for {
+            write!(f, ", runnable for {}", Age(runnable))?;
+        }
         match (self.since_poll, self.worker) {
             (Some(since), Some(worker)) => {
                 write!(f, ", polled {} ago on worker {worker}", Age(since))
@@ -309,10 +337,12 @@ pub struct TaskGroup {
 }
 
 impl TaskDump {
-    /// A dump of `registry`, now.
-    pub(crate) fn of(registry: &super::OwnedTasks) -> TaskDump {
+    /// A dump of a runtime's tasks, now.
+    pub(crate) fn of(shared: &crate::scheduler::Shared) -> TaskDump {
         TaskDump {
-            tasks: registry.snapshot(&DumpClock::now()),
+            tasks: shared
+                .owned
+                .snapshot(&DumpClock::now(shared.config.poll_timing)),
         }
     }
 

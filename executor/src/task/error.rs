@@ -22,11 +22,19 @@ pub struct JoinError {
     repr: Repr,
 }
 
+/// Boxed, so that a `JoinError` is two words: every task's cell has room for its output
+/// *or* this error, and a small task's cell must stay within 120 bytes (see
+/// `raw::Header`). A panic pays one more allocation.
 enum Repr {
     Cancelled,
-    /// The payload is behind a mutex only to make `JoinError: Sync`; the message is
-    /// extracted up front for `Display`.
-    Panic(Mutex<Box<dyn Any + Send + 'static>>, Option<String>),
+    Panic(Box<Panic>),
+}
+
+struct Panic {
+    /// Behind a mutex only to make `JoinError: Sync`.
+    payload: Mutex<Box<dyn Any + Send + 'static>>,
+    /// Extracted up front for `Display`.
+    message: Option<String>,
 }
 
 impl JoinError {
@@ -44,7 +52,10 @@ impl JoinError {
             .or_else(|| payload.downcast_ref::<String>().cloned());
         JoinError {
             id,
-            repr: Repr::Panic(Mutex::new(payload), message),
+            repr: Repr::Panic(Box::new(Panic {
+                payload: Mutex::new(payload),
+                message,
+            })),
         }
     }
 
@@ -69,7 +80,10 @@ impl JoinError {
     /// The panic payload, or the error back if the task was cancelled.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(payload, _) => Ok(payload.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Panic(panic) => Ok(panic
+                .payload
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())),
             Repr::Cancelled => Err(self),
         }
     }
@@ -84,10 +98,10 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
-            Repr::Panic(_, Some(msg)) => {
-                write!(f, "task {} panicked with message {msg:?}", self.id)
-            }
-            Repr::Panic(_, None) => write!(f, "task {} panicked", self.id),
+            Repr::Panic(panic) => match &panic.message {
+                Some(msg) => write!(f, "task {} panicked with message {msg:?}", self.id),
+                None => write!(f, "task {} panicked", self.id),
+            },
         }
     }
 }
@@ -96,8 +110,10 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
-            Repr::Panic(_, Some(msg)) => write!(f, "JoinError::Panic({:?}, {msg:?}, ...)", self.id),
-            Repr::Panic(_, None) => write!(f, "JoinError::Panic({:?}, ...)", self.id),
+            Repr::Panic(panic) => match &panic.message {
+                Some(msg) => write!(f, "JoinError::Panic({:?}, {msg:?}, ...)", self.id),
+                None => write!(f, "JoinError::Panic({:?}, ...)", self.id),
+            },
         }
     }
 }
@@ -107,5 +123,14 @@ impl std::error::Error for JoinError {}
 impl From<JoinError> for std::io::Error {
     fn from(err: JoinError) -> Self {
         std::io::Error::other(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every task's cell holds its output or this error: keep it two words.
+    #[test]
+    fn a_join_error_is_two_words() {
+        assert_eq!(std::mem::size_of::<super::JoinError>(), 16);
     }
 }

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::ptr::NonNull;
 
-use super::raw::{RawTask, TaskInit};
+use super::raw::RawTask;
 use super::{Id, JoinHandle};
 use crate::scheduler::queue::QueueItem;
 
@@ -117,16 +117,12 @@ impl Drop for Task {
 
 /// Allocates a task: the registry's handle, its first queue entry, its join handle.
 #[track_caller]
-pub fn new_task<F, S>(
-    future: F,
-    scheduler: S,
-    init: impl Into<TaskInit>,
-) -> (Task, Notified, JoinHandle<F::Output>)
+pub fn new_task<F, S>(future: F, scheduler: S, id: Id) -> (Task, Notified, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let raw = RawTask::new(future, scheduler, init.into());
+    let raw = RawTask::new(future, scheduler, id);
     (Task(raw), Notified(raw), JoinHandle::new(raw))
 }

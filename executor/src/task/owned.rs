@@ -19,12 +19,36 @@ use std::panic::Location;
 
 use slab::Slab;
 
-use super::raw::{RawTask, TaskInit};
+use super::raw::RawTask;
 use super::{Id, JoinHandle, Notified, Schedule, Task};
 use crate::loom::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
+/// What a spawner says about a new task besides its future.
+pub struct TaskInit {
+    pub id: Id,
+    pub name: Option<Box<str>>,
+}
+
+impl From<Id> for TaskInit {
+    fn from(id: Id) -> TaskInit {
+        TaskInit { id, name: None }
+    }
+}
+
+/// A registered task, with what only dumps read (kept out of the task's header, which
+/// every poll touches: see `raw::Header`).
+pub struct Entry {
+    pub task: Task,
+    /// Clock ticks (`runtime/clock.rs`) at spawn.
+    pub spawned_at: u64,
+    /// `task::Builder::name`.
+    pub name: Option<Box<str>>,
+}
+
+type Shard = Mutex<Slab<Entry>>;
+
 pub struct OwnedTasks {
-    shards: Box<[Mutex<Slab<Task>>]>,
+    shards: Box<[Shard]>,
     mask: usize,
     closed: AtomicBool,
     live: AtomicUsize,
@@ -44,7 +68,7 @@ impl OwnedTasks {
         }
     }
 
-    fn shard(&self, id: Id) -> &Mutex<Slab<Task>> {
+    fn shard(&self, id: Id) -> &Shard {
         &self.shards[(id.as_u64() as usize) & self.mask]
     }
 
@@ -62,9 +86,8 @@ impl OwnedTasks {
         F::Output: Send + 'static,
         S: Schedule,
     {
-        let init = init.into();
-        let id = init.id;
-        let (task, notified, join) = super::new_task(future, scheduler, init);
+        let TaskInit { id, name } = init.into();
+        let (task, notified, join) = super::new_task(future, scheduler, id);
         if !self.enabled {
             drop(task);
             return (join, Some(notified));
@@ -77,7 +100,12 @@ impl OwnedTasks {
                 Some(task)
             } else {
                 let raw = task.raw();
-                let key = shard.insert(task);
+                let key = shard.insert(Entry {
+                    task,
+                    spawned_at: crate::runtime::clock::recent(),
+                    name,
+                });
+                let key = u32::try_from(key).expect("over 4 billion tasks in one registry shard");
                 raw.header().owned_key.store(key, Ordering::Relaxed);
                 // Nobody else has the task yet: counted in, to be counted out once.
                 raw.header().counted_out.store(false, Ordering::Relaxed);
@@ -117,15 +145,16 @@ impl OwnedTasks {
     /// `None` when shutdown already took it (or it was never registered).
     pub fn remove(&self, task: &RawTask) -> Option<Task> {
         let key = task.header().owned_key.load(Ordering::Relaxed);
-        if key == usize::MAX {
+        if key == u32::MAX {
             return None;
         }
+        let key = key as usize;
         let mut shard = self
             .shard(task.id())
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         match shard.get(key) {
-            Some(t) if t.raw() == *task => Some(shard.remove(key)),
+            Some(e) if e.task.raw() == *task => Some(shard.remove(key).task),
             _ => None,
         }
     }
@@ -137,7 +166,7 @@ impl OwnedTasks {
         for shard in self.shards.iter() {
             let tasks: Vec<Task> = {
                 let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                shard.drain().collect()
+                shard.drain().map(|e| e.task).collect()
             };
             for task in tasks {
                 self.count_out(&task.raw());
@@ -168,7 +197,7 @@ impl OwnedTasks {
             out.extend(
                 shard
                     .iter()
-                    .filter_map(|(_, task)| super::dump::TaskInfo::of(task.raw().header(), clock)),
+                    .filter_map(|(_, entry)| super::dump::TaskInfo::of(entry, clock)),
             );
         }
         out
@@ -180,8 +209,10 @@ impl OwnedTasks {
         let mut counts: HashMap<&'static Location<'static>, usize> = HashMap::new();
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for (_, task) in shard.iter() {
-                *counts.entry(task.raw().header().location).or_default() += 1;
+            for (_, entry) in shard.iter() {
+                *counts
+                    .entry(entry.task.raw().header().location)
+                    .or_default() += 1;
             }
         }
         let mut counts: Vec<_> = counts.into_iter().collect();
