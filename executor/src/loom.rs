@@ -10,7 +10,7 @@ pub(crate) mod sync {
     pub(crate) use std::sync::atomic::{
         fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
-    pub(crate) use std::sync::{Arc, Condvar, Mutex};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
     /// `UnsafeCell` with loom's closure-based access API.
     #[derive(Debug, Default)]
@@ -56,7 +56,7 @@ pub(crate) mod sync {
     pub(crate) use loom::sync::atomic::{
         fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
-    pub(crate) use loom::sync::{Arc, Condvar, Mutex};
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
     /// Reads an atomic the caller alone writes.
     pub(crate) trait UnsyncLoad<T> {

@@ -105,7 +105,8 @@ impl Handle {
         }
         let init = crate::task::owned::TaskInit { id, name };
         let (join, notified) = shared.owned.bind(future, shared.clone(), init);
-        if shared.owned.len() >= shared.next_task_warning.load(Ordering::Relaxed) {
+        let mark = shared.next_task_warning.load(Ordering::Relaxed);
+        if mark != usize::MAX && shared.owned.len_estimate(id) >= mark {
             super::leak::passed_watermark(shared);
         }
         if let Some(notified) = notified {

@@ -1,10 +1,10 @@
 //! The registry of every live task of a runtime, so shutdown can find the ones that are
 //! in no queue (waiting on I/O or a timer) and cancel them, and a dump can list them.
 //!
-//! Sharded by task id (four shards per worker) so that spawning and completing tasks on
-//! different workers rarely touch the same lock; each shard is a slab indexed by a key
-//! stored in the task header. A spawn takes one shard lock and one task leaves the
-//! registry with one more.
+//! Sharded by task id (four shards per worker, each on its own cache lines, each with
+//! its own live count) so that spawning and completing tasks on different workers rarely
+//! touch the same lock or line; each shard is a slab indexed by a key stored in the task
+//! header. A spawn takes one shard lock and one task leaves the registry with one more.
 //!
 //! A task that completes while its `JoinHandle` still wants the output stays in the
 //! registry, marked complete by its state word, until the handle takes the output or is
@@ -21,6 +21,8 @@ use slab::Slab;
 
 use super::raw::RawTask;
 use super::{Id, JoinHandle, Notified, Schedule, Task};
+use crossbeam_utils::CachePadded;
+
 use crate::loom::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
 /// What a spawner says about a new task besides its future.
@@ -45,13 +47,25 @@ pub struct Entry {
     pub name: Option<Box<str>>,
 }
 
-type Shard = Mutex<Slab<Entry>>;
+/// One lock's worth of the registry, on cache lines of its own: workers spawning into
+/// and completing out of different shards must not share a line.
+struct Shard {
+    tasks: Mutex<Slab<Entry>>,
+    /// Tasks of this shard not yet counted out; the live count is the sum over shards,
+    /// so no counter is shared by every spawn and completion.
+    live: AtomicUsize,
+}
+
+impl Shard {
+    fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Slab<Entry>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 pub struct OwnedTasks {
-    shards: Box<[Shard]>,
+    shards: Box<[CachePadded<Shard>]>,
     mask: usize,
     closed: AtomicBool,
-    live: AtomicUsize,
     /// Off only for measuring the registry's cost (`Builder::__without_task_registry`).
     enabled: bool,
 }
@@ -60,10 +74,16 @@ impl OwnedTasks {
     pub fn new(concurrency: usize, enabled: bool) -> OwnedTasks {
         let n = (concurrency * 4).next_power_of_two().clamp(1, 1024);
         OwnedTasks {
-            shards: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
+            shards: (0..n)
+                .map(|_| {
+                    CachePadded::new(Shard {
+                        tasks: Mutex::new(Slab::new()),
+                        live: AtomicUsize::new(0),
+                    })
+                })
+                .collect(),
             mask: n - 1,
             closed: AtomicBool::new(false),
-            live: AtomicUsize::new(0),
             enabled,
         }
     }
@@ -93,14 +113,15 @@ impl OwnedTasks {
             return (join, Some(notified));
         }
         let rejected = {
-            let mut shard = self.shard(id).lock().unwrap_or_else(|e| e.into_inner());
+            let shard = self.shard(id);
+            let mut tasks = shard.lock();
             // Checked under the shard lock: close_and_shutdown_all sets `closed` before
             // draining each shard, so a task is either drained or rejected here.
             if self.closed.load(Ordering::Acquire) {
                 Some(task)
             } else {
                 let raw = task.raw();
-                let key = shard.insert(Entry {
+                let key = tasks.insert(Entry {
                     task,
                     spawned_at: crate::runtime::clock::recent(),
                     name,
@@ -109,7 +130,7 @@ impl OwnedTasks {
                 raw.header().owned_key.store(key, Ordering::Relaxed);
                 // Nobody else has the task yet: counted in, to be counted out once.
                 raw.header().counted_out.store(false, Ordering::Relaxed);
-                self.live.fetch_add(1, Ordering::Relaxed);
+                shard.live.fetch_add(1, Ordering::Relaxed);
                 None
             }
         };
@@ -137,7 +158,7 @@ impl OwnedTasks {
             flag.swap(true, Ordering::AcqRel)
         };
         if !was_counted_out {
-            self.live.fetch_sub(1, Ordering::Relaxed);
+            self.shard(task.id()).live.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -149,12 +170,9 @@ impl OwnedTasks {
             return None;
         }
         let key = key as usize;
-        let mut shard = self
-            .shard(task.id())
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match shard.get(key) {
-            Some(e) if e.task.raw() == *task => Some(shard.remove(key).task),
+        let mut tasks = self.shard(task.id()).lock();
+        match tasks.get(key) {
+            Some(e) if e.task.raw() == *task => Some(tasks.remove(key).task),
             _ => None,
         }
     }
@@ -164,10 +182,7 @@ impl OwnedTasks {
     pub fn close_and_shutdown_all(&self) {
         self.closed.store(true, Ordering::Release);
         for shard in self.shards.iter() {
-            let tasks: Vec<Task> = {
-                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                shard.drain().map(|e| e.task).collect()
-            };
+            let tasks: Vec<Task> = shard.lock().drain().map(|e| e.task).collect();
             for task in tasks {
                 self.count_out(&task.raw());
                 task.shutdown();
@@ -177,25 +192,32 @@ impl OwnedTasks {
 
     /// Number of live (registered, not yet complete) tasks.
     pub fn len(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.live.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The live count, estimated from the shard `id` falls in (ids are handed out in
+    /// order, so live tasks spread evenly over shards): one load, for the spawn path's
+    /// watermark check, which confirms with `len` before warning.
+    pub fn len_estimate(&self, id: Id) -> usize {
+        self.shard(id).live.load(Ordering::Relaxed) * self.shards.len()
     }
 
     /// Number of registry entries: live tasks plus completed ones whose `JoinHandle`
     /// has not yet taken the output. Locks every shard.
     pub fn entries(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
     /// Every registered task, as the dump shows it (see `task::dump`).
     pub fn snapshot(&self, clock: &super::dump::DumpClock) -> Vec<super::dump::TaskInfo> {
         let mut out = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             out.extend(
                 shard
+                    .lock()
                     .iter()
                     .filter_map(|(_, entry)| super::dump::TaskInfo::of(entry, clock)),
             );
@@ -208,8 +230,7 @@ impl OwnedTasks {
     pub fn count_by_location(&self, limit: usize) -> Vec<(&'static Location<'static>, usize)> {
         let mut counts: HashMap<&'static Location<'static>, usize> = HashMap::new();
         for shard in self.shards.iter() {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for (_, entry) in shard.iter() {
+            for (_, entry) in shard.lock().iter() {
                 *counts
                     .entry(entry.task.raw().header().location)
                     .or_default() += 1;
