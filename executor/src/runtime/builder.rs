@@ -62,7 +62,7 @@ impl Default for Builder {
             trace_path: None,
             trace_events_per_worker: 1 << 16,
             task_hooks: Default::default(),
-            poll_timing: true,
+            poll_timing: std::env::var("URINGO_POLL_TIMING").map_or(true, |v| v.trim() != "0"),
             task_registry: true,
             dump_on_signal: None,
         }
@@ -336,6 +336,8 @@ impl Builder {
     /// time-since-last-poll of a task dump. On by default: it costs one read of the
     /// time-stamp counter per poll (about 10 ns, see `runtime/clock.rs`), which only
     /// polls that do almost nothing notice — `yield_now` loops, say.
+    /// `URINGO_POLL_TIMING=0` in the environment turns it off without a rebuild (this
+    /// method wins).
     ///
     /// ```
     /// let rt = uringo::Builder::new().poll_timing(false).build()?;
