@@ -115,6 +115,19 @@ struct Script<T> {
     _drops: Counted,
 }
 
+impl<T> Script<T> {
+    /// Ready with `output` on its first poll; nothing watched.
+    fn ready(output: T) -> Script<T> {
+        Script {
+            pending: 0,
+            slot: None,
+            polls: counter(),
+            output: Some(output),
+            _drops: Counted(counter()),
+        }
+    }
+}
+
 impl<T: Unpin> Future for Script<T> {
     type Output = T;
 
@@ -283,13 +296,7 @@ fn waker_dropped_on_another_thread() {
 fn join_handle_awaits_completion_on_another_thread() {
     model(|| {
         let sched = Sched::new();
-        let (join, notified) = sched.spawn(Script {
-            pending: 0,
-            slot: None,
-            polls: counter(),
-            output: Some(5),
-            _drops: Counted(counter()),
-        });
+        let (join, notified) = sched.spawn(Script::ready(5));
         let runner = thread::spawn(move || notified.run());
         assert_eq!(loom::future::block_on(join).unwrap(), 5);
         runner.join().unwrap();
@@ -354,13 +361,7 @@ fn registry_entry_goes_once_output_taken_or_handle_dropped() {
     model(|| {
         let sched = Sched::new();
         let output_drops = counter();
-        let (mut join, notified) = sched.spawn(Script {
-            pending: 0,
-            slot: None,
-            polls: counter(),
-            output: Some(Counted(output_drops.clone())),
-            _drops: Counted(counter()),
-        });
+        let (mut join, notified) = sched.spawn(Script::ready(Counted(output_drops.clone())));
         let joiner = thread::spawn(move || {
             let taken = poll_join(&mut join).is_ready();
             drop(join);
@@ -385,13 +386,7 @@ fn registry_entry_goes_once_output_taken_or_handle_dropped() {
 fn shutdown_drain_vs_completion_counts_out_once() {
     model(|| {
         let sched = Sched::new();
-        let (join, notified) = sched.spawn(Script {
-            pending: 0,
-            slot: None,
-            polls: counter(),
-            output: Some(()),
-            _drops: Counted(counter()),
-        });
+        let (join, notified) = sched.spawn(Script::ready(()));
         drop(join);
         let closer = {
             let sched = sched.clone();
