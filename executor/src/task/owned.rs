@@ -121,9 +121,14 @@ impl OwnedTasks {
                 Some(task)
             } else {
                 let raw = task.raw();
+                // The new task's stamp is its spawn time (`raw::Header::stamp`).
+                let spawned_at = raw
+                    .header()
+                    .stamp
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 let key = tasks.insert(Entry {
                     task,
-                    spawned_at: crate::runtime::clock::recent(),
+                    spawned_at,
                     name,
                 });
                 let key = u32::try_from(key).expect("over 4 billion tasks in one registry shard");
