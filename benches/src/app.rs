@@ -38,9 +38,10 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
   --json PATH   also write the results as JSON
   --lateness    instead of ratios: how late timers fire on each runtime (p50, p99, max)
   --overheads   instead of ratios: what uringo's task registry costs a spawn
-                (spawn_many_local) and its per-poll timing a poll (yield_many), each
-                against uringo with it off and tokio; then uringo's scheduling latency
-                and poll time under yield_many
+                (spawn_many_local), its per-poll timing a poll (yield_many) and its
+                search spin a hand-off (chained_spawn), each against uringo with it
+                off and tokio; then uringo's scheduling latency and poll time under
+                yield_many
   --quick       I/O shapes: 0.5 s echo windows and one idle round (a first look);
                 --overheads: 3 rounds, 0.5 s budget
   --window SECS I/O shapes: the measured window of each echo round (default: 2)
@@ -516,7 +517,7 @@ fn run_overheads(cfg: &Config, json: Option<&str>) -> ExitCode {
         }
     };
     println!(
-        "\noverheads of the observability built into uringo's scheduler ({} rounds per variant, alternating; cost per op = difference of medians / ops per iteration, in wall time: with {} workers busy, the CPU time per op is up to {}x that):\n{}",
+        "\nwhat three scheduler switches cost: the task registry, per-poll timing and the search spin ({} rounds per variant, alternating; cost per op = difference of medians / ops per iteration, in wall time: with {} workers busy, the CPU time per op is up to {}x that):\n{}",
         cfg.rounds,
         cfg.workers,
         cfg.workers,

@@ -1,6 +1,6 @@
 //! `headtohead --overheads`: what the observability built into uringo's scheduler costs.
 //!
-//! Two switches, each measured on the shape that feels it most, against the same
+//! Three switches, each measured on the shape that feels it most, against the same
 //! runtime with the switch off and against tokio:
 //!
 //! - **the live-task registry** (what task dumps and shutdown use: every spawn enters
@@ -8,7 +8,11 @@
 //!   iteration: uringo as built by default vs `Builder::__without_task_registry()`;
 //! - **per-poll timing** (one time-stamp-counter read per poll, feeding the
 //!   scheduling-latency and poll-time histograms) on yield_many, 200 000 yields per
-//!   iteration: uringo as built by default vs `Builder::poll_timing(false)`.
+//!   iteration: uringo as built by default vs `Builder::poll_timing(false)`;
+//! - **the search spin** (a searching worker watches for work for 5 µs before it
+//!   parks) on chained_spawn, 1 000 hand-offs per iteration: uringo as built by default
+//!   vs `Builder::search_spin(Duration::ZERO)`. Its cost is CPU when work comes
+//!   sporadically, which the `trickle` binary measures.
 //!
 //! Same protocol as the rest of the harness (`runner.rs`): one runtime alive at a time,
 //! the variants of an experiment in alternating rounds, medians of iterations and of
@@ -26,7 +30,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::runner::{self, median, Config, Shape};
-use crate::sched::{self, NUM_SPAWN, NUM_YIELD, YIELD_TASKS};
+use crate::sched::{self, CHAIN, NUM_SPAWN, NUM_YIELD, YIELD_TASKS};
 use crate::schedlat::SchedLatency;
 
 /// A runtime as one experiment builds it.
@@ -40,6 +44,8 @@ pub enum Variant {
     UringoNoRegistry,
     /// uringo without per-poll timing.
     UringoUntimed,
+    /// uringo whose searching worker parks at once instead of spinning first.
+    UringoNoSpin,
     /// tokio, multi-threaded, every driver.
     Tokio,
 }
@@ -52,6 +58,7 @@ impl Variant {
             Variant::UringoAgain => "uringo#2",
             Variant::UringoNoRegistry => "uringo-no-registry",
             Variant::UringoUntimed => "uringo-untimed",
+            Variant::UringoNoSpin => "uringo-no-spin",
             Variant::Tokio => "tokio",
         }
     }
@@ -77,6 +84,9 @@ impl Variant {
             Variant::UringoUntimed => {
                 builder.poll_timing(false);
             }
+            Variant::UringoNoSpin => {
+                builder.search_spin(Duration::ZERO);
+            }
         }
         let rt = builder.build()?;
         match latency {
@@ -101,7 +111,7 @@ struct Experiment {
     without: Variant,
 }
 
-const EXPERIMENTS: [Experiment; 2] = [
+const EXPERIMENTS: [Experiment; 3] = [
     Experiment {
         switch: "task registry",
         op: "spawn",
@@ -117,6 +127,16 @@ const EXPERIMENTS: [Experiment; 2] = [
         // Every yield is followed by a poll, and each task has its first poll too.
         ops_per_iter: YIELD_TASKS * (NUM_YIELD + 1),
         without: Variant::UringoUntimed,
+    },
+    // Not observability but the same question (what one scheduler switch does to one
+    // shape), asked where the switch matters most: each link is a hand-off that a
+    // worker which has just parked must be woken for. A cost below 1.00 is a saving.
+    Experiment {
+        switch: "search spin",
+        op: "link",
+        shape: "chained_spawn",
+        ops_per_iter: CHAIN,
+        without: Variant::UringoNoSpin,
     },
 ];
 
@@ -205,7 +225,7 @@ pub struct Overheads {
     pub latency: SchedLatency,
 }
 
-/// Runs both experiments, `cfg.rounds` rounds per variant, the three variants of an
+/// Runs every experiment, `cfg.rounds` rounds per variant, the four variants of an
 /// experiment alternating. `progress` is told about each finished round.
 pub fn run(
     cfg: &Config,
@@ -459,9 +479,10 @@ mod tests {
                 Tokio
             ]
         );
-        assert_eq!(order.len(), 16);
-        assert_eq!(o.experiments.len(), 2);
+        assert_eq!(order.len(), 24);
+        assert_eq!(o.experiments.len(), 3);
         assert_eq!(o.experiments[0].without, UringoNoRegistry);
+        assert_eq!(o.experiments[2].without, UringoNoSpin);
         assert_eq!(o.latency.rounds, 2);
         // yield_many at scale 0.01: one measured iteration per round, 200 200 polls,
         // each with its scheduling latency recorded as it starts.
@@ -471,6 +492,7 @@ mod tests {
         // the round's closing snapshot, at most one per worker.
         assert!(o.latency.poll_time.count() + 2 * 2 >= polls);
         assert!(o.tables().contains("| task registry (spawn_many_local"));
+        assert!(o.tables().contains("| search spin (chained_spawn"));
         let json = o.json();
         assert!(json["experiments"][1]["cost_per_op_ns"].is_f64());
         assert!(json["experiments"][1]["aa_ratio"].as_f64().unwrap() > 0.0);

@@ -34,7 +34,8 @@ const NUM_PINGS: usize = 1_000;
 pub const YIELD_TASKS: usize = 200;
 /// Times each yield_many task yields.
 pub const NUM_YIELD: usize = 1_000;
-const CHAIN: usize = 1_000;
+/// Links in one chained_spawn iteration.
+pub const CHAIN: usize = 1_000;
 /// How long a busy task burns CPU between yields (tokio's `STALL_DUR`).
 const STALL: Duration = Duration::from_micros(10);
 

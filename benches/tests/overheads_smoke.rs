@@ -26,6 +26,7 @@ fn overheads_smoke_run_prints_the_tables_and_writes_every_figure() {
         "{stdout}"
     );
     assert!(stdout.contains("| poll timing (yield_many"), "{stdout}");
+    assert!(stdout.contains("| search spin (chained_spawn"), "{stdout}");
     assert!(stdout.contains("| sched latency | "), "{stdout}");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -42,7 +43,8 @@ fn overheads_smoke_run_prints_the_tables_and_writes_every_figure() {
         names,
         [
             ("spawn_many_local", "uringo-no-registry"),
-            ("yield_many", "uringo-untimed")
+            ("yield_many", "uringo-untimed"),
+            ("chained_spawn", "uringo-no-spin")
         ]
     );
     for e in experiments {

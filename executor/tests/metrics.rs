@@ -123,6 +123,47 @@ fn an_unbalanced_load_is_stolen_and_the_victim_knows() {
     });
 }
 
+/// Go's spinning M: the one searching worker keeps watching before it parks, and takes
+/// work that arrives meanwhile without anyone being woken for it.
+#[test]
+fn a_spinning_searcher_takes_work_that_arrives_while_it_spins() {
+    with_watchdog("search_spin", || {
+        // Long enough that the searcher is certainly still spinning when the task comes,
+        // and that a shutdown which waited out the spin would trip the watchdog.
+        let rt = Builder::new()
+            .worker_threads(2)
+            .search_spin(Duration::from_secs(600))
+            .build()
+            .unwrap();
+        let m = rt.metrics();
+        let mut spins_seen = 0;
+        for round in 0..5 {
+            // After each task, the worker that ran it stops searching and wakes the
+            // other (the last searcher must), which finds nothing and spins; the first
+            // parks. Waited for twice, 10 ms apart, so that the parked one is asleep
+            // rather than in its last look at the queues.
+            let settled = || {
+                sum(&m, RuntimeMetrics::worker_search_spin_count) > spins_seen
+                    && m.num_searching_workers() == 1
+                    && m.num_parked_workers() == 1
+            };
+            common::wait_for("one worker spinning and the other parked", settled);
+            std::thread::sleep(Duration::from_millis(10));
+            common::wait_for("the same, 10 ms later", settled);
+            spins_seen = sum(&m, RuntimeMetrics::worker_search_spin_count);
+            let finds = sum(&m, RuntimeMetrics::worker_search_spin_find_count);
+            rt.block_on(rt.spawn(async {})).unwrap();
+            assert_eq!(
+                sum(&m, RuntimeMetrics::worker_search_spin_find_count),
+                finds + 1,
+                "round {round}: the spinning worker did not take the injected task"
+            );
+        }
+        // Dropping the runtime (joining its workers) ends the spin.
+        drop(rt);
+    });
+}
+
 #[test]
 fn ring_gauges_follow_an_op_in_flight() {
     with_watchdog("metrics_ring", || {

@@ -56,6 +56,9 @@ impl ModelWorker {
                 self.run_task(task);
                 continue;
             }
+            if self.spin_for_work() {
+                continue;
+            }
             self.park();
         }
         self.shut_down();
@@ -122,6 +125,22 @@ impl ModelWorker {
             }
         }
         self.next_local_task()
+    }
+
+    /// `WorkerContext::spin_for_work` (with the default, non-zero `search_spin`) as one
+    /// look: the real spin repeats the same reads until its time is up, and only the
+    /// last of them can differ in outcome from this one.
+    pub fn spin_for_work(&mut self) -> bool {
+        if !self.is_searching || self.shared.remotes.len() < 2 {
+            return false;
+        }
+        let found = self.shared.is_shutdown() || self.shared.any_work_queued();
+        if found {
+            // As in `park`: the work seen may be a push still in flight; the retry
+            // waits for another thread rather than spending the preemption budget.
+            loom::thread::yield_now();
+        }
+        found
     }
 
     /// `WorkerContext::park`, sleeping on the `LoomRing` instead of the io_uring ring.

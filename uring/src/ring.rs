@@ -226,6 +226,15 @@ impl Ring {
         self.inner.submit_and_reap()
     }
 
+    /// Whether a [`submit_and_reap`](Self::submit_and_reap) now would find work: a
+    /// mailbox request, a CQE, an overflowed CQ or (with TASKRUN_FLAG) completion work
+    /// the kernel deferred. Reads shared memory only, no syscall, so a worker can poll it
+    /// while it spins before parking. True when the ring cannot tell (DEFER_TASKRUN or
+    /// COOP_TASKRUN without TASKRUN_FLAG): the caller then reaps rather than waits.
+    pub fn has_events(&self) -> bool {
+        self.inner.has_events()
+    }
+
     /// Sleeps in the kernel until a CQE arrives, a [`RingWaker`] fires, or `timeout`
     /// passes — after submitting everything queued, in the same `io_uring_enter`. Returns
     /// the number of CQEs dispatched. Returns at once when a wake is already pending.
@@ -479,6 +488,23 @@ impl RingInner {
             self.enter_kernel(0, None)?;
         }
         Ok(self.drain_cq())
+    }
+
+    fn has_events(&self) -> bool {
+        if !self.shared.mailbox.is_empty() || !self.backlog.borrow().is_empty() {
+            return true;
+        }
+        let mut uring = self.uring.borrow_mut();
+        if !uring.completion().is_empty() {
+            return true;
+        }
+        let sq = uring.submission();
+        sq.cq_overflow()
+            || match self.features.taskrun {
+                TaskrunMode::Plain => false,
+                _ if self.features.taskrun_flag => sq.taskrun(),
+                _ => true,
+            }
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {

@@ -141,6 +141,36 @@ fn submit_and_reap_alone_delivers_completions() {
     assert_eq!(ring.metrics().parks, 0);
 }
 
+#[test]
+fn has_events_says_when_a_reap_would_find_a_completion() {
+    // A worker spinning before it parks polls `has_events` instead of entering the
+    // kernel: it must turn true when a completion is pending and false once reaped.
+    let ring = Ring::new().unwrap();
+    let _enter = ring.enter();
+    let features = ring.features();
+    let can_tell = features.taskrun == TaskrunMode::Plain || features.taskrun_flag;
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut op = Op::new(Recv::new(a.as_raw_fd(), Vec::with_capacity(8)));
+    assert!(poll_once(&mut op).is_pending());
+    ring.submit_and_reap().unwrap();
+    if !can_tell {
+        // Without TASKRUN_FLAG the ring cannot see deferred work: it says "reap".
+        assert!(ring.has_events());
+        return;
+    }
+    assert!(!ring.has_events(), "nothing is pending yet");
+    (&b).write_all_std(b"hi");
+    let start = std::time::Instant::now();
+    while !ring.has_events() {
+        assert!(start.elapsed() < HANG, "a pending completion never showed");
+        std::hint::spin_loop();
+    }
+    assert!(!op.is_complete(), "seen, not yet reaped");
+    ring.submit_and_reap().unwrap();
+    assert!(op.is_complete());
+    assert!(!ring.has_events(), "everything was reaped");
+}
+
 trait WriteAllStd {
     fn write_all_std(self, data: &[u8]);
 }

@@ -39,8 +39,13 @@ pub struct Builder {
     pub(crate) task_hooks: crate::trace::TaskHooks,
     pub(crate) poll_timing: bool,
     pub(crate) task_registry: bool,
+    pub(crate) search_spin: Duration,
     pub(crate) dump_on_signal: Option<(i32, bool)>,
 }
+
+/// See [`Builder::search_spin`]: catches a sibling's hand-off in `chained_spawn`
+/// without costing measurable CPU when work arrives every 50 µs (benches/README.md).
+const DEFAULT_SEARCH_SPIN: Duration = Duration::from_micros(5);
 
 impl Default for Builder {
     fn default() -> Self {
@@ -64,6 +69,10 @@ impl Default for Builder {
             task_hooks: Default::default(),
             poll_timing: std::env::var("URINGO_POLL_TIMING").map_or(true, |v| v.trim() != "0"),
             task_registry: true,
+            search_spin: std::env::var("URINGO_SEARCH_SPIN_NS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .map_or(DEFAULT_SEARCH_SPIN, Duration::from_nanos),
             dump_on_signal: None,
         }
     }
@@ -347,6 +356,29 @@ impl Builder {
     /// ```
     pub fn poll_timing(&mut self, on: bool) -> &mut Self {
         self.poll_timing = on;
+        self
+    }
+
+    /// How long a worker that searched its siblings' queues and found nothing keeps
+    /// watching for work before it parks (default 5 µs). Go's spinning M: a task handed
+    /// off by a sibling in the meantime is taken without a park, a wake-up syscall and
+    /// two context switches (several µs each). Only the one worker allowed to search
+    /// spins, never longer than until its next timer, and only in runtimes with more
+    /// than one worker; zero turns it off. `URINGO_SEARCH_SPIN_NS` in the environment
+    /// sets it without a rebuild (this method wins).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = uringo::Builder::new()
+    ///     .worker_threads(2)
+    ///     .search_spin(Duration::ZERO)
+    ///     .build()?;
+    /// rt.block_on(async { uringo::spawn(async {}).await.unwrap() });
+    /// assert_eq!(rt.metrics().worker_search_spin_count(0), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn search_spin(&mut self, spin: Duration) -> &mut Self {
+        self.search_spin = spin;
         self
     }
 

@@ -171,6 +171,17 @@ impl RuntimeMetrics {
         WorkerMetrics::get(&self.worker(worker).unparks)
     }
 
+    /// Times `worker` spun before parking, watching for work
+    /// ([`Builder::search_spin`](crate::Builder::search_spin)).
+    pub fn worker_search_spin_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).search_spins)
+    }
+
+    /// Spins on `worker` that found work, each a park and a wake-up saved.
+    pub fn worker_search_spin_find_count(&self, worker: usize) -> u64 {
+        WorkerMetrics::get(&self.worker(worker).search_spin_finds)
+    }
+
     /// Times a sibling stole tasks from `worker`.
     pub fn worker_robbed_count(&self, worker: usize) -> u64 {
         self.worker(worker).robbed.load(Ordering::Relaxed)

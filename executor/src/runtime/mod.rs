@@ -85,6 +85,7 @@ impl Runtime {
             max_runnext_polls: b.max_runnext_polls,
             poll_timing: b.poll_timing,
             task_registry: b.task_registry,
+            search_spin: b.search_spin,
             instruments: crate::trace::Instruments::new(
                 n,
                 b.trace_path

@@ -34,6 +34,10 @@ pub struct WorkerMetrics {
     pub ticks: AtomicU64,
     /// Times the worker woke from a park.
     pub unparks: AtomicU64,
+    /// Spins before parking (`Config::search_spin`).
+    pub search_spins: AtomicU64,
+    /// Those that ended because work showed up, saving a park.
+    pub search_spin_finds: AtomicU64,
     /// Nanoseconds spent awake (between parks).
     pub busy_ns: AtomicU64,
     /// Times a sibling stole from this worker. Written by the stealers (so an RMW, on a

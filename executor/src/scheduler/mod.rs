@@ -43,6 +43,8 @@ pub struct Config {
     pub poll_timing: bool,
     /// Enter tasks in the live-task registry (off only to measure what it costs).
     pub task_registry: bool,
+    /// How long a searching worker that found nothing keeps looking before it parks.
+    pub search_spin: std::time::Duration,
     /// The event recorder and task hooks (`trace/`); all `None` unless asked for.
     pub(crate) instruments: crate::trace::Instruments,
 }
@@ -57,6 +59,7 @@ impl Default for Config {
             max_runnext_polls: 3,
             poll_timing: true,
             task_registry: true,
+            search_spin: std::time::Duration::ZERO,
             instruments: crate::trace::Instruments::default(),
         }
     }

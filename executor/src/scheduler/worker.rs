@@ -78,6 +78,7 @@ struct Core {
     tick: u32,
     is_searching: bool,
     rand: FastRand,
+    spin: SpinBackoff,
 }
 
 impl WorkerContext {
@@ -100,6 +101,7 @@ impl WorkerContext {
                 tick: 0,
                 is_searching: false,
                 rand: FastRand::new(index as u64 + 1),
+                spin: SpinBackoff::default(),
             }),
             timers: RefCell::new(TimerDriver::new(shared_origin)),
             ring,
@@ -194,6 +196,9 @@ impl WorkerContext {
             }
             if let Some(task) = self.steal_work() {
                 self.run_task(task);
+                continue;
+            }
+            if self.spin_for_work() {
                 continue;
             }
             self.park();
@@ -454,6 +459,56 @@ impl WorkerContext {
         self.next_local_task()
     }
 
+    /// Go's spinning M: the searching worker that found nothing watches the queues, its
+    /// ring and its timer inbox for up to `Config::search_spin` before it parks, so a
+    /// hand-off from a sibling in the meantime costs no park and no wake-up. Returns
+    /// true if something showed up; the loop then looks again, still searching.
+    ///
+    /// Only a delay before `park`: it reads, takes nothing and stays counted as
+    /// searching, so the idle protocol (idle.rs) is unchanged — producers skip the
+    /// wake-up because a searcher exists, and if the spin misses their work, `park`'s
+    /// last look as the last searcher finds it.
+    fn spin_for_work(&self) -> bool {
+        let spin = self.shared.config.search_spin;
+        // Alone, there is no sibling whose hand-off the spin could catch.
+        if spin.is_zero() || self.shared.remotes.len() < 2 {
+            return false;
+        }
+        {
+            let mut core = self.core.borrow_mut();
+            if !core.is_searching || !core.spin.should_spin() {
+                return false;
+            }
+        }
+        let start = Instant::now();
+        // Never past this worker's next timer: it fires only from the loop.
+        let spin = self
+            .timers
+            .borrow()
+            .park_timeout(start)
+            .map_or(spin, |timer| timer.min(spin));
+        let m = self.metrics();
+        WorkerMetrics::bump(&m.search_spins, 1);
+        loop {
+            if self.shared.is_shutdown()
+                || self.shared.any_work_queued()
+                || self.ring.has_events()
+                || !self.remote().timers.registrations.is_empty()
+            {
+                WorkerMetrics::bump(&m.search_spin_finds, 1);
+                self.core.borrow_mut().spin.found();
+                return true;
+            }
+            if start.elapsed() >= spin {
+                self.core.borrow_mut().spin.missed();
+                return false;
+            }
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
     /// Sleeps in the ring until there is something to do.
     fn park(&self) {
         let is_searching = std::mem::replace(&mut self.core.borrow_mut().is_searching, false);
@@ -634,6 +689,50 @@ pub(crate) fn count_spawn(shared: &Arc<Shared>) {
     })
 }
 
+/// When the search spin is worth its CPU. A spin that finds work saves a park and a
+/// wake-up (a syscall on each side and two context switches, 10–20 µs of CPU here); a
+/// spin that finds nothing burns `search_spin`. A sibling handing off work (a chain of
+/// spawns, a burst being spread) is caught often; work arriving sporadically from
+/// outside almost never. So each worker keeps a credit: a find earns `FIND_CREDIT`
+/// spins, a miss costs one, which keeps spinning while at least one spin in five finds
+/// something. Out of credit, the worker spins on one search in `RETRY_EVERY`, so it
+/// notices when hand-offs come back.
+struct SpinBackoff {
+    credit: u32,
+    skipped: u32,
+}
+
+impl Default for SpinBackoff {
+    fn default() -> Self {
+        SpinBackoff {
+            credit: Self::MAX_CREDIT,
+            skipped: 0,
+        }
+    }
+}
+
+impl SpinBackoff {
+    const FIND_CREDIT: u32 = 4;
+    const MAX_CREDIT: u32 = 16;
+    const RETRY_EVERY: u32 = 16;
+
+    fn should_spin(&mut self) -> bool {
+        if self.credit > 0 {
+            return true;
+        }
+        self.skipped = self.skipped.wrapping_add(1);
+        self.skipped % Self::RETRY_EVERY == 0
+    }
+
+    fn found(&mut self) {
+        self.credit = (self.credit + Self::FIND_CREDIT).min(Self::MAX_CREDIT);
+    }
+
+    fn missed(&mut self) {
+        self.credit = self.credit.saturating_sub(1);
+    }
+}
+
 /// xorshift64*: the victim choice only needs to spread steals, not be unpredictable.
 struct FastRand(u64);
 
@@ -649,5 +748,57 @@ impl FastRand {
         x ^= x >> 27;
         self.0 = x;
         ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as usize) % n.max(1)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::SpinBackoff;
+
+    #[test]
+    fn spin_backs_off_when_it_rarely_finds_and_stays_on_when_it_often_does() {
+        let mut spin = SpinBackoff::default();
+        for _ in 0..SpinBackoff::MAX_CREDIT {
+            assert!(spin.should_spin());
+            spin.missed();
+        }
+        // Out of credit: one search in RETRY_EVERY spins.
+        let spins = (0..10 * SpinBackoff::RETRY_EVERY)
+            .filter(|_| spin.should_spin())
+            .count();
+        assert_eq!(spins, 10);
+        // A retry that finds work earns spins back.
+        spin.found();
+        assert!((0..SpinBackoff::FIND_CREDIT).all(|_| {
+            let spun = spin.should_spin();
+            spin.missed();
+            spun
+        }));
+        // One find in four spins (a chain of hand-offs) never runs out...
+        let mut spin = SpinBackoff::default();
+        for i in 0..1000 {
+            assert!(spin.should_spin(), "ran out at spin {i}");
+            if i % 4 == 0 {
+                spin.found()
+            } else {
+                spin.missed()
+            }
+        }
+        // ...one in ten (sporadic outside work) does.
+        let mut spin = SpinBackoff::default();
+        let spun = (0..1000)
+            .filter(|i| {
+                let spun = spin.should_spin();
+                if spun {
+                    if i % 10 == 0 {
+                        spin.found()
+                    } else {
+                        spin.missed()
+                    }
+                }
+                spun
+            })
+            .count();
+        assert!(spun < 300, "kept spinning {spun} times in 1000");
     }
 }

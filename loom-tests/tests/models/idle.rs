@@ -110,10 +110,14 @@ fn last_searcher_hands_off() {
         assert!(shared.idle.transition_worker_to_searching());
         w0.is_searching = true;
 
+        // Steal, spin (one look), park: the end of the real loop.
         let searcher = loom::thread::spawn(move || loop {
             if let Some(task) = w0.steal_work() {
                 w0.run_task(task);
                 return w0;
+            }
+            if w0.spin_for_work() {
+                continue;
             }
             w0.park();
         });
