@@ -22,9 +22,11 @@
 //! every 61 ticks the injector first (fairness); then the local queue; then a batch from
 //! the injector; then the ring is reaped without blocking, which wakes the tasks whose
 //! I/O completed into this worker's queue; then half of a random sibling's queue is
-//! stolen; and only then does the worker park — in its ring, with one `io_uring_enter`
-//! that also submits whatever its tasks queued. Every 61 ticks the ring is reaped even
-//! when the queue is full, so completions are never starved.
+//! stolen; then, if it is the searching worker, it spins for a few µs watching for a
+//! sibling's hand-off (Go's spinning M, backing off when it rarely catches one); and
+//! only then does the worker park — in its ring, with one `io_uring_enter` that also
+//! submits whatever its tasks queued. Every 61 ticks the ring is reaped even when the
+//! queue is full, so completions are never starved.
 //!
 //! ## Invariants
 //!

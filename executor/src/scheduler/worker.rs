@@ -12,7 +12,10 @@
 //!    (Go polls the netpoller here);
 //! 5. steal half of a random sibling's queue, if fewer than half the busy workers are
 //!    already searching;
-//! 6. park in the ring until a CQE, a wake or (later) the next timer.
+//! 6. the searching worker spins up to `Builder::search_spin` (5 µs) watching the
+//!    queues, its ring and its timer inbox, so a sibling's hand-off costs no park and
+//!    no wake-up (`SpinBackoff` stops it spinning when it rarely catches one);
+//! 7. park in the ring until a CQE, a wake or the next timer.
 //!
 //! Every `event_interval` ticks the ring is reaped even when the queue is full, so I/O
 //! completions are never starved by CPU-bound tasks. SQEs that tasks queue are submitted
