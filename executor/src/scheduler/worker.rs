@@ -490,6 +490,10 @@ impl WorkerContext {
             .borrow()
             .park_timeout(start)
             .map_or(spin, |timer| timer.min(spin));
+        if spin.is_zero() {
+            // A timer is due: the loop fires it; no spin, so no miss either.
+            return false;
+        }
         let m = self.metrics();
         WorkerMetrics::bump(&m.search_spins, 1);
         loop {
