@@ -476,13 +476,7 @@ impl RingInner {
         let must_enter = {
             let mut uring = self.uring.borrow_mut();
             let sq = uring.submission();
-            !sq.is_empty()
-                || sq.cq_overflow()
-                || match self.features.taskrun {
-                    TaskrunMode::Plain => false,
-                    _ if self.features.taskrun_flag => sq.taskrun(),
-                    _ => true,
-                }
+            !sq.is_empty() || sq.cq_overflow() || self.kernel_may_have_work(&sq)
         };
         if must_enter {
             self.enter_kernel(0, None)?;
@@ -499,12 +493,18 @@ impl RingInner {
             return true;
         }
         let sq = uring.submission();
-        sq.cq_overflow()
-            || match self.features.taskrun {
-                TaskrunMode::Plain => false,
-                _ if self.features.taskrun_flag => sq.taskrun(),
-                _ => true,
-            }
+        sq.cq_overflow() || self.kernel_may_have_work(&sq)
+    }
+
+    /// Whether the kernel may hold completion work that only an enter with GETEVENTS
+    /// runs: never without deferred task work, the TASKRUN flag where the kernel raises
+    /// it, and "maybe" where it does not.
+    fn kernel_may_have_work(&self, sq: &squeue::SubmissionQueue<'_>) -> bool {
+        match self.features.taskrun {
+            TaskrunMode::Plain => false,
+            _ if self.features.taskrun_flag => sq.taskrun(),
+            _ => true,
+        }
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {

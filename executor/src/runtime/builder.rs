@@ -43,8 +43,9 @@ pub struct Builder {
     pub(crate) dump_on_signal: Option<(i32, bool)>,
 }
 
-/// See [`Builder::search_spin`]: catches a sibling's hand-off in `chained_spawn`
-/// without costing measurable CPU when work arrives every 50 µs (benches/README.md).
+/// See [`Builder::search_spin`]: catches most of a sibling's hand-offs in
+/// `chained_spawn`, and with the backoff costs no measurable CPU when work arrives
+/// sporadically (the `trickle` bench; benches/README.md).
 const DEFAULT_SEARCH_SPIN: Duration = Duration::from_micros(5);
 
 impl Default for Builder {
