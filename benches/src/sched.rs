@@ -144,9 +144,10 @@ fn spawn_many_remote_busy<R: Rt>(rt: &R, b: &mut Bencher) {
 }
 
 /// tokio's `spawn_many_remote_busy1` exactly: 2 tasks per worker loop "yield, then burn
-/// 10 µs". Before yielded tasks were held back (worker.rs, `Core::yielded`) uringo took
-/// seconds per iteration here: busy yielders kept the local queue full and the
-/// injector starved.
+/// 10 µs". If a yield only sent the task to the back of the local queue, busy yielders
+/// would keep that queue full and the injector would starve (seconds per iteration);
+/// a yielding task goes behind a share of the injector instead (the scheduler's
+/// fairness rule).
 fn spawn_many_remote_busy1<R: Rt>(rt: &R, b: &mut Bencher) {
     remote_busy(rt, b, 2, true);
 }

@@ -71,13 +71,6 @@ pub(crate) struct WorkerContext {
 
 struct Core {
     local: Local<Notified>,
-    /// Tasks that yielded (`yield_now`, or budget exhausted), held back until this
-    /// worker has looked at everything else: its queue, the injector and its ring.
-    /// Sending them straight to the back of the local queue would let a few busy
-    /// yielders keep that queue non-empty forever and starve the injector (Go sends
-    /// `Gosched` goroutines to the global queue for the same reason; this avoids a
-    /// shared push per yield).
-    yielded: Vec<Notified>,
     tick: u32,
     is_searching: bool,
     rand: FastRand,
@@ -100,7 +93,6 @@ impl WorkerContext {
             index,
             core: RefCell::new(Core {
                 local,
-                yielded: Vec::new(),
                 tick: 0,
                 is_searching: false,
                 rand: FastRand::new(index as u64 + 1),
@@ -187,14 +179,10 @@ impl WorkerContext {
                 self.run_task(task);
                 continue;
             }
-            // Nothing queued here: poll the ring (netpoll), then the tasks that
-            // yielded, then other workers.
+            // Nothing queued here: poll the ring (netpoll), then other workers.
             self.reap();
             if let Some(task) = self.next_local_task() {
                 self.run_task(task);
-                continue;
-            }
-            if self.requeue_yielded() {
                 continue;
             }
             if let Some(task) = self.steal_work() {
@@ -228,13 +216,19 @@ impl WorkerContext {
         if let Some(task) = core.local.pop() {
             return Some(task);
         }
+        self.take_injector_share(&mut core.local)
+    }
+
+    /// Go's `globrunqget`: moves a fair share of the injector (its length over the
+    /// number of workers, at most half our free slots) into `local` and returns the
+    /// first of it.
+    fn take_injector_share(&self, local: &mut Local<Notified>) -> Option<Notified> {
         if self.shared.inject.is_empty() {
             return None;
         }
-        // Go's globrunqget: a fair share of the injector, at most half our queue.
         let n = self.shared.inject.len() / self.shared.remotes.len() + 1;
-        let n = n.min(core.local.remaining_slots() / 2).max(1);
-        let task = self.shared.inject.pop_batch_into(&mut core.local, n);
+        let n = n.min(local.remaining_slots() / 2).max(1);
+        let task = self.shared.inject.pop_batch_into(local, n);
         if task.is_some() {
             WorkerMetrics::bump(&self.metrics().injector_pops, n as u64);
         }
@@ -366,26 +360,6 @@ impl WorkerContext {
         self.shared.notify_parked();
     }
 
-    /// Puts the tasks that yielded back in the queue. Returns false if there were none.
-    fn requeue_yielded(&self) -> bool {
-        let yielded = std::mem::take(&mut self.core.borrow_mut().yielded);
-        if yielded.is_empty() {
-            return false;
-        }
-        let mut overflowed = false;
-        {
-            let mut core = self.core.borrow_mut();
-            for task in yielded {
-                overflowed |= core.local.push_back_or_overflow(task, &self.shared.inject);
-            }
-        }
-        if overflowed {
-            WorkerMetrics::bump(&self.metrics().overflows, 1);
-        }
-        self.shared.notify_parked();
-        true
-    }
-
     /// Schedules a task woken (or spawned) on this worker.
     fn schedule_local(&self, task: Notified, is_yield: bool) {
         WorkerMetrics::bump(&self.metrics().local_schedules, 1);
@@ -393,8 +367,18 @@ impl WorkerContext {
             task.header().stamp.store(clock::recent(), Relaxed);
         }
         if is_yield {
-            self.core.borrow_mut().yielded.push(task);
-            return;
+            // It goes to the back of the queue, behind a share of the injector: Go
+            // sends a `Gosched` goroutine behind the global queue, and so does this
+            // without a shared push per yield. Yielders that keep the queue busy then
+            // cannot starve the injector, nor the injector them (the loop's bound).
+            let first = {
+                let mut core = self.core.borrow_mut();
+                self.take_injector_share(&mut core.local)
+            };
+            if let Some(first) = first {
+                self.push_back(first);
+            }
+            return self.push_back(task);
         }
         if !self.in_task.get() {
             // Completions reaped by the loop and timers go to the back of the queue.
@@ -527,7 +511,6 @@ impl WorkerContext {
         let work_visible = self.shared.is_shutdown()
             || !self.shared.inject.is_empty()
             || self.core.borrow().local.has_tasks()
-            || !self.core.borrow().yielded.is_empty()
             || (was_last_searcher && self.shared.any_work_queued());
         if !work_visible {
             // Timers other threads queued for us count: they may be due before we wake.
@@ -570,13 +553,11 @@ impl WorkerContext {
         self.shared.owned.close_and_shutdown_all();
         let drained: Vec<Notified> = self.core.borrow_mut().local.drain().collect();
         drop(drained);
-        drop(std::mem::take(&mut self.core.borrow_mut().yielded));
         // Let cancellations queued by the dropped futures reach the kernel now, while
         // the ring still runs; dropping the ring then only waits for their CQEs.
         self.reap();
         let drained: Vec<Notified> = self.core.borrow_mut().local.drain().collect();
         drop(drained);
-        drop(std::mem::take(&mut self.core.borrow_mut().yielded));
     }
 }
 
@@ -655,7 +636,7 @@ pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
 }
 
 impl WorkerContext {
-    /// Moves everything queued on this worker (runnext, local queue, yielded tasks) to
+    /// Moves everything queued on this worker (runnext and local queue) to
     /// the injector and wakes a sibling to take it. False if the queue is busy (we are
     /// inside the worker's own queue handling, e.g. a future dropped during shutdown).
     fn hand_off_for_blocking(&self) -> bool {
@@ -664,7 +645,6 @@ impl WorkerContext {
         };
         let mut tasks: Vec<Notified> = core.local.take_runnext().into_iter().collect();
         tasks.extend(core.local.drain());
-        tasks.append(&mut core.yielded);
         drop(core);
         self.remote().poll_watch.set_blocking(true);
         let handed = tasks.len();
