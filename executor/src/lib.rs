@@ -119,25 +119,14 @@
 //! ```
 
 #![warn(missing_docs)]
-// Under loom the crate-internal types are re-exported (undocumented) for loom-tests.
-#![cfg_attr(
-    loom,
-    allow(
-        missing_docs,
-        clippy::new_without_default,
-        clippy::len_without_is_empty
-    )
-)]
 
 #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
 pub mod compat;
 pub mod fs;
 pub mod io;
 mod loom;
-#[cfg(loom)]
-#[doc(hidden)]
-pub use loom::exports as __loom;
 pub mod net;
+mod observe;
 mod runtime;
 mod scheduler;
 pub mod task;

@@ -1,9 +1,47 @@
 //! Every atomic, lock and shared pointer the scheduler uses comes from here.
 //!
-//! Under `cfg(loom)` these are loom's instrumented types, so the loom models in
-//! `loom-tests/` check the scheduler's real code (the run queue, the idle/park protocol,
-//! the task state machine) rather than a copy of it. Code outside this module must not
-//! name `std::sync` directly.
+//! Under `cfg(loom)` these are loom's instrumented types, so the loom models (each next
+//! to the code it checks, in `#[cfg(all(test, loom))]` modules; the list and how to run
+//! them are in `model.rs`) check the scheduler's real code rather than a copy of it.
+//! Code outside this module must not name `std::sync` for anything a model relies on;
+//! statistics (counters, histograms, stamps) use std atomics on purpose, so loom does
+//! not explore orders that decide nothing.
+
+/// Whether the deliberate bug `$name` is switched on: `--cfg uringo_loom_mutation="$name"`
+/// plants it in the real code to show that a loom model catches it (`.ci/loom-mutations`).
+/// Never set in shipped builds; every planted bug reads `if mutation!("...")` at its
+/// site, next to the correct code.
+macro_rules! mutation {
+    ($name:literal) => {
+        cfg!(uringo_loom_mutation = $name)
+    };
+}
+pub(crate) use mutation;
+
+/// `thread_local!` for state each thread must have its own of: loom's under `cfg(loom)`
+/// (loom runs its threads on one OS thread, whose std thread-locals they would share),
+/// std's otherwise.
+macro_rules! thread_locals {
+    () => {};
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr }; $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        std::thread_local! { $(#[$attr])* $vis static $name: $t = const { $init }; }
+        #[cfg(loom)]
+        loom::thread_local! { $(#[$attr])* $vis static $name: $t = $init; }
+        $crate::loom::thread_locals! { $($rest)* }
+    };
+}
+pub(crate) use thread_locals;
+
+/// The caller is about to look again at once for work it saw but could not take yet
+/// (a push still in flight). Nothing in a real build; under loom, tells the model
+/// checker this thread waits for another, so the retry costs no preemption and the
+/// model does not spin through its branch budget.
+#[inline(always)]
+pub(crate) fn retry_soon() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
@@ -71,59 +109,72 @@ pub(crate) mod sync {
     }
 }
 
-/// What the loom models in `loom-tests/` drive: the scheduler's real types, re-exported
-/// (as `uringo::__loom`) only in `cfg(loom)` builds. The items are `pub` inside
-/// crate-private modules, so normal builds export none of them.
-#[cfg(loom)]
-pub mod exports {
-    pub use crate::scheduler::idle::Idle;
-    pub use crate::scheduler::inject::Injector;
-    pub use crate::scheduler::queue::{local, Local, QueueItem, Steal, CAPACITY, HALF};
-    pub use crate::scheduler::{Config, Remote, Shared};
-    pub use crate::task::handles::{new_task, Notified, Schedule, Task};
-    pub use crate::task::owned::OwnedTasks;
-    pub use crate::task::raw::RawTask;
-    pub use crate::task::state::{State, ToIdle, ToNotified, ToRunning};
-    pub use crate::task::JoinHandle;
-    pub use crate::time::driver::{TimerDriver, TimerRemote};
-    pub use crate::time::entry::TimerEntry;
+/// The kernel as loom sees it: nothing completes on its own (a model's "completions"
+/// are wakes from its other threads), an unpark is a sticky flag the worker sleeps on
+/// (like the ring's park token), and time passes only when the worker says it does: a
+/// park with a timeout returns at once with the runtime's manual clock moved past it,
+/// and a look at the driver during the search spin costs a millisecond, so the spin
+/// ends after one look. That one look stands for the real spin, which repeats the same
+/// reads and changes no shared state.
+#[cfg(all(test, loom))]
+pub(crate) struct LoomDriver {
+    unpark: std::sync::Arc<LoomUnpark>,
+    clock: std::sync::Arc<crate::time::clock::ManualClock>,
+}
 
-    pub use super::LoomRing;
-
-    /// Task id `n` (not user-constructible otherwise). Models pass fixed ids: the
-    /// global counter behind `Id::next` would change the registry shard a task lands in
-    /// from one loom execution to the next.
-    pub fn task_id(n: u64) -> crate::task::Id {
-        crate::task::Id::from_u64(n)
+#[cfg(all(test, loom))]
+impl LoomDriver {
+    pub(crate) fn new(clock: std::sync::Arc<crate::time::clock::ManualClock>) -> LoomDriver {
+        LoomDriver {
+            unpark: std::sync::Arc::new(LoomUnpark::default()),
+            clock,
+        }
     }
 }
 
-/// The ring's wake-up as loom sees it: the kernel is out of loom's reach, so under
-/// `cfg(loom)` every kick that would go to a worker's ring (`Remote::wake_ring`) also
-/// sets this sticky flag, and the loom models' workers park on it. Sticky like the real
-/// ring's park token: a kick before the park makes the park return at once.
-#[cfg(loom)]
-#[derive(Debug, Default)]
-pub struct LoomRing {
+#[cfg(all(test, loom))]
+impl crate::scheduler::driver::Driver for LoomDriver {
+    fn reap(&self) -> std::io::Result<usize> {
+        Ok(0)
+    }
+
+    fn has_events(&self) -> bool {
+        self.clock.advance(std::time::Duration::from_millis(1));
+        *self.unpark.kicked.lock().unwrap()
+    }
+
+    fn park(&self, timeout: Option<std::time::Duration>) -> std::io::Result<usize> {
+        let mut kicked = self.unpark.kicked.lock().unwrap();
+        match timeout {
+            Some(timeout) => self.clock.advance(timeout),
+            None => {
+                while !*kicked {
+                    kicked = self.unpark.cond.wait(kicked).unwrap();
+                }
+            }
+        }
+        *kicked = false;
+        Ok(0)
+    }
+
+    fn unparker(&self) -> crate::scheduler::driver::Unparker {
+        self.unpark.clone()
+    }
+}
+
+/// A loom driver's unpark: a sticky flag and a condvar.
+#[cfg(all(test, loom))]
+#[derive(Default)]
+pub(crate) struct LoomUnpark {
     kicked: sync::Mutex<bool>,
     cond: sync::Condvar,
 }
 
-#[cfg(loom)]
-impl LoomRing {
-    /// Kicks the owner (a MSG_RING / eventfd wake in the real ring).
-    pub fn wake(&self) {
+#[cfg(all(test, loom))]
+impl crate::scheduler::driver::Unpark for LoomUnpark {
+    fn unpark(&self) {
         *self.kicked.lock().unwrap() = true;
         self.cond.notify_all();
-    }
-
-    /// Sleeps until kicked, consuming the kick (`Ring::park` with no timeout).
-    pub fn park(&self) {
-        let mut kicked = self.kicked.lock().unwrap();
-        while !*kicked {
-            kicked = self.cond.wait(kicked).unwrap();
-        }
-        *kicked = false;
     }
 }
 
@@ -159,3 +210,6 @@ impl<T> SegQueue<T> {
         self.0.lock().unwrap().is_empty()
     }
 }
+
+#[cfg(all(test, loom))]
+pub(crate) mod model;

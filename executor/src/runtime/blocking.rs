@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::{context, coop, Handle, ThreadHooks};
 use crate::loom::sync::{Arc, Condvar, Mutex};
-use crate::task::{self, JoinHandle, Notified, RawTask, Schedule, Task};
+use crate::runtime::task::{self, JoinHandle, Notified, RawTask, Schedule, Task};
 
 pub(crate) struct BlockingPool {
     inner: Arc<Inner>,

@@ -192,7 +192,7 @@ impl Builder {
         self
     }
 
-    /// Writes a [task dump](crate::task::TaskDump) of this runtime to stderr whenever the
+    /// Writes a [task dump](crate::runtime::task::TaskDump) of this runtime to stderr whenever the
     /// process gets `signal`, as Go prints its goroutines on `SIGQUIT`: a header line
     /// naming the signal, the runtime's [`thread_name`](Self::thread_name) and the time,
     /// then the tasks grouped by spawn location, or one line per task when `full` is

@@ -6,8 +6,9 @@ use std::cell::{Cell, RefCell};
 
 use super::Handle;
 use crate::scheduler::worker::WorkerContext;
+use crate::scheduler::Shared;
 
-thread_local! {
+crate::loom::thread_locals! {
     static HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
     static WORKER: Cell<*const WorkerContext> = const { Cell::new(std::ptr::null()) };
     static DRIVING: Cell<bool> = const { Cell::new(false) };
@@ -16,6 +17,20 @@ thread_local! {
 /// The handle of the runtime current on this thread.
 pub(crate) fn current_handle() -> Option<Handle> {
     HANDLE.try_with(|h| h.borrow().clone()).ok().flatten()
+}
+
+/// Runs `f` with the scheduler of the runtime current on this thread, without cloning
+/// its handle. `f` must not make another runtime current.
+pub(crate) fn with_current_shared<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
+    let mut f = Some(f);
+    let ran = HANDLE.try_with(|h| {
+        let f = f.take().expect("called once");
+        f(h.borrow().as_ref().map(|h| &**h.shared()))
+    });
+    match ran {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called"))(None),
+    }
 }
 
 /// Makes `handle` current until the guard is dropped.

@@ -16,7 +16,7 @@ pub(crate) const INITIAL: u8 = 128;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Budget(Option<u8>);
 
-thread_local! {
+crate::loom::thread_locals! {
     static BUDGET: Cell<Budget> = const { Cell::new(Budget(None)) };
     static FORCED_YIELDS: Cell<u64> = const { Cell::new(0) };
 }

@@ -51,8 +51,8 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 use super::Handle;
+use crate::runtime::task::TaskDump;
 use crate::scheduler::Shared;
-use crate::task::TaskDump;
 
 /// Which signal triggers a dump, and in which form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,7 +273,7 @@ fn dump_all(signal: i32) {
         tracing::debug!(signal = signal_name, "no live runtime to dump");
     }
     for (id, name, full, shared) in targets {
-        let dump = TaskDump::of(&shared);
+        let dump = TaskDump::of(&shared.owned, shared.config.poll_timing);
         drop(shared);
         let header = format!(
             "uringo: {signal_name}: task dump of runtime {name:?} (#{id}) at {}",

@@ -6,8 +6,8 @@ use std::future::Future;
 use super::blocking::BlockingPool;
 use super::{context, RuntimeMetrics};
 use crate::loom::sync::{Arc, Ordering};
+use crate::runtime::task::{Id, JoinHandle};
 use crate::scheduler::Shared;
-use crate::task::{Id, JoinHandle};
 
 /// A cloneable, `Send + Sync` reference to a runtime: spawns tasks onto it, enters it,
 /// reads its metrics. Obtained with [`Runtime::handle`](super::Runtime::handle) or,
@@ -99,29 +99,27 @@ impl Handle {
     {
         let shared = self.shared();
         let id = Id::next();
-        if shared.config.instruments.is_on() {
-            let meta = crate::trace::TaskMeta::new(id, std::panic::Location::caller());
-            crate::scheduler::worker::task_spawned(shared, meta);
-        }
-        let init = crate::task::owned::TaskInit { id, name };
+        let meta = crate::trace::TaskMeta::new(id, std::panic::Location::caller());
+        let init = crate::runtime::task::owned::TaskInit {
+            id,
+            name,
+            spawned_at: crate::observe::clock::recent(),
+        };
         let (join, notified) = shared.owned.bind(future, shared.clone(), init);
         let mark = shared.next_task_warning.load(Ordering::Relaxed);
         if mark != usize::MAX && shared.owned.len_estimate(id) >= mark {
-            super::leak::passed_watermark(shared);
+            crate::observe::leak::passed_watermark(shared);
         }
-        if let Some(notified) = notified {
-            tracing::trace!(task = %id, "spawned");
-            crate::scheduler::worker::count_spawn(shared);
-            crate::scheduler::worker::schedule(shared, notified, false);
-        }
+        crate::scheduler::schedule::spawned(shared, meta, notified);
         join
     }
 
     /// Every live task with its id, spawn location and state, for finding what a
-    /// program is waiting on or leaking (see [`TaskDump`](crate::task::TaskDump); print
+    /// program is waiting on or leaking (see [`TaskDump`](crate::runtime::task::TaskDump); print
     /// it with `{}` for counts per spawn location, `{:#}` for every task).
-    pub fn dump(&self) -> crate::task::TaskDump {
-        crate::task::TaskDump::of(self.shared())
+    pub fn dump(&self) -> crate::runtime::task::TaskDump {
+        let shared = self.shared();
+        crate::runtime::task::TaskDump::of(&shared.owned, shared.config.poll_timing)
     }
 
     /// Runs a blocking closure on the blocking pool.

@@ -3,10 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::histogram::DurationHistogram;
-use super::{clock, Handle};
+use super::Handle;
 use crate::loom::sync::Ordering;
-use crate::scheduler::metrics::WorkerMetrics;
+use crate::observe::clock;
+use crate::observe::histogram::DurationHistogram;
+use crate::observe::metrics::WorkerMetrics;
 
 /// A view of a runtime's counters. Counters are monotonic since the runtime started;
 /// gauges (`*_depth`, `num_*`) are instantaneous.

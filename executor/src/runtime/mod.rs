@@ -3,17 +3,14 @@
 pub(crate) mod background;
 mod blocking;
 mod builder;
-pub(crate) mod clock;
 // The registry is process-wide std state that loom cannot (and need not) model.
 pub(crate) mod context;
 pub(crate) mod coop;
 #[cfg(not(loom))]
 mod dump_signal;
 mod handle;
-pub(crate) mod histogram;
-mod leak;
 mod metrics;
-mod schedtrace;
+pub(crate) mod task;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -25,15 +22,15 @@ use std::sync::mpsc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+pub use crate::observe::histogram::DurationHistogram;
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle, TryCurrentError};
-pub use histogram::DurationHistogram;
 pub use metrics::RuntimeMetrics;
 
 use crate::loom::sync::Arc;
-use crate::scheduler::worker::WorkerContext;
+use crate::runtime::task::JoinHandle;
+use crate::scheduler::worker::{Worker, WorkerContext};
 use crate::scheduler::{queue, Config, Shared};
-use crate::task::JoinHandle;
 
 /// Callbacks run on every runtime thread.
 #[derive(Clone, Default)]
@@ -99,7 +96,11 @@ impl Runtime {
             ),
         };
         let (locals, steals): (Vec<_>, Vec<_>) = (0..n).map(|_| queue::local()).unzip();
-        let shared = Arc::new(Shared::new(steals, config));
+        let shared = Arc::new(Shared::new(
+            steals,
+            config,
+            crate::time::clock::Clock::System,
+        ));
         let blocking = blocking::BlockingPool::new(
             b.max_blocking_threads,
             b.thread_keep_alive,
@@ -164,10 +165,15 @@ impl Runtime {
         // loom cannot model a free-running std thread next to its own.
         #[cfg(not(loom))]
         if let Some(threshold) = b.stuck_poll_threshold {
-            rt.monitor = Some(crate::scheduler::monitor::start(shared.clone(), threshold)?);
+            rt.monitor = Some(crate::observe::monitor::start(shared.clone(), threshold)?);
         }
-        if let Some((interval, detail)) = b.schedtrace.or_else(schedtrace::from_env) {
-            rt.schedtrace = Some(schedtrace::start(rt.handle.clone(), interval, detail)?);
+        if let Some((interval, detail)) = b.schedtrace.or_else(crate::observe::schedtrace::from_env)
+        {
+            rt.schedtrace = Some(crate::observe::schedtrace::start(
+                rt.handle.clone(),
+                interval,
+                detail,
+            )?);
         }
         #[cfg(not(loom))]
         if let Some(on) = b
@@ -299,7 +305,7 @@ impl fmt::Debug for Runtime {
 fn worker_main(
     handle: Handle,
     index: usize,
-    local: queue::Local<crate::task::Notified>,
+    local: queue::Local<crate::runtime::task::Notified>,
     ring_entries: u32,
     cpu: Option<usize>,
     ready: mpsc::Sender<(usize, io::Result<()>)>,
@@ -320,23 +326,25 @@ fn worker_main(
     };
     let shared = handle.shared().clone();
     let _ = shared.remotes[index].ring.set(ring.handle());
+    let cx = WorkerContext::new(shared, index, local);
+    // Other threads can unpark the worker from here on, before the runtime is handed out.
+    let mut worker = Worker::new(&cx, ring);
     let _ = ready.send((index, Ok(())));
     drop(ready);
     if let Some(start) = &hooks.on_start {
         start();
     }
-    let cx = WorkerContext::new(shared, index, local, ring);
     {
         let _span = tracing::info_span!("worker", index).entered();
         let _driving = context::enter_driving();
         let _current = context::set_current(handle);
         let _worker = context::set_worker(&cx);
-        let _ring = cx.ring.enter();
-        cx.run();
-        cx.shut_down();
+        let _ring = worker.driver().enter();
+        worker.run();
     }
     // Dropping the ring cancels what is still in flight and waits for the CQEs; wakes
     // that causes go to the (closed) injector, since this is no longer a worker.
+    drop(worker);
     drop(cx);
     if let Some(stop) = &hooks.on_stop {
         stop();

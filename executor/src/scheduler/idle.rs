@@ -25,7 +25,7 @@ const UNPARK_SHIFT: usize = 16;
 const SEARCH_MASK: usize = (1 << UNPARK_SHIFT) - 1;
 const UNPARK_ONE: usize = 1 << UNPARK_SHIFT;
 
-pub struct Idle {
+pub(crate) struct Idle {
     state: AtomicUsize,
     num_workers: usize,
     /// Parked workers, most recently parked last (woken first: its caches are warm).
@@ -41,7 +41,7 @@ fn unparked(state: usize) -> usize {
 }
 
 impl Idle {
-    pub fn new(num_workers: usize) -> Idle {
+    pub(crate) fn new(num_workers: usize) -> Idle {
         assert!(num_workers < SEARCH_MASK, "too many workers");
         Idle {
             state: AtomicUsize::new(num_workers << UNPARK_SHIFT),
@@ -53,13 +53,14 @@ impl Idle {
     /// New work was published: returns the worker to wake, if one should be. The
     /// chosen worker is counted as unparked and searching before it even wakes, so
     /// concurrent producers do not all wake someone for the same burst.
-    pub fn worker_to_notify(&self) -> Option<usize> {
+    pub(crate) fn worker_to_notify(&self) -> Option<usize> {
         // The producer published its work before calling us; this fence orders that
         // publication before our read of `state` (the Dekker pairing with
         // `transition_worker_to_parked`).
-        // Mutation point (loom-tests): without it a parking worker can miss the work.
-        #[cfg(not(uringo_loom_mutation = "idle_fence"))]
-        fence(SeqCst);
+        // Mutation point: without it a parking worker can miss the work.
+        if !crate::loom::mutation!("idle_fence") {
+            fence(SeqCst);
+        }
         if !self.should_notify() {
             return None;
         }
@@ -79,7 +80,7 @@ impl Idle {
 
     /// A worker with an empty queue wants to steal. Refused when half the busy workers
     /// already search (Go: `2*nmspinning >= gomaxprocs - npidle`).
-    pub fn transition_worker_to_searching(&self) -> bool {
+    pub(crate) fn transition_worker_to_searching(&self) -> bool {
         let state = self.state.load(SeqCst);
         if 2 * searching(state) >= unparked(state) {
             return false;
@@ -90,7 +91,7 @@ impl Idle {
 
     /// A searching worker found work (or gave up). Returns true when it was the last
     /// searcher: the caller must then wake another worker if it found work.
-    pub fn transition_worker_from_searching(&self) -> bool {
+    pub(crate) fn transition_worker_from_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, SeqCst);
         debug_assert!(searching(prev) > 0);
         searching(prev) == 1
@@ -98,7 +99,7 @@ impl Idle {
 
     /// A worker is about to park. Returns true when it was the last searcher: the
     /// caller must then re-check every queue before sleeping (see the module docs).
-    pub fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
+    pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
         let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
         let dec = UNPARK_ONE | usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, SeqCst);
@@ -107,14 +108,14 @@ impl Idle {
         drop(sleepers);
         // Orders our announcement before the caller's last look at the queues.
         fence(SeqCst);
-        // Mutation point (loom-tests): never reporting the last searcher drops the hand-off.
-        is_searching && searching(prev) == 1 && !cfg!(uringo_loom_mutation = "searcher_handoff")
+        // Mutation point: never reporting the last searcher drops the hand-off.
+        is_searching && searching(prev) == 1 && !crate::loom::mutation!("searcher_handoff")
     }
 
     /// A parked worker is running again. Returns true if it woke on its own (timer, I/O,
     /// shutdown) and had to take itself off the sleepers list; false if a producer
     /// picked it, in which case it is already counted as unparked *and searching*.
-    pub fn transition_worker_from_parked(&self, worker: usize) -> bool {
+    pub(crate) fn transition_worker_from_parked(&self, worker: usize) -> bool {
         let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
         match sleepers.iter().position(|&w| w == worker) {
             Some(pos) => {
@@ -127,12 +128,12 @@ impl Idle {
     }
 
     /// Number of workers currently searching (metrics, tests).
-    pub fn num_searching(&self) -> usize {
+    pub(crate) fn num_searching(&self) -> usize {
         searching(self.state.load(SeqCst))
     }
 
     /// Number of workers not parked (metrics, tests).
-    pub fn num_unparked(&self) -> usize {
+    pub(crate) fn num_unparked(&self) -> usize {
         unparked(self.state.load(SeqCst))
     }
 }
@@ -202,3 +203,6 @@ mod tests {
         assert!(idle.transition_worker_to_parked(0, true));
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;

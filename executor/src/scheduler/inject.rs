@@ -28,7 +28,7 @@ const CLOSED: usize = 1;
 const ONE: usize = 2;
 
 /// The global run queue.
-pub struct Injector<T: QueueItem> {
+pub(crate) struct Injector<T: QueueItem> {
     #[cfg(not(loom))]
     queue: crossbeam_queue::SegQueue<T>,
     #[cfg(loom)]
@@ -45,7 +45,7 @@ impl<T: QueueItem> Default for Injector<T> {
 
 impl<T: QueueItem> Injector<T> {
     /// An empty, open injector.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             #[cfg(not(loom))]
             queue: crossbeam_queue::SegQueue::new(),
@@ -77,13 +77,13 @@ impl<T: QueueItem> Injector<T> {
 
     /// Pushes one item (a remote spawn or wake-up). After [`Injector::close`] the item is
     /// handed back as `Err` for the caller to cancel/drop.
-    pub fn push(&self, item: T) -> Result<(), T> {
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
         // SeqCst: this count is what idle workers read after announcing they are going to
         // sleep (store -> load on both sides, invariant 6); SeqCst on both sides keeps one
         // of them from missing the other. Being an RMW, it also orders us against `close`.
         let prev = self.state.fetch_add(ONE, SeqCst);
-        // Mutation point (loom-tests): skipping the check accepts work after the drain.
-        if prev & CLOSED != 0 && !cfg!(uringo_loom_mutation = "inject_closed_check") {
+        // Mutation point: skipping the check accepts work after the drain.
+        if prev & CLOSED != 0 && !crate::loom::mutation!("inject_closed_check") {
             // Relaxed: only undoes our own reservation.
             self.state.fetch_sub(ONE, Relaxed);
             return Err(item);
@@ -95,7 +95,7 @@ impl<T: QueueItem> Injector<T> {
     /// Pushes every item of `items`, in order (a local queue's overflow). Accepted even
     /// when closed, so overflow never loses a task: a shutdown drain (see
     /// [`Injector::close`]) or the injector's drop still gets it.
-    pub fn push_batch(&self, items: impl Iterator<Item = T>) {
+    pub(crate) fn push_batch(&self, items: impl Iterator<Item = T>) {
         let (expected, _) = items.size_hint();
         let mut reservation = Reservation {
             state: &self.state,
@@ -117,7 +117,7 @@ impl<T: QueueItem> Injector<T> {
     }
 
     /// Pops the oldest item.
-    pub fn pop(&self) -> Option<T> {
+    pub(crate) fn pop(&self) -> Option<T> {
         if self.is_empty() {
             return None;
         }
@@ -130,7 +130,7 @@ impl<T: QueueItem> Injector<T> {
 
     /// Go's `globrunqget`: takes up to `max` items, bounded by `dst`'s free room, puts all
     /// but the first at the back of `dst` (in order) and returns the first.
-    pub fn pop_batch_into(&self, dst: &mut Local<T>, max: usize) -> Option<T> {
+    pub(crate) fn pop_batch_into(&self, dst: &mut Local<T>, max: usize) -> Option<T> {
         let n = max.min(dst.remaining_slots() + 1).min(self.len());
         if n == 0 {
             return None;
@@ -143,13 +143,13 @@ impl<T: QueueItem> Injector<T> {
     }
 
     /// Items queued, counting pushes in flight. One load.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         // SeqCst: the idle protocol's load (see `push`).
         self.state.load(SeqCst) / ONE
     }
 
     /// True when nothing is queued nor being pushed. One load.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -160,7 +160,7 @@ impl<T: QueueItem> Injector<T> {
     /// `is_empty()`; a `pop()` of `None` while `len() > 0` is a push in flight, so spin.
     /// Every `push` either returned `Err` or is counted and will be popped. Whatever is
     /// still queued when the injector is dropped is dropped with it.
-    pub fn close(&self) -> bool {
+    pub(crate) fn close(&self) -> bool {
         // AcqRel: a pusher that sees CLOSED also sees what the closer did before (the
         // runtime's shutdown state), and the closer sees every reservation made before.
         self.state.fetch_or(CLOSED, AcqRel) & CLOSED == 0
@@ -168,7 +168,7 @@ impl<T: QueueItem> Injector<T> {
 
     /// True once [`Injector::close`] was called.
     #[allow(dead_code)] // part of the shutdown API; `push` already reports a closed injector
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         // Acquire: pairs with `close`, as above.
         self.state.load(Acquire) & CLOSED != 0
     }
@@ -330,3 +330,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;

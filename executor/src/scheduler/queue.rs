@@ -32,16 +32,16 @@ use super::inject::Injector;
 
 /// Slots in the ring (Go's `len(p.runq)`). Small under loom so models stay tractable.
 #[cfg(not(loom))]
-pub const CAPACITY: usize = 256;
+pub(crate) const CAPACITY: usize = 256;
 /// Slots in the ring (Go's `len(p.runq)`). Small under loom so models stay tractable.
 #[cfg(loom)]
 pub const CAPACITY: usize = 4;
 
 /// `pos & MASK` is the slot of position `pos`.
-pub const MASK: usize = CAPACITY - 1;
+pub(crate) const MASK: usize = CAPACITY - 1;
 
 /// What an overflow moves to the injector (plus the new item), and the most one steal takes.
-pub const HALF: usize = CAPACITY / 2;
+pub(crate) const HALF: usize = CAPACITY / 2;
 
 const CAP32: u32 = CAPACITY as u32;
 const HALF32: u32 = HALF as u32;
@@ -80,7 +80,7 @@ fn slot(pos: u32) -> usize {
 /// very same value, exactly once; the queue calls `from_raw` exactly once per `into_raw`,
 /// possibly on another thread (hence `Send`). The pointer is never dereferenced by the
 /// queue.
-pub unsafe trait QueueItem: Send + 'static {
+pub(crate) unsafe trait QueueItem: Send + 'static {
     /// Gives up ownership of `self` as a non-null pointer.
     fn into_raw(self) -> NonNull<()>;
 
@@ -90,6 +90,19 @@ pub unsafe trait QueueItem: Send + 'static {
     ///
     /// `ptr` must come from `into_raw` of this type and not have been turned back yet.
     unsafe fn from_raw(ptr: NonNull<()>) -> Self;
+}
+
+// SAFETY: `Notified::into_raw`/`from_raw` move the one reference a queue entry owns
+// through the pointer, and give it back exactly once.
+unsafe impl QueueItem for crate::runtime::task::Notified {
+    fn into_raw(self) -> NonNull<()> {
+        crate::runtime::task::Notified::into_raw(self)
+    }
+
+    unsafe fn from_raw(ptr: NonNull<()>) -> Self {
+        // SAFETY: forwarded contract: `ptr` came from `into_raw`, taken back once.
+        unsafe { crate::runtime::task::Notified::from_raw(ptr) }
+    }
 }
 
 /// The state shared by the owner and the stealers.
@@ -154,15 +167,15 @@ impl<T: QueueItem> Inner<T> {
 /// Dropping a `Local` pops and drops whatever it still holds (ring and runnext), so
 /// nothing leaks; a scheduler that needs to cancel tasks properly calls [`Local::drain`]
 /// first.
-pub struct Local<T: QueueItem> {
+pub(crate) struct Local<T: QueueItem> {
     inner: Arc<Inner<T>>,
 }
 
 /// A stealer's end of a run queue: cheap to clone, shareable across threads.
-pub struct Steal<T: QueueItem>(Arc<Inner<T>>);
+pub(crate) struct Steal<T: QueueItem>(Arc<Inner<T>>);
 
 /// Creates an empty run queue and returns its owner and stealer ends.
-pub fn local<T: QueueItem>() -> (Local<T>, Steal<T>) {
+pub(crate) fn local<T: QueueItem>() -> (Local<T>, Steal<T>) {
     let buffer = (0..CAPACITY)
         .map(|_| UnsafeCell::new(ptr::null_mut()))
         .collect();
@@ -189,7 +202,7 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// Items in the ring (runnext not included).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         // Relaxed: an estimate for the owner; coherence keeps `real` no older than the
         // head this thread last saw, so the result is at most CAPACITY.
         let (_, real) = unpack(self.inner.head.load(Relaxed));
@@ -197,19 +210,19 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// True when the ring is empty (runnext not included; see [`Local::has_tasks`]).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// True when the ring or the runnext slot holds an item.
-    pub fn has_tasks(&self) -> bool {
+    pub(crate) fn has_tasks(&self) -> bool {
         // Relaxed: a hint; a stale non-null is fixed up by the swap in take_runnext.
         !self.is_empty() || !self.inner.runnext.load(Relaxed).is_null()
     }
 
     /// Slots `push_back_batch` may fill now. Counts slots still being copied out by an
     /// in-progress steal as used, so it may under-report, never over-report.
-    pub fn remaining_slots(&self) -> usize {
+    pub(crate) fn remaining_slots(&self) -> usize {
         // Relaxed: only sizes a batch; the push that writes the slots does its own Acquire.
         let (steal, _) = unpack(self.inner.head.load(Relaxed));
         (CAP32 - distance(steal, self.tail())) as usize
@@ -220,7 +233,7 @@ impl<T: QueueItem> Local<T> {
     /// progress, moves just `item`. Returns true when anything went to the injector.
     ///
     /// The injector accepts overflow even after it is closed (see [`Injector::push_batch`]).
-    pub fn push_back_or_overflow(&mut self, mut item: T, inject: &Injector<T>) -> bool {
+    pub(crate) fn push_back_or_overflow(&mut self, mut item: T, inject: &Injector<T>) -> bool {
         let tail = self.tail();
         loop {
             // Acquire: pairs with the Release of a stealer's end-of-steal CAS, so its reads
@@ -246,8 +259,8 @@ impl<T: QueueItem> Local<T> {
         // SAFETY: owner-only write to a free slot (Inner::write's contract, shown above).
         unsafe { self.inner.write(tail, item.into_raw()) };
         // Release: publishes the slot write to stealers, which Acquire `tail` before reading.
-        // Mutation point (loom-tests): Relaxed lets a stealer read the slot before the write.
-        let publish = if cfg!(uringo_loom_mutation = "steal_ordering") {
+        // Mutation point: Relaxed lets a stealer read the slot before the write.
+        let publish = if crate::loom::mutation!("steal_ordering") {
             Relaxed
         } else {
             Release
@@ -300,7 +313,7 @@ impl<T: QueueItem> Local<T> {
     /// If the batch does not fit. Items pushed before the panic stay queued; the rest
     /// are dropped.
     #[allow(dead_code)] // part of the queue's API; the worker moves batches via pop_batch_into
-    pub fn push_back_batch(&mut self, items: impl ExactSizeIterator<Item = T>) {
+    pub(crate) fn push_back_batch(&mut self, items: impl ExactSizeIterator<Item = T>) {
         assert!(
             items.len() <= self.remaining_slots(),
             "push_back_batch: {} items, {} free slots",
@@ -340,7 +353,7 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// Pops the oldest item of the ring (FIFO). Does not look at runnext.
-    pub fn pop(&mut self) -> Option<T> {
+    pub(crate) fn pop(&mut self) -> Option<T> {
         let tail = self.tail();
         // Relaxed: a first guess; the CAS below validates it.
         let mut head = self.inner.head.load(Relaxed);
@@ -375,7 +388,7 @@ impl<T: QueueItem> Local<T> {
 
     /// Puts `item` in the runnext slot and returns the item it displaced, which the caller
     /// then pushes to the back of the ring.
-    pub fn push_runnext(&mut self, item: T) -> Option<T> {
+    pub(crate) fn push_runnext(&mut self, item: T) -> Option<T> {
         // Release: whoever swaps this pointer out with Acquire (steal_runnext) then sees
         // the item's memory as we left it.
         // No Acquire needed: only the owner stores non-null, so what comes back is our own.
@@ -387,7 +400,7 @@ impl<T: QueueItem> Local<T> {
     }
 
     /// Takes the runnext item, if a stealer has not taken it.
-    pub fn take_runnext(&mut self) -> Option<T> {
+    pub(crate) fn take_runnext(&mut self) -> Option<T> {
         // Relaxed: a stale non-null is handled by the swap; we cannot see a null older than
         // our own last store (coherence).
         if self.inner.runnext.load(Relaxed).is_null() {
@@ -404,7 +417,7 @@ impl<T: QueueItem> Local<T> {
 
     /// Pops everything: runnext first, then the ring in FIFO order. Used at shutdown to
     /// hand the tasks to cancellation; items a stealer takes meanwhile are not yielded.
-    pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         let mut next = self.take_runnext();
         iter::from_fn(move || next.take().or_else(|| self.pop()))
     }
@@ -425,7 +438,7 @@ impl<T: QueueItem> Steal<T> {
     ///
     /// Returns `None` when the source is empty, another steal from it is in progress, or
     /// `dst` has fewer than [`HALF`] free slots.
-    pub fn steal_into(&self, dst: &mut Local<T>) -> Option<(T, usize)> {
+    pub(crate) fn steal_into(&self, dst: &mut Local<T>) -> Option<(T, usize)> {
         debug_assert!(
             !ptr::eq(&*self.0, &*dst.inner),
             "a worker must not steal from its own queue"
@@ -519,7 +532,7 @@ impl<T: QueueItem> Steal<T> {
     }
 
     /// Takes the victim's runnext item (Go's `stealRunNextG`, also the monitor's retake).
-    pub fn steal_runnext(&self) -> Option<T> {
+    pub(crate) fn steal_runnext(&self) -> Option<T> {
         // Relaxed: a hint to skip the swap; the swap decides.
         if self.0.runnext.load(Relaxed).is_null() {
             return None;
@@ -533,13 +546,13 @@ impl<T: QueueItem> Steal<T> {
     }
 
     /// Whether the runnext slot holds a task (a racy snapshot, for metrics).
-    pub fn has_runnext(&self) -> bool {
+    pub(crate) fn has_runnext(&self) -> bool {
         // Relaxed: a gauge; nothing is read through the pointer.
         !self.0.runnext.load(Relaxed).is_null()
     }
 
     /// Approximate number of items in the ring (for idle heuristics).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         // Acquire: same head chain as in steal: afterwards the tail we load is >= real.
         let (_, real) = unpack(self.0.head.load(Acquire));
         // Relaxed: coherence alone keeps this tail no older than the one the head chain
@@ -550,7 +563,7 @@ impl<T: QueueItem> Steal<T> {
     }
 
     /// Approximately: is the ring empty (runnext not included)?
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -561,7 +574,7 @@ impl<T: QueueItem> Clone for Steal<T> {
     }
 }
 
-// Tests, and the loom models in loom-tests, queue boxed stand-ins for tasks.
+// Tests and the loom models queue boxed stand-ins for tasks.
 #[cfg(any(test, loom))]
 // SAFETY: `Box::into_raw`/`Box::from_raw` round-trip ownership exactly; `U: Send`.
 unsafe impl<U: Send + 'static> QueueItem for Box<U> {
@@ -980,3 +993,6 @@ mod tests {
         assert!(inject.is_empty());
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;

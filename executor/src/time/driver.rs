@@ -18,10 +18,10 @@ use crate::loom::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
 use crate::loom::SegQueue;
 
 /// Tick length: 1 ms (see `uringo-timers` for why not finer).
-pub const TICK: Duration = Duration::from_millis(1);
+pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 /// Converts an instant to the tick at or after it (so a timer never fires early).
-pub fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
+pub(crate) fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
     let d = deadline.saturating_duration_since(origin);
     let nanos = d.as_nanos();
     let tick = TICK.as_nanos();
@@ -29,14 +29,14 @@ pub fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
 }
 
 /// The tick `now` falls in (rounded down).
-pub fn now_tick(origin: Instant, now: Instant) -> u64 {
+pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
     (now.saturating_duration_since(origin).as_nanos() / TICK.as_nanos()).min(u64::MAX as u128)
         as u64
 }
 
 /// What other threads may touch of a worker's timers.
 #[derive(Default)]
-pub struct TimerRemote {
+pub(crate) struct TimerRemote {
     /// Timers armed by threads that own no wheel, to insert.
     pub registrations: SegQueue<Arc<TimerEntry>>,
     /// Keys of timers dropped on other threads, to remove.
@@ -50,7 +50,7 @@ pub struct TimerRemote {
 }
 
 /// The worker-owned wheel.
-pub struct TimerDriver {
+pub(crate) struct TimerDriver {
     wheel: TimerWheel<Arc<TimerEntry>>,
     origin: Instant,
     /// Counted here, published with the length: the wheel is the worker's alone.
@@ -59,7 +59,7 @@ pub struct TimerDriver {
 }
 
 impl TimerDriver {
-    pub fn new(origin: Instant) -> TimerDriver {
+    pub(crate) fn new(origin: Instant) -> TimerDriver {
         TimerDriver {
             wheel: TimerWheel::new(),
             origin,
@@ -68,25 +68,25 @@ impl TimerDriver {
         }
     }
 
-    pub fn insert(&mut self, entry: Arc<TimerEntry>) -> TimerKey {
+    pub(crate) fn insert(&mut self, entry: Arc<TimerEntry>) -> TimerKey {
         let tick = entry.deadline_tick;
         self.armed += 1;
         self.wheel.insert(tick, entry)
     }
 
-    pub fn cancel(&mut self, key: TimerKey) {
+    pub(crate) fn cancel(&mut self, key: TimerKey) {
         if self.wheel.cancel(key).is_some() {
             self.cancelled += 1;
         }
     }
 
     /// Moves a timer; false when the key is stale (it fired or was cancelled).
-    pub fn reset(&mut self, key: TimerKey, tick: u64) -> bool {
+    pub(crate) fn reset(&mut self, key: TimerKey, tick: u64) -> bool {
         self.wheel.reset(key, tick)
     }
 
     /// Applies what other threads queued.
-    pub fn drain_remote(&mut self, remote: &TimerRemote) {
+    pub(crate) fn drain_remote(&mut self, remote: &TimerRemote) {
         while let Some(key) = remote.cancellations.pop() {
             self.cancel(key);
         }
@@ -100,7 +100,7 @@ impl TimerDriver {
 
     /// Takes the next expired timer, if any, without allocating. The caller fires it
     /// with no borrow of the driver held (firing wakes a task, which may arm a timer).
-    pub fn pop_expired(&mut self, now: Instant) -> Option<Arc<TimerEntry>> {
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Arc<TimerEntry>> {
         let next = self.wheel.next_expiration()?;
         let now = now_tick(self.origin, now);
         if next > now {
@@ -110,7 +110,7 @@ impl TimerDriver {
     }
 
     /// How long the worker may sleep before a timer is due (`None`: no timers).
-    pub fn park_timeout(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn park_timeout(&self, now: Instant) -> Option<Duration> {
         let next = self.wheel.next_expiration()?;
         let offset = Duration::from_nanos(next.saturating_mul(TICK.as_nanos() as u64));
         // Past what an Instant can hold: wake in a day; the wheel keeps the exact deadline.
@@ -121,11 +121,11 @@ impl TimerDriver {
         Some(at.saturating_duration_since(now))
     }
 
-    pub fn has_timers(&self) -> bool {
+    pub(crate) fn has_timers(&self) -> bool {
         !self.wheel.is_empty()
     }
 
-    pub fn publish_len(&self, remote: &TimerRemote) {
+    pub(crate) fn publish_len(&self, remote: &TimerRemote) {
         remote.len.store(self.wheel.len(), Ordering::Relaxed);
         remote.armed.store(self.armed, Ordering::Relaxed);
         remote.cancelled.store(self.cancelled, Ordering::Relaxed);

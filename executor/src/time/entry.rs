@@ -15,7 +15,7 @@ const CANCELLED: u32 = 2;
 
 /// One armed timer. The wheel holds an `Arc` to it until it fires or is removed; the
 /// `Sleep` holds the other.
-pub struct TimerEntry {
+pub(crate) struct TimerEntry {
     state: AtomicU32,
     /// A per-entry lock: the waiter stores its waker, the owner takes it to fire. No
     /// two timers ever share a lock.
@@ -25,7 +25,7 @@ pub struct TimerEntry {
 }
 
 impl TimerEntry {
-    pub fn new(deadline_tick: u64) -> TimerEntry {
+    pub(crate) fn new(deadline_tick: u64) -> TimerEntry {
         TimerEntry {
             state: AtomicU32::new(PENDING),
             waker: Mutex::new(None),
@@ -33,17 +33,17 @@ impl TimerEntry {
         }
     }
 
-    pub fn is_fired(&self) -> bool {
+    pub(crate) fn is_fired(&self) -> bool {
         self.state.load(Ordering::Acquire) == FIRED
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.state.load(Ordering::Acquire) == CANCELLED
     }
 
     /// Waiter: stores the waker, then reports whether the timer fired. The store comes
     /// first so a concurrent fire either sees our waker or we see FIRED.
-    pub fn register(&self, waker: &Waker) -> bool {
+    pub(crate) fn register(&self, waker: &Waker) -> bool {
         if self.is_fired() {
             return true;
         }
@@ -58,13 +58,13 @@ impl TimerEntry {
     }
 
     /// Owner: the deadline passed. Wakes the waiter unless the timer was cancelled.
-    pub fn fire(&self) {
+    pub(crate) fn fire(&self) {
         let won = self
             .state
             .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        // Mutation point (loom-tests): firing without winning the CAS fires after a cancel.
-        let won = won || cfg!(uringo_loom_mutation = "timer_fire_cas");
+        // Mutation point: firing without winning the CAS fires after a cancel.
+        let won = won || crate::loom::mutation!("timer_fire_cas");
         if won {
             let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(waker) = waker {
@@ -75,7 +75,7 @@ impl TimerEntry {
 
     /// Waiter: gives the timer up. Returns true if it had not fired (the wheel may still
     /// hold it).
-    pub fn cancel(&self) -> bool {
+    pub(crate) fn cancel(&self) -> bool {
         let was_pending = self
             .state
             .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)

@@ -54,7 +54,7 @@ impl MissedTickBehavior {
 /// });
 /// ```
 pub fn interval(period: Duration) -> Interval {
-    interval_at(Instant::now(), period)
+    interval_at(super::clock::now(), period)
 }
 
 /// Ticks every `period`, the first tick at `start`.
@@ -95,7 +95,7 @@ impl Interval {
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         std::task::ready!(Pin::new(&mut self.delay).poll(cx));
         let due = self.delay.deadline();
-        let now = Instant::now();
+        let now = super::clock::now();
         let next = if now.saturating_duration_since(due) <= ON_TIME_SLACK {
             due + self.period
         } else {
@@ -107,17 +107,17 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        Pin::new(&mut self.delay).reset(Instant::now() + self.period);
+        Pin::new(&mut self.delay).reset(super::clock::now() + self.period);
     }
 
     /// Restarts the schedule with an immediate tick.
     pub fn reset_immediately(&mut self) {
-        Pin::new(&mut self.delay).reset(Instant::now());
+        Pin::new(&mut self.delay).reset(super::clock::now());
     }
 
     /// Restarts the schedule: the next tick is `after` from now.
     pub fn reset_after(&mut self, after: Duration) {
-        Pin::new(&mut self.delay).reset(Instant::now() + after);
+        Pin::new(&mut self.delay).reset(super::clock::now() + after);
     }
 
     /// The period.

@@ -17,6 +17,7 @@
 //!
 //! Resolution is 1 ms; a timer never fires before its deadline.
 
+pub(crate) mod clock;
 pub(crate) mod driver;
 pub(crate) mod entry;
 mod interval;
@@ -31,3 +32,6 @@ pub use std::time::{Duration, Instant};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 
 pub(crate) use driver::deadline_tick;
+
+#[cfg(all(test, loom))]
+mod loom;

@@ -13,6 +13,7 @@ use super::driver::deadline_tick;
 use super::entry::TimerEntry;
 use crate::loom::sync::Arc;
 use crate::runtime::{context, coop, Handle};
+use crate::scheduler::schedule::with_current_worker;
 use crate::scheduler::Shared;
 
 /// Waits until `duration` has passed.
@@ -29,7 +30,7 @@ use crate::scheduler::Shared;
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = Instant::now();
+    let now = super::clock::now();
     let deadline = now.checked_add(duration).unwrap_or_else(far_future);
     sleep_until(deadline)
 }
@@ -53,7 +54,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 
 /// An instant so far away it never comes (about 30 years).
 pub(crate) fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+    super::clock::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 /// The future returned by [`sleep`] and [`sleep_until`].
@@ -121,9 +122,9 @@ impl Sleep {
         } = &this.state
         {
             if !entry.is_fired() {
-                let moved = context::with_worker(|cx| match cx {
-                    Some(cx) if cx.index == *worker && Arc::ptr_eq(&cx.shared, shared) => {
-                        let tick = deadline_tick(cx.timers_origin(), deadline);
+                let moved = with_current_worker(shared, |cx| match cx {
+                    Some(cx) if cx.index == *worker => {
+                        let tick = deadline_tick(shared.clock_origin, deadline);
                         cx.with_timers(|t| t.reset(*key, tick))
                     }
                     _ => false,
@@ -161,7 +162,7 @@ impl Sleep {
         let deadline = self.deadline;
         let registered = context::with_worker(|cx| {
             let cx = cx?;
-            let tick = deadline_tick(cx.timers_origin(), deadline);
+            let tick = deadline_tick(cx.shared.clock_origin, deadline);
             let entry = Arc::new(TimerEntry::new(tick));
             let key = cx.with_timers(|t| t.insert(entry.clone()));
             Some(State::Local {
@@ -187,8 +188,8 @@ impl Sleep {
 /// Removes a timer from `worker`'s wheel: directly when we are that worker, through its
 /// cancellation queue otherwise.
 fn cancel_in_wheel(shared: &Arc<Shared>, worker: usize, key: TimerKey) {
-    let done = context::with_worker(|cx| match cx {
-        Some(cx) if cx.index == worker && Arc::ptr_eq(&cx.shared, shared) => {
+    let done = with_current_worker(shared, |cx| match cx {
+        Some(cx) if cx.index == worker => {
             cx.with_timers(|t| t.cancel(key));
             true
         }
@@ -206,7 +207,7 @@ impl Future for Sleep {
         let coop = std::task::ready!(coop::poll_proceed(cx));
         let this = self.get_mut();
         if let State::Unregistered = this.state {
-            if this.deadline <= Instant::now() {
+            if this.deadline <= super::clock::now() {
                 this.state = State::Elapsed;
                 coop.made_progress();
                 return Poll::Ready(());
@@ -224,7 +225,7 @@ impl Future for Sleep {
             Poll::Ready(())
         } else {
             uringo_uring::wait::record(uringo_uring::wait::Wait::Timer {
-                at: crate::runtime::clock::nanos_since_origin(this.deadline),
+                at: crate::observe::clock::nanos_since_origin(this.deadline),
             });
             Poll::Pending
         }

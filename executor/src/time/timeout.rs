@@ -42,7 +42,7 @@ impl From<Elapsed> for std::io::Error {
 /// });
 /// ```
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    let deadline = Instant::now()
+    let deadline = super::clock::now()
         .checked_add(duration)
         .unwrap_or_else(far_future);
     timeout_at(deadline, future)

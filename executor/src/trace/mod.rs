@@ -75,7 +75,7 @@ use std::time::Instant;
 
 use self::buffer::{EventRing, SharedLog};
 pub(crate) use self::event::{Event, Kind, TO_INJECTOR};
-use crate::task::Id;
+use crate::runtime::task::Id;
 
 /// What a task hook is told about the task: its id and where it was spawned.
 ///

@@ -1,0 +1,340 @@
+//! What happens to a task: poll, complete, cancel, read the output, free.
+//!
+//! These are the functions behind the task vtable, monomorphized per future and
+//! scheduler type. Each one starts with a state transition (state.rs) that decides, in
+//! one atomic step, which party does what; the rest follows from that decision.
+
+use std::future::Future;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, Waker};
+
+use super::raw::{Cell, Core, Header, RawTask, Stage, Trailer};
+use super::state::{Snapshot, ToIdle, ToRunning};
+use super::{waker, JoinError, Notified, Schedule};
+
+struct Harness<F: Future, S> {
+    cell: NonNull<Cell<F, S>>,
+}
+
+impl<F: Future, S: Schedule> Harness<F, S> {
+    /// # Safety
+    /// `ptr` is the header of a live `Cell<F, S>`.
+    unsafe fn from_raw(ptr: NonNull<Header>) -> Self {
+        Harness { cell: ptr.cast() }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the caller of every vtable fn holds a reference, so the cell is alive.
+        unsafe { &self.cell.as_ref().header }
+    }
+
+    fn core(&self) -> &Core<F, S> {
+        // SAFETY: as above.
+        unsafe { &self.cell.as_ref().core }
+    }
+
+    fn trailer(&self) -> &Trailer {
+        // SAFETY: as above.
+        unsafe { &self.cell.as_ref().trailer }
+    }
+
+    fn raw(&self) -> RawTask {
+        // SAFETY: the header is alive (see `header`).
+        unsafe { RawTask::from_raw(self.cell.cast()) }
+    }
+
+    fn poll(self) {
+        match self.header().state.transition_to_running() {
+            ToRunning::Success => {
+                let waker = waker::waker_ref(self.cell.cast());
+                let mut cx = Context::from_waker(&waker);
+                if self.poll_future(&mut cx).is_ready() {
+                    return self.complete();
+                }
+                match self.header().state.transition_to_idle() {
+                    ToIdle::Ok => {}
+                    ToIdle::OkNotified => {
+                        // Woken during its own poll: it yielded, so it goes to the back.
+                        self.core().scheduler.yield_now(Notified(self.raw()));
+                    }
+                    ToIdle::OkDealloc => self.dealloc(),
+                    ToIdle::Cancelled => {
+                        self.cancel_future();
+                        self.complete();
+                    }
+                }
+            }
+            ToRunning::Cancelled => {
+                self.cancel_future();
+                self.complete();
+            }
+            ToRunning::Failed => {}
+            ToRunning::Dealloc => self.dealloc(),
+        }
+    }
+
+    /// Polls the future once, catching a panic. On `Ready` (or a panic) the stage holds
+    /// the output and the future is gone.
+    fn poll_future(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let header = self.header();
+        let id = header.id;
+        let poll = || {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                self.core().stage.with_mut(|stage| {
+                    // SAFETY: we hold RUNNING, so the stage is ours; the future is never
+                    // moved out of the (heap-allocated, pinned) cell while Running.
+                    match unsafe { &mut *stage } {
+                        Stage::Running(future) => unsafe { Pin::new_unchecked(future) }.poll(cx),
+                        _ => unreachable!("a task is only polled while its future exists"),
+                    }
+                })
+            }))
+        };
+        // What this poll leaves the task waiting on, for dumps. Not under loom: its
+        // threads share one OS thread's thread-locals.
+        header.wait.store(0, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(loom))]
+        // SAFETY: we hold a reference to the task for the whole call, so its header
+        // (and the slot in it) outlives the poll.
+        let result = unsafe { uringo_uring::wait::watching(&header.wait, poll) };
+        #[cfg(loom)]
+        let result = { poll }();
+        let output = match result {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(payload) => Err(JoinError::panic(id, payload)),
+        };
+        // Drop the future before storing the output; a panic in its destructor after a
+        // successful poll is reported, not propagated into the worker.
+        if let Err(payload) =
+            panic::catch_unwind(AssertUnwindSafe(|| self.set_stage(Stage::Consumed)))
+        {
+            tracing::warn!(task = %id, "task's future panicked while being dropped");
+            drop(payload);
+        }
+        self.set_stage(Stage::Finished(output));
+        Poll::Ready(())
+    }
+
+    /// Drops the future and records the cancellation (or the panic of its destructor).
+    fn cancel_future(&self) {
+        let id = self.header().id;
+        let result = panic::catch_unwind(AssertUnwindSafe(|| self.set_stage(Stage::Consumed)));
+        let error = match result {
+            Ok(()) => JoinError::cancelled(id),
+            Err(payload) => JoinError::panic(id, payload),
+        };
+        self.set_stage(Stage::Finished(Err(error)));
+    }
+
+    fn set_stage(&self, stage: Stage<F>) {
+        // SAFETY: only the party holding RUNNING (or the JoinHandle after COMPLETE, or
+        // the last reference in dealloc) calls this; each has the stage to itself.
+        self.core().stage.with_mut(|ptr| unsafe { *ptr = stage });
+    }
+
+    /// The task is done: stop counting as live, publish the output, wake the
+    /// `JoinHandle`, and leave the registry unless the `JoinHandle` still wants the
+    /// output (then it releases the entry once it took the output or was dropped).
+    ///
+    /// The count goes first so that whoever sees the task complete through its
+    /// `JoinHandle` also sees it gone from the live-task count.
+    fn complete(self) {
+        // Before COMPLETE is published, so whoever sees the task done sees the hook run.
+        self.core().scheduler.terminated(&self.raw());
+        self.core().scheduler.completing(&self.raw());
+        let snapshot = self.header().state.transition_to_complete();
+        let id = self.header().id;
+        let refs = if snapshot.is_join_interested() {
+            // The JoinHandle releases the entry (see `release_for_join_handle`): it
+            // cannot have done so yet, since it had not seen COMPLETE.
+            1
+        } else {
+            match self.core().scheduler.release(&self.raw()) {
+                Some(task) => {
+                    mem::forget(task);
+                    2
+                }
+                None => 1,
+            }
+        };
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            if !snapshot.is_join_interested() {
+                // Nobody will read the output.
+                self.set_stage(Stage::Consumed);
+            } else if snapshot.is_join_waker_set() {
+                // SAFETY: JOIN_WAKER was set when we completed, so the slot is ours to
+                // read, and the JoinHandle will not write it again (state.rs).
+                self.trailer().waker.with(|waker| unsafe {
+                    if let Some(waker) = &*waker {
+                        waker.wake_by_ref();
+                    }
+                });
+            }
+        }));
+        if result.is_err() {
+            tracing::warn!(task = %id, "dropping a task's output (or waking its JoinHandle) panicked");
+        }
+        if self.header().state.transition_to_terminal(refs) {
+            self.dealloc();
+        }
+    }
+
+    /// The `JoinHandle` is done with a completed task (took the output, or was dropped
+    /// after completion): the registry entry the task left for it goes.
+    fn release_for_join_handle(&self) {
+        // Mutation point: forgetting this strands the entry (and the
+        // registry's reference) until shutdown.
+        if crate::loom::mutation!("join_release") {
+            return;
+        }
+        // Dropping the registry's reference cannot free the task: the JoinHandle still
+        // holds one.
+        drop(self.core().scheduler.release(&self.raw()));
+    }
+
+    fn dealloc(self) {
+        // SAFETY: the reference count reached zero; the cell came from Box::into_raw.
+        drop(unsafe { Box::from_raw(self.cell.as_ptr()) });
+    }
+
+    fn take_output(&self) -> Result<F::Output, JoinError> {
+        // SAFETY: the JoinHandle calls this only once COMPLETE is set and it holds join
+        // interest; the task side no longer touches the stage.
+        let stage = self
+            .core()
+            .stage
+            .with_mut(|ptr| unsafe { mem::replace(&mut *ptr, Stage::Consumed) });
+        match stage {
+            Stage::Finished(output) => output,
+            _ => panic!("JoinHandle polled after it returned the output"),
+        }
+    }
+
+    /// Decides whether the output can be read now, registering `waker` if not.
+    fn can_read_output(&self, waker: &Waker) -> bool {
+        let snapshot = self.header().state.load();
+        debug_assert!(snapshot.is_join_interested());
+        if snapshot.is_complete() {
+            return true;
+        }
+        let res = if !snapshot.is_join_waker_set() {
+            self.set_join_waker(waker.clone())
+        } else {
+            // SAFETY: JOIN_WAKER is set, so the task side may read the slot but nobody
+            // writes it; reading concurrently is fine.
+            let same = self
+                .trailer()
+                .waker
+                .with(|w| unsafe { (*w).as_ref().is_some_and(|w| w.will_wake(waker)) });
+            if same {
+                return false;
+            }
+            self.header()
+                .state
+                .unset_join_waker()
+                .and_then(|_| self.set_join_waker(waker.clone()))
+        };
+        match res {
+            Ok(_) => false,
+            Err(snapshot) => {
+                debug_assert!(snapshot.is_complete());
+                true
+            }
+        }
+    }
+
+    fn set_join_waker(&self, waker: Waker) -> Result<Snapshot, Snapshot> {
+        // SAFETY: JOIN_WAKER is clear, so the JoinHandle (us) owns the slot.
+        self.trailer()
+            .waker
+            .with_mut(|slot| unsafe { *slot = Some(waker) });
+        let res = self.header().state.set_join_waker();
+        if res.is_err() {
+            // Completed meanwhile: the slot stays ours; drop the waker we just stored.
+            // SAFETY: JOIN_WAKER is still clear.
+            self.trailer()
+                .waker
+                .with_mut(|slot| unsafe { *slot = None });
+        }
+        res
+    }
+}
+
+/// Vtable: poll or cancel, consuming the caller's `Notified` reference.
+pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: the vtable is only reached through a live task of this type.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.poll();
+}
+
+/// Vtable: hand a `Notified` to the task's scheduler.
+pub(super) unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: as above.
+    let harness = unsafe { Harness::<F, S>::from_raw(ptr) };
+    harness.core().scheduler.schedule(Notified(harness.raw()));
+}
+
+/// Vtable: free the cell.
+pub(super) unsafe fn dealloc<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: as above.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.dealloc();
+}
+
+/// Vtable: `JoinHandle::poll`.
+pub(super) unsafe fn try_read_output<F: Future, S: Schedule>(
+    ptr: NonNull<Header>,
+    dst: *mut (),
+    waker: &Waker,
+) {
+    // SAFETY: as above.
+    let harness = unsafe { Harness::<F, S>::from_raw(ptr) };
+    if harness.can_read_output(waker) {
+        // SAFETY: the JoinHandle passes a `Poll<Result<F::Output, JoinError>>` slot.
+        let dst = unsafe { &mut *(dst as *mut Poll<Result<F::Output, JoinError>>) };
+        *dst = Poll::Ready(harness.take_output());
+        harness.release_for_join_handle();
+    }
+}
+
+/// Vtable: the `JoinHandle` is dropped.
+pub(super) unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: as above.
+    let harness = unsafe { Harness::<F, S>::from_raw(ptr) };
+    match harness.header().state.unset_join_interested() {
+        Err(_) => {
+            // Complete: the output is ours to drop. The waker slot may still be read by
+            // the completing side, so it is left for dealloc.
+            if panic::catch_unwind(AssertUnwindSafe(|| harness.set_stage(Stage::Consumed))).is_err()
+            {
+                tracing::warn!(task = %harness.header().id, "dropping a task's output panicked");
+            }
+            // A no-op if the output was taken (the entry went then).
+            harness.release_for_join_handle();
+        }
+        Ok(_) => {
+            // Not complete, and JOIN_WAKER is now clear: the slot is ours again.
+            // SAFETY: see state.rs, JOIN_WAKER.
+            harness
+                .trailer()
+                .waker
+                .with_mut(|slot| unsafe { *slot = None });
+        }
+    }
+    harness.raw().drop_reference();
+}
+
+/// Vtable: runtime shutdown, consuming the caller's reference (the registry's).
+pub(super) unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: as above.
+    let harness = unsafe { Harness::<F, S>::from_raw(ptr) };
+    if !harness.header().state.transition_to_shutdown() {
+        // Running (the poller will see CANCELLED) or already complete.
+        harness.raw().drop_reference();
+        return;
+    }
+    harness.cancel_future();
+    harness.complete();
+}

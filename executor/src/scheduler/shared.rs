@@ -1,0 +1,175 @@
+//! What every thread may touch of a runtime's scheduler: Go's `sched` ([`Shared`]) and
+//! the outside view of each worker ([`Remote`]).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use uringo_uring::RingHandle;
+
+use super::driver::Unparker;
+use super::idle::Idle;
+use super::inject::Injector;
+use super::queue::Steal;
+use super::Config;
+use crate::loom::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::observe::metrics::WorkerMetrics;
+use crate::observe::poll_watch::PollWatch;
+use crate::observe::stats::Scheduled;
+use crate::runtime::task::{Notified, OwnedTasks};
+use crate::time::clock::Clock;
+use crate::time::{TimerEntry, TimerRemote};
+
+/// The parts of a worker that other threads touch.
+pub(crate) struct Remote {
+    /// The stealing end of the worker's run queue (and its runnext slot).
+    pub(crate) steal: Steal<Notified>,
+    /// Ends the worker's park; set once the worker's driver exists.
+    pub(crate) unpark: OnceLock<Unparker>,
+    /// The worker's io_uring ring, through which a thread without one submits I/O
+    /// (unset under the loom and simulated drivers).
+    pub(crate) ring: OnceLock<RingHandle>,
+    pub(crate) metrics: WorkerMetrics,
+    /// Timers other threads add to or remove from this worker's wheel.
+    pub(crate) timers: TimerRemote,
+    /// The task this worker is polling, for the monitor.
+    pub(crate) poll_watch: PollWatch,
+}
+
+impl Remote {
+    /// Ends the worker's park (or makes its next park return at once).
+    pub(crate) fn unpark(&self) {
+        if let Some(unpark) = self.unpark.get() {
+            unpark.unpark();
+        }
+    }
+}
+
+/// State shared by every worker of one runtime (Go's `sched`).
+pub(crate) struct Shared {
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) inject: Injector<Notified>,
+    pub(crate) idle: Idle,
+    pub(crate) owned: OwnedTasks,
+    pub(crate) config: Config,
+    /// Where every worker's timers read "now".
+    pub(crate) clock: Clock,
+    shutdown: AtomicBool,
+    /// Round-robin choice of the worker that serves a thread without a ring or wheel.
+    next_fallback: AtomicUsize,
+    /// Tasks scheduled from outside the runtime's workers (into the injector).
+    pub(crate) remote_schedules: AtomicU64,
+    /// Tasks spawned from threads that are not workers.
+    pub(crate) remote_spawns: AtomicU64,
+    /// The live-task count at which the next leak warning fires (`usize::MAX`: off);
+    /// doubled each time one fires (`Builder::task_count_warning`).
+    pub(crate) next_task_warning: AtomicUsize,
+    /// Tick 0 of every worker's timer wheel (shared, so ticks mean the same everywhere).
+    pub(crate) clock_origin: Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(steals: Vec<Steal<Notified>>, config: Config, clock: Clock) -> Shared {
+        let n = steals.len();
+        let clock_origin = clock.now();
+        Shared {
+            remotes: steals
+                .into_iter()
+                .map(|steal| Remote {
+                    steal,
+                    unpark: OnceLock::new(),
+                    ring: OnceLock::new(),
+                    metrics: WorkerMetrics::default(),
+                    timers: TimerRemote::default(),
+                    poll_watch: PollWatch::default(),
+                })
+                .collect(),
+            inject: Injector::new(),
+            idle: Idle::new(n),
+            owned: OwnedTasks::new(n, config.task_registry),
+            config,
+            clock,
+            shutdown: AtomicBool::new(false),
+            next_fallback: AtomicUsize::new(0),
+            remote_schedules: AtomicU64::new(0),
+            remote_spawns: AtomicU64::new(0),
+            next_task_warning: AtomicUsize::new(usize::MAX),
+            clock_origin,
+        }
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Starts shutdown: no new work is accepted and every worker is woken to exit.
+    pub(crate) fn begin_shutdown(&self) {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!("runtime shutting down");
+        self.inject.close();
+        for remote in self.remotes.iter() {
+            remote.unpark();
+        }
+    }
+
+    /// A ring for a thread that has none (round robin over the workers).
+    pub(crate) fn fallback_ring(&self) -> Option<RingHandle> {
+        let i = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
+        self.remotes[i].ring.get().cloned()
+    }
+
+    /// Schedules a task from a thread that is not one of our workers.
+    pub(crate) fn schedule_remote(&self, task: Notified, how: Scheduled) {
+        self.remote_schedules.fetch_add(1, Ordering::Relaxed);
+        if self.config.poll_timing {
+            task.header().stamp.store(
+                crate::observe::clock::recent(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        if how == Scheduled::Wake && self.config.instruments.is_on() {
+            let id = task.id_and_location().0.as_u64();
+            self.config.instruments.record_outside(
+                crate::trace::Kind::Wake,
+                id,
+                crate::trace::TO_INJECTOR,
+            );
+        }
+        if let Err(task) = self.inject.push(task) {
+            // Shut down: the task has been (or will be) cancelled; drop the entry.
+            drop(task);
+            return;
+        }
+        if !crate::loom::mutation!("remote_notify") {
+            self.notify_parked();
+        }
+    }
+
+    /// New work was published: wake a parked worker if nobody is searching.
+    pub(crate) fn notify_parked(&self) {
+        // `worker_to_notify` fences our publication of work before its read of the
+        // idle state (idle.rs, "No lost wake-up").
+        if let Some(worker) = self.idle.worker_to_notify() {
+            tracing::trace!(worker, "waking a parked worker");
+            self.remotes[worker].unpark();
+        }
+    }
+
+    /// Arms a timer for a thread that owns no wheel: a worker (round robin) inserts it
+    /// on its next tick; it is woken so that a parked worker recomputes its timeout.
+    pub(crate) fn register_remote_timer(&self, deadline: Instant) -> Arc<TimerEntry> {
+        let tick = crate::time::deadline_tick(self.clock_origin, deadline);
+        let entry = Arc::new(TimerEntry::new(tick));
+        let worker = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
+        let remote = &self.remotes[worker];
+        remote.timers.registrations.push(entry.clone());
+        remote.unpark();
+        entry
+    }
+
+    /// Whether any queue holds a task (the last searcher's check before parking).
+    pub(crate) fn any_work_queued(&self) -> bool {
+        !self.inject.is_empty() || self.remotes.iter().any(|r| !r.steal.is_empty())
+    }
+}

@@ -1,0 +1,148 @@
+//! What a worker's own tasks reach while they run: the run queue they are woken into,
+//! the timer wheel their sleeps go on, and the worker's stats.
+//!
+//! The thread-local context (`runtime/context.rs`) points here for the life of the
+//! worker thread. Everything is owner-only and reached through `&self`: a wake from
+//! inside a poll, a completion dispatched by a reap, a timer fired by the loop all land
+//! in [`WorkerContext::schedule_local`] while the loop itself is somewhere below on the
+//! same stack. So the queue and the wheel sit in `RefCell`s that are borrowed for one
+//! queue or wheel operation at a time, never across a call that could run task code.
+//! The loop's own state (tick, searching, spin credit) is not here: it lives in
+//! `Core`, owned by the loop and reached by `&mut`.
+
+use std::cell::{Cell, RefCell};
+
+use super::super::queue::Local;
+use super::super::{Remote, Shared};
+use crate::loom::sync::Arc;
+use crate::observe::stats::{Scheduled, Stats, WorkerStats};
+use crate::runtime::task::Notified;
+use crate::time::TimerDriver;
+use crate::trace::WorkerProbe;
+
+/// A worker as its tasks see it. Lives on the worker's stack for the thread's life.
+pub(crate) struct WorkerContext {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) index: usize,
+    /// The P's run queue: 256 slots plus runnext (`queue.rs`).
+    local: RefCell<Local<Notified>>,
+    /// This worker's timer wheel (Go's per-P timers).
+    timers: RefCell<TimerDriver>,
+    /// True while a task is being polled: wakes then go to the runnext slot.
+    in_task: Cell<bool>,
+    stats: WorkerStats,
+}
+
+impl WorkerContext {
+    pub(crate) fn new(shared: Arc<Shared>, index: usize, local: Local<Notified>) -> Self {
+        let probe = shared.config.instruments.worker_probe(index);
+        let stats = WorkerStats::new(index, shared.config.poll_timing, probe);
+        let timers = TimerDriver::new(shared.clock_origin);
+        WorkerContext {
+            shared,
+            index,
+            local: RefCell::new(local),
+            timers: RefCell::new(timers),
+            in_task: Cell::new(false),
+            stats,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn remote(&self) -> &Remote {
+        &self.shared.remotes[self.index]
+    }
+
+    /// This worker's stats (`observe/stats.rs`).
+    #[inline]
+    pub(crate) fn stats(&self) -> Stats<'_> {
+        let remote = self.remote();
+        self.stats.view(&remote.metrics, &remote.poll_watch)
+    }
+
+    /// The recorder and task hooks of this worker, if on.
+    pub(crate) fn stats_probe(&self) -> Option<&WorkerProbe> {
+        self.stats.probe()
+    }
+
+    /// Runs `f` on the run queue. `f` must not run task code (it never does: queue and
+    /// injector operations only), so the borrow cannot be re-entered.
+    #[inline]
+    pub(crate) fn with_local<R>(&self, f: impl FnOnce(&mut Local<Notified>) -> R) -> R {
+        f(&mut self.local.borrow_mut())
+    }
+
+    /// Runs `f` on the timer wheel. Never called while a timer fires (firing runs with
+    /// no borrow held), so the borrow cannot conflict.
+    pub(crate) fn with_timers<R>(&self, f: impl FnOnce(&mut TimerDriver) -> R) -> R {
+        let mut timers = self.timers.borrow_mut();
+        let r = f(&mut timers);
+        timers.publish_len(&self.remote().timers);
+        r
+    }
+
+    /// Marks the start and end of a batch of polls: wakes inside one go to runnext.
+    #[inline]
+    pub(crate) fn set_in_task(&self, in_task: bool) {
+        self.in_task.set(in_task);
+    }
+
+    /// Schedules a task spawned, woken or yielding on this worker:
+    ///
+    /// * spawned or woken by the task being polled: the runnext slot, so it runs next on
+    ///   this worker while its data is in cache (the task it displaces goes to the back
+    ///   of the queue);
+    /// * woken from outside a poll (a completion reaped by the loop, a timer): the back
+    ///   of the queue;
+    /// * yielded (`yield_now`, out of budget, or woken during its own poll): the back of
+    ///   the queue behind a fair share of the injector. Go sends a `Gosched` goroutine
+    ///   behind the global queue; this gives the same order without a shared push per
+    ///   yield, so busy yielders cannot starve the injector, nor it them.
+    pub(crate) fn schedule_local(&self, task: Notified, how: Scheduled) {
+        self.stats().scheduled(&task, how);
+        if how == Scheduled::Yield {
+            if let Some(first) = self.with_local(|local| self.take_injector_share(local)) {
+                self.push_back(first);
+            }
+            return self.push_back(task);
+        }
+        if !self.in_task.get() {
+            return self.push_back(task);
+        }
+        if let Some(displaced) = self.with_local(|local| local.push_runnext(task)) {
+            self.push_back(displaced);
+        }
+    }
+
+    /// Puts `task` at the back of the queue (half the queue goes to the injector if it
+    /// is full) and wakes a sibling to steal if nobody is looking.
+    pub(crate) fn push_back(&self, task: Notified) {
+        let inject = &self.shared.inject;
+        if self.with_local(|local| local.push_back_or_overflow(task, inject)) {
+            self.stats().overflowed();
+        }
+        self.shared.notify_parked();
+    }
+
+    /// Go's `globrunqget`: moves a fair share of the injector (its length over the
+    /// number of workers, at most half the free slots) into `local` and returns the
+    /// first of it.
+    pub(crate) fn take_injector_share(&self, local: &mut Local<Notified>) -> Option<Notified> {
+        let inject = &self.shared.inject;
+        if inject.is_empty() {
+            return None;
+        }
+        let n = inject.len() / self.shared.remotes.len() + 1;
+        let n = n.min(local.remaining_slots() / 2).max(1);
+        let task = inject.pop_batch_into(local, n);
+        if task.is_some() {
+            self.stats().injector_pops(n);
+        }
+        task
+    }
+
+    /// The timer wheel, for the loop (fires with no borrow held; see `with_timers`).
+    pub(super) fn timers(&self) -> &RefCell<TimerDriver> {
+        &self.timers
+    }
+}

@@ -1,0 +1,40 @@
+//! Firing this worker's due timers from the loop.
+//!
+//! The wheel (`time/driver.rs`) is this worker's alone; other threads reach it through
+//! two queues in `Remote::timers` (registrations from threads without a wheel,
+//! cancellations of timers dropped elsewhere), applied here first. Firing wakes tasks,
+//! which may arm new timers, so each timer fires with no borrow of the wheel held.
+
+use super::super::driver::Driver;
+use super::Worker;
+
+impl<D: Driver> Worker<'_, D> {
+    /// Applies other threads' timer changes and fires what is due. Cheap when there are
+    /// no timers: no clock read. Returns true if a timer fired.
+    pub(super) fn process_timers(&mut self) -> bool {
+        let cx = self.cx;
+        let remote = &cx.remote().timers;
+        if !remote.cancellations.is_empty() || !remote.registrations.is_empty() {
+            cx.with_timers(|t| t.drain_remote(remote));
+        }
+        if !cx.timers().borrow().has_timers() {
+            return false;
+        }
+        let now = cx.shared.clock.now();
+        let mut fired = 0;
+        loop {
+            let entry = cx.timers().borrow_mut().pop_expired(now);
+            let Some(entry) = entry else { break };
+            if fired == 0 {
+                cx.stats().timers_due();
+            }
+            entry.fire();
+            fired += 1;
+        }
+        if fired > 0 {
+            cx.stats().timers_fired(fired);
+            cx.timers().borrow().publish_len(remote);
+        }
+        fired > 0
+    }
+}
