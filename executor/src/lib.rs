@@ -140,6 +140,7 @@ pub use loom::exports as __loom;
 pub mod net;
 mod runtime;
 mod scheduler;
+pub mod signal;
 pub mod task;
 pub mod time;
 pub mod trace;
