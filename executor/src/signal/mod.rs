@@ -38,6 +38,7 @@ use std::future::poll_fn;
 use std::io;
 use std::task::{Context, Poll};
 
+#[cfg(not(loom))]
 pub(crate) use dispatch::add_hook;
 pub use kind::SignalKind;
 
