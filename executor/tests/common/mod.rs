@@ -169,3 +169,12 @@ impl Captured {
             .finish()
     }
 }
+
+/// Waits until every worker of `rt` is parked: every task it has is waiting on
+/// something, so a wake that comes after this is a real wake of a pending task.
+pub fn wait_until_idle(rt: &uringo::Runtime) {
+    let workers = rt.metrics().num_workers();
+    wait_for("every worker parked", || {
+        rt.metrics().num_parked_workers() == workers
+    });
+}
