@@ -11,7 +11,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::{wait_for, with_watchdog, HANG};
+use common::{runtime, wait_for, with_watchdog, HANG};
 use uringo::net::TcpListener;
 
 /// Connections in the kernel's listen backlog of the IPv4 listener on `addr`.
@@ -65,22 +65,34 @@ fn serve_all(
     }
 }
 
+/// A one-worker runtime and a listener with `limit`, whose multishot accept one served
+/// client (the first of the returned clients) has armed; nobody accepts after it.
+fn armed(
+    limit: Option<usize>,
+) -> (
+    uringo::Runtime,
+    Arc<TcpListener>,
+    SocketAddr,
+    Vec<std::net::TcpStream>,
+) {
+    let rt = runtime(1);
+    let listener = Arc::new(
+        rt.block_on(async { TcpListener::bind("127.0.0.1:0") })
+            .unwrap(),
+    );
+    listener.set_accept_backlog_limit(limit);
+    let addr = listener.local_addr().unwrap();
+    let mut clients = vec![connect(addr)];
+    serve_all(&rt, &listener, &mut clients[..]);
+    (rt, listener, addr, clients)
+}
+
 #[test]
 fn past_the_limit_connections_wait_in_the_kernel_backlog() {
     const LIMIT: usize = 4;
     const EXTRA: usize = 3;
     with_watchdog("backpressure", || {
-        let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
-        let listener = Arc::new(
-            rt.block_on(async { TcpListener::bind("127.0.0.1:0") })
-                .unwrap(),
-        );
-        listener.set_accept_backlog_limit(Some(LIMIT));
-        let addr = listener.local_addr().unwrap();
-
-        // One accept arms the multishot accept; then nobody accepts for a while.
-        let mut clients = vec![connect(addr)];
-        serve_all(&rt, &listener, &mut clients[..]);
+        let (rt, listener, addr, mut clients) = armed(Some(LIMIT));
 
         // One at a time, so each is accepted on its own: the kernel takes them until the
         // limit...
@@ -111,15 +123,8 @@ fn past_the_limit_connections_wait_in_the_kernel_backlog() {
 fn without_a_limit_every_connection_leaves_the_kernel_backlog() {
     const CLIENTS: usize = 7;
     with_watchdog("no limit", || {
-        let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
-        let listener = Arc::new(
-            rt.block_on(async { TcpListener::bind("127.0.0.1:0") })
-                .unwrap(),
-        );
+        let (rt, listener, addr, mut clients) = armed(None);
         assert_eq!(listener.accept_backlog_limit(), None);
-        let addr = listener.local_addr().unwrap();
-        let mut clients = vec![connect(addr)];
-        serve_all(&rt, &listener, &mut clients[..]);
 
         for _ in 0..CLIENTS {
             clients.push(connect(addr));

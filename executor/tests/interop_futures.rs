@@ -5,15 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{with_watchdog, HANG};
+use common::{runtime, with_watchdog, HANG};
 use futures_channel::{mpsc, oneshot};
 use futures_util::future::{join_all, select, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use uringo::net::{TcpListener, TcpStream};
-
-fn runtime() -> uringo::Runtime {
-    uringo::Builder::new().worker_threads(2).build().unwrap()
-}
 
 /// An echo server for `n` connections; its address.
 fn echo_server(n: usize) -> std::net::SocketAddr {
@@ -42,7 +38,7 @@ async fn round_trip(addr: std::net::SocketAddr, msg: String) -> String {
 #[test]
 fn join_all_awaits_uringo_io_and_join_handles_in_order() {
     with_watchdog("join_all", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             let addr = echo_server(8);
             let echoes = join_all((0..8).map(|i| round_trip(addr, format!("msg {i}")))).await;
@@ -70,7 +66,7 @@ fn join_all_awaits_uringo_io_and_join_handles_in_order() {
 #[test]
 fn select_takes_the_first_and_hands_back_the_other_still_usable() {
     with_watchdog("select", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             let (tx, rx) = oneshot::channel::<&str>();
             let sleep = std::pin::pin!(uringo::time::sleep(HANG));
@@ -96,7 +92,7 @@ fn select_takes_the_first_and_hands_back_the_other_still_usable() {
 #[test]
 fn futures_unordered_yields_uringo_ops_as_they_complete() {
     with_watchdog("FuturesUnordered", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             // Tasks that finish in the order their go-ahead comes, one at a time.
             let mut go = Vec::new();
@@ -132,7 +128,7 @@ fn futures_unordered_yields_uringo_ops_as_they_complete() {
 #[test]
 fn stream_ext_adapts_a_channel_fed_by_uringo_tasks() {
     with_watchdog("StreamExt", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             let (tx, rx) = mpsc::unbounded::<u32>();
             for producer in 0..4u32 {

@@ -7,12 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_for, with_watchdog, HANG};
+use common::{runtime, wait_for, with_watchdog, HANG};
 use uringo::net::{TcpListener, TcpStream};
-
-fn runtime() -> uringo::Runtime {
-    uringo::Builder::new().worker_threads(1).build().unwrap()
-}
 
 /// Ops in flight on the single worker's ring.
 fn in_flight(rt: &uringo::Runtime) -> u64 {
@@ -31,7 +27,7 @@ async fn pair() -> (TcpListener, TcpStream, TcpStream) {
 #[test]
 fn a_sleep_beats_a_read_and_the_read_is_cancelled_cleanly() {
     with_watchdog("sleep beats read", || {
-        let rt = runtime();
+        let rt = runtime(1);
         let (_listener, client, server) = rt.block_on(rt.spawn(pair())).unwrap();
         let before = in_flight(&rt);
         let cancels = rt.metrics().worker_ring_metrics(0).unwrap().cancels;
@@ -64,7 +60,7 @@ fn a_sleep_beats_a_read_and_the_read_is_cancelled_cleanly() {
 #[test]
 fn a_read_beats_a_sleep_and_the_timer_is_disarmed() {
     with_watchdog("read beats sleep", || {
-        let rt = runtime();
+        let rt = runtime(1);
         let (_listener, client, server) = rt.block_on(rt.spawn(pair())).unwrap();
         let got = rt
             .block_on(rt.spawn(async move {
@@ -85,7 +81,7 @@ fn a_read_beats_a_sleep_and_the_timer_is_disarmed() {
 #[test]
 fn an_accept_loop_with_a_shutdown_branch_loses_no_connection() {
     with_watchdog("accept loop", || {
-        let rt = runtime();
+        let rt = runtime(1);
         let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -129,7 +125,7 @@ fn an_accept_loop_with_a_shutdown_branch_loses_no_connection() {
 #[test]
 fn join_handles_race_in_select_and_the_loser_is_aborted_on_request() {
     with_watchdog("join handles", || {
-        let rt = runtime();
+        let rt = runtime(1);
         rt.block_on(async {
             let slow = uringo::spawn(async {
                 uringo::time::sleep(HANG).await;

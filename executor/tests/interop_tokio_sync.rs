@@ -8,15 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_until_idle, with_watchdog};
+use common::{runtime, wait_until_idle, with_watchdog};
 use tokio::sync::{mpsc, oneshot, watch, Barrier, Mutex, Notify, Semaphore};
-
-fn runtime(workers: usize) -> uringo::Runtime {
-    uringo::Builder::new()
-        .worker_threads(workers)
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn mpsc_carries_every_message_and_wakes_a_parked_receiver_from_a_plain_thread() {

@@ -8,18 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_until_idle, with_watchdog, HANG};
+use common::{runtime, wait_until_idle, with_watchdog, HANG};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-fn runtime() -> uringo::Runtime {
-    uringo::Builder::new().worker_threads(2).build().unwrap()
-}
 
 #[test]
 fn cancelling_from_a_plain_thread_stops_every_child_task() {
     with_watchdog("cancel", || {
-        let rt = runtime();
+        let rt = runtime(2);
         let root = CancellationToken::new();
         let stopped = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..4)
@@ -52,7 +48,7 @@ fn cancelling_from_a_plain_thread_stops_every_child_task() {
 #[test]
 fn a_cancelled_child_leaves_its_parent_running() {
     with_watchdog("child", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             let parent = CancellationToken::new();
             let child = parent.child_token();
@@ -78,7 +74,7 @@ fn a_cancelled_child_leaves_its_parent_running() {
 #[test]
 fn task_tracker_waits_for_every_tracked_uringo_task() {
     with_watchdog("tracker", || {
-        let rt = runtime();
+        let rt = runtime(2);
         let tracker = TaskTracker::new();
         let done = Arc::new(AtomicUsize::new(0));
         let release = CancellationToken::new();

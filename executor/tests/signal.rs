@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::task::{Context, Poll, Waker};
 
-use common::with_watchdog;
+use common::{runtime, with_watchdog};
 use nix::sys::signal::{kill, Signal as Sig};
 use nix::unistd::getpid;
 use uringo::signal::{ctrl_c, signal, SignalKind};
@@ -24,14 +24,10 @@ fn raise(sig: Sig) {
     kill(getpid(), sig).unwrap();
 }
 
-fn runtime() -> uringo::Runtime {
-    uringo::Builder::new().worker_threads(2).build().unwrap()
-}
-
 #[test]
 fn ctrl_c_in_block_on_sees_sigint() {
     with_watchdog("sigint", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             let mut interrupts = ctrl_c().unwrap();
             assert_eq!(interrupts.kind(), SignalKind::interrupt());
@@ -44,7 +40,7 @@ fn ctrl_c_in_block_on_sees_sigint() {
 #[test]
 fn sighup_in_block_on_is_seen_at_each_delivery() {
     with_watchdog("sighup", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             let mut hangups = signal(SignalKind::hangup()).unwrap();
             for _ in 0..3 {
@@ -58,7 +54,7 @@ fn sighup_in_block_on_is_seen_at_each_delivery() {
 #[test]
 fn sigterm_from_a_child_process_reaches_a_task() {
     with_watchdog("sigterm", || {
-        let rt = runtime();
+        let rt = runtime(2);
         let (ready_tx, ready_rx) = mpsc::channel();
         let waiter = rt.spawn(async move {
             let mut terminate = signal(SignalKind::terminate()).unwrap();
@@ -78,7 +74,7 @@ fn sigterm_from_a_child_process_reaches_a_task() {
 #[test]
 fn two_runtimes_see_the_same_delivery() {
     with_watchdog("two runtimes", || {
-        let (a, b) = (runtime(), runtime());
+        let (a, b) = (runtime(2), runtime(2));
         let (ready_tx, ready_rx) = mpsc::channel();
         let waiters: Vec<_> = [&a, &b]
             .into_iter()
@@ -103,7 +99,7 @@ fn two_runtimes_see_the_same_delivery() {
 #[test]
 fn a_receiver_dropped_and_created_again_still_receives() {
     with_watchdog("re-created", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             for _ in 0..3 {
                 let mut user2 = signal(SignalKind::user_defined2()).unwrap();
@@ -118,7 +114,7 @@ fn a_receiver_dropped_and_created_again_still_receives() {
 #[test]
 fn a_fresh_receiver_waits_until_its_signal_arrives() {
     with_watchdog("pending until raised", || {
-        let rt = runtime();
+        let rt = runtime(2);
         rt.block_on(async {
             let mut winch = signal(SignalKind::from_raw(libc::SIGWINCH)).unwrap();
             {

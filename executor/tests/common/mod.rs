@@ -178,3 +178,11 @@ pub fn wait_until_idle(rt: &uringo::Runtime) {
         rt.metrics().num_parked_workers() == workers
     });
 }
+
+/// A runtime with `workers` workers and the defaults otherwise.
+pub fn runtime(workers: usize) -> uringo::Runtime {
+    uringo::Builder::new()
+        .worker_threads(workers)
+        .build()
+        .unwrap()
+}
