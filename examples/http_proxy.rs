@@ -11,8 +11,7 @@ use std::time::Duration;
 use uringo_examples::args::{self, Flag, Parsed};
 use uringo_examples::http_proxy::{Config, HttpProxy};
 use uringo_examples::server::{bind_reuseport, init_logging};
-use uringo_examples::shutdown::Stop;
-use uringo_examples::signal::ShutdownSignals;
+use uringo_examples::shutdown::{stop_on_signal, Stop};
 
 const ABOUT: &str = "an HTTP/1.1 reverse proxy on uringo (hyper through uringo::compat)";
 
@@ -113,22 +112,13 @@ fn run() -> std::io::Result<()> {
     };
     let upstreams = args.get("upstream").unwrap_or_default().to_string();
     let proxy = HttpProxy::new(config)?;
-    // Before the runtime: its worker threads must inherit the blocked signals.
-    let signals = ShutdownSignals::install()?;
     let rt = uringo::Builder::new().worker_threads(workers).build()?;
     rt.block_on(async move {
+        let stop = Stop::new();
+        stop_on_signal(stop.clone())?;
         let listeners = bind_reuseport(listen, workers)?;
         let local = listeners[0].local_addr()?;
         tracing::info!(%upstreams, workers, "listening on {local}");
-        let stop = Stop::new();
-        let on_signal = stop.clone();
-        uringo::spawn(async move {
-            match signals.recv().await {
-                Ok(signal) => tracing::info!(%signal, "shutting down"),
-                Err(err) => tracing::error!(error = %err, "reading signals failed; shutting down"),
-            }
-            on_signal.trigger();
-        });
         proxy.serve(listeners, stop).await;
         Ok::<_, std::io::Error>(())
     })?;

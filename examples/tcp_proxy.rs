@@ -9,8 +9,7 @@ use std::process::ExitCode;
 
 use uringo_examples::args::{self, Flag, Parsed};
 use uringo_examples::server::{bind_reuseport, init_logging};
-use uringo_examples::shutdown::Stop;
-use uringo_examples::signal::ShutdownSignals;
+use uringo_examples::shutdown::{stop_on_signal, Stop};
 use uringo_examples::tcp_proxy::{Config, Proxy};
 
 const ABOUT: &str = "a TCP proxy on uringo (zero-copy splice between the two sockets)";
@@ -99,22 +98,13 @@ fn run() -> std::io::Result<()> {
     };
     let upstreams = args.get("upstream").unwrap_or_default().to_string();
     let proxy = Proxy::new(config)?;
-    // Before the runtime: its worker threads must inherit the blocked signals.
-    let signals = ShutdownSignals::install()?;
     let rt = uringo::Builder::new().worker_threads(workers).build()?;
     rt.block_on(async move {
+        let stop = Stop::new();
+        stop_on_signal(stop.clone())?;
         let listeners = bind_reuseport(listen, workers)?;
         let local = listeners[0].local_addr()?;
         tracing::info!(%upstreams, workers, "listening on {local}");
-        let stop = Stop::new();
-        let on_signal = stop.clone();
-        uringo::spawn(async move {
-            match signals.recv().await {
-                Ok(signal) => tracing::info!(%signal, "shutting down"),
-                Err(err) => tracing::error!(error = %err, "reading signals failed; shutting down"),
-            }
-            on_signal.trigger();
-        });
         proxy.serve(listeners, stop).await;
         Ok::<_, std::io::Error>(())
     })?;

@@ -9,5 +9,4 @@ pub mod http_proxy;
 pub mod loadgen;
 pub mod server;
 pub mod shutdown;
-pub mod signal;
 pub mod tcp_proxy;

@@ -1,5 +1,5 @@
 //! Graceful shutdown for the servers: a one-way "stop" flag that any number of tasks can
-//! await, and a count of live connections to drain.
+//! await, set by SIGINT or SIGTERM, and a count of live connections to drain.
 //!
 //! The order a server follows: the signal sets the flag; accept loops see it and drop
 //! their listeners (new connections are refused from then on); long-lived connections
@@ -7,6 +7,7 @@
 //! connection count reaches zero or the drain deadline passes, whichever is first.
 
 use std::future::{poll_fn, Future};
+use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,6 +86,37 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sets `stop` on the first SIGINT or SIGTERM, from a task on the current runtime.
+///
+/// Listening starts before this returns: call it before announcing the server, so that
+/// a signal sent after that never takes its default action (ending the process at once).
+///
+/// ```
+/// use uringo_examples::shutdown::{stop_on_signal, Stop};
+///
+/// # uringo::Runtime::new()?.block_on(async {
+/// let stop = Stop::new();
+/// stop_on_signal(stop.clone())?;
+/// nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::SIGTERM)?;
+/// stop.wait().await;
+/// # Ok::<(), std::io::Error>(())
+/// # })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn stop_on_signal(stop: Stop) -> io::Result<()> {
+    let mut interrupt = uringo::signal::ctrl_c()?;
+    let mut terminate = uringo::signal::signal(uringo::signal::SignalKind::terminate())?;
+    uringo::spawn(async move {
+        let signal = match race(interrupt.recv(), terminate.recv()).await {
+            Either::Left(_) => "SIGINT",
+            Either::Right(_) => "SIGTERM",
+        };
+        tracing::info!(signal, "shutting down");
+        stop.trigger();
+    });
+    Ok(())
 }
 
 /// Counts live connections; each holds a [`ConnectionGuard`].

@@ -79,6 +79,51 @@
 //! [`Builder::task_count_warning`] logs the busiest spawn locations when live tasks pass
 //! a mark.
 //!
+//! ## Channels, locks, `select!`: bring your own
+//!
+//! uringo ships no channel, lock or `select!` of its own: the runtime-agnostic ones
+//! work on it, since all they need from an executor is a [`Waker`](std::task::Waker),
+//! and uringo's wakers work from any thread (a worker, `block_on`, a plain thread,
+//! another runtime). Each family below has a test file that runs it on uringo with no
+//! tokio runtime in the process:
+//!
+//! | crate | what | test |
+//! |---|---|---|
+//! | `tokio` (features `sync`, `macros`) | `sync::{mpsc, oneshot, Mutex, Semaphore, Notify, watch, Barrier}` | `tests/interop_tokio_sync.rs` |
+//! | `tokio` (feature `macros`) | `select!`, with uringo I/O, timers and join handles as branches; the losing branch's op is cancelled | `tests/interop_tokio_select.rs` |
+//! | `futures` | `join_all`, `select`, `FuturesUnordered`, `StreamExt`, `futures-channel` | `tests/interop_futures.rs` |
+//! | `tokio-util` | `sync::CancellationToken`, `task::TaskTracker` (track with `uringo::spawn(tracker.track_future(f))`) | `tests/interop_tokio_util.rs` |
+//!
+//! What needs a tokio runtime does not work here: `tokio::spawn`, `tokio::time`,
+//! `tokio::net`, `TaskTracker::spawn`; use uringo's own [`spawn`], [`time`] and
+//! [`net`]. For tokio's I/O traits, see `compat` (feature `tokio-io`).
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! # let rt = uringo::Runtime::new().unwrap();
+//! rt.block_on(async {
+//!     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+//!     uringo::spawn(async move {
+//!         for i in 0..3 {
+//!             tx.send(i).await.unwrap();
+//!         }
+//!     });
+//!     let mut deadline = std::pin::pin!(uringo::time::sleep(Duration::from_secs(60)));
+//!     let mut got = Vec::new();
+//!     loop {
+//!         tokio::select! {
+//!             msg = rx.recv() => match msg {
+//!                 Some(i) => got.push(i),
+//!                 None => break,
+//!             },
+//!             () = &mut deadline => panic!("nothing for a minute"),
+//!         }
+//!     }
+//!     assert_eq!(got, [0, 1, 2]);
+//! });
+//! ```
+//!
 //! ## Example
 //!
 //! ```
@@ -129,6 +174,7 @@ pub mod net;
 mod observe;
 mod runtime;
 mod scheduler;
+pub mod signal;
 pub mod task;
 pub mod time;
 pub mod trace;

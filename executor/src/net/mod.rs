@@ -12,8 +12,10 @@
 //! | [`UnixListener`], [`UnixStream`], [`UnixDatagram`] | unix-domain sockets |
 //! | [`split`] | read and write halves of a stream, borrowed or owned |
 //! | [`BufPool`], [`RecvStream`] | multishot receive into a shared pool of provided buffers |
+//! | [`lookup_host`] | name resolution on the blocking pool |
 
 mod accept;
+mod lookup;
 mod recv_stream;
 pub(crate) mod socket;
 pub mod split;
@@ -21,6 +23,7 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use lookup::{lookup_host, ToSocketAddrs};
 pub use recv_stream::{BufPool, PooledBuf, RecvStream};
 pub use split::StreamSocket;
 pub use tcp::{Incoming, TcpListener, TcpSocket, TcpStream};

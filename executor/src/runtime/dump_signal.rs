@@ -10,29 +10,21 @@
 //!        ...
 //! ```
 //!
-//! # Design: a self-pipe
+//! # Design
 //!
-//! A signal handler may run on any thread, between any two instructions, with any lock
-//! held; it may only call async-signal-safe functions, so it cannot walk the task
-//! registry (locks), allocate or format. The handler therefore only `write(2)`s the
-//! signal's number as one byte to a non-blocking pipe (whose fd sits in a static atomic)
-//! and restores `errno`, which `write` may change under the interrupted code's feet.
-//! A full pipe drops the byte: a dump is already pending. One process-wide thread,
-//! `uringo-dump`, started the first time a runtime asks for a signal and never
-//! stopped, blocks reading the pipe and, per byte, dumps every live runtime registered
-//! for that signal, outside the handler, where locks and allocation are fine.
-//!
-//! `signalfd` would avoid the handler but only sees a signal that every thread of the
-//! process blocks — threads uringo does not own (the application's, a library's) would
-//! still take the signal's default action and kill the process.
+//! A signal handler can do almost nothing (it cannot walk the task registry, which
+//! takes locks, nor allocate or format), so the dump rides [`crate::signal`]'s one path:
+//! its action only flags the signal, and its `uringo-signal` thread, outside the
+//! handler, runs this module's hook, which dumps every live runtime registered for that
+//! signal. That thread is no worker, so the dump comes even when every worker is stuck.
 //!
 //! # What it replaces
 //!
 //! Installing the handler replaces whatever the process had for that signal (the
-//! default action — terminating for `SIGUSR1`/`SIGUSR2` — or an application's
-//! handler), and the handler stays installed once the runtimes are gone: a late signal
-//! is then swallowed rather than killing the process. It is opt-in for that reason.
-//! Signals whose disposition something else relies on are refused (see
+//! default action — terminating for `SIGUSR1`/`SIGUSR2`), though a handler the process
+//! had is still called first; and it stays installed once the runtimes are gone: a late
+//! signal is then swallowed rather than killing the process. It is opt-in for that
+//! reason. Signals whose disposition something else relies on are refused (see
 //! [`check_signal`]).
 //!
 //! Runtimes sit in a static registry as `Weak` references, removed when the runtime
@@ -40,19 +32,16 @@
 //! while a dump runs is skipped.
 
 use std::fmt;
-use std::io::{self, Read as _, Write as _};
-use std::os::fd::IntoRawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::io::{self, Write as _};
 use std::sync::{Mutex, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
 
 use super::Handle;
 use crate::runtime::task::TaskDump;
 use crate::scheduler::Shared;
+use crate::signal::kind;
 
 /// Which signal triggers a dump, and in which form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,30 +87,20 @@ fn parse(value: &str) -> Result<DumpOn, String> {
         .map_err(|err| err.to_string())
 }
 
-/// The signal, if it may trigger dumps. Refused, besides numbers that are no signal:
+/// The signal, if it may trigger dumps. Refused, besides those no one may listen for
+/// ([`crate::signal::signal`] lists them):
 ///
-/// * `SIGKILL`, `SIGSTOP`: cannot be caught;
-/// * `SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`, `SIGTRAP`, `SIGSYS`, `SIGABRT`: they report
-///   a fault (or `abort`) of the thread that gets them; a handler that returns would
-///   hide the crash or re-run the faulting instruction;
 /// * `SIGINT`, `SIGTERM`, `SIGQUIT`: requests to stop the process, which must keep
 ///   working;
 /// * `SIGCHLD`, `SIGPIPE`, `SIGCONT`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`: child reaping,
 ///   std's ignored `SIGPIPE` and job control rely on their disposition.
 fn check_signal(signal: i32) -> io::Result<Signal> {
     use Signal::*;
-    let invalid = |why: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("signal {signal} cannot trigger task dumps: {why}"),
-        )
-    };
+    const PURPOSE: &str = "trigger task dumps";
+    let signal = kind::check(signal, PURPOSE)?;
+    let invalid = |why: &str| kind::invalid(signal, PURPOSE, why);
     let sig = Signal::try_from(signal).map_err(|_| invalid("not a signal number"))?;
     match sig {
-        SIGKILL | SIGSTOP => Err(invalid("it cannot be caught")),
-        SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGTRAP | SIGSYS | SIGABRT => {
-            Err(invalid("it reports a crash, which a handler would hide"))
-        }
         SIGINT | SIGTERM | SIGQUIT => Err(invalid("it asks the process to stop")),
         SIGCHLD | SIGPIPE | SIGCONT | SIGTSTP | SIGTTIN | SIGTTOU => Err(invalid(
             "child processes, pipes or job control rely on its disposition",
@@ -130,22 +109,17 @@ fn check_signal(signal: i32) -> io::Result<Signal> {
     }
 }
 
-/// The pipe's write end for the handler; -1 until the dump thread runs.
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
-
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next_id: 1,
     runtimes: Vec::new(),
-    installed: Vec::new(),
-    thread_started: false,
+    hooked: Vec::new(),
 });
 
 struct Registry {
     next_id: u64,
     runtimes: Vec<Registered>,
-    /// Signals whose handler is in place (installed once, never removed).
-    installed: Vec<Signal>,
-    thread_started: bool,
+    /// Signals that run [`dump_all`] (hooked once, never removed).
+    hooked: Vec<Signal>,
 }
 
 struct Registered {
@@ -179,26 +153,14 @@ impl fmt::Debug for Registration {
 }
 
 /// Dumps `handle`'s runtime (called `name`) to stderr whenever `on.signal` arrives,
-/// until the returned registration is dropped. Starts the dump thread and installs the
-/// handler the first time they are needed.
+/// until the returned registration is dropped. Hooks the dump onto the signal the first
+/// time it is asked for.
 pub(crate) fn register(handle: &Handle, name: &str, on: DumpOn) -> io::Result<Registration> {
     let signal = check_signal(on.signal)?;
     let mut registry = registry();
-    if !registry.thread_started {
-        start_thread()?;
-        registry.thread_started = true;
-    }
-    if !registry.installed.contains(&signal) {
-        let action = SigAction::new(
-            SigHandler::Handler(on_signal),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        // SAFETY: `on_signal` only loads an atomic, calls write(2) and reads/writes
-        // errno, all async-signal-safe; the signal is one check_signal allows, so no
-        // fault or stop request is diverted into it.
-        unsafe { sigaction(signal, &action) }.map_err(io::Error::from)?;
-        registry.installed.push(signal);
+    if !registry.hooked.contains(&signal) {
+        crate::signal::add_hook(on.signal, dump_all)?;
+        registry.hooked.push(signal);
     }
     let id = registry.next_id;
     registry.next_id += 1;
@@ -210,54 +172,6 @@ pub(crate) fn register(handle: &Handle, name: &str, on: DumpOn) -> io::Result<Re
     });
     tracing::debug!(signal = %signal, runtime = name, full = on.full, "task dump on signal armed");
     Ok(Registration { id })
-}
-
-/// The signal handler: one byte (the signal number) into the pipe, nothing else.
-extern "C" fn on_signal(signal: libc::c_int) {
-    let saved = Errno::last_raw();
-    let fd = PIPE_WRITE.load(Ordering::Acquire);
-    if fd >= 0 {
-        // Signal numbers are below 65, so one byte holds them.
-        let byte = signal as u8;
-        // SAFETY: `fd` is the pipe's write end, which stays open for the life of the
-        // process (never closed once stored); `byte` is live for the call. write(2) is
-        // async-signal-safe; a full pipe (EAGAIN) drops the byte, a dump is pending.
-        let _ = unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
-    }
-    Errno::set_raw(saved);
-}
-
-/// Creates the pipe and starts `uringo-dump` on its read end.
-fn start_thread() -> io::Result<()> {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    // The handler must never block: a full pipe would stall whichever thread took the
-    // signal. The reader blocks, so only the write end is non-blocking.
-    fcntl(&write, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    let reader = std::fs::File::from(read);
-    std::thread::Builder::new()
-        .name("uringo-dump".into())
-        .spawn(move || dump_thread(reader))?;
-    // Kept open for the life of the process: a handler may be about to write to it.
-    PIPE_WRITE.store(write.into_raw_fd(), Ordering::Release);
-    Ok(())
-}
-
-fn dump_thread(mut pipe: std::fs::File) {
-    let mut bytes = [0u8; 64];
-    loop {
-        let n = match pipe.read(&mut bytes) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                tracing::error!(%err, "uringo-dump cannot read its signal pipe; no more task dumps");
-                return;
-            }
-        };
-        for &signal in &bytes[..n] {
-            dump_all(i32::from(signal));
-        }
-    }
 }
 
 /// Writes the dump of every live runtime registered for `signal`.

@@ -169,3 +169,20 @@ impl Captured {
             .finish()
     }
 }
+
+/// Waits until every worker of `rt` is parked: every task it has is waiting on
+/// something, so a wake that comes after this is a real wake of a pending task.
+pub fn wait_until_idle(rt: &uringo::Runtime) {
+    let workers = rt.metrics().num_workers();
+    wait_for("every worker parked", || {
+        rt.metrics().num_parked_workers() == workers
+    });
+}
+
+/// A runtime with `workers` workers and the defaults otherwise.
+pub fn runtime(workers: usize) -> uringo::Runtime {
+    uringo::Builder::new()
+        .worker_threads(workers)
+        .build()
+        .unwrap()
+}

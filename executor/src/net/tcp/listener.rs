@@ -20,7 +20,10 @@ pub(crate) const DEFAULT_BACKLOG: u32 = 1024;
 ///
 /// Accepts are served by one multishot accept per listener (one SQE for any number of
 /// connections). Running out of file descriptors does not stop the listener: `accept`
-/// logs a warning, backs off and continues once fds are free.
+/// logs a warning, backs off and continues once fds are free. By default the kernel's
+/// accepted connections are taken as they come, whether or not a task accepts; for
+/// backpressure, cap them with
+/// [`set_accept_backlog_limit`](Self::set_accept_backlog_limit).
 ///
 /// ```
 /// # let rt = uringo::Runtime::new().unwrap();
@@ -112,6 +115,64 @@ impl TcpListener {
             listener: self,
             backoff: Backoff::default(),
         }
+    }
+
+    /// Caps the connections accepted by the kernel but not yet claimed by
+    /// [`accept`](Self::accept) (`None`, the default: no cap; `Some(0)` counts as 1).
+    ///
+    /// A multishot accept keeps taking connections off the kernel's listen backlog
+    /// whether or not a task accepts them, so an overloaded server would hold any number
+    /// of connections it cannot serve yet. With a cap, the multishot accept is cancelled
+    /// once `limit` connections wait unclaimed: later ones wait in the kernel's listen
+    /// backlog, and once that is full the kernel drops new SYNs, which clients retry —
+    /// TCP's own backpressure. The `accept` that leaves fewer than `limit` waiting arms a
+    /// new multishot accept. The kernel accepts in batches (every connection in its
+    /// backlog at once), so the count can pass `limit` by one batch, at most the listen
+    /// backlog ([`TcpSocket::listen`] sets a smaller one). A cap below the connections
+    /// already waiting cancels the multishot accept at once (the cancel reaches the kernel
+    /// with its ring's next `io_uring_enter`); a higher one re-arms it at the next
+    /// `accept`.
+    ///
+    /// ```
+    /// # let rt = uringo::Runtime::new().unwrap();
+    /// rt.block_on(async {
+    ///     let listener = uringo::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     listener.set_accept_backlog_limit(Some(64));
+    ///     assert_eq!(listener.accept_backlog_limit(), Some(64));
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let client = std::net::TcpStream::connect(addr).unwrap();
+    ///     let (_server_side, peer) = listener.accept().await.unwrap();
+    ///     assert_eq!(peer, client.local_addr().unwrap());
+    ///     assert_eq!(listener.accept_backlog_len(), 0);
+    /// });
+    /// ```
+    pub fn set_accept_backlog_limit(&self, limit: Option<usize>) {
+        self.acceptor.set_backlog_limit(limit);
+    }
+
+    /// The cap set by [`set_accept_backlog_limit`](Self::set_accept_backlog_limit).
+    ///
+    /// ```
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let listener = uringo::net::TcpListener::from_std(listener);
+    /// assert_eq!(listener.accept_backlog_limit(), None);
+    /// ```
+    pub fn accept_backlog_limit(&self) -> Option<usize> {
+        self.acceptor.backlog_limit()
+    }
+
+    /// Connections accepted by the kernel that no [`accept`](Self::accept) has claimed
+    /// yet (the listen backlog inside the kernel is not counted).
+    ///
+    /// ```
+    /// # let rt = uringo::Runtime::new().unwrap();
+    /// rt.block_on(async {
+    ///     let listener = uringo::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     assert_eq!(listener.accept_backlog_len(), 0);
+    /// });
+    /// ```
+    pub fn accept_backlog_len(&self) -> usize {
+        self.acceptor.backlog_len()
     }
 
     /// The address the listener is bound to.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,10 +11,10 @@ use std::time::Duration;
 use uringo_uring::{IoBuf, IoBufMut};
 
 use super::TcpSocket;
-use crate::net::socket;
 use crate::net::split::{
     self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, Sealed as _, StreamSocket, WriteHalf,
 };
+use crate::net::{socket, ToSocketAddrs};
 
 /// `zerocopy` is off.
 const ZEROCOPY_OFF: usize = usize::MAX;
@@ -54,11 +54,11 @@ pub struct TcpStream {
 impl TcpStream {
     /// Connects to `addr` (each resolved address in turn, until one accepts).
     ///
-    /// Name resolution, if `addr` is a host name, is done on the calling thread by the
-    /// system resolver; pass a `SocketAddr` to avoid it.
+    /// A host name in `addr` is resolved by [`lookup_host`](crate::net::lookup_host), on
+    /// the blocking pool, so the worker goes on running tasks meanwhile.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last_err = None;
-        for addr in addr.to_socket_addrs()? {
+        for addr in crate::net::lookup_host(addr).await? {
             let socket = match addr {
                 SocketAddr::V4(_) => TcpSocket::new_v4()?,
                 SocketAddr::V6(_) => TcpSocket::new_v6()?,
