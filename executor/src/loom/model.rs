@@ -31,7 +31,6 @@
 //! workers, and deeper preemption bounds than CI can afford.
 
 use std::future::Future;
-use std::panic::Location;
 use std::sync::Arc as StdArc;
 use std::task::{Wake, Waker};
 use std::time::Instant;
@@ -47,7 +46,6 @@ use crate::scheduler::queue::{self, Local};
 use crate::scheduler::worker::{Worker, WorkerContext};
 use crate::scheduler::{Config, Shared};
 use crate::time::clock::{Clock, ManualClock};
-use crate::trace::TaskMeta;
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set. Every planted bug
 /// is found within it.
@@ -184,11 +182,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let id = task_id(id);
-    let (join, notified) = shared.owned.bind(future, shared.clone(), id);
-    let meta = TaskMeta::new(id, Location::caller());
-    crate::scheduler::schedule::spawned(shared, meta, notified);
-    join
+    crate::scheduler::schedule::spawn_with_id(shared, task_id(id), future)
 }
 
 /// The runtime's shutdown after the workers have stopped (`Runtime::shut_down`).

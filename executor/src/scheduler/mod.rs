@@ -19,6 +19,8 @@ pub(crate) mod inject;
 pub(crate) mod queue;
 pub(crate) mod schedule;
 mod shared;
+#[cfg(all(test, not(loom)))]
+mod sim;
 pub(crate) mod worker;
 
 pub(crate) use shared::{Remote, Shared};

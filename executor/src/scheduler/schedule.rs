@@ -58,6 +58,26 @@ pub(crate) fn spawned(shared: &Arc<Shared>, meta: TaskMeta, notified: Option<Not
     })
 }
 
+/// `Handle::spawn` without a `Handle`: for the loom models and the simulation, which
+/// build a `Shared` of their own. `id` is fixed by the caller (loom needs the same ids in
+/// every execution it explores).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn spawn_with_id<F>(
+    shared: &Arc<Shared>,
+    id: crate::runtime::task::Id,
+    future: F,
+) -> crate::runtime::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (join, notified) = shared.owned.bind(future, shared.clone(), id);
+    let meta = TaskMeta::new(id, std::panic::Location::caller());
+    spawned(shared, meta, notified);
+    join
+}
+
 /// The runtime's tasks carry an `Arc<Shared>` as their scheduler.
 impl Schedule for Arc<Shared> {
     fn schedule(&self, task: Notified) {

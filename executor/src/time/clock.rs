@@ -23,7 +23,7 @@ pub(crate) enum Clock {
     #[default]
     System,
     /// Time that moves only by [`ManualClock::advance`].
-    #[cfg_attr(not(all(test, loom)), allow(dead_code))]
+    #[cfg_attr(not(test), allow(dead_code))]
     Manual(Arc<ManualClock>),
 }
 
@@ -45,7 +45,7 @@ pub(crate) struct ManualClock {
     elapsed_ns: AtomicU64,
 }
 
-#[cfg_attr(not(all(test, loom)), allow(dead_code))]
+#[cfg_attr(not(test), allow(dead_code))]
 impl ManualClock {
     /// A clock that reads `start` until advanced.
     pub(crate) fn new(start: Instant) -> ManualClock {

@@ -88,6 +88,16 @@ mod timers;
 pub(crate) use block_in_place::block_in_place;
 pub(crate) use context::WorkerContext;
 
+/// The local fairness bound of the module docs: a task at the back of a worker's local
+/// queue is polled within this many ticks of that worker (Q + ⌈Q/(G−1)⌉), unless a
+/// sibling steals it or an overflow moves it to the injector first.
+#[cfg(test)]
+pub(crate) fn local_queue_bound(config: &super::Config) -> u64 {
+    let q = super::queue::CAPACITY as u64;
+    let g = u64::from(config.global_queue_interval.max(2));
+    q + q.div_ceil(g - 1)
+}
+
 use self::core::Core;
 use super::driver::Driver;
 use crate::runtime::coop;
