@@ -8,14 +8,14 @@
 //! until the final CQE and the waiting future holds the other, so whichever side lets
 //! go last frees the data — and the slab never lets go before the kernel has.
 
-use std::io;
 use std::task::{Context, Poll};
 
 use crossbeam_queue::SegQueue;
 
 use crate::atomic_waker::AtomicWaker;
 use crate::buf_ring::BufSelect;
-use crate::op::{Cqe, MultishotOperation, Operation};
+use crate::cqe::Cqe;
+use crate::operation::{MultishotOperation, Operation};
 use crate::state::{CANCEL_REQUESTED, COMPLETE, MORE_SEEN, ORPHANED};
 use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
@@ -281,14 +281,5 @@ impl<T: MultishotOperation> Completion for MultishotCell<T> {
     fn mark_cancel(&self) -> bool {
         let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
         prev & (CANCEL_REQUESTED | COMPLETE) == 0
-    }
-}
-
-/// Turns a raw CQE result into `io::Result`.
-pub fn cqe_result(result: i32) -> io::Result<u32> {
-    if result < 0 {
-        Err(io::Error::from_raw_os_error(-result))
-    } else {
-        Ok(result as u32)
     }
 }

@@ -58,18 +58,26 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `ring.rs` | [`Ring`]: setup, submit, reap, park, cancel, shutdown |
-//! | `setup.rs` | flag probing and fallbacks, [`RingBuilder`], [`RingFeatures`] |
+//! | `ring/` | [`Ring`]: setup, submit, complete, wake, shutdown (one file each), [`RingBuilder`], [`RingFeatures`] |
 //! | `error.rs` | why io_uring is unavailable, and how to fix it ([`UnavailableError`]) |
-//! | `shared.rs` | the cross-thread half: mailbox, wake paths, [`RingMetrics`] |
+//! | `shared.rs` | the cross-thread half: mailbox, eventfd, park state, the ring registry |
+//! | `handle.rs` | [`RingHandle`], [`RingWaker`]: reaching a ring from any thread, the wake protocol |
+//! | `metrics.rs` | [`RingMetrics`] and the counters behind them |
 //! | `park.rs` | the park/notify handshake (loom-modelled) |
+//! | `cqe.rs` | [`Cqe`] and the user_data of the ring's own SQEs (a leaf: imports nothing here) |
+//! | `operation.rs` | the [`op::Operation`] and [`op::MultishotOperation`] traits |
 //! | `cell.rs`, `state.rs`, `atomic_waker.rs` | completion cells and their state machine |
-//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ... |
+//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ...; the [`Op`] and [`Multishot`] futures |
 //! | `buf.rs` | owned buffers |
 //! | `buf_ring/` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
 //! | `context.rs` | which ring an op polled on this thread goes to |
 //! | `wait.rs` | what a pending op tells a watching executor it waits on (opcode, fd), for task dumps |
 //! | `sys.rs` | raw `io_uring_enter` with a registered ring fd |
+//!
+//! The modules form layers, leaves first: `sync`, `cqe`, `state`, `sys`, `error`; then
+//! `atomic_waker`, `park`, `buf`, `buf_ring`, `operation`; `cell`; `metrics`, `shared`;
+//! `ring`'s internals; `context`; `handle`; the op futures and the public `Ring`. No
+//! module imports one above it.
 //!
 //! ## Example
 //!
@@ -106,28 +114,38 @@ mod buf;
 mod buf_ring;
 pub(crate) mod cell;
 mod context;
+mod cqe;
 mod error;
+mod handle;
+mod metrics;
 pub mod op;
+mod operation;
 pub(crate) mod park;
 mod ring;
-mod setup;
 mod shared;
 mod state;
 mod sync;
+mod sys;
 pub mod wait;
+
+/// What the loom models in `loom-tests/` drive: the real completion cell and park token,
+/// exported only in `cfg(loom)` builds.
 #[cfg(loom)]
 #[doc(hidden)]
-pub use sync::exports as __loom;
-mod sys;
+pub mod __loom {
+    pub use crate::cell::{Completion, OpCell};
+    pub use crate::park::ParkState;
+}
 
 pub use buf::{IoBuf, IoBufMut, Slice};
 pub use buf_ring::{BufPool, BufSelect, PooledBuf};
-pub use context::{set_fallback, EnterGuard, FallbackGuard};
+pub use context::EnterGuard;
+pub use cqe::Cqe;
 pub use error::UnavailableError;
-pub use op::{Cqe, Multishot, Op};
-pub use ring::Ring;
-pub use setup::{RingBuilder, RingFeatures, TaskrunMode};
-pub use shared::{RingHandle, RingMetrics, RingWaker};
+pub use handle::{set_fallback, FallbackGuard, RingHandle, RingWaker};
+pub use metrics::RingMetrics;
+pub use op::{Multishot, Op};
+pub use ring::{Ring, RingBuilder, RingFeatures, TaskrunMode};
 
 /// The opcode constants `Ring::supports` takes, re-exported from the `io-uring` crate.
 pub use io_uring::opcode as opcodes;

@@ -33,11 +33,3 @@ impl<T> UnsafeCell<T> {
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
-
-/// What the loom models in `loom-tests/` drive: the real completion cell and park token,
-/// re-exported (as `uringo_uring::__loom`) only in `cfg(loom)` builds.
-#[cfg(loom)]
-pub mod exports {
-    pub use crate::cell::{Completion, OpCell};
-    pub use crate::park::ParkState;
-}

@@ -63,12 +63,15 @@
 //! |---|---|
 //! | `pool.rs` | [`BufPool`]: the description, its counters, group ids |
 //! | `ring_bufs.rs` | one ring's registration: buffer ring, memory, return queue, waiters |
+//! | `registry.rs` | the registrations of one io_uring, by group |
 //! | `select.rs` | [`BufSelect`] (the op side) and [`PooledBuf`] (the received bytes) |
 
 mod pool;
+mod registry;
 mod ring_bufs;
 mod select;
 
 pub use pool::BufPool;
-pub(crate) use ring_bufs::{BufRings, BufWaiter, RingBufs};
+pub(crate) use registry::BufRings;
+pub(crate) use ring_bufs::{BufWaiter, RingBufs};
 pub use select::{BufSelect, PooledBuf};

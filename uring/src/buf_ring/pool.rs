@@ -4,8 +4,7 @@ use std::fmt;
 use std::io;
 use std::sync::{Mutex, OnceLock, Weak};
 
-use super::RingBufs;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// The kernel's limit on entries in one buffer ring.
 const MAX_BUFS: u32 = 1 << 15;
@@ -49,9 +48,20 @@ pub(super) struct PoolShared {
     pub(super) size: u32,
     enobufs: AtomicU64,
     fallback: AtomicBool,
-    /// Every ring's registration of this pool, for the counters. Touched when a ring
-    /// registers the pool and when counters are read, never per buffer.
-    pub(super) rings: Mutex<Vec<Weak<RingBufs>>>,
+    /// The tally of every ring's registration of this pool, for the counters. Touched
+    /// when a ring registers the pool and when counters are read, never per buffer.
+    pub(super) rings: Mutex<Vec<Weak<Tally>>>,
+}
+
+/// What a pool's counters see of one ring's registration of it, shared (`Arc`) between
+/// the registration and the pool so that reading the counters never reaches into a
+/// registration.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    /// Buffers the kernel may pick now or after the owner's next drain of returns.
+    pub(super) available: AtomicU32,
+    /// False until the buffer ring is registered and again once it is unregistered.
+    pub(super) registered: AtomicBool,
 }
 
 impl BufPool {
@@ -155,7 +165,7 @@ impl BufPool {
         }
     }
 
-    fn live_rings(&self) -> Vec<Arc<RingBufs>> {
+    fn live_rings(&self) -> Vec<Arc<Tally>> {
         self.shared
             .rings
             .lock()

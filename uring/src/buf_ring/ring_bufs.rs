@@ -3,7 +3,6 @@
 //! queue from anywhere else).
 
 use std::alloc::Layout;
-use std::collections::HashMap;
 use std::io;
 use std::sync::Weak;
 use std::task::Waker;
@@ -12,8 +11,7 @@ use std::thread::ThreadId;
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use io_uring::{types::BufRingEntry, IoUring};
 
-use super::pool::PoolShared;
-use super::{BufPool, BufSelect};
+use super::pool::{BufPool, PoolShared, Tally};
 use crate::atomic_waker::AtomicWaker;
 use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
 
@@ -56,7 +54,7 @@ pub(crate) struct RingBufs {
     pub(super) ring_id: u32,
     /// The ring's owner: the only thread that writes `entries` and the tail.
     owner: ThreadId,
-    group: u16,
+    pub(super) group: u16,
     mask: u16,
     pub(super) buf_size: u32,
     /// `count` `BufRingEntry`s shared with the kernel; entry 0's `resv` is the tail.
@@ -64,14 +62,12 @@ pub(crate) struct RingBufs {
     buffers: Region,
     /// Our copy of the tail. Only the owner writes it (it is atomic for `Sync` only).
     tail: AtomicU32,
-    /// Buffers the kernel may pick now or after the owner's next drain of `returns`.
-    pub(super) available: AtomicU32,
+    /// Buffers available and whether the ring is registered, as the pool counts them.
+    pub(super) tally: Arc<Tally>,
     /// Buffer ids dropped off the owner thread, waiting for the owner to re-add them.
     returns: ArrayQueue<u16>,
     /// Streams starved by `ENOBUFS`, woken when a buffer comes back.
     waiters: SegQueue<Arc<BufWaiter>>,
-    /// False once the ring has unregistered the buffer ring: returns are then dropped.
-    pub(super) registered: AtomicBool,
     pub(super) pool: Weak<PoolShared>,
 }
 
@@ -83,7 +79,7 @@ unsafe impl Send for RingBufs {}
 unsafe impl Sync for RingBufs {}
 
 impl RingBufs {
-    fn new(ring_id: u32, pool: &BufPool) -> io::Result<RingBufs> {
+    pub(super) fn new(ring_id: u32, pool: &BufPool) -> io::Result<RingBufs> {
         let count = pool.buf_count();
         let entries = Region::zeroed(
             count * std::mem::size_of::<BufRingEntry>(),
@@ -99,10 +95,9 @@ impl RingBufs {
             entries,
             buffers,
             tail: AtomicU32::new(0),
-            available: AtomicU32::new(0),
+            tally: Arc::new(Tally::default()),
             returns: ArrayQueue::new(count),
             waiters: SegQueue::new(),
-            registered: AtomicBool::new(false),
             pool: Arc::downgrade(&pool.shared),
         })
     }
@@ -149,7 +144,7 @@ impl RingBufs {
     }
 
     /// Gives every buffer to the kernel and registers the ring. Owner thread only.
-    fn register(&self, uring: &IoUring) -> io::Result<()> {
+    pub(super) fn register(&self, uring: &IoUring) -> io::Result<()> {
         for bid in 0..self.count() {
             self.push_entry(bid as u16);
         }
@@ -163,21 +158,23 @@ impl RingBufs {
                 0,
             )?;
         }
-        self.available.store(self.count() as u32, Ordering::Release);
-        self.registered.store(true, Ordering::Release);
+        self.tally
+            .available
+            .store(self.count() as u32, Ordering::Release);
+        self.tally.registered.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Unregisters the buffer ring. Owner thread only, with no op of the group in flight.
-    fn unregister(&self, uring: &IoUring) {
-        self.registered.store(false, Ordering::Release);
+    pub(super) fn unregister(&self, uring: &IoUring) {
+        self.tally.registered.store(false, Ordering::Release);
         if let Err(err) = uring.submitter().unregister_buf_ring(self.group) {
             tracing::warn!(ring = self.ring_id, group = self.group, %err, "cannot unregister a buffer ring");
         }
     }
 
     /// Re-adds buffers returned from other threads. Owner thread only.
-    fn drain_returns(&self) {
+    pub(super) fn drain_returns(&self) {
         while let Some(bid) = self.returns.pop() {
             self.push_entry(bid);
         }
@@ -185,12 +182,12 @@ impl RingBufs {
 
     /// The owner dispatched a CQE carrying buffer `bid`: it is out of the pool.
     pub(super) fn taken(&self) {
-        self.available.fetch_sub(1, Ordering::AcqRel);
+        self.tally.available.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Returns buffer `bid` from any thread.
     pub(super) fn give_back(&self, bid: u16) {
-        if !self.registered.load(Ordering::Acquire) {
+        if !self.tally.registered.load(Ordering::Acquire) {
             return;
         }
         // The thread, not "is the ring current here": a ring is !Send, so its owner is
@@ -210,7 +207,7 @@ impl RingBufs {
         }
         // SeqCst pairs with the waiter's SeqCst read-modify-write in `wait`: either the
         // waiter sees this buffer, or we see its queued waker.
-        self.available.fetch_add(1, Ordering::SeqCst);
+        self.tally.available.fetch_add(1, Ordering::SeqCst);
         while let Some(waiter) = self.waiters.pop() {
             waiter.queued.store(false, Ordering::Release);
             waiter.waker.wake();
@@ -224,13 +221,14 @@ impl RingBufs {
         if !waiter.queued.swap(true, Ordering::AcqRel) {
             self.waiters.push(waiter.clone());
         }
-        self.available.fetch_add(0, Ordering::SeqCst) > 0
-            || !self.registered.load(Ordering::Acquire)
+        self.tally.available.fetch_add(0, Ordering::SeqCst) > 0
+            || !self.tally.registered.load(Ordering::Acquire)
     }
 
     /// Whether a buffer is available (or the ring is gone and waiting is pointless).
     pub(crate) fn has_available(&self) -> bool {
-        self.available.load(Ordering::Acquire) > 0 || !self.registered.load(Ordering::Acquire)
+        self.tally.available.load(Ordering::Acquire) > 0
+            || !self.tally.registered.load(Ordering::Acquire)
     }
 }
 
@@ -256,88 +254,5 @@ impl BufWaiter {
             waker: AtomicWaker::new(),
             queued: AtomicBool::new(false),
         })
-    }
-}
-
-/// The buffer rings registered on one io_uring, owned by its `Ring` (owner thread only).
-#[derive(Default)]
-pub(crate) struct BufRings {
-    by_group: HashMap<u16, Arc<RingBufs>>,
-}
-
-impl BufRings {
-    /// This ring's registration of `pool`, registering it first if needed.
-    fn get_or_register(
-        &mut self,
-        ring_id: u32,
-        uring: &IoUring,
-        pool: &BufPool,
-    ) -> io::Result<Arc<RingBufs>> {
-        if let Some(bufs) = self.by_group.get(&pool.group()) {
-            if std::ptr::eq(bufs.pool.as_ptr(), Arc::as_ptr(&pool.shared)) {
-                return Ok(bufs.clone());
-            }
-        }
-        // Registering is rare: release pools that are gone first (their group id may be
-        // the one we are about to register).
-        self.by_group.retain(|_, bufs| {
-            let alive = bufs.pool.strong_count() > 0;
-            if !alive {
-                bufs.unregister(uring);
-            }
-            alive
-        });
-        let bufs = Arc::new(RingBufs::new(ring_id, pool)?);
-        bufs.register(uring)?;
-        tracing::debug!(
-            ring = ring_id,
-            group = pool.group(),
-            count = pool.buf_count(),
-            size = pool.buf_size(),
-            "buffer ring registered"
-        );
-        let mut rings = pool.shared.rings.lock().unwrap_or_else(|e| e.into_inner());
-        rings.retain(|ring| ring.strong_count() > 0);
-        rings.push(Arc::downgrade(&bufs));
-        drop(rings);
-        self.by_group.insert(pool.group(), bufs.clone());
-        Ok(bufs)
-    }
-
-    /// Binds `select` to this ring's registration of its pool. Called by the owner right
-    /// before it pushes the op's SQE.
-    pub(crate) fn bind(
-        &mut self,
-        ring_id: u32,
-        uring: &IoUring,
-        select: &BufSelect,
-    ) -> io::Result<()> {
-        let bufs = self.get_or_register(ring_id, uring, &select.pool)?;
-        // An op is submitted once; a second bind would be a ring bug.
-        if select.bound.set(bufs).is_err() {
-            tracing::error!(ring = ring_id, "buffer-selecting op bound twice");
-        }
-        Ok(())
-    }
-
-    /// Re-adds buffers other threads returned. Runs at the start of every tick.
-    pub(crate) fn drain_returns(&self) {
-        for bufs in self.by_group.values() {
-            bufs.drain_returns();
-        }
-    }
-
-    /// Unregisters everything (the ring's ops are all complete).
-    pub(crate) fn unregister_all(&mut self, uring: &IoUring) {
-        for (_, bufs) in self.by_group.drain() {
-            bufs.unregister(uring);
-        }
-    }
-
-    /// Leaks every registration: ops the kernel never finished may still write into them.
-    pub(crate) fn leak_all(&mut self) {
-        for (_, bufs) in self.by_group.drain() {
-            std::mem::forget(bufs);
-        }
     }
 }

@@ -8,7 +8,10 @@ use std::path::Path;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{into_op_future, net::close_orphan_fd, Cqe, Operation};
+use super::future::into_op_future;
+use super::net::close_orphan_fd;
+use crate::cqe::Cqe;
+use crate::operation::Operation;
 
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| {

@@ -16,8 +16,12 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, squeue, types};
 
-use super::{Anchored, Cqe, Multishot, MultishotOperation, Op, Recv, SharedFd};
+use super::anchored::{Anchored, SharedFd};
+use super::future::{Multishot, Op};
+use super::net::Recv;
 use crate::buf_ring::{BufPool, BufSelect, BufWaiter, PooledBuf, RingBufs};
+use crate::cqe::Cqe;
+use crate::operation::MultishotOperation;
 use crate::sync::Arc;
 
 /// Multishot `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` (kernel 6.0+): yields each chunk

@@ -1,0 +1,87 @@
+//! Dropping a ring without freeing memory the kernel still owns.
+//!
+//! The kernel owns an op's buffers from submission to its final CQE (design invariant
+//! 2), and the ring's slab holds them for it. Dropping the ring must therefore cancel
+//! everything in flight and wait for the CQEs that say the kernel let go. The wait is
+//! bounded (a filesystem op can be uncancellable for a long time); whatever the kernel
+//! still holds when it ends is leaked on purpose, because freeing it would let the
+//! kernel write into memory that has been reused.
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, types};
+
+use super::inner::RingInner;
+use crate::cqe::token;
+use crate::metrics::Counters;
+use crate::shared;
+use crate::sync::Ordering;
+use crate::sys;
+
+impl RingInner {
+    /// On drop: cancels everything, waits (bounded) for the CQEs, leaks what the kernel
+    /// still holds rather than free it under the kernel.
+    pub(super) fn shut_down(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.fail_mailbox();
+        let in_flight = || self.slots.borrow().len() + usize::from(self.eventfd_armed.get());
+        if in_flight() > 0 {
+            tracing::debug!(
+                ring = self.shared.id,
+                in_flight = in_flight(),
+                "dropping ring: cancelling in-flight ops"
+            );
+            let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                .build()
+                .user_data(token::IGNORE);
+            if self.push_sqe(&cancel_all).is_err() {
+                // Old kernel without CANCEL_ANY: one cancel per op.
+                let keys: Vec<u64> = self.slots.borrow().iter().map(|(k, _)| k as u64).collect();
+                for key in keys.into_iter().chain([token::EVENTFD]) {
+                    let _ = self.push_sqe(
+                        &opcode::AsyncCancel::new(key)
+                            .build()
+                            .user_data(token::IGNORE),
+                    );
+                }
+            }
+            let deadline = Instant::now() + self.drop_timeout;
+            while in_flight() > 0 {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let wait = (deadline - now).min(Duration::from_millis(50));
+                if let Err(err) = self.enter_kernel(1, Some(wait)) {
+                    tracing::warn!(ring = self.shared.id, %err, "enter failed while dropping the ring");
+                    break;
+                }
+                self.drain_cq();
+            }
+        }
+        let leaked = self.slots.borrow().len();
+        if leaked > 0 {
+            Counters::bump(&self.shared.counters.leaked_ops, leaked as u64);
+            tracing::error!(ring = self.shared.id, leaked,
+                "ops still in the kernel after the drop timeout; leaking their buffers instead of freeing memory the kernel may write");
+            for op in self.slots.borrow_mut().drain() {
+                std::mem::forget(op);
+            }
+            self.buf_rings.borrow_mut().leak_all();
+        } else {
+            let uring = self.uring.borrow();
+            self.buf_rings.borrow_mut().unregister_all(&uring);
+        }
+        if !self.eventfd_armed.get() {
+            // SAFETY: the eventfd read has completed (not armed), so the kernel no longer
+            // references the buffer; it was created by Box::into_raw in `with_builder`.
+            drop(unsafe { Box::from_raw(self.eventfd_buf) });
+        }
+        self.shared.fail_mailbox();
+        if let Some(index) = self.registered_index {
+            let _ = sys::unregister_ring_fd(self.uring.borrow().as_raw_fd(), index);
+        }
+        shared::unregister(self.shared.id);
+    }
+}

@@ -1,0 +1,134 @@
+//! Sleeping in the kernel, and being woken from other threads and rings.
+//!
+//! A parked owner sleeps in `io_uring_enter` waiting for one CQE, so every wake-up must
+//! arrive as a CQE. Another ring's owner posts one straight into our CQ with MSG_RING;
+//! a thread without a ring cannot, so it writes an eventfd on which the owner always
+//! keeps a read armed. The park/notify token (`park.rs`) decides whether a wake needs
+//! that physical kick at all: only if the owner announced it is asleep.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use io_uring::{opcode, squeue, types};
+
+use super::inner::RingInner;
+use crate::cqe::{token, RawCqe};
+use crate::metrics::Counters;
+use crate::shared::{self, RingShared};
+use crate::sync::Ordering;
+
+impl RingInner {
+    pub(super) fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        if timeout == Some(Duration::ZERO) {
+            return self.submit_and_reap();
+        }
+        self.buf_rings.borrow().drain_returns();
+        self.drain_mailbox();
+        if !self.shared.park.begin_park() {
+            return self.submit_and_reap();
+        }
+        // Last look after announcing PARKED: a request or CQE that raced the
+        // announcement must not wait for the next wake.
+        let ready = !self.shared.mailbox.is_empty()
+            || !self.backlog.borrow().is_empty()
+            || !self.uring.borrow_mut().completion().is_empty();
+        let result = if ready {
+            Ok(())
+        } else {
+            Counters::bump(&self.shared.counters.parks, 1);
+            tracing::trace!(ring = self.shared.id, ?timeout, "parking");
+            self.enter_kernel(1, timeout)
+        };
+        self.shared.park.end_park();
+        result?;
+        self.drain_mailbox();
+        Ok(self.drain_cq())
+    }
+
+    /// Handles a CQE of the ring's own (see `crate::cqe::token`).
+    pub(super) fn dispatch_internal(&self, raw: RawCqe) {
+        let cqe = raw.cqe;
+        match token::kind(raw.user_data) {
+            token::EVENTFD => {
+                self.eventfd_armed.set(false);
+                if cqe.result < 0 && cqe.result != -libc::ECANCELED {
+                    tracing::warn!(
+                        ring = self.shared.id,
+                        errno = -cqe.result,
+                        "eventfd read failed"
+                    );
+                }
+                if !self.shared.closed.load(Ordering::Acquire) {
+                    if let Err(err) = self.arm_eventfd() {
+                        tracing::error!(ring = self.shared.id, %err, "cannot re-arm the wake eventfd");
+                    }
+                }
+            }
+            token::WAKE | token::IGNORE => {}
+            token::MSG_RING_SENT => {
+                // Only failures produce this CQE (SKIP_SUCCESS) or, without CQE skipping,
+                // every send does; act on failures only.
+                if cqe.result < 0 {
+                    let target = token::payload(raw.user_data);
+                    tracing::warn!(
+                        ring = self.shared.id,
+                        target,
+                        errno = -cqe.result,
+                        "MSG_RING wake failed; falling back to the eventfd"
+                    );
+                    if let Some(target) = shared::lookup(target) {
+                        target.kick_eventfd();
+                    }
+                }
+            }
+            _ => tracing::warn!(
+                ring = self.shared.id,
+                user_data = raw.user_data,
+                "unknown internal CQE"
+            ),
+        }
+    }
+
+    pub(super) fn arm_eventfd(&self) -> io::Result<()> {
+        let sqe = opcode::Read::new(
+            types::Fd(self.shared.eventfd.as_raw_fd()),
+            self.eventfd_buf as *mut u8,
+            8,
+        )
+        .build()
+        .user_data(token::EVENTFD);
+        self.push_sqe(&sqe)?;
+        self.eventfd_armed.set(true);
+        Ok(())
+    }
+
+    /// Posts a wake CQE into `target`'s CQ with MSG_RING and submits it right away (a
+    /// wake must not wait for this thread's next tick).
+    pub(crate) fn send_msg_ring_wake(&self, target: &RingShared) -> bool {
+        if !self.msg_ring_wakeups || !self.features.msg_ring {
+            return false;
+        }
+        if self.uring.try_borrow_mut().is_err() {
+            return false;
+        }
+        let mut sqe =
+            opcode::MsgRingData::new(types::Fd(target.ring_fd.as_raw_fd()), 0, token::WAKE, None)
+                .build()
+                .user_data(token::MSG_RING_SENT | u64::from(target.id));
+        if self.features.skip_cqe_on_success {
+            sqe = sqe.flags(squeue::Flags::SKIP_SUCCESS);
+        }
+        if self.push_sqe(&sqe).is_err() {
+            return false;
+        }
+        if let Err(err) = self.enter_kernel(0, None) {
+            // The SQE stays queued and goes out with the next enter; the eventfd makes
+            // sure the wake is not late.
+            tracing::debug!(ring = self.shared.id, %err, "MSG_RING submit deferred");
+            return false;
+        }
+        Counters::bump(&self.shared.counters.wakes_sent, 1);
+        true
+    }
+}
