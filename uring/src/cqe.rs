@@ -76,6 +76,9 @@ pub(crate) mod token {
     pub(crate) const IGNORE: u64 = INTERNAL | (3 << 32);
     /// A MSG_RING wake this ring sent; the payload is the target ring's id.
     pub(crate) const MSG_RING_SENT: u64 = INTERNAL | (4 << 32);
+    /// A request sent at setup to learn whether the kernel knows its flags; the payload
+    /// numbers it.
+    pub(crate) const PROBE: u64 = INTERNAL | (5 << 32);
 
     /// Whether `user_data` belongs to the ring rather than to a user op.
     pub(crate) fn is_internal(user_data: u64) -> bool {

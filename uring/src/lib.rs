@@ -30,8 +30,11 @@
 //! ## 3. Only the owner submits
 //!
 //! `Ring` is `!Send`: the thread that creates it is the only one that enters it, which
-//! lets us set the ring up with `SINGLE_ISSUER | DEFER_TASKRUN` where the kernel has them
-//! (`setup.rs` probes and falls back to `COOP_TASKRUN`, then to plain). Other threads
+//! lets us set the ring up with `SINGLE_ISSUER | DEFER_TASKRUN`. Those, and everything
+//! else the design uses, make Linux 6.1 the floor: `Ring::new` checks each feature up
+//! front and refuses an older kernel with an error that names what is missing
+//! (`ring/features.rs`, `ring/setup.rs`); newer features are probed into
+//! [`RingFeatures`]. Other threads
 //! hold a [`RingHandle`] and put requests — submit this op, cancel that one — in the
 //! ring's mailbox (`shared.rs`), then wake the owner.
 //!
@@ -53,6 +56,17 @@
 //! and the next timer as an `EXT_ARG` timeout. A full SQ is submitted early; a CQ that
 //! overflowed (the kernel buffers CQEs with `FEAT_NODROP`) is flushed and drained until
 //! empty, so no completion is ever lost.
+//!
+//! ## Testing the fault paths
+//!
+//! Kernel refusals and rare failures cannot be provoked on demand on a healthy machine,
+//! so the crate has a test-only switch: the cargo feature `fault-injection`. Nothing
+//! turns it on but this crate's own dev-dependency on itself (`Cargo.toml`), so
+//! `cargo test` builds with it and no program that depends on `uringo-uring` does
+//! (dev-dependencies of a dependency are never built). Do not enable it elsewhere: it
+//! exists to make things fail. With it, `RingBuilder::pretend_missing` makes a ring
+//! behave as on a kernel without a given [`KernelFeature`], through the same checks a
+//! real refusal goes through.
 //!
 //! ## Where things are
 //!
@@ -145,7 +159,7 @@ pub use error::UnavailableError;
 pub use handle::{set_fallback, FallbackGuard, RingHandle, RingWaker};
 pub use metrics::RingMetrics;
 pub use op::{Multishot, Op};
-pub use ring::{Ring, RingBuilder, RingFeatures, TaskrunMode};
+pub use ring::{KernelFeature, Ring, RingBuilder, RingFeatures, MINIMUM_KERNEL};
 
 /// The opcode constants `Ring::supports` takes, re-exported from the `io-uring` crate.
 pub use io_uring::opcode as opcodes;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{block_on_thread, poll_once, CountedBuf};
 use uringo_uring::op::{Nop, Recv};
-use uringo_uring::{Op, Ring, TaskrunMode};
+use uringo_uring::{Op, Ring};
 
 /// Generous bound for "this must not hang" loops; never a performance threshold.
 const HANG: Duration = Duration::from_secs(20);
@@ -21,9 +21,6 @@ fn reports_setup_flags() {
     let f = ring.features();
     eprintln!("ring features on this kernel: {f}");
     assert!(f.cq_entries >= 2 * f.sq_entries, "CQ sized for networking");
-    // The plain builder never refuses: some mode is always chosen.
-    let plain = Ring::builder().defer_taskrun(false).build().unwrap();
-    assert_ne!(plain.features().taskrun, TaskrunMode::Defer);
 }
 
 #[test]
@@ -75,15 +72,11 @@ fn parked_ring_is_woken_from_another_ring() {
     ring.park(None).unwrap();
     t.join().unwrap();
     let m = ring.metrics();
-    if ring.features().msg_ring {
-        assert_eq!(
-            m.kicks_msg_ring, 1,
-            "a thread with a ring wakes with MSG_RING"
-        );
-        assert_eq!(m.kicks_eventfd, 0);
-    } else {
-        assert_eq!(m.kicks_eventfd, 1);
-    }
+    assert_eq!(
+        m.kicks_msg_ring, 1,
+        "a thread with a ring wakes with MSG_RING"
+    );
+    assert_eq!(m.kicks_eventfd, 0);
 }
 
 #[test]
@@ -147,17 +140,10 @@ fn has_events_says_when_a_reap_would_find_a_completion() {
     // kernel: it must turn true when a completion is pending and false once reaped.
     let ring = Ring::new().unwrap();
     let _enter = ring.enter();
-    let features = ring.features();
-    let can_tell = features.taskrun == TaskrunMode::Plain || features.taskrun_flag;
     let (a, b) = UnixStream::pair().unwrap();
     let mut op = Op::new(Recv::new(a.as_raw_fd(), Vec::with_capacity(8)));
     assert!(poll_once(&mut op).is_pending());
     ring.submit_and_reap().unwrap();
-    if !can_tell {
-        // Without TASKRUN_FLAG the ring cannot see deferred work: it says "reap".
-        assert!(ring.has_events());
-        return;
-    }
     assert!(!ring.has_events(), "nothing is pending yet");
     (&b).write_all_std(b"hi");
     let start = std::time::Instant::now();
@@ -188,7 +174,6 @@ fn tiny_cq_forced_to_overflow_loses_no_completion() {
         .allow_small_cq(true)
         .build()
         .unwrap();
-    assert!(ring.features().nodrop, "this test needs FEAT_NODROP (5.5+)");
     let _enter = ring.enter();
     // Submit 1000 nops without reaping: the SQ (4) is submitted each time it fills, the
     // CQ (4) overflows into the kernel's buffer.

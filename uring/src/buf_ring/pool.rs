@@ -139,30 +139,20 @@ impl BufPool {
         self.shared.enobufs.load(Ordering::Relaxed)
     }
 
-    /// Whether the kernel refused buffer rings or multishot recv, so streams on this pool
-    /// use single-shot recv into owned buffers (see the module docs).
+    /// Whether streams on this pool use single-shot recv into owned buffers
+    /// ([`BufPool::use_single_shot`]).
     pub fn is_fallback(&self) -> bool {
         self.shared.fallback.load(Ordering::Relaxed)
     }
 
-    /// Makes streams on this pool use single-shot recv into owned buffers — what they
-    /// fall back to on kernels without buffer rings — for example to compare the two
-    /// paths. Cannot be undone.
+    /// Makes streams on this pool use single-shot recv into owned buffers, for example
+    /// to compare the two paths. Cannot be undone.
     pub fn use_single_shot(&self) {
         self.shared.fallback.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn note_enobufs(&self) {
         self.shared.enobufs.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn set_fallback(&self) {
-        if !self.shared.fallback.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                group = self.shared.group,
-                "provided buffer rings or multishot recv unavailable (EINVAL): falling back to single-shot recv"
-            );
-        }
     }
 
     fn live_rings(&self) -> Vec<Arc<Tally>> {

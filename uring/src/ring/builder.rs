@@ -1,7 +1,14 @@
 //! The knobs of a ring, before it exists.
+//!
+//! A ring's sizes and policies cannot change once the kernel has set it up, so they are
+//! collected first and checked together, where a mistake can still be reported as bad
+//! input rather than as a kernel error.
 
 use std::io;
 use std::time::Duration;
+
+#[cfg(feature = "fault-injection")]
+use super::features::KernelFeature;
 
 /// Configures and creates a [`crate::Ring`].
 ///
@@ -17,11 +24,13 @@ use std::time::Duration;
 pub struct RingBuilder {
     pub(crate) sq_entries: u32,
     pub(crate) cq_entries: Option<u32>,
-    pub(crate) defer_taskrun: bool,
     pub(crate) register_ring_fd: bool,
     pub(crate) msg_ring_wakeups: bool,
     pub(crate) drop_timeout: Duration,
     pub(crate) allow_small_cq: bool,
+    /// Features to treat as absent, whatever the kernel says (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) missing: Vec<KernelFeature>,
 }
 
 impl Default for RingBuilder {
@@ -29,18 +38,19 @@ impl Default for RingBuilder {
         Self {
             sq_entries: 256,
             cq_entries: None,
-            defer_taskrun: true,
             register_ring_fd: true,
             msg_ring_wakeups: true,
             drop_timeout: Duration::from_secs(5),
             allow_small_cq: false,
+            #[cfg(feature = "fault-injection")]
+            missing: Vec::new(),
         }
     }
 }
 
 impl RingBuilder {
-    /// A builder with the defaults: 256 SQ entries, CQ of 4× SQ, DEFER_TASKRUN where
-    /// available, registered ring fd, MSG_RING wake-ups, 5 s bound on drop.
+    /// A builder with the defaults: 256 SQ entries, CQ of 4× SQ, registered ring fd,
+    /// MSG_RING wake-ups, 5 s bound on drop.
     pub fn new() -> Self {
         Self::default()
     }
@@ -66,12 +76,6 @@ impl RingBuilder {
         self
     }
 
-    /// Whether to try `SINGLE_ISSUER | DEFER_TASKRUN` first (default true).
-    pub fn defer_taskrun(&mut self, yes: bool) -> &mut Self {
-        self.defer_taskrun = yes;
-        self
-    }
-
     /// Whether to register the ring fd with the owner thread (default true).
     pub fn register_ring_fd(&mut self, yes: bool) -> &mut Self {
         self.register_ring_fd = yes;
@@ -91,6 +95,26 @@ impl RingBuilder {
     pub fn drop_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.drop_timeout = timeout;
         self
+    }
+
+    /// Makes the ring behave as if the kernel lacked `feature` (test builds only, see
+    /// the crate docs): a required feature makes `build` fail with the error a kernel
+    /// without it gets, an optional one reads as absent in [`super::RingFeatures`].
+    #[cfg(feature = "fault-injection")]
+    pub fn pretend_missing(&mut self, feature: KernelFeature) -> &mut Self {
+        self.missing.push(feature);
+        self
+    }
+
+    /// Whether `feature` was declared missing with `pretend_missing`.
+    pub(crate) fn pretends_missing(&self, feature: super::features::KernelFeature) -> bool {
+        #[cfg(feature = "fault-injection")]
+        return self.missing.contains(&feature);
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            let _ = feature;
+            false
+        }
     }
 
     pub(crate) fn cq_size(&self) -> io::Result<u32> {

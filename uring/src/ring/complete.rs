@@ -10,9 +10,8 @@
 //! in the backlog and are dispatched first. A CQ that overflowed leaves the kernel
 //! holding CQEs (`FEAT_NODROP`); the drain flushes them until the overflow flag clears.
 
-use io_uring::{cqueue, squeue};
+use io_uring::cqueue;
 
-use super::features::TaskrunMode;
 use super::inner::RingInner;
 use crate::cqe::{token, RawCqe};
 use crate::metrics::Counters;
@@ -37,19 +36,10 @@ impl RingInner {
         if !uring.completion().is_empty() {
             return true;
         }
+        // TASKRUN_FLAG: the kernel raises IORING_SQ_TASKRUN when it holds deferred
+        // completion work that only an enter with GETEVENTS runs.
         let sq = uring.submission();
-        sq.cq_overflow() || self.kernel_may_have_work(&sq)
-    }
-
-    /// Whether the kernel may hold completion work that only an enter with GETEVENTS
-    /// runs: never without deferred task work, the TASKRUN flag where the kernel raises
-    /// it, and "maybe" where it does not.
-    pub(super) fn kernel_may_have_work(&self, sq: &squeue::SubmissionQueue<'_>) -> bool {
-        match self.features.taskrun {
-            TaskrunMode::Plain => false,
-            _ if self.features.taskrun_flag => sq.taskrun(),
-            _ => true,
-        }
+        sq.cq_overflow() || sq.taskrun()
     }
 
     /// Dispatches every CQE available, flushing the kernel's overflow list as needed.

@@ -39,9 +39,6 @@ pub(crate) struct RingInner {
     /// The eventfd read's 8-byte buffer, heap-allocated so it outlives a leaked ring.
     pub(super) eventfd_buf: *mut u64,
     pub(super) eventfd_armed: Cell<bool>,
-    /// Timespec for the park timeout on kernels without EXT_ARG (copied by the kernel at
-    /// submission, so one slot is reused).
-    pub(super) park_timespec: Box<std::cell::UnsafeCell<io_uring::types::Timespec>>,
     pub(super) msg_ring_wakeups: bool,
     pub(super) drop_timeout: Duration,
 }

@@ -35,7 +35,7 @@ mod submit;
 mod wake;
 
 pub use builder::RingBuilder;
-pub use features::{RingFeatures, TaskrunMode};
+pub use features::{KernelFeature, RingFeatures, MINIMUM_KERNEL};
 use inner::RingInner;
 
 /// One io_uring instance, owned by the thread that created it.
@@ -123,18 +123,17 @@ impl Ring {
     /// and dispatches every ready CQE, in at most one `io_uring_enter`, never blocking.
     /// Returns the number of CQEs dispatched.
     ///
-    /// With DEFER_TASKRUN the enter carries GETEVENTS so deferred completion work runs;
-    /// with TASKRUN_FLAG the syscall is skipped entirely when there is nothing to submit
-    /// and the kernel has no completion work pending.
+    /// The enter carries GETEVENTS so deferred completion work runs (DEFER_TASKRUN); it
+    /// is skipped entirely when there is nothing to submit and the kernel raised no
+    /// `IORING_SQ_TASKRUN`.
     pub fn submit_and_reap(&self) -> io::Result<usize> {
         self.inner.submit_and_reap()
     }
 
     /// Whether a [`submit_and_reap`](Self::submit_and_reap) now would find work: a
-    /// mailbox request, a CQE, an overflowed CQ or (with TASKRUN_FLAG) completion work
-    /// the kernel deferred. Reads shared memory only, no syscall, so a worker can poll it
-    /// while it spins before parking. True when the ring cannot tell (DEFER_TASKRUN or
-    /// COOP_TASKRUN without TASKRUN_FLAG): the caller then reaps rather than waits.
+    /// mailbox request, a CQE, an overflowed CQ or completion work the kernel deferred
+    /// (`IORING_SQ_TASKRUN`). Reads shared memory only, no syscall, so a worker can poll
+    /// it while it spins before parking.
     pub fn has_events(&self) -> bool {
         self.inner.has_events()
     }

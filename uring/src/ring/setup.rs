@@ -1,126 +1,71 @@
-//! Ring construction: which setup flags this kernel accepts, and what it supports.
+//! Creating a ring: holding the kernel to the Linux 6.1 floor, and probing what it offers
+//! beyond.
+//!
+//! Everything the design needs is checked here, once per ring, before the ring is handed
+//! out: a kernel that lacks one piece would otherwise fail much later, on one op among
+//! thousands, with an EINVAL that names nothing (`features.rs` lists the pieces and why
+//! 6.1). The checks are cheap enough for a ring per worker: one `io_uring_setup` with
+//! every required flag (a refusal is then narrowed down to the flag the kernel does not
+//! know), the feature bits it returns, the opcode table, one buffer-ring registration,
+//! and three requests that the kernel rejects at preparation (EINVAL) when it does not
+//! know their flags and at issue (a bad fd) when it does. No fallback for an older
+//! kernel is kept: the error says what is missing, which kernel this is, and what the
+//! minimum is.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::time::Duration;
 
-use io_uring::{opcode, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
 use slab::Slab;
 
 use super::builder::RingBuilder;
-use super::features::{RingFeatures, TaskrunMode};
+use super::features::{KernelFeature, RingFeatures};
 use super::inner::RingInner;
 use crate::buf_ring::BufRings;
-use crate::error::setup_failed;
+use crate::cqe::token;
+use crate::error::{kernel_lacks, setup_failed};
 use crate::shared::{self, RingShared};
 use crate::sys::{self, EnterTarget};
 
-/// One attempt at `io_uring_setup`.
-struct Attempt {
-    mode: TaskrunMode,
-    taskrun_flag: bool,
-    submit_all: bool,
-    cqsize: bool,
-}
+/// The setup flags of the floor, each added to the ones before it when a refusal is
+/// narrowed down (`IORING_SETUP_TASKRUN_FLAG` is only valid with deferred task work).
+const SETUP_FLAGS: [KernelFeature; 4] = [
+    KernelFeature::SubmitAll,
+    KernelFeature::SingleIssuer,
+    KernelFeature::DeferTaskrun,
+    KernelFeature::TaskrunFlag,
+];
 
-/// Tries setup flag sets from best to most basic; EINVAL means "not this one".
-pub(crate) fn create(builder: &RingBuilder) -> io::Result<(IoUring, TaskrunMode, bool, bool)> {
-    let cq = builder.cq_size()?;
-    let mut attempts = Vec::with_capacity(6);
-    if builder.defer_taskrun {
-        attempts.push(Attempt {
-            mode: TaskrunMode::Defer,
-            taskrun_flag: true,
-            submit_all: true,
-            cqsize: true,
-        });
-        attempts.push(Attempt {
-            mode: TaskrunMode::Defer,
-            taskrun_flag: false,
-            submit_all: true,
-            cqsize: true,
-        });
-    }
-    attempts.push(Attempt {
-        mode: TaskrunMode::Cooperative,
-        taskrun_flag: true,
-        submit_all: true,
-        cqsize: true,
-    });
-    attempts.push(Attempt {
-        mode: TaskrunMode::Plain,
-        taskrun_flag: false,
-        submit_all: true,
-        cqsize: true,
-    });
-    attempts.push(Attempt {
-        mode: TaskrunMode::Plain,
-        taskrun_flag: false,
-        submit_all: false,
-        cqsize: true,
-    });
-    attempts.push(Attempt {
-        mode: TaskrunMode::Plain,
-        taskrun_flag: false,
-        submit_all: false,
-        cqsize: false,
-    });
+/// `IOU_PBUF_RING_INC`: buffers of the ring may be consumed a part at a time.
+const IOU_PBUF_RING_INC: u16 = 2;
 
-    let mut last_err = None;
-    for attempt in attempts {
-        let mut b = IoUring::builder();
-        b.dontfork();
-        if attempt.cqsize {
-            b.setup_cqsize(cq);
-        }
-        if attempt.submit_all {
-            b.setup_submit_all();
-        }
-        match attempt.mode {
-            TaskrunMode::Defer => {
-                b.setup_single_issuer();
-                b.setup_defer_taskrun();
-            }
-            TaskrunMode::Cooperative => {
-                b.setup_coop_taskrun();
-            }
-            TaskrunMode::Plain => {}
-        }
-        if attempt.taskrun_flag {
-            b.setup_taskrun_flag();
-        }
-        match b.build(builder.sq_entries) {
-            Ok(uring) => {
-                return Ok((
-                    uring,
-                    attempt.mode,
-                    attempt.taskrun_flag,
-                    attempt.submit_all,
-                ))
-            }
-            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-                tracing::debug!(mode = ?attempt.mode, taskrun_flag = attempt.taskrun_flag,
-                    submit_all = attempt.submit_all, "io_uring setup flags refused, trying fewer");
-                last_err = Some(err);
-            }
-            Err(err) => return Err(setup_failed(err)),
-        }
-    }
-    Err(setup_failed(last_err.unwrap_or_else(|| {
-        io::Error::from_raw_os_error(libc::EINVAL)
-    })))
-}
+/// How long the request probes may take before an unanswered one counts as accepted.
+/// They fail at once on every kernel that knows their flags; the bound only keeps ring
+/// creation from hanging on one that behaves otherwise.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 impl RingInner {
     /// Sets up a ring on the calling thread, which becomes its owner.
     pub(super) fn new(builder: &RingBuilder) -> io::Result<Rc<RingInner>> {
         static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
-        let (uring, taskrun, taskrun_flag, submit_all) = create(builder)?;
-        let mut probe = Probe::new();
-        uring.submitter().register_probe(&mut probe)?;
+        let mut uring = create(builder)?;
+        let probe = check_floor(builder, &mut uring)?;
+        let optional =
+            |feature: KernelFeature, present: bool| present && !builder.pretends_missing(feature);
+        let params = uring.params();
+        let buf_ring_incremental = optional(
+            KernelFeature::BufRingIncremental,
+            probe_buf_ring(&uring, true)?,
+        );
+        let registered_wait = optional(
+            KernelFeature::RegisteredWait,
+            sys::knows_registered_wait(uring.as_raw_fd()),
+        );
         let ring_fd = uring.as_raw_fd();
         let registered_index = if builder.register_ring_fd {
             match sys::register_ring_fd(ring_fd) {
@@ -133,18 +78,17 @@ impl RingInner {
         } else {
             None
         };
-        let params = uring.params();
         let features = RingFeatures {
-            taskrun,
-            taskrun_flag,
-            submit_all,
-            registered_ring_fd: registered_index.is_some(),
-            ext_arg: params.is_feature_ext_arg(),
-            nodrop: params.is_feature_nodrop(),
-            skip_cqe_on_success: params.is_feature_skip_cqe_on_success(),
-            msg_ring: probe.is_supported(opcode::MsgRingData::CODE),
             sq_entries: params.sq_entries(),
             cq_entries: params.cq_entries(),
+            registered_ring_fd: registered_index.is_some(),
+            recv_bundle: optional(
+                KernelFeature::RecvBundle,
+                params.is_feature_recvsend_bundle(),
+            ),
+            buf_ring_incremental,
+            no_iowait: optional(KernelFeature::NoIowait, params.is_feature_no_iowait()),
+            registered_wait,
         };
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shared = RingShared::new(id, ring_fd)?;
@@ -165,7 +109,6 @@ impl RingInner {
             probe,
             eventfd_buf: Box::into_raw(Box::new(0u64)),
             eventfd_armed: Cell::new(false),
-            park_timespec: Box::new(std::cell::UnsafeCell::new(types::Timespec::new())),
             msg_ring_wakeups: builder.msg_ring_wakeups,
             drop_timeout: builder.drop_timeout,
         });
@@ -173,4 +116,167 @@ impl RingInner {
         inner.arm_eventfd()?;
         Ok(inner)
     }
+}
+
+/// `io_uring_setup` with every flag of the floor; a refusal is narrowed down to the flag
+/// this kernel lacks.
+fn create(builder: &RingBuilder) -> io::Result<IoUring> {
+    let cq = builder.cq_size()?;
+    let err = match setup(builder, cq, &SETUP_FLAGS) {
+        Ok(uring) => return Ok(uring),
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => err,
+        Err(err) => return Err(setup_failed(err)),
+    };
+    // Refused even without flags: the sizes, or io_uring itself, are the problem.
+    if let Err(err) = setup(builder, cq, &[]) {
+        return Err(setup_failed(err));
+    }
+    for n in 1..=SETUP_FLAGS.len() {
+        match setup(builder, cq, &SETUP_FLAGS[..n]) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                return Err(kernel_lacks(SETUP_FLAGS[n - 1]))
+            }
+            Err(e) => return Err(setup_failed(e)),
+        }
+    }
+    Err(setup_failed(err))
+}
+
+/// One `io_uring_setup` with `flags` besides the CQ size. A flag the builder pretends
+/// is missing is refused the way an old kernel refuses it, with EINVAL.
+fn setup(builder: &RingBuilder, cq: u32, flags: &[KernelFeature]) -> io::Result<IoUring> {
+    if flags.iter().any(|&f| builder.pretends_missing(f)) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut b = IoUring::builder();
+    b.dontfork();
+    b.setup_cqsize(cq);
+    for flag in flags {
+        match flag {
+            KernelFeature::SubmitAll => b.setup_submit_all(),
+            KernelFeature::SingleIssuer => b.setup_single_issuer(),
+            KernelFeature::DeferTaskrun => b.setup_defer_taskrun(),
+            KernelFeature::TaskrunFlag => b.setup_taskrun_flag(),
+            other => unreachable!("{other:?} is not a setup flag"),
+        };
+    }
+    b.build(builder.sq_entries)
+}
+
+/// Every required feature that is not a setup flag. Returns the opcode table.
+fn check_floor(builder: &RingBuilder, uring: &mut IoUring) -> io::Result<Probe> {
+    let require = |feature: KernelFeature, present: bool| {
+        if present && !builder.pretends_missing(feature) {
+            Ok(())
+        } else {
+            Err(kernel_lacks(feature))
+        }
+    };
+    let params = uring.params();
+    require(KernelFeature::ExtArg, params.is_feature_ext_arg())?;
+    require(KernelFeature::NoDrop, params.is_feature_nodrop())?;
+    require(
+        KernelFeature::CqeSkip,
+        params.is_feature_skip_cqe_on_success(),
+    )?;
+    let mut probe = Probe::new();
+    uring.submitter().register_probe(&mut probe)?;
+    require(
+        KernelFeature::SendZc,
+        probe.is_supported(opcode::SendZc::CODE),
+    )?;
+    require(
+        KernelFeature::MsgRing,
+        probe.is_supported(opcode::MsgRingData::CODE),
+    )?;
+    require(KernelFeature::BufRing, probe_buf_ring(uring, false)?)?;
+    let requests = probe_requests(uring)?;
+    for (feature, known) in requests {
+        require(feature, known)?;
+    }
+    Ok(probe)
+}
+
+/// Whether the kernel registers a provided buffer ring (with `IOU_PBUF_RING_INC` when
+/// `incremental`). Registers a one-entry ring for group 0 and removes it again: the ring
+/// is brand new, so no pool has a group on it yet.
+fn probe_buf_ring(uring: &IoUring, incremental: bool) -> io::Result<bool> {
+    /// One page, page-aligned, as a buffer ring must be.
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    let page = Box::new(Page([0; 4096]));
+    let flags = if incremental { IOU_PBUF_RING_INC } else { 0 };
+    // SAFETY: the page is page-aligned, large enough for one entry, and outlives the
+    // registration: it is unregistered below before the page is freed, or leaked if
+    // that fails.
+    let registered = unsafe {
+        uring
+            .submitter()
+            .register_buf_ring_with_flags(page.0.as_ptr() as u64, 1, 0, flags)
+    };
+    match registered {
+        Ok(()) => {
+            if let Err(err) = uring.submitter().unregister_buf_ring(0) {
+                tracing::warn!(%err, "cannot unregister the probe buffer ring; leaking its page");
+                Box::leak(page);
+            }
+            Ok(true)
+        }
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether the kernel knows cancel-any, multishot accept and multishot recv: each is a
+/// request on fd -1 (or on nothing), which fails at preparation with EINVAL when its
+/// flags are unknown, and otherwise at issue (ENOENT, EBADF). None of them points at
+/// memory, and their CQEs carry the ring's own user_data, so one still in flight after
+/// the wait is harmless and ignored when it lands.
+fn probe_requests(uring: &mut IoUring) -> io::Result<[(KernelFeature, bool); 3]> {
+    let requests = [
+        (
+            KernelFeature::CancelAny,
+            opcode::AsyncCancel2::new(types::CancelBuilder::any()).build(),
+        ),
+        (
+            KernelFeature::MultishotAccept,
+            opcode::AcceptMulti::new(types::Fd(-1)).build(),
+        ),
+        (
+            KernelFeature::MultishotRecv,
+            opcode::RecvMulti::new(types::Fd(-1), 0).build(),
+        ),
+    ];
+    let mut known = [(KernelFeature::CancelAny, true); 3];
+    for (slot, (feature, _)) in known.iter_mut().zip(&requests) {
+        slot.0 = *feature;
+    }
+    for (n, (_, sqe)) in requests.iter().enumerate() {
+        let sqe: squeue::Entry = sqe.clone().user_data(token::PROBE | n as u64);
+        // SAFETY (both pushes): the SQEs point at no memory.
+        if unsafe { uring.submission().push(&sqe) }.is_err() {
+            // A ring of fewer entries than probes: send what is queued first.
+            uring.submit().map_err(setup_failed)?;
+            unsafe { uring.submission().push(&sqe) }
+                .map_err(|_| io::Error::other("cannot queue a probe on a new ring"))?;
+        }
+    }
+    let ts = types::Timespec::from(PROBE_WAIT);
+    let args = types::SubmitArgs::new().timespec(&ts);
+    match uring.submitter().submit_with_args(requests.len(), &args) {
+        Ok(_) => {}
+        Err(err) if err.raw_os_error() == Some(libc::ETIME) => {}
+        Err(err) => return Err(setup_failed(err)),
+    }
+    for cqe in uring.completion() {
+        if token::kind(cqe.user_data()) != token::PROBE {
+            continue;
+        }
+        if let Some(slot) = known.get_mut(token::payload(cqe.user_data()) as usize) {
+            slot.1 = cqe.result() != -libc::EINVAL;
+        }
+    }
+    Ok(known)
 }

@@ -35,16 +35,9 @@ impl RingInner {
             let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
                 .build()
                 .user_data(token::IGNORE);
-            if self.push_sqe(&cancel_all).is_err() {
-                // Old kernel without CANCEL_ANY: one cancel per op.
-                let keys: Vec<u64> = self.slots.borrow().iter().map(|(k, _)| k as u64).collect();
-                for key in keys.into_iter().chain([token::EVENTFD]) {
-                    let _ = self.push_sqe(
-                        &opcode::AsyncCancel::new(key)
-                            .build()
-                            .user_data(token::IGNORE),
-                    );
-                }
+            if let Err(err) = self.push_sqe(&cancel_all) {
+                tracing::warn!(ring = self.shared.id, %err,
+                    "cannot queue the cancel-all request; waiting for in-flight ops on their own");
             }
             let deadline = Instant::now() + self.drop_timeout;
             while in_flight() > 0 {

@@ -13,7 +13,7 @@
 use std::io;
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, squeue};
 
 use super::inner::{same_op, RingInner};
 use crate::cell::Completion;
@@ -64,12 +64,10 @@ impl RingInner {
         }
         Counters::bump(&self.shared.counters.cancels, 1);
         tracing::trace!(ring = self.shared.id, user_data = key, "cancel requested");
-        let mut sqe = opcode::AsyncCancel::new(key)
+        let sqe = opcode::AsyncCancel::new(key)
             .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
             .user_data(token::IGNORE);
-        if self.features.skip_cqe_on_success {
-            sqe = sqe.flags(squeue::Flags::SKIP_SUCCESS);
-        }
         if let Err(err) = self.push_sqe(&sqe) {
             tracing::warn!(ring = self.shared.id, %err, "cannot queue a cancel SQE");
         }
@@ -101,14 +99,9 @@ impl RingInner {
     ) -> io::Result<()> {
         let mut arg = GeteventsArg::default();
         let ts = timeout.map(KernelTimespec::from).unwrap_or_default();
-        let mut use_arg = false;
-        if let Some(timeout) = timeout.filter(|_| min_complete > 0) {
-            if self.features.ext_arg {
-                arg.ts = &ts as *const KernelTimespec as u64;
-                use_arg = true;
-            } else {
-                self.push_park_timeout(timeout)?;
-            }
+        let use_arg = timeout.is_some() && min_complete > 0;
+        if use_arg {
+            arg.ts = &ts as *const KernelTimespec as u64;
         }
         let mut flags = sys::ENTER_GETEVENTS;
         if use_arg {
@@ -147,22 +140,6 @@ impl RingInner {
         }
     }
 
-    pub(super) fn push_park_timeout(&self, timeout: Duration) -> io::Result<()> {
-        let ts_ptr = self.park_timespec.get();
-        // SAFETY: the timespec box lives as long as the ring and is only written here, on
-        // the owner thread; the kernel copies it when the SQE is submitted, which happens
-        // in the enter that follows before any other write.
-        unsafe {
-            *ts_ptr = types::Timespec::new()
-                .sec(timeout.as_secs())
-                .nsec(timeout.subsec_nanos());
-        }
-        let sqe = opcode::Timeout::new(ts_ptr)
-            .build()
-            .user_data(token::IGNORE);
-        self.push_sqe(&sqe)
-    }
-
     /// Takes every queued remote request and acts on it.
     pub(super) fn drain_mailbox(&self) {
         while let Some(request) = self.shared.mailbox.pop() {
@@ -186,7 +163,7 @@ impl RingInner {
         let must_enter = {
             let mut uring = self.uring.borrow_mut();
             let sq = uring.submission();
-            !sq.is_empty() || sq.cq_overflow() || self.kernel_may_have_work(&sq)
+            !sq.is_empty() || sq.cq_overflow() || sq.taskrun()
         };
         if must_enter {
             self.enter_kernel(0, None)?;

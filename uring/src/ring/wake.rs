@@ -65,10 +65,9 @@ impl RingInner {
                     }
                 }
             }
-            token::WAKE | token::IGNORE => {}
+            token::WAKE | token::IGNORE | token::PROBE => {}
             token::MSG_RING_SENT => {
-                // Only failures produce this CQE (SKIP_SUCCESS) or, without CQE skipping,
-                // every send does; act on failures only.
+                // Only a failed send posts this CQE (SKIP_SUCCESS).
                 if cqe.result < 0 {
                     let target = token::payload(raw.user_data);
                     tracing::warn!(
@@ -106,19 +105,17 @@ impl RingInner {
     /// Posts a wake CQE into `target`'s CQ with MSG_RING and submits it right away (a
     /// wake must not wait for this thread's next tick).
     pub(crate) fn send_msg_ring_wake(&self, target: &RingShared) -> bool {
-        if !self.msg_ring_wakeups || !self.features.msg_ring {
+        if !self.msg_ring_wakeups {
             return false;
         }
         if self.uring.try_borrow_mut().is_err() {
             return false;
         }
-        let mut sqe =
+        let sqe =
             opcode::MsgRingData::new(types::Fd(target.ring_fd.as_raw_fd()), 0, token::WAKE, None)
                 .build()
+                .flags(squeue::Flags::SKIP_SUCCESS)
                 .user_data(token::MSG_RING_SENT | u64::from(target.id));
-        if self.features.skip_cqe_on_success {
-            sqe = sqe.flags(squeue::Flags::SKIP_SUCCESS);
-        }
         if self.push_sqe(&sqe).is_err() {
             return false;
         }
