@@ -66,7 +66,10 @@
 //! (dev-dependencies of a dependency are never built). Do not enable it elsewhere: it
 //! exists to make things fail. With it, `RingBuilder::pretend_missing` makes a ring
 //! behave as on a kernel without a given [`KernelFeature`], through the same checks a
-//! real refusal goes through.
+//! real refusal goes through, and `Ring::inject` arms a `Fault` (a refused enter or
+//! push, a dropped CQE, an overflowing CQ, a failed buffer-ring registration) that the
+//! ring meets where the kernel's failure would surface (`fault.rs`). Without the feature
+//! neither exists and the checks compile to nothing.
 //!
 //! ## Where things are
 //!
@@ -130,6 +133,7 @@ pub(crate) mod cell;
 mod context;
 mod cqe;
 mod error;
+mod fault;
 mod handle;
 mod metrics;
 pub mod op;
@@ -156,6 +160,8 @@ pub use buf_ring::{BufPool, BufSelect, PooledBuf};
 pub use context::EnterGuard;
 pub use cqe::Cqe;
 pub use error::UnavailableError;
+#[cfg(feature = "fault-injection")]
+pub use fault::Fault;
 pub use handle::{set_fallback, FallbackGuard, RingHandle, RingWaker};
 pub use metrics::RingMetrics;
 pub use op::{Multishot, Op};

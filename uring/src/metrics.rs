@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub(crate) cq_overflow_flushes: AtomicU64,
     pub(crate) cancels: AtomicU64,
     pub(crate) leaked_ops: AtomicU64,
+    pub(crate) unknown_cqes: AtomicU64,
     pub(crate) wake_requests: AtomicU64,
     pub(crate) kicks_msg_ring: AtomicU64,
     pub(crate) kicks_eventfd: AtomicU64,
@@ -45,6 +46,7 @@ impl Counters {
             cq_overflow_flushes: get(&self.cq_overflow_flushes),
             cancels: get(&self.cancels),
             leaked_ops: get(&self.leaked_ops),
+            unknown_cqes: get(&self.unknown_cqes),
             wake_requests: get(&self.wake_requests),
             kicks_msg_ring: get(&self.kicks_msg_ring),
             kicks_eventfd: get(&self.kicks_eventfd),
@@ -76,6 +78,9 @@ pub struct RingMetrics {
     /// Ops still in the kernel when the ring was dropped past its drop timeout; their
     /// memory was leaked rather than freed under the kernel.
     pub leaked_ops: u64,
+    /// CQEs whose user_data named no op in flight: an op completed twice, or a CQE the
+    /// ring cannot account for. Always 0 unless something is wrong.
+    pub unknown_cqes: u64,
     /// Wake requests received (most are coalesced into no syscall at all).
     pub wake_requests: u64,
     /// Wakes delivered by another ring's MSG_RING.

@@ -10,6 +10,7 @@ use io_uring::IoUring;
 use super::pool::BufPool;
 use super::ring_bufs::RingBufs;
 use super::select::BufSelect;
+use crate::fault::Faults;
 use crate::sync::Arc;
 
 /// The buffer rings registered on one io_uring, owned by its `Ring` (owner thread only).
@@ -25,6 +26,7 @@ impl BufRings {
         ring_id: u32,
         uring: &IoUring,
         pool: &BufPool,
+        faults: &Faults,
     ) -> io::Result<Arc<RingBufs>> {
         if let Some(bufs) = self.by_group.get(&pool.group()) {
             if std::ptr::eq(bufs.pool.as_ptr(), Arc::as_ptr(&pool.shared)) {
@@ -41,6 +43,9 @@ impl BufRings {
             alive
         });
         let bufs = Arc::new(RingBufs::new(ring_id, pool)?);
+        if let Some(errno) = faults.buf_ring_register() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         bufs.register(uring)?;
         tracing::debug!(
             ring = ring_id,
@@ -64,8 +69,9 @@ impl BufRings {
         ring_id: u32,
         uring: &IoUring,
         select: &BufSelect,
+        faults: &Faults,
     ) -> io::Result<()> {
-        let bufs = self.get_or_register(ring_id, uring, &select.pool)?;
+        let bufs = self.get_or_register(ring_id, uring, &select.pool, faults)?;
         // An op is submitted once; a second bind would be a ring bug.
         if select.bound.set(bufs).is_err() {
             tracing::error!(ring = ring_id, "buffer-selecting op bound twice");

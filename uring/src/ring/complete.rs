@@ -25,7 +25,18 @@ impl RingInner {
     pub(super) fn move_cq_to_backlog(&self) {
         let mut uring = self.uring.borrow_mut();
         let mut backlog = self.backlog.borrow_mut();
-        backlog.extend(uring.completion().map(|entry| RawCqe::from(&entry)));
+        backlog.extend(
+            uring
+                .completion()
+                .map(|entry| RawCqe::from(&entry))
+                .filter(|raw| !self.lost(raw)),
+        );
+    }
+
+    /// Whether `raw` is lost on its way out of the CQ: only ever by an injected fault,
+    /// which stands for a CQE the kernel could not post.
+    fn lost(&self, raw: &RawCqe) -> bool {
+        !token::is_internal(raw.user_data) && self.faults.drops_user_cqe()
     }
 
     pub(super) fn has_events(&self) -> bool {
@@ -61,7 +72,11 @@ impl RingInner {
             if n < CQE_BATCH {
                 let mut uring = self.uring.borrow_mut();
                 for entry in uring.completion() {
-                    batch[n] = RawCqe::from(&entry);
+                    let raw = RawCqe::from(&entry);
+                    if self.lost(&raw) {
+                        continue;
+                    }
+                    batch[n] = raw;
                     n += 1;
                     if n == CQE_BATCH {
                         break;
@@ -121,11 +136,14 @@ impl RingInner {
         }
         match op {
             Some(op) => op.complete(cqe, last),
-            None => tracing::warn!(
-                ring = self.shared.id,
-                user_data = raw.user_data,
-                "CQE for an op this ring does not know"
-            ),
+            None => {
+                Counters::bump(&self.shared.counters.unknown_cqes, 1);
+                tracing::warn!(
+                    ring = self.shared.id,
+                    user_data = raw.user_data,
+                    "CQE for an op this ring does not know"
+                );
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use super::features::RingFeatures;
 use crate::buf_ring::BufRings;
 use crate::cell::Completion;
 use crate::cqe::RawCqe;
+use crate::fault::Faults;
 use crate::shared::RingShared;
 use crate::sync::{Arc, Ordering};
 use crate::sys::EnterTarget;
@@ -40,6 +41,8 @@ pub(crate) struct RingInner {
     pub(super) eventfd_buf: *mut u64,
     pub(super) eventfd_armed: Cell<bool>,
     pub(super) msg_ring_wakeups: bool,
+    /// Failures armed by tests (empty without the `fault-injection` feature).
+    pub(super) faults: Faults,
     pub(super) drop_timeout: Duration,
 }
 

@@ -111,6 +111,13 @@ impl Ring {
         self.inner.slots.borrow().len()
     }
 
+    /// Arms `fault`: the ring meets it where the kernel's failure would surface (test
+    /// builds only; see the crate docs).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject(&self, fault: crate::Fault) {
+        self.inner.faults.arm(fault);
+    }
+
     /// Makes this ring the one ops polled on this thread are submitted to, until the
     /// guard is dropped. A worker enters its ring once for its whole life.
     pub fn enter(&self) -> EnterGuard {

@@ -28,6 +28,7 @@ use super::inner::RingInner;
 use crate::buf_ring::BufRings;
 use crate::cqe::token;
 use crate::error::{kernel_lacks, setup_failed};
+use crate::fault::Faults;
 use crate::shared::{self, RingShared};
 use crate::sys::{self, EnterTarget};
 
@@ -110,6 +111,7 @@ impl RingInner {
             eventfd_buf: Box::into_raw(Box::new(0u64)),
             eventfd_armed: Cell::new(false),
             msg_ring_wakeups: builder.msg_ring_wakeups,
+            faults: Faults::default(),
             drop_timeout: builder.drop_timeout,
         });
         shared::register(&inner.shared);

@@ -33,7 +33,7 @@ impl RingInner {
             let uring = self.uring.borrow();
             self.buf_rings
                 .borrow_mut()
-                .bind(self.shared.id, &uring, select)?;
+                .bind(self.shared.id, &uring, select, &self.faults)?;
         }
         let key = self.slots.borrow().vacant_key() as u64;
         op.set_key(key);
@@ -75,6 +75,9 @@ impl RingInner {
 
     /// Queues an SQE; when the SQ is full, submits it to make room.
     pub(super) fn push_sqe(&self, sqe: &squeue::Entry) -> io::Result<()> {
+        if let Some(errno) = self.faults.push() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         loop {
             {
                 let mut uring = self.uring.borrow_mut();
@@ -109,18 +112,25 @@ impl RingInner {
         }
         let mut busy_retries = 0;
         loop {
+            if self.faults.overflows() {
+                self.overflow_cq();
+            }
             let to_submit = self.uring.borrow_mut().submission().len() as u32;
             Counters::bump(&self.shared.counters.enters, 1);
-            // SAFETY: `arg` (and the timespec it points to) live on this stack frame for
-            // the whole call, and EXT_ARG is set exactly when we pass it.
-            let result = unsafe {
-                sys::enter(
-                    self.enter_target,
-                    to_submit,
-                    min_complete,
-                    flags,
-                    use_arg.then_some(&arg),
-                )
+            let would_wait = || min_complete > 0 && self.uring.borrow_mut().completion().is_empty();
+            let result = match self.faults.enter(would_wait) {
+                Some(errno) => self.fail_enter(errno),
+                // SAFETY: `arg` (and the timespec it points to) live on this stack frame
+                // for the whole call, and EXT_ARG is set exactly when we pass it.
+                None => unsafe {
+                    sys::enter(
+                        self.enter_target,
+                        to_submit,
+                        min_complete,
+                        flags,
+                        use_arg.then_some(&arg),
+                    )
+                },
             };
             match result {
                 Ok(_) => return Ok(()),
@@ -136,6 +146,42 @@ impl RingInner {
                     }
                     _ => return Err(err),
                 },
+            }
+        }
+    }
+
+    /// An enter the kernel refuses with `errno` (an injected fault): for EBUSY and
+    /// EAGAIN it runs completion work first and submits nothing, as the kernel does when
+    /// it refuses submissions while completions wait.
+    fn fail_enter(&self, errno: i32) -> io::Result<u32> {
+        if errno == libc::EBUSY || errno == libc::EAGAIN {
+            // SAFETY: no argument is passed, and none is announced in the flags.
+            unsafe { sys::enter(self.enter_target, 0, 0, sys::ENTER_GETEVENTS, None) }?;
+        }
+        Err(io::Error::from_raw_os_error(errno))
+    }
+
+    /// Fills the CQ with no-op completions of the ring's own until the kernel overflows
+    /// it (an injected fault): the completions that follow wait in the kernel's overflow
+    /// list until the ring flushes them.
+    fn overflow_cq(&self) {
+        let nop = opcode::Nop::new().build().user_data(token::IGNORE);
+        let mut left = self.features.cq_entries as usize + 1;
+        while left > 0 {
+            let to_submit = {
+                let mut uring = self.uring.borrow_mut();
+                let mut sq = uring.submission();
+                // SAFETY: a NOP points at no memory.
+                while left > 0 && unsafe { sq.push(&nop) }.is_ok() {
+                    left -= 1;
+                }
+                sq.len() as u32
+            };
+            // SAFETY: no argument is passed, and none is announced in the flags.
+            let submitted =
+                unsafe { sys::enter(self.enter_target, to_submit, 0, sys::ENTER_GETEVENTS, None) };
+            if submitted.is_err() {
+                return;
             }
         }
     }

@@ -1,0 +1,236 @@
+//! The kernel's rare failures, injected (the `fault-injection` feature, which only test
+//! builds turn on): a refused enter, a refused push, a dropped CQE, an overflowing CQ, a
+//! failed buffer-ring registration. For each, what a user relies on: no op is lost or
+//! completed twice, no fd or buffer leaks, and the ring does not sleep while
+//! completions wait in its backlog.
+
+mod common;
+
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use common::{poll_once, with_deadline, CountedBuf, HANG};
+use uringo_uring::op::{Recv, RecvMultiStream};
+use uringo_uring::{BufPool, Fault, Op, Ring};
+
+/// Receives on `n` socket pairs, one op each. Pair `i` carries `i + 1` bytes of value
+/// `i`, so a completion delivered to the wrong op, or twice, cannot pass for the right
+/// one.
+struct Recvs {
+    pairs: Vec<(UnixStream, UnixStream)>,
+    ops: Vec<Option<Op<Recv<CountedBuf>>>>,
+    outcomes: Vec<Option<io::Result<usize>>>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Recvs {
+    fn new(n: usize) -> Recvs {
+        let live = Arc::new(AtomicUsize::new(0));
+        let pairs: Vec<_> = (0..n).map(|_| UnixStream::pair().unwrap()).collect();
+        let ops = pairs
+            .iter()
+            .map(|(a, _)| {
+                Some(Op::new(Recv::new(
+                    a.as_raw_fd(),
+                    CountedBuf::new(64, &live),
+                )))
+            })
+            .collect();
+        Recvs {
+            pairs,
+            ops,
+            outcomes: (0..n).map(|_| None).collect(),
+            live,
+        }
+    }
+
+    fn payload(i: usize) -> Vec<u8> {
+        vec![i as u8; i + 1]
+    }
+
+    /// Every peer sends its payload.
+    fn send(&self) {
+        for (i, (_, peer)) in self.pairs.iter().enumerate() {
+            (&*peer).write_all(&Self::payload(i)).unwrap();
+        }
+    }
+
+    /// Polls every op not yet complete once (the first poll submits it) and checks the
+    /// bytes of each that completes.
+    fn poll(&mut self) {
+        for (i, slot) in self.ops.iter_mut().enumerate() {
+            let Some(op) = slot else { continue };
+            let Poll::Ready((result, buf)) = poll_once(op) else {
+                continue;
+            };
+            if let Ok(n) = &result {
+                assert_eq!(
+                    buf.data[..*n],
+                    Self::payload(i),
+                    "op {i} got another's bytes"
+                );
+            }
+            self.outcomes[i] = Some(result);
+            *slot = None;
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.ops.iter().all(Option::is_none)
+    }
+
+    /// Drives the ring until every op has completed. Errors of the ring's own calls are
+    /// the injected ones; they must not stop the ops.
+    fn finish(&mut self, ring: &Ring) {
+        let start = Instant::now();
+        loop {
+            self.poll();
+            if self.done() {
+                return;
+            }
+            assert!(start.elapsed() < HANG, "ops lost: {:?}", self.pending());
+            let _ = ring.park(Some(Duration::from_millis(5)));
+        }
+    }
+
+    fn pending(&self) -> Vec<usize> {
+        (0..self.ops.len())
+            .filter(|&i| self.ops[i].is_some())
+            .collect()
+    }
+
+    /// Every op completed once, with its own bytes or one of the `allowed` errors;
+    /// every buffer is back; the ring holds nothing and saw no stray CQE. Returns how
+    /// many ops failed.
+    fn assert_clean(&self, ring: &Ring, allowed: &[i32]) -> usize {
+        let mut failed = 0;
+        for (i, outcome) in self.outcomes.iter().enumerate() {
+            match outcome.as_ref().expect("every op completed") {
+                Ok(n) => assert_eq!(*n, i + 1, "op {i}"),
+                Err(err) => {
+                    assert!(
+                        allowed.contains(&err.raw_os_error().unwrap_or(0)),
+                        "op {i}: {err}"
+                    );
+                    failed += 1;
+                }
+            }
+        }
+        assert_eq!(self.live.load(Ordering::SeqCst), 0, "a buffer leaked");
+        assert_eq!(ring.in_flight(), 0);
+        assert_eq!(ring.metrics().unknown_cqes, 0, "a CQE matched no op");
+        failed
+    }
+}
+
+#[test]
+fn refused_enters_on_the_submit_path_lose_no_op() {
+    for errno in [libc::EBUSY, libc::EAGAIN, libc::ENOMEM, libc::EINTR] {
+        with_deadline(move || {
+            // A 4-entry SQ: pushing 32 ops enters the kernel to make room, and those
+            // enters are refused.
+            let ring = Ring::builder().sq_entries(4).build().unwrap();
+            let _enter = ring.enter();
+            let mut recvs = Recvs::new(32);
+            recvs.send();
+            for _ in 0..3 {
+                ring.inject(Fault::Enter(errno));
+            }
+            recvs.poll();
+            recvs.finish(&ring);
+            let failed = recvs.assert_clean(&ring, &[errno]);
+            // Only ENOMEM is passed on, to each op whose push needed room; the ring
+            // retries the others.
+            let expected = if errno == libc::ENOMEM { 3 } else { 0 };
+            assert_eq!(failed, expected, "errno {errno}");
+        });
+    }
+}
+
+#[test]
+fn refused_enters_while_parking_lose_no_op() {
+    for errno in [libc::EINTR, libc::ENOMEM] {
+        with_deadline(move || {
+            let ring = Ring::new().unwrap();
+            let _enter = ring.enter();
+            let mut recvs = Recvs::new(8);
+            recvs.poll();
+            ring.submit_and_reap().unwrap();
+            ring.inject(Fault::Enter(errno));
+            let parked = ring.park(Some(Duration::from_millis(1)));
+            match errno {
+                libc::EINTR => assert!(parked.is_ok(), "an interrupted park is a wake-up"),
+                _ => assert_eq!(parked.unwrap_err().raw_os_error(), Some(errno)),
+            }
+            recvs.send();
+            recvs.finish(&ring);
+            assert_eq!(recvs.assert_clean(&ring, &[]), 0);
+        });
+    }
+}
+
+#[test]
+fn a_refused_push_fails_only_its_op_and_gives_its_buffer_back() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let _enter = ring.enter();
+        let mut recvs = Recvs::new(4);
+        ring.inject(Fault::Push(libc::ENOMEM));
+        recvs.poll();
+        let first = recvs.outcomes[0].as_ref().expect("failed at once");
+        assert_eq!(
+            first.as_ref().unwrap_err().raw_os_error(),
+            Some(libc::ENOMEM)
+        );
+        recvs.send();
+        recvs.finish(&ring);
+        assert_eq!(recvs.assert_clean(&ring, &[libc::ENOMEM]), 1);
+    });
+}
+
+#[test]
+fn a_forced_cq_overflow_loses_no_completion() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let _enter = ring.enter();
+        let mut recvs = Recvs::new(64);
+        recvs.send();
+        ring.inject(Fault::CqOverflow);
+        recvs.poll();
+        ring.submit_and_reap().unwrap();
+        recvs.finish(&ring);
+        assert_eq!(recvs.assert_clean(&ring, &[]), 0);
+        assert!(ring.metrics().cq_overflow_flushes > 0, "the CQ overflowed");
+    });
+}
+
+#[test]
+fn a_failed_buffer_ring_registration_fails_the_stream_and_the_next_registers() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let pool = BufPool::new(4, 64).unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        ring.inject(Fault::BufRingRegister(libc::ENOMEM));
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(b.as_raw_fd(), &pool);
+            let first = stream.next().await.expect("the failure is reported");
+            assert_eq!(first.unwrap_err().raw_os_error(), Some(libc::ENOMEM));
+            assert!(stream.next().await.is_none(), "then the stream ends");
+        });
+        assert_eq!(pool.capacity(), 0, "nothing was registered");
+        assert_eq!(ring.in_flight(), 0);
+        (&a).write_all(b"after").unwrap();
+        let got = ring.block_on(async {
+            let mut stream = RecvMultiStream::new(b.as_raw_fd(), &pool);
+            stream.next().await.unwrap().unwrap().to_vec()
+        });
+        assert_eq!(got, b"after");
+        assert_eq!(pool.capacity(), 4, "the next op registered the pool");
+        assert_eq!(pool.available(), pool.capacity(), "every buffer is back");
+    });
+}
