@@ -8,6 +8,7 @@
 //! until the final CQE and the waiting future holds the other, so whichever side lets
 //! go last frees the data — and the slab never lets go before the kernel has.
 
+use std::io;
 use std::task::{Context, Poll};
 
 use crossbeam_queue::SegQueue;
@@ -16,7 +17,7 @@ use crate::atomic_waker::AtomicWaker;
 use crate::buf_ring::BufSelect;
 use crate::cqe::Cqe;
 use crate::operation::{MultishotOperation, Operation};
-use crate::state::{CANCEL_REQUESTED, COMPLETE, MORE_SEEN, ORPHANED};
+use crate::state::{CANCEL_REQUESTED, COMPLETE, MORE_SEEN, NOT_SUBMITTED, ORPHANED};
 use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 /// The type-erased face of a cell, as the ring owner sees it: the slab stores
@@ -29,6 +30,9 @@ pub trait Completion: Send + Sync {
     /// Records one CQE. `last` is false while the kernel promises more CQEs
     /// (`IORING_CQE_F_MORE`). Runs on the owner thread.
     fn complete(&self, cqe: Cqe, last: bool);
+    /// Completes an op whose SQE never reached the kernel, because of `err`. Runs on
+    /// the owner thread, or on any thread once the ring is closed.
+    fn fail_unsubmitted(&self, err: &io::Error);
     /// Marks that a cancel has been requested. Returns false when one already was, or
     /// when the op has completed (so there is nothing to cancel).
     fn mark_cancel(&self) -> bool;
@@ -103,14 +107,16 @@ impl<T: Operation> OpCell<T> {
                 return Poll::Pending;
             }
         }
-        let cqe = self.cqe();
+        let state = self.state.load(Ordering::Acquire);
         // SAFETY: COMPLETE is set (Acquire pairs with the owner's AcqRel), so the owner
         // and the kernel are done with the data; the waiter is its only user now.
         let data = self.data.with_mut(|data| unsafe { (*data).take() });
-        Poll::Ready(
-            data.expect("op polled after it returned Ready")
-                .complete(cqe),
-        )
+        let data = data.expect("op polled after it returned Ready");
+        Poll::Ready(if state & NOT_SUBMITTED != 0 {
+            data.not_submitted(self.submit_error())
+        } else {
+            data.complete(self.cqe())
+        })
     }
 
     /// Waiter side, on drop: gives up the result. Returns true when the op is still in
@@ -128,12 +134,29 @@ impl<T: Operation> OpCell<T> {
             // The CQE came in but nobody took it: we release what it produced.
             // SAFETY: COMPLETE and ORPHANED are both set and we set the second one: the
             // data is ours alone.
-            if let Some(data) = self.data.with_mut(|data| unsafe { (*data).take() }) {
-                data.orphaned(self.cqe());
-            }
+            self.release(prev);
             return false;
         }
         true
+    }
+
+    /// Releases the data of a completed op nobody waits for. Only the party that set
+    /// the second of COMPLETE and ORPHANED calls it, with the state it saw.
+    fn release(&self, state: u32) {
+        // SAFETY: guaranteed by the caller: the data is ours alone.
+        let Some(data) = self.data.with_mut(|data| unsafe { (*data).take() }) else {
+            return;
+        };
+        if state & NOT_SUBMITTED != 0 {
+            drop(data.not_submitted(self.submit_error()));
+        } else {
+            data.orphaned(self.cqe());
+        }
+    }
+
+    /// Why the SQE never reached the kernel (recorded as a CQE result).
+    fn submit_error(&self) -> io::Error {
+        io::Error::from_raw_os_error(-self.result.load(Ordering::Relaxed))
     }
 
     pub fn is_complete(&self) -> bool {
@@ -173,11 +196,23 @@ impl<T: Operation> Completion for OpCell<T> {
         }
         let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
         if prev & ORPHANED != 0 {
-            // SAFETY: the waiter is gone (ORPHANED) and the kernel is done (final CQE):
-            // the data is ours alone.
-            if let Some(data) = self.data.with_mut(|data| unsafe { (*data).take() }) {
-                data.orphaned(self.cqe());
-            }
+            // The waiter is gone (ORPHANED) and the kernel is done (final CQE): the data
+            // is ours alone.
+            self.release(prev | COMPLETE);
+        } else {
+            self.waker.wake();
+        }
+    }
+
+    fn fail_unsubmitted(&self, err: &io::Error) {
+        self.result
+            .store(Cqe::from_error(err).result, Ordering::Relaxed);
+        let prev = self
+            .state
+            .fetch_or(COMPLETE | NOT_SUBMITTED, Ordering::AcqRel);
+        if prev & ORPHANED != 0 {
+            // The waiter is gone and the kernel never had the data: it is ours alone.
+            self.release(prev | COMPLETE | NOT_SUBMITTED);
         } else {
             self.waker.wake();
         }
@@ -262,6 +297,10 @@ impl<T: MultishotOperation> Completion for MultishotCell<T> {
 
     fn set_key(&self, key: u64) {
         self.key.store(key, Ordering::Relaxed);
+    }
+
+    fn fail_unsubmitted(&self, err: &io::Error) {
+        self.complete(Cqe::from_error(err), true);
     }
 
     fn complete(&self, cqe: Cqe, last: bool) {

@@ -5,6 +5,8 @@
 //! apart from both is what lets the cells sit below the ring and the ops above it
 //! without either importing the other.
 
+use std::io;
+
 use io_uring::squeue;
 
 use crate::buf_ring::BufSelect;
@@ -34,6 +36,17 @@ pub unsafe trait Operation: core::marker::Send + Unpin + 'static {
         Self: Sized,
     {
         let _ = cqe;
+    }
+
+    /// Called instead of `complete` when the SQE `build` returned never reached the
+    /// kernel, because of `err`: whatever `build` handed over is still the op's. Ops
+    /// that give the kernel something to consume (an fd to close) take it back here;
+    /// the rest report `err`. Also called, with the output dropped, when nobody waits.
+    fn not_submitted(self, err: io::Error) -> Self::Output
+    where
+        Self: Sized,
+    {
+        self.complete(Cqe::from_error(&err))
     }
 }
 

@@ -10,7 +10,6 @@ use crossbeam_queue::SegQueue;
 use io_uring::squeue;
 
 use crate::cell::Completion;
-use crate::cqe::Cqe;
 use crate::metrics::Counters;
 use crate::park::ParkState;
 use crate::sync::{Arc, AtomicBool, Ordering};
@@ -91,13 +90,7 @@ impl RingShared {
     pub(crate) fn fail_mailbox(&self) {
         while let Some(request) = self.mailbox.pop() {
             if let Request::Submit { op, .. } = request {
-                op.complete(
-                    Cqe {
-                        result: -libc::ECANCELED,
-                        flags: 0,
-                    },
-                    true,
-                );
+                op.fail_unsubmitted(&io::Error::from_raw_os_error(libc::ECANCELED));
             }
         }
     }

@@ -7,15 +7,15 @@
 mod common;
 
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use common::{poll_once, with_deadline, CountedBuf, HANG};
-use uringo_uring::op::{Recv, RecvMultiStream};
+use common::{block_on_thread, poll_once, with_deadline, CountedBuf, HANG};
+use uringo_uring::op::{Close, Recv, RecvMultiStream};
 use uringo_uring::{BufPool, Fault, Op, Ring};
 
 /// Receives on `n` socket pairs, one op each. Pair `i` carries `i + 1` bytes of value
@@ -232,5 +232,60 @@ fn a_failed_buffer_ring_registration_fails_the_stream_and_the_next_registers() {
         assert_eq!(got, b"after");
         assert_eq!(pool.capacity(), 4, "the next op registered the pool");
         assert_eq!(pool.available(), pool.capacity(), "every buffer is back");
+    });
+}
+
+/// A pipe whose read end says whether every write end is closed: `read` returns 0 (EOF)
+/// then, and EAGAIN while one is open. Unlike an fd number, which another test's thread
+/// may reuse at once, this cannot be fooled.
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fresh fds into `fds`.
+    assert_eq!(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) },
+        0
+    );
+    // SAFETY: both are fresh fds nobody else owns.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn write_end_closed(read: &OwnedFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into a live u8.
+    let n = unsafe { libc::read(read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+    n == 0
+}
+
+#[test]
+fn a_close_that_never_reaches_the_kernel_still_closes_its_fd() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let (read, write) = pipe();
+        ring.inject(Fault::Push(libc::ENOMEM));
+        let closed = ring.block_on(async { Close::new(write).await });
+        assert!(write_end_closed(&read), "the fd leaked");
+        assert!(closed.is_ok(), "the fd was closed all the same: {closed:?}");
+    });
+}
+
+#[test]
+fn a_close_from_another_thread_that_never_reaches_the_kernel_still_closes_its_fd() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let (read, write) = pipe();
+        let handle = ring.handle();
+        ring.inject(Fault::Push(libc::ENOMEM));
+        let closer = std::thread::spawn(move || {
+            let _fallback = uringo_uring::set_fallback(handle);
+            block_on_thread(async { Close::new(write).await })
+        });
+        let start = Instant::now();
+        while !closer.is_finished() {
+            assert!(start.elapsed() < HANG);
+            let _ = ring.park(Some(Duration::from_millis(5)));
+        }
+        let closed = closer.join().unwrap();
+        assert!(write_end_closed(&read), "the fd leaked");
+        assert!(closed.is_ok(), "the fd was closed all the same: {closed:?}");
     });
 }

@@ -73,6 +73,10 @@ unsafe impl<T: Operation, A: core::marker::Send + Unpin + 'static> Operation for
     fn orphaned(self, cqe: Cqe) {
         self.op.orphaned(cqe)
     }
+
+    fn not_submitted(self, err: std::io::Error) -> T::Output {
+        self.op.not_submitted(err)
+    }
 }
 
 // SAFETY: as above, for the multishot form.

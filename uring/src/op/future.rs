@@ -99,7 +99,7 @@ impl<T: Operation> Future for Op<T> {
                             this.state = OpState::Done;
                             // SAFETY: submission failed, so the kernel never saw the data.
                             let data = unsafe { cell.take_unsubmitted() };
-                            return Poll::Ready(data.complete(Cqe::from_error(&err)));
+                            return Poll::Ready(data.not_submitted(err));
                         }
                     }
                 }

@@ -17,7 +17,7 @@ use io_uring::{opcode, squeue};
 
 use super::inner::{same_op, RingInner};
 use crate::cell::Completion;
-use crate::cqe::{token, Cqe};
+use crate::cqe::token;
 use crate::metrics::Counters;
 use crate::shared::Request;
 use crate::sync::Arc;
@@ -193,7 +193,7 @@ impl RingInner {
                 Request::Submit { sqe, op } => {
                     if let Err(err) = self.submit(sqe, op.clone()) {
                         tracing::warn!(ring = self.shared.id, %err, "remote submission failed");
-                        op.complete(Cqe::from_error(&err), true);
+                        op.fail_unsubmitted(&err);
                     }
                 }
                 Request::Cancel(op) => self.cancel(&op),
