@@ -289,3 +289,35 @@ fn a_close_from_another_thread_that_never_reaches_the_kernel_still_closes_its_fd
         assert!(closed.is_ok(), "the fd was closed all the same: {closed:?}");
     });
 }
+
+/// Wakes `ring` from a thread without a ring (so through the eventfd) once its owner is
+/// asleep in the kernel.
+fn wake_when_parked(ring: &Ring) -> std::thread::JoinHandle<()> {
+    let handle = ring.handle();
+    std::thread::spawn(move || {
+        while !handle.is_parked() {
+            std::thread::yield_now();
+        }
+        handle.waker().wake();
+    })
+}
+
+#[test]
+fn a_failed_eventfd_rearm_loses_no_wake_from_another_thread() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        // The first wake arrives; re-arming the eventfd read after it is refused.
+        ring.inject(Fault::Push(libc::ENOMEM));
+        let waker = wake_when_parked(&ring);
+        ring.park(None).unwrap();
+        waker.join().unwrap();
+        assert_eq!(ring.metrics().kicks_eventfd, 1);
+        // The second must arrive as well: the park ends with the eventfd's CQE, not
+        // with its timeout (which would dispatch nothing).
+        let waker = wake_when_parked(&ring);
+        let dispatched = ring.park(Some(Duration::from_secs(10))).unwrap();
+        waker.join().unwrap();
+        assert_eq!(ring.metrics().kicks_eventfd, 2);
+        assert!(dispatched >= 1, "the ring slept through a wake");
+    });
+}

@@ -206,6 +206,7 @@ impl RingInner {
         // kernel, so a recv re-armed after ENOBUFS finds them.
         self.buf_rings.borrow().drain_returns();
         self.drain_mailbox();
+        self.ensure_eventfd_armed();
         let must_enter = {
             let mut uring = self.uring.borrow_mut();
             let sq = uring.submission();

@@ -5,6 +5,13 @@
 //! a thread without a ring cannot, so it writes an eventfd on which the owner always
 //! keeps a read armed. The park/notify token (`park.rs`) decides whether a wake needs
 //! that physical kick at all: only if the owner announced it is asleep.
+//!
+//! "Always" is the hard part: the read completes with every eventfd wake and must be
+//! queued again, and queueing can fail (a full SQ whose enter the kernel refuses). A
+//! ring without its read is deaf to every thread without a ring, so a failed re-arm is
+//! retried before every enter, and until it succeeds the owner never sleeps longer than
+//! [`REARM_RETRY`]. Nothing is lost meanwhile: the eventfd counts the wakes written to
+//! it, and the read completes as soon as it is queued.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -18,6 +25,10 @@ use crate::metrics::Counters;
 use crate::shared::{self, RingShared};
 use crate::sync::Ordering;
 
+/// The longest a park sleeps while the eventfd read could not be re-armed: how late a
+/// wake from a thread without a ring can be until the retry succeeds.
+const REARM_RETRY: Duration = Duration::from_millis(1);
+
 impl RingInner {
     pub(super) fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
         if timeout == Some(Duration::ZERO) {
@@ -25,6 +36,11 @@ impl RingInner {
         }
         self.buf_rings.borrow().drain_returns();
         self.drain_mailbox();
+        let timeout = if self.ensure_eventfd_armed() {
+            timeout
+        } else {
+            Some(timeout.map_or(REARM_RETRY, |t| t.min(REARM_RETRY)))
+        };
         if !self.shared.park.begin_park() {
             return self.submit_and_reap();
         }
@@ -59,11 +75,7 @@ impl RingInner {
                         "eventfd read failed"
                     );
                 }
-                if !self.shared.closed.load(Ordering::Acquire) {
-                    if let Err(err) = self.arm_eventfd() {
-                        tracing::error!(ring = self.shared.id, %err, "cannot re-arm the wake eventfd");
-                    }
-                }
+                self.ensure_eventfd_armed();
             }
             token::WAKE | token::IGNORE | token::PROBE => {}
             token::MSG_RING_SENT => {
@@ -86,6 +98,22 @@ impl RingInner {
                 user_data = raw.user_data,
                 "unknown internal CQE"
             ),
+        }
+    }
+
+    /// Queues the eventfd read again if it is not in flight (see the module docs).
+    /// Returns whether it is; a failure is retried by the next call.
+    pub(super) fn ensure_eventfd_armed(&self) -> bool {
+        if self.eventfd_armed.get() || self.shared.closed.load(Ordering::Acquire) {
+            return true;
+        }
+        match self.arm_eventfd() {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(ring = self.shared.id, %err,
+                    "cannot re-arm the wake eventfd yet; retrying before every enter");
+                false
+            }
         }
     }
 
