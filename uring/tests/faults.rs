@@ -9,7 +9,7 @@ mod common;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -320,4 +320,65 @@ fn a_failed_eventfd_rearm_loses_no_wake_from_another_thread() {
         assert_eq!(ring.metrics().kicks_eventfd, 2);
         assert!(dispatched >= 1, "the ring slept through a wake");
     });
+}
+
+/// Wakes a ring that is still asleep after `after`, which a test must never need: a ring
+/// sleeping with work to do would otherwise sleep until its timeout or forever.
+struct Watchdog {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn new(ring: &Ring, after: Duration) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let waker = ring.waker();
+        let thread = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                while start.elapsed() < after {
+                    if done.load(Ordering::SeqCst) {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                waker.wake();
+                true
+            })
+        };
+        Watchdog { done, thread }
+    }
+
+    /// Whether the ring needed waking.
+    fn fired(self) -> bool {
+        self.done.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+#[test]
+fn a_refused_enter_while_parking_does_not_sleep_on_the_completions_it_set_aside() {
+    for errno in [libc::EBUSY, libc::EAGAIN] {
+        with_deadline(move || {
+            let ring = Ring::new().unwrap();
+            let _enter = ring.enter();
+            let mut recvs = Recvs::new(1);
+            recvs.poll();
+            ring.submit_and_reap().unwrap();
+            // The completion now waits in the kernel: the refused enter posts it, and the
+            // ring moves it to its backlog to make room.
+            recvs.send();
+            ring.inject(Fault::Enter(errno));
+            let watchdog = Watchdog::new(&ring, Duration::from_secs(10));
+            let dispatched = ring.park(None).unwrap();
+            assert!(
+                !watchdog.fired(),
+                "errno {errno}: parked with a completion in the backlog"
+            );
+            assert_eq!(dispatched, 1);
+            recvs.poll();
+            assert_eq!(recvs.assert_clean(&ring, &[]), 0);
+        });
+    }
 }

@@ -97,7 +97,7 @@ impl RingInner {
     /// `min_complete` CQEs (bounded by `timeout`). EINTR and ETIME count as success.
     pub(super) fn enter_kernel(
         &self,
-        min_complete: u32,
+        mut min_complete: u32,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         let mut arg = GeteventsArg::default();
@@ -140,6 +140,12 @@ impl RingInner {
                     Some(libc::EBUSY) | Some(libc::EAGAIN) if busy_retries < 64 => {
                         busy_retries += 1;
                         self.move_cq_to_backlog();
+                        // What a park waits for may be among the CQEs just set aside:
+                        // waiting on would sleep with completions in the backlog. The
+                        // retry only submits, and the caller dispatches them.
+                        if min_complete > 0 && !self.backlog.borrow().is_empty() {
+                            min_complete = 0;
+                        }
                         if busy_retries > 1 {
                             std::thread::yield_now();
                         }
