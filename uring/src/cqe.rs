@@ -79,6 +79,9 @@ pub(crate) mod token {
     /// A request sent at setup to learn whether the kernel knows its flags; the payload
     /// numbers it.
     pub(crate) const PROBE: u64 = INTERNAL | (5 << 32);
+    /// A cancel sent to learn whether the kernel still has a request, after it dropped a
+    /// CQE; the payload names the request (`ring/lost.rs`).
+    pub(crate) const RECONCILE: u64 = INTERNAL | (6 << 32);
 
     /// Whether `user_data` belongs to the ring rather than to a user op.
     pub(crate) fn is_internal(user_data: u64) -> bool {

@@ -55,7 +55,9 @@
 //! raised no `IORING_SQ_TASKRUN`). [`Ring::park`] is the same enter with `min_complete = 1`
 //! and the next timer as an `EXT_ARG` timeout. A full SQ is submitted early; a CQ that
 //! overflowed (the kernel buffers CQEs with `FEAT_NODROP`) is flushed and drained until
-//! empty, so no completion is ever lost.
+//! empty, so no completion is ever lost. In the one case the kernel itself loses a CQE
+//! (it says so with EBADR) the ring cancels every op in flight to find whose it was and
+//! completes that op with EBADR (`ring/lost.rs`): no op waits forever.
 //!
 //! ## Testing the fault paths
 //!

@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub(crate) cancels: AtomicU64,
     pub(crate) leaked_ops: AtomicU64,
     pub(crate) unknown_cqes: AtomicU64,
+    pub(crate) lost_cqes: AtomicU64,
     pub(crate) wake_requests: AtomicU64,
     pub(crate) kicks_msg_ring: AtomicU64,
     pub(crate) kicks_eventfd: AtomicU64,
@@ -47,6 +48,7 @@ impl Counters {
             cancels: get(&self.cancels),
             leaked_ops: get(&self.leaked_ops),
             unknown_cqes: get(&self.unknown_cqes),
+            lost_cqes: get(&self.lost_cqes),
             wake_requests: get(&self.wake_requests),
             kicks_msg_ring: get(&self.kicks_msg_ring),
             kicks_eventfd: get(&self.kicks_eventfd),
@@ -81,6 +83,10 @@ pub struct RingMetrics {
     /// CQEs whose user_data named no op in flight: an op completed twice, or a CQE the
     /// ring cannot account for. Always 0 unless something is wrong.
     pub unknown_cqes: u64,
+    /// CQEs the kernel dropped (it could not allocate room for them, and said so with
+    /// EBADR). Each makes the ring cancel every op in flight to find whose it was; that
+    /// op completes with EBADR.
+    pub lost_cqes: u64,
     /// Wake requests received (most are coalesced into no syscall at all).
     pub wake_requests: u64,
     /// Wakes delivered by another ring's MSG_RING.

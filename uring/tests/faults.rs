@@ -382,3 +382,70 @@ fn a_refused_enter_while_parking_does_not_sleep_on_the_completions_it_set_aside(
         });
     }
 }
+
+#[test]
+fn an_op_whose_cqe_the_kernel_dropped_still_completes_once() {
+    with_deadline(|| {
+        let ring = Ring::new().unwrap();
+        let _enter = ring.enter();
+        let mut recvs = Recvs::new(8);
+        recvs.poll();
+        ring.submit_and_reap().unwrap();
+        // Op 0 receives its bytes, and the kernel drops its CQE.
+        ring.inject(Fault::DropCqe);
+        (&recvs.pairs[0].1).write_all(&Recvs::payload(0)).unwrap();
+        for _ in 0..100 {
+            let _ = ring.park(Some(Duration::from_millis(10)));
+            recvs.poll();
+            if recvs.done() {
+                break;
+            }
+        }
+        assert!(recvs.done(), "ops never completed: {:?}", recvs.pending());
+        // The lost completion is reported as such; the ring cancelled the others to
+        // find it, and they say so.
+        let lost = recvs.outcomes[0].as_ref().unwrap().as_ref().unwrap_err();
+        assert_eq!(lost.raw_os_error(), Some(libc::EBADR));
+        assert_eq!(
+            recvs.assert_clean(&ring, &[libc::EBADR, libc::ECANCELED]),
+            8
+        );
+        assert_eq!(ring.metrics().lost_cqes, 1);
+        // The ring still works, and is still woken from other threads.
+        let waker = wake_when_parked(&ring);
+        assert!(ring.park(Some(Duration::from_secs(10))).unwrap() >= 1);
+        waker.join().unwrap();
+        let mut again = Recvs::new(2);
+        again.send();
+        again.poll();
+        again.finish(&ring);
+        assert_eq!(again.assert_clean(&ring, &[]), 0);
+    });
+}
+
+#[test]
+fn dropping_a_ring_with_a_dropped_cqe_neither_waits_out_its_timeout_nor_leaks() {
+    with_deadline(|| {
+        let ring = Ring::builder()
+            .drop_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let handle = ring.handle();
+        let enter = ring.enter();
+        let mut recvs = Recvs::new(4);
+        recvs.poll();
+        ring.submit_and_reap().unwrap();
+        ring.inject(Fault::DropCqe);
+        (&recvs.pairs[0].1).write_all(&Recvs::payload(0)).unwrap();
+        drop(enter);
+        drop(ring);
+        // Past its timeout the ring would have leaked the op rather than free its
+        // buffer under the kernel; it must have found it instead.
+        assert_eq!(handle.metrics().leaked_ops, 0, "the drop leaked the op");
+        recvs.poll();
+        assert!(recvs.done());
+        let lost = recvs.outcomes[0].as_ref().unwrap().as_ref().unwrap_err();
+        assert_eq!(lost.raw_os_error(), Some(libc::EBADR));
+        assert_eq!(recvs.live.load(Ordering::SeqCst), 0, "a buffer leaked");
+    });
+}

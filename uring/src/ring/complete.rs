@@ -110,7 +110,7 @@ impl RingInner {
         if total > 0 {
             self.publish_in_flight();
         }
-        total
+        total + self.settle_lost()
     }
 
     fn dispatch(&self, raw: RawCqe) {

@@ -13,6 +13,7 @@ use io_uring::{IoUring, Probe};
 use slab::Slab;
 
 use super::features::RingFeatures;
+use super::lost::Reconcile;
 use crate::buf_ring::BufRings;
 use crate::cell::Completion;
 use crate::cqe::RawCqe;
@@ -40,6 +41,10 @@ pub(crate) struct RingInner {
     /// The eventfd read's 8-byte buffer, heap-allocated so it outlives a leaked ring.
     pub(super) eventfd_buf: *mut u64,
     pub(super) eventfd_armed: Cell<bool>,
+    /// How many times the eventfd read has been queued: tells one read from the next.
+    pub(super) eventfd_arms: Cell<u64>,
+    /// The search for ops whose CQE the kernel dropped (`lost.rs`).
+    pub(super) reconcile: RefCell<Reconcile>,
     pub(super) msg_ring_wakeups: bool,
     /// Failures armed by tests (empty without the `fault-injection` feature).
     pub(super) faults: Faults,

@@ -8,6 +8,7 @@
 //! | `setup.rs` | what the kernel must offer, and what it may: the floor and the probes |
 //! | `submit.rs` | getting SQEs to the kernel: the SQ, `io_uring_enter`, the mailbox, cancels |
 //! | `complete.rs` | getting CQEs to their ops: the CQ, its overflow, the backlog, dispatch |
+//! | `lost.rs` | finding the op whose CQE the kernel dropped (EBADR) |
 //! | `wake.rs` | sleeping in the kernel and being woken: park, eventfd, MSG_RING |
 //! | `shutdown.rs` | dropping a ring without freeing memory the kernel still owns |
 //!
@@ -29,6 +30,7 @@ mod builder;
 mod complete;
 mod features;
 pub(crate) mod inner;
+mod lost;
 mod setup;
 mod shutdown;
 mod submit;

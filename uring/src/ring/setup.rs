@@ -110,6 +110,8 @@ impl RingInner {
             probe,
             eventfd_buf: Box::into_raw(Box::new(0u64)),
             eventfd_armed: Cell::new(false),
+            eventfd_arms: Cell::new(0),
+            reconcile: RefCell::default(),
             msg_ring_wakeups: builder.msg_ring_wakeups,
             faults: Faults::default(),
             drop_timeout: builder.drop_timeout,

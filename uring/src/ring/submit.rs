@@ -136,6 +136,11 @@ impl RingInner {
                 Ok(_) => return Ok(()),
                 Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) | Some(libc::ETIME) => return Ok(()),
+                    // Handled, not passed on: the kernel dropped a CQE (`lost.rs`).
+                    Some(libc::EBADR) => {
+                        self.cqe_lost();
+                        return Ok(());
+                    }
                     // The CQ is full and the kernel would not take more work: make room.
                     Some(libc::EBUSY) | Some(libc::EAGAIN) if busy_retries < 64 => {
                         busy_retries += 1;

@@ -78,6 +78,7 @@ impl RingInner {
                 self.ensure_eventfd_armed();
             }
             token::WAKE | token::IGNORE | token::PROBE => {}
+            token::RECONCILE => self.kernel_answered(token::payload(raw.user_data), cqe.result),
             token::MSG_RING_SENT => {
                 // Only a failed send posts this CQE (SKIP_SUCCESS).
                 if cqe.result < 0 {
@@ -127,6 +128,7 @@ impl RingInner {
         .user_data(token::EVENTFD);
         self.push_sqe(&sqe)?;
         self.eventfd_armed.set(true);
+        self.eventfd_arms.set(self.eventfd_arms.get() + 1);
         Ok(())
     }
 
