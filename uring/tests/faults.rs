@@ -449,3 +449,77 @@ fn dropping_a_ring_with_a_dropped_cqe_neither_waits_out_its_timeout_nor_leaks() 
         assert_eq!(recvs.live.load(Ordering::SeqCst), 0, "a buffer leaked");
     });
 }
+
+/// A ring with `n` recvs in flight on sockets nobody writes to, about to be dropped.
+fn ring_with_recvs_in_flight(drop_timeout: Duration, n: usize) -> (Ring, Recvs) {
+    let ring = Ring::builder().drop_timeout(drop_timeout).build().unwrap();
+    let mut recvs = Recvs::new(n);
+    {
+        let _enter = ring.enter();
+        recvs.poll();
+    }
+    ring.submit_and_reap().unwrap();
+    assert_eq!(ring.in_flight(), n);
+    (ring, recvs)
+}
+
+#[test]
+fn dropping_a_ring_whose_cancel_is_refused_cancels_all_the_same() {
+    with_deadline(|| {
+        let (ring, mut recvs) = ring_with_recvs_in_flight(Duration::from_secs(30), 8);
+        let handle = ring.handle();
+        ring.inject(Fault::Push(libc::ENOMEM));
+        drop(ring);
+        assert_eq!(handle.metrics().leaked_ops, 0, "the drop leaked its ops");
+        recvs.poll();
+        assert!(recvs.done());
+        for outcome in &recvs.outcomes {
+            let err = outcome.as_ref().unwrap().as_ref().unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+        }
+        assert_eq!(recvs.live.load(Ordering::SeqCst), 0, "a buffer leaked");
+    });
+}
+
+#[test]
+fn dropping_a_ring_whose_enters_are_refused_retries_them() {
+    for errno in [libc::ENOMEM, libc::EAGAIN, libc::EINTR] {
+        with_deadline(move || {
+            let (ring, mut recvs) = ring_with_recvs_in_flight(Duration::from_secs(30), 8);
+            let handle = ring.handle();
+            for _ in 0..3 {
+                ring.inject(Fault::Enter(errno));
+            }
+            drop(ring);
+            assert_eq!(
+                handle.metrics().leaked_ops,
+                0,
+                "errno {errno}: the drop leaked its ops"
+            );
+            recvs.poll();
+            assert!(recvs.done());
+            assert_eq!(recvs.live.load(Ordering::SeqCst), 0, "a buffer leaked");
+        });
+    }
+}
+
+#[test]
+fn a_ring_that_cannot_reach_the_kernel_when_dropped_leaks_rather_than_frees() {
+    with_deadline(|| {
+        let (ring, mut recvs) = ring_with_recvs_in_flight(Duration::from_millis(50), 4);
+        let handle = ring.handle();
+        for _ in 0..100_000 {
+            ring.inject(Fault::Enter(libc::ENOMEM));
+        }
+        drop(ring);
+        // The kernel may still write into the buffers: they must outlive the ring.
+        assert_eq!(handle.metrics().leaked_ops, 4);
+        assert_eq!(
+            recvs.live.load(Ordering::SeqCst),
+            4,
+            "a buffer the kernel holds was freed"
+        );
+        recvs.poll();
+        assert!(!recvs.done(), "a leaked op never completes");
+    });
+}

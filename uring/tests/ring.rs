@@ -348,3 +348,63 @@ fn submitting_to_a_dropped_ring_fails_cleanly() {
     .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
 }
+
+#[test]
+fn dropping_a_ring_with_every_kind_of_op_in_flight_cancels_them_all_and_frees_nothing_early() {
+    use uringo_uring::op::{AcceptMulti, PollAdd, ReadAt, RecvMultiStream, Timeout};
+    let live = Arc::new(AtomicUsize::new(0));
+    let (a, _b) = UnixStream::pair().unwrap();
+    let (pipe_read, _pipe_write) = UnixStream::pair().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pool = uringo_uring::BufPool::new(4, 64).unwrap();
+    let ring = Ring::builder()
+        .drop_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let handle = ring.handle();
+    let enter = ring.enter();
+    let mut recv = Op::new(Recv::new(a.as_raw_fd(), CountedBuf::new(64, &live)));
+    let mut read = Op::new(ReadAt::new(
+        pipe_read.as_raw_fd(),
+        CountedBuf::new(64, &live),
+        0,
+    ));
+    let mut poll = Op::new(PollAdd::new(a.as_raw_fd(), libc::POLLIN as u32));
+    let mut timeout = Op::new(Timeout::new(Duration::from_secs(3600)));
+    let mut accepts = AcceptMulti::new(listener.as_raw_fd());
+    let mut stream = RecvMultiStream::new(a.as_raw_fd(), &pool);
+    let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(poll_once(&mut recv).is_pending());
+    assert!(poll_once(&mut read).is_pending());
+    assert!(poll_once(&mut poll).is_pending());
+    assert!(poll_once(&mut timeout).is_pending());
+    assert!(accepts.poll_next(noop).is_pending());
+    assert!(stream.poll_next(noop).is_pending());
+    ring.submit_and_reap().unwrap();
+    assert_eq!(ring.in_flight(), 6);
+    drop(enter);
+    drop(ring);
+    assert_eq!(handle.metrics().leaked_ops, 0, "an op outlived the drop");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        2,
+        "the waiters own their buffers again"
+    );
+    let canceled = |r: std::io::Result<usize>| r.unwrap_err().raw_os_error();
+    let std::task::Poll::Ready((r, buf)) = poll_once(&mut recv) else {
+        panic!("recv still pending")
+    };
+    assert_eq!(canceled(r), Some(libc::ECANCELED));
+    drop(buf);
+    let std::task::Poll::Ready((r, buf)) = poll_once(&mut read) else {
+        panic!("read still pending")
+    };
+    assert_eq!(canceled(r), Some(libc::ECANCELED));
+    drop(buf);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert!(poll_once(&mut poll).is_ready());
+    assert!(poll_once(&mut timeout).is_ready());
+    assert!(matches!(accepts.poll_next(noop), std::task::Poll::Ready(_)));
+    assert!(matches!(stream.poll_next(noop), std::task::Poll::Ready(_)));
+    assert_eq!(pool.capacity(), 0, "the buffer ring was unregistered");
+}

@@ -19,6 +19,9 @@ use crate::shared;
 use crate::sync::Ordering;
 use crate::sys;
 
+/// How long the drop sleeps after the kernel refused an enter, before it tries again.
+const RETRY_PAUSE: Duration = Duration::from_millis(1);
+
 impl RingInner {
     /// On drop: cancels everything, waits (bounded) for the CQEs, leaks what the kernel
     /// still holds rather than free it under the kernel.
@@ -32,26 +35,7 @@ impl RingInner {
                 in_flight = in_flight(),
                 "dropping ring: cancelling in-flight ops"
             );
-            let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-                .build()
-                .user_data(token::IGNORE);
-            if let Err(err) = self.push_sqe(&cancel_all) {
-                tracing::warn!(ring = self.shared.id, %err,
-                    "cannot queue the cancel-all request; waiting for in-flight ops on their own");
-            }
-            let deadline = Instant::now() + self.drop_timeout;
-            while in_flight() > 0 {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                let wait = (deadline - now).min(Duration::from_millis(50));
-                if let Err(err) = self.enter_kernel(1, Some(wait)) {
-                    tracing::warn!(ring = self.shared.id, %err, "enter failed while dropping the ring");
-                    break;
-                }
-                self.drain_cq();
-            }
+            self.cancel_all_and_wait(in_flight);
         }
         let leaked = self.slots.borrow().len();
         if leaked > 0 {
@@ -68,7 +52,7 @@ impl RingInner {
         }
         if !self.eventfd_armed.get() {
             // SAFETY: the eventfd read has completed (not armed), so the kernel no longer
-            // references the buffer; it was created by Box::into_raw in `with_builder`.
+            // references the buffer; it was created by Box::into_raw in `RingInner::new`.
             drop(unsafe { Box::from_raw(self.eventfd_buf) });
         }
         self.shared.fail_mailbox();
@@ -76,5 +60,36 @@ impl RingInner {
             let _ = sys::unregister_ring_fd(self.uring.borrow().as_raw_fd(), index);
         }
         shared::unregister(self.shared.id);
+    }
+
+    /// Cancels everything in flight with one cancel-any and waits for the CQEs until
+    /// `in_flight` is 0 or the drop timeout passes. A refused push or enter is retried
+    /// until then, not taken as the end of the wait: giving up early would leak what
+    /// the kernel was about to give back.
+    fn cancel_all_and_wait(&self, in_flight: impl Fn() -> usize) {
+        let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(token::IGNORE);
+        let deadline = Instant::now() + self.drop_timeout;
+        let mut cancel_queued = false;
+        while in_flight() > 0 {
+            if !cancel_queued {
+                match self.push_sqe(&cancel_all) {
+                    Ok(()) => cancel_queued = true,
+                    Err(err) => tracing::warn!(ring = self.shared.id, %err,
+                        "cannot queue the cancel-all request yet; retrying"),
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            if let Err(err) = self.enter_kernel(1, Some(wait)) {
+                tracing::warn!(ring = self.shared.id, %err, "enter refused while dropping the ring; retrying");
+                std::thread::sleep(RETRY_PAUSE.min(wait));
+            }
+            self.drain_cq();
+        }
     }
 }
