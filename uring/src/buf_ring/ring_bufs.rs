@@ -6,14 +6,13 @@ use std::alloc::Layout;
 use std::io;
 use std::sync::Weak;
 use std::task::Waker;
-use std::thread::ThreadId;
 
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::SegQueue;
 use io_uring::{types::BufRingEntry, IoUring};
 
 use super::pool::{BufPool, PoolShared, Tally};
 use crate::atomic_waker::AtomicWaker;
-use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
+use crate::sync::{current_thread, Arc, ArrayQueue, AtomicBool, AtomicU32, Ordering, ThreadId};
 
 /// Buffer ring entries must start on a page boundary.
 const RING_ALIGN: usize = 4096;
@@ -88,7 +87,7 @@ impl RingBufs {
         let buffers = Region::zeroed(count * pool.buf_size(), RING_ALIGN)?;
         Ok(RingBufs {
             ring_id,
-            owner: this_thread(),
+            owner: current_thread(),
             group: pool.group(),
             mask: (count - 1) as u16,
             buf_size: pool.shared.size,
@@ -145,9 +144,7 @@ impl RingBufs {
 
     /// Gives every buffer to the kernel and registers the ring. Owner thread only.
     pub(super) fn register(&self, uring: &IoUring) -> io::Result<()> {
-        for bid in 0..self.count() {
-            self.push_entry(bid as u16);
-        }
+        self.fill();
         // SAFETY: the entries region is page-aligned, holds `count` entries and lives in
         // an `Arc` the ring's registry keeps until after `unregister`.
         unsafe {
@@ -158,11 +155,23 @@ impl RingBufs {
                 0,
             )?;
         }
+        self.publish();
+        Ok(())
+    }
+
+    /// Writes every buffer into the ring, for the kernel to pick once registered.
+    fn fill(&self) {
+        for bid in 0..self.count() {
+            self.push_entry(bid as u16);
+        }
+    }
+
+    /// Counts every buffer as available and the ring as registered.
+    fn publish(&self) {
         self.tally
             .available
             .store(self.count() as u32, Ordering::Release);
         self.tally.registered.store(true, Ordering::Release);
-        Ok(())
     }
 
     /// Unregisters the buffer ring. Owner thread only, with no op of the group in flight.
@@ -174,10 +183,14 @@ impl RingBufs {
     }
 
     /// Re-adds buffers returned from other threads. Owner thread only.
-    pub(super) fn drain_returns(&self) {
+    /// Returns how many came back.
+    pub(super) fn drain_returns(&self) -> usize {
+        let mut drained = 0;
         while let Some(bid) = self.returns.pop() {
             self.push_entry(bid);
+            drained += 1;
         }
+        drained
     }
 
     /// The owner dispatched a CQE carrying buffer `bid`: it is out of the pool.
@@ -190,13 +203,21 @@ impl RingBufs {
         if !self.tally.registered.load(Ordering::Acquire) {
             return;
         }
+        // Counted before the id is handed over: once the owner can see it, it may give
+        // the buffer to the kernel, and the CQE that takes it out again must find it
+        // counted, or the count wraps below zero. SeqCst pairs with the waiter's SeqCst
+        // read-modify-write in `wait`: either the waiter sees this buffer, or we see its
+        // queued waker. (A waiter that looks between the two steps re-arms once too
+        // early, gets ENOBUFS and looks again.)
+        self.tally.available.fetch_add(1, Ordering::SeqCst);
         // The thread, not "is the ring current here": a ring is !Send, so its owner is
         // the thread that created it, and this check never touches the ring (a buffer
         // may be dropped while the ring itself is being dropped).
-        if this_thread() == self.owner {
+        if current_thread() == self.owner {
             self.push_entry(bid);
         } else if self.returns.push(bid).is_err() {
             // Cannot happen: at most `count` buffers are out, and the queue holds `count`.
+            self.tally.available.fetch_sub(1, Ordering::SeqCst);
             tracing::error!(
                 ring = self.ring_id,
                 group = self.group,
@@ -205,9 +226,6 @@ impl RingBufs {
             );
             return;
         }
-        // SeqCst pairs with the waiter's SeqCst read-modify-write in `wait`: either the
-        // waiter sees this buffer, or we see its queued waker.
-        self.tally.available.fetch_add(1, Ordering::SeqCst);
         while let Some(waiter) = self.waiters.pop() {
             waiter.queued.store(false, Ordering::Release);
             waiter.waker.wake();
@@ -232,16 +250,6 @@ impl RingBufs {
     }
 }
 
-/// The calling thread's id, cached (`thread::current()` clones an `Arc` per call).
-fn this_thread() -> ThreadId {
-    thread_local! {
-        static ID: ThreadId = std::thread::current().id();
-    }
-    // During thread teardown the cache may be gone; the slow path still answers.
-    ID.try_with(|id| *id)
-        .unwrap_or_else(|_| std::thread::current().id())
-}
-
 /// A stream parked on an exhausted pool.
 pub(crate) struct BufWaiter {
     waker: AtomicWaker,
@@ -254,5 +262,45 @@ impl BufWaiter {
             waker: AtomicWaker::new(),
             queued: AtomicBool::new(false),
         })
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::sync::model::model;
+
+    /// The one buffer of a pool is out (the kernel put it in a CQE); a thread that does
+    /// not own the ring gives it back while the owner drains returned buffers and the
+    /// kernel hands the buffer out again. The count of available buffers never goes
+    /// below zero (as a `u32`: never wraps) and ends exact.
+    #[test]
+    fn foreign_give_back_vs_owner_drain_keeps_the_count_exact() {
+        model(|| {
+            let pool = BufPool::new(1, 8).unwrap();
+            let bufs = Arc::new(RingBufs::new(1, &pool).unwrap());
+            bufs.fill();
+            bufs.publish();
+            bufs.taken();
+            let foreign = {
+                let bufs = bufs.clone();
+                loom::thread::spawn(move || bufs.give_back(0))
+            };
+            let available = || bufs.tally.available.load(Ordering::SeqCst);
+            let mut handed_out = 0;
+            let mut drain = || {
+                for _ in 0..bufs.drain_returns() {
+                    // The kernel picks the returned buffer for the next CQE.
+                    bufs.taken();
+                    handed_out += 1;
+                    assert!(available() <= 1, "the count wrapped");
+                }
+            };
+            drain();
+            foreign.join().unwrap();
+            drain();
+            assert_eq!(handed_out, 1);
+            assert_eq!(available(), 0);
+        });
     }
 }
