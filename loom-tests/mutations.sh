@@ -20,8 +20,6 @@ MUTATIONS=(
   "searcher_handoff    idle::last_searcher_hands_off"
   "remote_notify       idle::parking_worker_sees_injected_work"
   "notified_check      task::wake_while_running"
-  "orphan_check        cell::poll_then_drop_on_another_thread_vs_cqe"
-  "park_token          park::wake_is_never_lost"
   "timer_fire_cas      timer::fire_vs_cancel_from_another_thread"
   "count_out_once      task::shutdown_drain_vs_completion_counts_out_once"
   "join_release        task::registry_entry_goes_once_output_taken_or_handle_dropped"

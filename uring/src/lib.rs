@@ -118,20 +118,21 @@
 //! ```
 
 #![warn(missing_docs)]
-// Under loom the crate-internal types are re-exported (undocumented) for loom-tests.
-#![cfg_attr(
-    loom,
-    allow(
-        missing_docs,
-        clippy::new_without_default,
-        clippy::len_without_is_empty
-    )
-)]
+
+/// Whether the deliberate bug `name` is switched on, with
+/// `--cfg uringo_loom_mutation="name"`: each guards a mutation point in the real code,
+/// and the loom model next to it must fail with it on (see `loom-tests/README.md`). No
+/// shipped build sets it, so the default path is the correct code.
+macro_rules! mutation {
+    ($name:literal) => {
+        cfg!(uringo_loom_mutation = $name)
+    };
+}
 
 mod atomic_waker;
 mod buf;
 mod buf_ring;
-pub(crate) mod cell;
+mod cell;
 mod context;
 mod cqe;
 mod error;
@@ -140,22 +141,13 @@ mod handle;
 mod metrics;
 pub mod op;
 mod operation;
-pub(crate) mod park;
+mod park;
 mod ring;
 mod shared;
 mod state;
 mod sync;
 mod sys;
 pub mod wait;
-
-/// What the loom models in `loom-tests/` drive: the real completion cell and park token,
-/// exported only in `cfg(loom)` builds.
-#[cfg(loom)]
-#[doc(hidden)]
-pub mod __loom {
-    pub use crate::cell::{Completion, OpCell};
-    pub use crate::park::ParkState;
-}
 
 pub use buf::{IoBuf, IoBufMut, Slice};
 pub use buf_ring::{BufPool, BufSelect, PooledBuf};

@@ -3,10 +3,8 @@
 
 #![cfg(loom)]
 
-mod cell;
 mod idle;
 mod inject;
-mod park;
 mod queue;
 mod scheduler;
 mod task;
