@@ -6,14 +6,13 @@
 //! other threads may touch lives in [`RingShared`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use io_uring::{IoUring, Probe};
 use slab::Slab;
 
 use super::features::RingFeatures;
-use super::lost::Reconcile;
 use crate::buf_ring::BufRings;
 use crate::cell::Completion;
 use crate::cqe::RawCqe;
@@ -49,6 +48,24 @@ pub(crate) struct RingInner {
     /// Failures armed by tests (empty without the `fault-injection` feature).
     pub(super) faults: Faults,
     pub(super) drop_timeout: Duration,
+}
+
+/// One round of asking the kernel which ops it still has, after it dropped a CQE
+/// (`lost.rs`).
+#[derive(Default)]
+pub(super) struct Reconcile {
+    /// A round is under way.
+    pub(super) active: bool,
+    /// Cancels sent and not answered yet.
+    pub(super) awaiting: usize,
+    /// What each cancel asked about, by payload.
+    pub(super) asked: HashMap<u32, Arc<dyn Completion>>,
+    /// Which eventfd read was asked about (its arming count), if one was in flight.
+    pub(super) asked_eventfd: Option<u64>,
+    /// Payloads the kernel answered ENOENT for.
+    pub(super) unknown: Vec<u32>,
+    /// Another CQE was lost during this round.
+    pub(super) again: bool,
 }
 
 impl RingInner {

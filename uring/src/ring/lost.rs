@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use io_uring::opcode;
 
-use super::inner::{same_op, RingInner};
+use super::inner::{same_op, Reconcile, RingInner};
 use crate::cell::Completion;
 use crate::cqe::{token, Cqe};
 use crate::metrics::Counters;
@@ -34,23 +34,6 @@ use crate::sync::Arc;
 
 /// The payload that stands for the eventfd read in a round (slab keys stay far below).
 const EVENTFD: u32 = u32::MAX;
-
-/// One round of asking the kernel which ops it still has.
-#[derive(Default)]
-pub(super) struct Reconcile {
-    /// A round is under way.
-    active: bool,
-    /// Cancels sent and not answered yet.
-    awaiting: usize,
-    /// What each cancel asked about, by payload.
-    asked: HashMap<u32, Arc<dyn Completion>>,
-    /// Which eventfd read was asked about (its arming count), if one was in flight.
-    asked_eventfd: Option<u64>,
-    /// Payloads the kernel answered ENOENT for.
-    unknown: Vec<u32>,
-    /// Another CQE was lost during this round.
-    again: bool,
-}
 
 impl RingInner {
     /// The kernel reported a dropped CQE (an enter failed with EBADR).
