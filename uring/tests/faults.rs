@@ -426,18 +426,10 @@ fn an_op_whose_cqe_the_kernel_dropped_still_completes_once() {
 #[test]
 fn dropping_a_ring_with_a_dropped_cqe_neither_waits_out_its_timeout_nor_leaks() {
     with_deadline(|| {
-        let ring = Ring::builder()
-            .drop_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let (ring, mut recvs) = ring_with_recvs_in_flight(Duration::from_secs(30), 4);
         let handle = ring.handle();
-        let enter = ring.enter();
-        let mut recvs = Recvs::new(4);
-        recvs.poll();
-        ring.submit_and_reap().unwrap();
         ring.inject(Fault::DropCqe);
         (&recvs.pairs[0].1).write_all(&Recvs::payload(0)).unwrap();
-        drop(enter);
         drop(ring);
         // Past its timeout the ring would have leaked the op rather than free its
         // buffer under the kernel; it must have found it instead.
