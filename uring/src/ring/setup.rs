@@ -259,10 +259,11 @@ fn probe_requests(uring: &mut IoUring) -> io::Result<[(KernelFeature, bool); 3]>
     }
     for (n, (_, sqe)) in requests.iter().enumerate() {
         let sqe: squeue::Entry = sqe.clone().user_data(token::PROBE | n as u64);
-        // SAFETY (both pushes): the SQEs point at no memory.
+        // SAFETY: the probe SQEs point at no memory.
         if unsafe { uring.submission().push(&sqe) }.is_err() {
             // A ring of fewer entries than probes: send what is queued first.
             uring.submit().map_err(setup_failed)?;
+            // SAFETY: as above.
             unsafe { uring.submission().push(&sqe) }
                 .map_err(|_| io::Error::other("cannot queue a probe on a new ring"))?;
         }
