@@ -15,13 +15,14 @@ use crossbeam_queue::SegQueue;
 
 use crate::atomic_waker::AtomicWaker;
 use crate::buf_ring::BufSelect;
-use crate::op::{Cqe, MultishotOperation, Operation};
-use crate::state::{CANCEL_REQUESTED, COMPLETE, MORE_SEEN, ORPHANED};
+use crate::cqe::Cqe;
+use crate::operation::{MultishotOperation, Operation};
+use crate::state::{CANCEL_REQUESTED, COMPLETE, MORE_SEEN, NOT_SUBMITTED, ORPHANED};
 use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 /// The type-erased face of a cell, as the ring owner sees it: the slab stores
 /// `Arc<dyn Completion>` keyed by user_data.
-pub trait Completion: Send + Sync {
+pub(crate) trait Completion: Send + Sync {
     /// The user_data this op was submitted with (its slab key).
     fn key(&self) -> u64;
     /// Records the key; called by the owner before the SQE is pushed.
@@ -29,6 +30,9 @@ pub trait Completion: Send + Sync {
     /// Records one CQE. `last` is false while the kernel promises more CQEs
     /// (`IORING_CQE_F_MORE`). Runs on the owner thread.
     fn complete(&self, cqe: Cqe, last: bool);
+    /// Completes an op whose SQE never reached the kernel, because of `err`. Runs on
+    /// the owner thread, or on any thread once the ring is closed.
+    fn fail_unsubmitted(&self, err: &io::Error);
     /// Marks that a cancel has been requested. Returns false when one already was, or
     /// when the op has completed (so there is nothing to cancel).
     fn mark_cancel(&self) -> bool;
@@ -40,7 +44,7 @@ pub trait Completion: Send + Sync {
 }
 
 /// Shared state of a single-shot op.
-pub struct OpCell<T> {
+pub(crate) struct OpCell<T> {
     state: AtomicU32,
     result: AtomicI32,
     flags: AtomicU32,
@@ -58,7 +62,7 @@ unsafe impl<T: Send> Sync for OpCell<T> {}
 unsafe impl<T: Send> Send for OpCell<T> {}
 
 impl<T: Operation> OpCell<T> {
-    pub fn new(data: T) -> Self {
+    pub(crate) fn new(data: T) -> Self {
         Self {
             state: AtomicU32::new(0),
             result: AtomicI32::new(0),
@@ -74,7 +78,7 @@ impl<T: Operation> OpCell<T> {
     /// # Safety
     /// Must be called before the op is visible to the owner or the kernel (nobody else
     /// touches `data` yet), at most once.
-    pub unsafe fn build_sqe(&self) -> io_uring::squeue::Entry {
+    pub(crate) unsafe fn build_sqe(&self) -> io_uring::squeue::Entry {
         // SAFETY: guaranteed by the caller: the submitter has exclusive access.
         self.data.with_mut(|data| unsafe {
             (*data)
@@ -88,7 +92,7 @@ impl<T: Operation> OpCell<T> {
     ///
     /// # Safety
     /// Only before the SQE was handed to the ring (the kernel never saw the data).
-    pub unsafe fn take_unsubmitted(&self) -> T {
+    pub(crate) unsafe fn take_unsubmitted(&self) -> T {
         // SAFETY: guaranteed by the caller.
         self.data
             .with_mut(|data| unsafe { (*data).take() })
@@ -96,30 +100,32 @@ impl<T: Operation> OpCell<T> {
     }
 
     /// Waiter side: returns the output once the final CQE is in.
-    pub fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<T::Output> {
+    pub(crate) fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<T::Output> {
         if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
             self.waker.register(cx.waker());
             if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
                 return Poll::Pending;
             }
         }
-        let cqe = self.cqe();
+        let state = self.state.load(Ordering::Acquire);
         // SAFETY: COMPLETE is set (Acquire pairs with the owner's AcqRel), so the owner
         // and the kernel are done with the data; the waiter is its only user now.
         let data = self.data.with_mut(|data| unsafe { (*data).take() });
-        Poll::Ready(
-            data.expect("op polled after it returned Ready")
-                .complete(cqe),
-        )
+        let data = data.expect("op polled after it returned Ready");
+        Poll::Ready(if state & NOT_SUBMITTED != 0 {
+            data.not_submitted(self.submit_error())
+        } else {
+            data.complete(self.cqe())
+        })
     }
 
     /// Waiter side, on drop: gives up the result. Returns true when the op is still in
     /// flight, so the caller should request its cancellation.
-    pub fn orphan(&self) -> bool {
+    pub(crate) fn orphan(&self) -> bool {
         drop(self.waker.take());
         let prev = self.state.fetch_or(ORPHANED, Ordering::AcqRel);
-        // Mutation point (loom-tests): not checking COMPLETE frees data the kernel owns.
-        let prev = if cfg!(uringo_loom_mutation = "orphan_check") {
+        // Mutation point: not checking COMPLETE frees data the kernel owns.
+        let prev = if mutation!("orphan_check") {
             prev | COMPLETE
         } else {
             prev
@@ -128,15 +134,32 @@ impl<T: Operation> OpCell<T> {
             // The CQE came in but nobody took it: we release what it produced.
             // SAFETY: COMPLETE and ORPHANED are both set and we set the second one: the
             // data is ours alone.
-            if let Some(data) = self.data.with_mut(|data| unsafe { (*data).take() }) {
-                data.orphaned(self.cqe());
-            }
+            self.release(prev);
             return false;
         }
         true
     }
 
-    pub fn is_complete(&self) -> bool {
+    /// Releases the data of a completed op nobody waits for. Only the party that set
+    /// the second of COMPLETE and ORPHANED calls it, with the state it saw.
+    fn release(&self, state: u32) {
+        // SAFETY: guaranteed by the caller: the data is ours alone.
+        let Some(data) = self.data.with_mut(|data| unsafe { (*data).take() }) else {
+            return;
+        };
+        if state & NOT_SUBMITTED != 0 {
+            drop(data.not_submitted(self.submit_error()));
+        } else {
+            data.orphaned(self.cqe());
+        }
+    }
+
+    /// Why the SQE never reached the kernel (recorded as a CQE result).
+    fn submit_error(&self) -> io::Error {
+        io::Error::from_raw_os_error(-self.result.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn is_complete(&self) -> bool {
         self.state.load(Ordering::Acquire) & COMPLETE != 0
     }
 
@@ -173,11 +196,23 @@ impl<T: Operation> Completion for OpCell<T> {
         }
         let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
         if prev & ORPHANED != 0 {
-            // SAFETY: the waiter is gone (ORPHANED) and the kernel is done (final CQE):
-            // the data is ours alone.
-            if let Some(data) = self.data.with_mut(|data| unsafe { (*data).take() }) {
-                data.orphaned(self.cqe());
-            }
+            // The waiter is gone (ORPHANED) and the kernel is done (final CQE): the data
+            // is ours alone.
+            self.release(prev | COMPLETE);
+        } else {
+            self.waker.wake();
+        }
+    }
+
+    fn fail_unsubmitted(&self, err: &io::Error) {
+        self.result
+            .store(Cqe::from_error(err).result, Ordering::Relaxed);
+        let prev = self
+            .state
+            .fetch_or(COMPLETE | NOT_SUBMITTED, Ordering::AcqRel);
+        if prev & ORPHANED != 0 {
+            // The waiter is gone and the kernel never had the data: it is ours alone.
+            self.release(prev | COMPLETE | NOT_SUBMITTED);
         } else {
             self.waker.wake();
         }
@@ -190,7 +225,7 @@ impl<T: Operation> Completion for OpCell<T> {
 }
 
 /// Shared state of a multishot op: a queue of CQEs instead of one result.
-pub struct MultishotCell<T> {
+pub(crate) struct MultishotCell<T> {
     state: AtomicU32,
     key: AtomicU64,
     items: SegQueue<Cqe>,
@@ -201,7 +236,7 @@ pub struct MultishotCell<T> {
 }
 
 impl<T: MultishotOperation> MultishotCell<T> {
-    pub fn new(data: T) -> Self {
+    pub(crate) fn new(data: T) -> Self {
         Self {
             state: AtomicU32::new(0),
             key: AtomicU64::new(u64::MAX),
@@ -211,17 +246,17 @@ impl<T: MultishotOperation> MultishotCell<T> {
         }
     }
 
-    pub fn build_sqe(&self) -> io_uring::squeue::Entry {
+    pub(crate) fn build_sqe(&self) -> io_uring::squeue::Entry {
         self.data.build()
     }
 
     /// Makes an item of a CQE that did not come from the kernel (a submission error).
-    pub fn item_for(&self, cqe: Cqe) -> T::Item {
+    pub(crate) fn item_for(&self, cqe: Cqe) -> T::Item {
         self.data.item(cqe)
     }
 
     /// Waiter side: the next item, `None` once the final CQE has been consumed.
-    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
         if let Some(cqe) = self.items.pop() {
             return Poll::Ready(Some(self.data.item(cqe)));
         }
@@ -237,7 +272,7 @@ impl<T: MultishotOperation> MultishotCell<T> {
     }
 
     /// Waiter side, on drop. Returns true when the caller should request cancellation.
-    pub fn orphan(&self) -> bool {
+    pub(crate) fn orphan(&self) -> bool {
         drop(self.waker.take());
         let prev = self.state.fetch_or(ORPHANED, Ordering::AcqRel);
         self.release_items();
@@ -264,6 +299,10 @@ impl<T: MultishotOperation> Completion for MultishotCell<T> {
         self.key.store(key, Ordering::Relaxed);
     }
 
+    fn fail_unsubmitted(&self, err: &io::Error) {
+        self.complete(Cqe::from_error(err), true);
+    }
+
     fn complete(&self, cqe: Cqe, last: bool) {
         self.items.push(cqe);
         // An RMW even for intermediate CQEs: it orders the push before the waiter's
@@ -284,11 +323,157 @@ impl<T: MultishotOperation> Completion for MultishotCell<T> {
     }
 }
 
-/// Turns a raw CQE result into `io::Result`.
-pub fn cqe_result(result: i32) -> io::Result<u32> {
-    if result < 0 {
-        Err(io::Error::from_raw_os_error(-result))
-    } else {
-        Ok(result as u32)
+#[cfg(all(test, loom))]
+mod loom_models {
+    //! Where a CQE meets the future waiting for it. The op's data (the buffer the kernel
+    //! writes) is released exactly once, and only after the final CQE, whoever goes
+    //! last: the waiter that takes the output, the waiter that drops the future
+    //! (orphan), or the owner's CQE after an orphan.
+    //!
+    //! The buffer is a loom cell that the "kernel" (the owner thread, just before it
+    //! reaps the CQE) writes and that releasing the data writes too, so loom flags any
+    //! release not ordered after the kernel's write. Mutation `orphan_check` (the
+    //! orphaning waiter releases the data without checking COMPLETE) frees a buffer the
+    //! kernel still writes.
+
+    use std::sync::Arc as StdArc;
+    use std::task::{Context, Poll, Waker};
+
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::{Completion, OpCell};
+    use crate::cqe::Cqe;
+    use crate::operation::Operation;
+    use crate::sync::model::model;
+
+    /// The buffer's memory, shared by the op's data and the "kernel".
+    struct Mem(UnsafeCell<u8>);
+
+    // SAFETY: every access goes through loom's cell, which checks that accesses from
+    // different threads are ordered (that is what the models test).
+    unsafe impl Sync for Mem {}
+
+    /// An op's data: a buffer the kernel writes, released exactly once.
+    struct Buf {
+        mem: Arc<Mem>,
+        released: Arc<AtomicUsize>,
+    }
+
+    impl Drop for Buf {
+        fn drop(&mut self) {
+            // Freeing the buffer is a write to it as far as the kernel is concerned.
+            self.mem.0.with_mut(|p| {
+                // SAFETY: loom checks this access is exclusive and ordered after the
+                // kernel's.
+                unsafe { *p = 0 }
+            });
+            self.released.fetch_add(1, SeqCst);
+        }
+    }
+
+    // SAFETY: the SQE carries no pointers (a NOP); the "kernel" of the models writes
+    // `mem` through its own handle.
+    unsafe impl Operation for Buf {
+        type Output = u8;
+
+        fn build(&mut self) -> io_uring::squeue::Entry {
+            io_uring::opcode::Nop::new().build()
+        }
+
+        fn complete(self, _cqe: Cqe) -> u8 {
+            self.mem.0.with(|p| {
+                // SAFETY: loom checks the kernel's write happens-before this read.
+                unsafe { *p }
+            })
+        }
+    }
+
+    struct Setup {
+        cell: StdArc<OpCell<Buf>>,
+        kernel: Arc<Mem>,
+        released: Arc<AtomicUsize>,
+    }
+
+    fn setup() -> Setup {
+        let kernel = Arc::new(Mem(UnsafeCell::new(0u8)));
+        let released = Arc::new(AtomicUsize::new(0));
+        let cell = StdArc::new(OpCell::new(Buf {
+            mem: kernel.clone(),
+            released: released.clone(),
+        }));
+        Setup {
+            cell,
+            kernel,
+            released,
+        }
+    }
+
+    /// The ring owner: the kernel fills the buffer, then the owner reaps the final CQE.
+    fn spawn_owner(cell: StdArc<OpCell<Buf>>, kernel: Arc<Mem>) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            kernel.0.with_mut(|p| {
+                // SAFETY: the kernel owns the buffer until the CQE (loom checks it).
+                unsafe { *p = 7 }
+            });
+            drop(kernel);
+            cell.complete(
+                Cqe {
+                    result: 1,
+                    flags: 0,
+                },
+                true,
+            );
+        })
+    }
+
+    #[test]
+    fn orphan_racing_the_cqe_releases_exactly_once() {
+        model(|| {
+            let s = setup();
+            let owner = spawn_owner(s.cell.clone(), s.kernel);
+            s.cell.orphan();
+            owner.join().unwrap();
+            assert_eq!(s.released.load(SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn cqe_racing_a_poll_wakes_the_waiter() {
+        model(|| {
+            let s = setup();
+            let owner = spawn_owner(s.cell.clone(), s.kernel);
+            let out = loom::future::block_on(std::future::poll_fn(|cx| s.cell.poll_complete(cx)));
+            assert_eq!(out, 7);
+            owner.join().unwrap();
+            assert_eq!(s.released.load(SeqCst), 1);
+        });
+    }
+
+    /// The future is polled on one worker, then its task is stolen and the future
+    /// dropped on another, while the owner reaps the CQE: the data is released once,
+    /// after the CQE.
+    #[test]
+    fn poll_then_drop_on_another_thread_vs_cqe() {
+        model(|| {
+            let s = setup();
+            let owner = spawn_owner(s.cell.clone(), s.kernel);
+            let first = {
+                let cell = s.cell.clone();
+                thread::spawn(move || cell.poll_complete(&mut Context::from_waker(Waker::noop())))
+            };
+            match first.join().unwrap() {
+                Poll::Ready(out) => assert_eq!(out, 7),
+                // The task moved to this thread, which drops the future.
+                Poll::Pending => {
+                    s.cell.orphan();
+                }
+            }
+            owner.join().unwrap();
+            assert_eq!(s.released.load(SeqCst), 1);
+        });
     }
 }

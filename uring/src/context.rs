@@ -3,23 +3,25 @@
 //! A worker makes its ring *current* for its whole life ([`crate::Ring::enter`]); an op
 //! is submitted on the ring current where it is first polled (design invariant 1). A
 //! thread without a ring of its own (a `block_on` caller, a blocking-pool thread) may
-//! name a *fallback* ring: its ops travel through that ring's mailbox.
+//! name a *fallback* ring ([`crate::set_fallback`]): its ops travel through that ring's
+//! mailbox.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::ring::RingInner;
-use crate::shared::{RingHandle, RingShared};
+use crate::ring::inner::RingInner;
+use crate::shared::RingShared;
+use crate::sync::Arc;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<RingInner>>> = const { RefCell::new(None) };
-    static FALLBACK: RefCell<Option<RingHandle>> = const { RefCell::new(None) };
+    static FALLBACK: RefCell<Option<Arc<RingShared>>> = const { RefCell::new(None) };
 }
 
 /// Where an op goes when polled on this thread.
 pub(crate) enum Target {
     Local(Rc<RingInner>),
-    Remote(RingHandle),
+    Remote(Arc<RingShared>),
 }
 
 pub(crate) fn target() -> Option<Target> {
@@ -52,36 +54,14 @@ pub(crate) fn set_current(ring: Option<Rc<RingInner>>) -> Option<Rc<RingInner>> 
     CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ring))
 }
 
-/// Makes `handle`'s ring the destination of ops polled on this thread when the thread
-/// has no ring of its own. Returns a guard that restores the previous fallback.
-///
-/// ```
-/// let ring = uringo_uring::Ring::new()?;
-/// let handle = ring.handle();
-/// std::thread::spawn(move || {
-///     let _fallback = uringo_uring::set_fallback(handle);
-///     // Ops polled here now go through the ring's mailbox.
-/// })
-/// .join()
-/// .unwrap();
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn set_fallback(handle: RingHandle) -> FallbackGuard {
-    let prev = FALLBACK.with(|f| f.borrow_mut().replace(handle));
-    FallbackGuard { prev }
+/// Installs `ring` as this thread's fallback; returns the previous one.
+pub(crate) fn replace_fallback(ring: Option<Arc<RingShared>>) -> Option<Arc<RingShared>> {
+    FALLBACK.with(|f| std::mem::replace(&mut *f.borrow_mut(), ring))
 }
 
-/// Restores the previous fallback ring when dropped.
-#[must_use = "the fallback is reset when the guard is dropped"]
-pub struct FallbackGuard {
-    prev: Option<RingHandle>,
-}
-
-impl Drop for FallbackGuard {
-    fn drop(&mut self) {
-        let prev = self.prev.take();
-        let _ = FALLBACK.try_with(|f| *f.borrow_mut() = prev);
-    }
+/// Puts back a fallback saved by [`replace_fallback`]; a no-op during thread teardown.
+pub(crate) fn restore_fallback(ring: Option<Arc<RingShared>>) {
+    let _ = FALLBACK.try_with(|f| *f.borrow_mut() = ring);
 }
 
 /// Makes a ring current on this thread until dropped (see [`crate::Ring::enter`]).

@@ -1,14 +1,18 @@
-//! What to tell a user whose machine refuses io_uring.
+//! What to tell a user whose machine refuses io_uring, or whose kernel is too old.
 //!
 //! `io_uring_setup` fails for a handful of reasons that all look alike from the errno,
-//! and each has a different fix. We read what the process can see (`/proc`, rlimits) to
-//! name the likely cause instead of printing "Operation not permitted".
+//! and each has a different fix. We read what the process can see (`/proc`, rlimits,
+//! `uname`) to name the likely cause instead of printing "Operation not permitted".
 
 use std::fmt;
 use std::io;
 
+use crate::ring::{KernelFeature, MINIMUM_KERNEL};
+use crate::sys::kernel_release;
+
 /// The error inside the `io::Error` that [`crate::Ring::new`] returns when the kernel
-/// refuses to create a ring. Reach it with `err.get_ref()` and `downcast_ref`.
+/// refuses to create a ring, or lacks a feature of the Linux 6.1 floor. Reach it with
+/// `err.get_ref()` and `downcast_ref`.
 ///
 /// ```
 /// # fn main() {
@@ -29,12 +33,18 @@ use std::io;
 pub struct UnavailableError {
     errno: i32,
     message: String,
+    missing: Option<KernelFeature>,
 }
 
 impl UnavailableError {
-    /// The errno `io_uring_setup(2)` returned.
+    /// The errno the kernel returned (EINVAL for a missing feature).
     pub fn errno(&self) -> i32 {
         self.errno
+    }
+
+    /// The required kernel feature this kernel lacks, when that is the cause.
+    pub fn missing_feature(&self) -> Option<KernelFeature> {
+        self.missing
     }
 }
 
@@ -53,24 +63,56 @@ pub(crate) fn setup_failed(err: io::Error) -> io::Error {
     };
     let message = match errno {
         libc::EPERM => eperm_message(),
-        libc::ENOSYS => "io_uring_setup failed with ENOSYS: this kernel has no io_uring \
-             (built without CONFIG_IO_URING, or older than 5.1), or a seccomp filter makes \
-             the syscall look absent. uringo needs Linux >= 5.11 with io_uring; inside a \
-             container, allow io_uring_setup, io_uring_enter and io_uring_register in its \
-             seccomp profile."
-            .to_string(),
+        libc::ENOSYS => format!(
+            "io_uring_setup failed with ENOSYS: this kernel (Linux {}) has no io_uring (built \
+             without CONFIG_IO_URING, or older than 5.1), or a seccomp filter makes the \
+             syscall look absent. uringo needs Linux >= {MINIMUM_KERNEL} with io_uring; \
+             inside a container, allow io_uring_setup, io_uring_enter and io_uring_register \
+             in its seccomp profile.",
+            kernel_release()
+        ),
         libc::ENOMEM => enomem_message(),
-        libc::EINVAL => "io_uring_setup failed with EINVAL even with the most basic \
-             parameters: this kernel's io_uring is too old for uringo (Linux >= 5.11 is \
-             required)."
-            .to_string(),
+        libc::EINVAL => format!(
+            "io_uring_setup failed with EINVAL even with the most basic parameters: either \
+             the ring size is beyond this kernel's limits (32768 SQ entries, 65536 CQ \
+             entries), or this kernel's io_uring (Linux {}) is far older than uringo needs \
+             (Linux >= {MINIMUM_KERNEL}).",
+            kernel_release()
+        ),
         libc::EMFILE | libc::ENFILE => format!(
             "io_uring_setup failed: out of file descriptors ({err}); raise `ulimit -n` or \
              close fds"
         ),
         _ => format!("io_uring_setup failed: {err}"),
     };
-    io::Error::new(err.kind(), UnavailableError { errno, message })
+    io::Error::new(
+        err.kind(),
+        UnavailableError {
+            errno,
+            message,
+            missing: None,
+        },
+    )
+}
+
+/// The error for a kernel without `feature`, one of the Linux 6.1 floor.
+pub(crate) fn kernel_lacks(feature: KernelFeature) -> io::Error {
+    let message = format!(
+        "this kernel (Linux {}) lacks {feature}, which uringo needs: uringo runs on Linux \
+         >= {MINIMUM_KERNEL} (io_uring with SINGLE_ISSUER, DEFER_TASKRUN, multishot accept and \
+         recv, provided buffer rings, cancel-any, SEND_ZC and MSG_RING). Upgrade the kernel \
+         (6.1 is a long-term release; a distribution kernel that backports io_uring may \
+         also do).",
+        kernel_release()
+    );
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        UnavailableError {
+            errno: libc::EINVAL,
+            message,
+            missing: Some(feature),
+        },
+    )
 }
 
 fn eperm_message() -> String {
@@ -125,10 +167,14 @@ fn enomem_message() -> String {
         "unknown".to_string()
     };
     format!(
-        "io_uring_setup failed with ENOMEM: the ring's memory could not be locked. On kernels \
-         before 5.12 rings count against RLIMIT_MEMLOCK (currently {memlock}). Fix: raise it \
-         (`ulimit -l unlimited`, or LimitMEMLOCK= in systemd, or --ulimit memlock=-1 in \
-         Docker), or use fewer/smaller rings (Builder::ring_entries)."
+        "io_uring_setup failed with ENOMEM: the ring's memory could not be allocated or \
+         locked on this kernel (Linux {}). Kernels before 5.12 count rings against \
+         RLIMIT_MEMLOCK (currently {memlock}): raise it (`ulimit -l unlimited`, or \
+         LimitMEMLOCK= in systemd, or --ulimit memlock=-1 in Docker), and note that uringo \
+         needs Linux >= {MINIMUM_KERNEL} anyway. On newer kernels ring memory is charged to \
+         the memory cgroup: check its limit, or use fewer/smaller rings \
+         (Builder::ring_entries).",
+        kernel_release()
     )
 }
 

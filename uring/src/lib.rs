@@ -30,8 +30,11 @@
 //! ## 3. Only the owner submits
 //!
 //! `Ring` is `!Send`: the thread that creates it is the only one that enters it, which
-//! lets us set the ring up with `SINGLE_ISSUER | DEFER_TASKRUN` where the kernel has them
-//! (`setup.rs` probes and falls back to `COOP_TASKRUN`, then to plain). Other threads
+//! lets us set the ring up with `SINGLE_ISSUER | DEFER_TASKRUN`. Those, and everything
+//! else the design uses, make Linux 6.1 the floor: `Ring::new` checks each feature up
+//! front and refuses an older kernel with an error that names what is missing
+//! (`ring/features.rs`, `ring/setup.rs`); newer features are probed into
+//! [`RingFeatures`]. Other threads
 //! hold a [`RingHandle`] and put requests — submit this op, cancel that one — in the
 //! ring's mailbox (`shared.rs`), then wake the owner.
 //!
@@ -52,24 +55,48 @@
 //! raised no `IORING_SQ_TASKRUN`). [`Ring::park`] is the same enter with `min_complete = 1`
 //! and the next timer as an `EXT_ARG` timeout. A full SQ is submitted early; a CQ that
 //! overflowed (the kernel buffers CQEs with `FEAT_NODROP`) is flushed and drained until
-//! empty, so no completion is ever lost.
+//! empty, so no completion is ever lost. In the one case the kernel itself loses a CQE
+//! (it says so with EBADR) the ring cancels every op in flight to find whose it was and
+//! completes that op with EBADR (`ring/lost.rs`): no op waits forever.
+//!
+//! ## Testing the fault paths
+//!
+//! Kernel refusals and rare failures cannot be provoked on demand on a healthy machine,
+//! so the crate has a test-only switch: the cargo feature `fault-injection`. Nothing
+//! turns it on but this crate's own dev-dependency on itself (`Cargo.toml`), so
+//! `cargo test` builds with it and no program that depends on `uringo-uring` does
+//! (dev-dependencies of a dependency are never built). Do not enable it elsewhere: it
+//! exists to make things fail. With it, `RingBuilder::pretend_missing` makes a ring
+//! behave as on a kernel without a given [`KernelFeature`], through the same checks a
+//! real refusal goes through, and `Ring::inject` arms a `Fault` (a refused enter or
+//! push, a dropped CQE, an overflowing CQ, a failed buffer-ring registration) that the
+//! ring meets where the kernel's failure would surface (`fault.rs`). Without the feature
+//! neither exists and the checks compile to nothing.
 //!
 //! ## Where things are
 //!
 //! | file | what |
 //! |---|---|
-//! | `ring.rs` | [`Ring`]: setup, submit, reap, park, cancel, shutdown |
-//! | `setup.rs` | flag probing and fallbacks, [`RingBuilder`], [`RingFeatures`] |
+//! | `ring/` | [`Ring`]: setup, submit, complete, wake, shutdown (one file each), [`RingBuilder`], [`RingFeatures`] |
 //! | `error.rs` | why io_uring is unavailable, and how to fix it ([`UnavailableError`]) |
-//! | `shared.rs` | the cross-thread half: mailbox, wake paths, [`RingMetrics`] |
+//! | `shared.rs` | the cross-thread half: mailbox, eventfd, park state, the ring registry |
+//! | `handle.rs` | [`RingHandle`], [`RingWaker`]: reaching a ring from any thread, the wake protocol |
+//! | `metrics.rs` | [`RingMetrics`] and the counters behind them |
 //! | `park.rs` | the park/notify handshake (loom-modelled) |
+//! | `cqe.rs` | [`Cqe`] and the user_data of the ring's own SQEs (a leaf: imports nothing here) |
+//! | `operation.rs` | the [`op::Operation`] and [`op::MultishotOperation`] traits |
 //! | `cell.rs`, `state.rs`, `atomic_waker.rs` | completion cells and their state machine |
-//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ... |
+//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ...; the [`Op`] and [`Multishot`] futures |
 //! | `buf.rs` | owned buffers |
 //! | `buf_ring/` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
 //! | `context.rs` | which ring an op polled on this thread goes to |
 //! | `wait.rs` | what a pending op tells a watching executor it waits on (opcode, fd), for task dumps |
 //! | `sys.rs` | raw `io_uring_enter` with a registered ring fd |
+//!
+//! The modules form layers, leaves first: `sync`, `cqe`, `state`, `sys`, `error`; then
+//! `atomic_waker`, `park`, `buf`, `buf_ring`, `operation`; `cell`; `metrics`, `shared`;
+//! `ring`'s internals; `context`; `handle`; the op futures and the public `Ring`. No
+//! module imports one above it.
 //!
 //! ## Example
 //!
@@ -91,43 +118,48 @@
 //! ```
 
 #![warn(missing_docs)]
-// Under loom the crate-internal types are re-exported (undocumented) for loom-tests.
-#![cfg_attr(
-    loom,
-    allow(
-        missing_docs,
-        clippy::new_without_default,
-        clippy::len_without_is_empty
-    )
-)]
+
+/// Whether the deliberate bug `name` is switched on, with
+/// `--cfg uringo_loom_mutation="name"`: each guards a mutation point in the real code,
+/// and the loom model next to it must fail with it on (see `loom-tests/README.md`). No
+/// shipped build sets it, so the default path is the correct code.
+macro_rules! mutation {
+    ($name:literal) => {
+        cfg!(uringo_loom_mutation = $name)
+    };
+}
 
 mod atomic_waker;
 mod buf;
 mod buf_ring;
-pub(crate) mod cell;
+mod cell;
 mod context;
+mod cqe;
 mod error;
+mod fault;
+mod handle;
+mod metrics;
 pub mod op;
-pub(crate) mod park;
+mod operation;
+mod park;
 mod ring;
-mod setup;
 mod shared;
 mod state;
 mod sync;
-pub mod wait;
-#[cfg(loom)]
-#[doc(hidden)]
-pub use sync::exports as __loom;
 mod sys;
+pub mod wait;
 
 pub use buf::{IoBuf, IoBufMut, Slice};
 pub use buf_ring::{BufPool, BufSelect, PooledBuf};
-pub use context::{set_fallback, EnterGuard, FallbackGuard};
+pub use context::EnterGuard;
+pub use cqe::Cqe;
 pub use error::UnavailableError;
-pub use op::{Cqe, Multishot, Op};
-pub use ring::Ring;
-pub use setup::{RingBuilder, RingFeatures, TaskrunMode};
-pub use shared::{RingHandle, RingMetrics, RingWaker};
+#[cfg(feature = "fault-injection")]
+pub use fault::Fault;
+pub use handle::{set_fallback, FallbackGuard, RingHandle, RingWaker};
+pub use metrics::RingMetrics;
+pub use op::{Multishot, Op};
+pub use ring::{KernelFeature, Ring, RingBuilder, RingFeatures, MINIMUM_KERNEL};
 
 /// The opcode constants `Ring::supports` takes, re-exported from the `io-uring` crate.
 pub use io_uring::opcode as opcodes;

@@ -18,12 +18,12 @@ const PARKED: u32 = 1;
 const NOTIFIED: u32 = 2;
 
 #[derive(Debug)]
-pub struct ParkState {
+pub(crate) struct ParkState {
     state: AtomicU32,
 }
 
 impl ParkState {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: AtomicU32::new(RUNNING),
         }
@@ -31,9 +31,9 @@ impl ParkState {
 
     /// Owner: announces that it is going to sleep. Returns false (and consumes the
     /// token) when a wake is pending, in which case the owner must not sleep.
-    pub fn begin_park(&self) -> bool {
-        // Mutation point (loom-tests): parking over NOTIFIED sleeps through a wake.
-        if cfg!(uringo_loom_mutation = "park_token") {
+    pub(crate) fn begin_park(&self) -> bool {
+        // Mutation point: parking over NOTIFIED sleeps through a wake.
+        if mutation!("park_token") {
             return self.state.swap(PARKED, SeqCst) != PARKED;
         }
         match self.state.compare_exchange(RUNNING, PARKED, SeqCst, SeqCst) {
@@ -47,18 +47,91 @@ impl ParkState {
     }
 
     /// Owner: back from the kernel (woken, timed out or interrupted).
-    pub fn end_park(&self) {
+    pub(crate) fn end_park(&self) {
         self.state.swap(RUNNING, SeqCst);
     }
 
     /// Waker: records the wake. Returns true when the owner is asleep (or committed to
     /// sleeping) and must be kicked out of the kernel.
-    pub fn notify(&self) -> bool {
+    pub(crate) fn notify(&self) -> bool {
         self.state.swap(NOTIFIED, SeqCst) == PARKED
     }
 
     /// Whether the owner is currently parked (for metrics and tests).
-    pub fn is_parked(&self) -> bool {
+    pub(crate) fn is_parked(&self) -> bool {
         self.state.load(SeqCst) == PARKED
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    //! The owner never sleeps through a wake. As in uringo's workers, the owner looks at
+    //! its work (the executor's run queues) *before* calling `Ring::park`, whose own
+    //! last look only covers the ring's mailbox and CQ; a wake that lands between the
+    //! two is carried by the token, or by the kick if the owner already announced
+    //! PARKED. Mutation `park_token` (`begin_park` overwrites a pending NOTIFIED) makes
+    //! the owner sleep with the wake consumed: loom reports the deadlock.
+
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::{Arc, Condvar, Mutex};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::ParkState;
+    use crate::sync::model::model;
+
+    /// The physical wake-up as loom sees it: the eventfd read or MSG_RING CQE that ends
+    /// the owner's `io_uring_enter`. Sticky, like a CQE that stays in the CQ until
+    /// reaped: a kick before the sleep ends it at once.
+    #[derive(Default)]
+    struct Kick {
+        kicked: Mutex<bool>,
+        cond: Condvar,
+    }
+
+    impl Kick {
+        fn kick(&self) {
+            *self.kicked.lock().unwrap() = true;
+            self.cond.notify_all();
+        }
+
+        /// The blocking enter: sleeps until kicked, consuming the kick.
+        fn sleep(&self) {
+            let mut kicked = self.kicked.lock().unwrap();
+            while !*kicked {
+                kicked = self.cond.wait(kicked).unwrap();
+            }
+            *kicked = false;
+        }
+    }
+
+    #[test]
+    fn wake_is_never_lost() {
+        model(|| {
+            let park = Arc::new(ParkState::new());
+            let work = Arc::new(AtomicUsize::new(0));
+            let kick = Arc::new(Kick::default());
+            let waker = {
+                let (park, work, kick) = (park.clone(), work.clone(), kick.clone());
+                loom::thread::spawn(move || {
+                    work.store(1, SeqCst);
+                    if park.notify() {
+                        kick.kick();
+                    }
+                })
+            };
+            loop {
+                // The executor's look at its queues.
+                if work.load(SeqCst) == 1 {
+                    break;
+                }
+                // `Ring::park`: the mailbox and CQ are empty, so only a kick ends the
+                // wait once PARKED is announced.
+                if park.begin_park() {
+                    kick.sleep();
+                    park.end_park();
+                }
+            }
+            waker.join().unwrap();
+        });
     }
 }

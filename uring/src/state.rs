@@ -34,3 +34,9 @@ pub(crate) const CANCEL_REQUESTED: u32 = 1 << 2;
 /// until the notification CQE). The final CQE then keeps that result and only adds its
 /// flags. Only the owner reads or writes this bit.
 pub(crate) const MORE_SEEN: u32 = 1 << 3;
+
+/// Set by the owner together with COMPLETE when the op's SQE never reached the kernel
+/// (a submission from another thread that the owner could not push, or that found the
+/// ring closed). The data then goes back through `Operation::not_submitted`, which
+/// knows that nothing the op hands the kernel (an fd to close, say) was taken.
+pub(crate) const NOT_SUBMITTED: u32 = 1 << 4;

@@ -1,6 +1,7 @@
 //! The raw syscalls the `io-uring` crate does not expose in the form we need: `enter`
 //! with a registered ring index (its `Submitter` forgets the registration between
-//! calls) and the EXT_ARG wait argument.
+//! calls) and the EXT_ARG wait argument, the probe for registered wait regions, and
+//! `uname` for naming the kernel in errors.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -11,6 +12,7 @@ pub(crate) const ENTER_REGISTERED_RING: u32 = 1 << 4;
 
 const REGISTER_RING_FDS: libc::c_uint = 20;
 const UNREGISTER_RING_FDS: libc::c_uint = 21;
+const REGISTER_MEM_REGION: libc::c_uint = 34;
 
 /// `struct __kernel_timespec`.
 #[repr(C)]
@@ -144,4 +146,47 @@ pub(crate) fn unregister_ring_fd(ring_fd: RawFd, index: u32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `struct io_uring_mem_region_reg`.
+#[repr(C)]
+#[derive(Default)]
+struct MemRegionReg {
+    region_uptr: u64,
+    flags: u64,
+    resv: [u64; 2],
+}
+
+/// Whether the kernel knows `IORING_REGISTER_MEM_REGION` (6.13), which registered wait
+/// arguments need. Asks it to register a region whose description is at address 0: a
+/// kernel that knows the opcode fails copying the description in (EFAULT) and registers
+/// nothing; one that does not refuses the opcode (EINVAL).
+pub(crate) fn knows_registered_wait(ring_fd: RawFd) -> bool {
+    let reg = MemRegionReg::default();
+    // SAFETY: `reg` is a valid io_uring_mem_region_reg for the duration of the call; the
+    // null region pointer inside it is only ever read by the kernel, which reports it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd,
+            REGISTER_MEM_REGION,
+            &reg as *const MemRegionReg,
+            1,
+        )
+    };
+    ret < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
+/// The running kernel's release (`uname -r`), for error messages.
+pub(crate) fn kernel_release() -> String {
+    // SAFETY: `utsname` is plain old data; all zeroes is a valid value.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname writes into the struct we pass.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return "unknown".to_string();
+    }
+    // SAFETY: uname NUL-terminates `release` within the array.
+    unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -7,35 +7,14 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::task::Poll;
 use std::time::Duration;
 
+mod common;
+
+use common::with_deadline;
 use uringo_uring::op::{Nop, RecvMultiStream};
 use uringo_uring::{BufPool, PooledBuf, Ring};
-
-/// Generous bound after which a test declares a hang; never a performance threshold.
-const HANG: Duration = Duration::from_secs(60);
-
-/// Runs `f` on its own thread and fails the test if it does not finish within [`HANG`]
-/// (a lost buffer or a missed wake-up shows as a hang, which must fail, not stall CI).
-fn with_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(HANG) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            // The closure panicked: surface its panic.
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {HANG:?}"),
-    }
-}
 
 /// A byte pattern with no period that divides the buffer size, so a reordered or
 /// repeated chunk cannot compare equal.

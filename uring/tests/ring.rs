@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{block_on_thread, poll_once, CountedBuf};
 use uringo_uring::op::{Nop, Recv};
-use uringo_uring::{Op, Ring, TaskrunMode};
+use uringo_uring::{Op, Ring};
 
 /// Generous bound for "this must not hang" loops; never a performance threshold.
 const HANG: Duration = Duration::from_secs(20);
@@ -21,9 +21,6 @@ fn reports_setup_flags() {
     let f = ring.features();
     eprintln!("ring features on this kernel: {f}");
     assert!(f.cq_entries >= 2 * f.sq_entries, "CQ sized for networking");
-    // The plain builder never refuses: some mode is always chosen.
-    let plain = Ring::builder().defer_taskrun(false).build().unwrap();
-    assert_ne!(plain.features().taskrun, TaskrunMode::Defer);
 }
 
 #[test]
@@ -75,15 +72,11 @@ fn parked_ring_is_woken_from_another_ring() {
     ring.park(None).unwrap();
     t.join().unwrap();
     let m = ring.metrics();
-    if ring.features().msg_ring {
-        assert_eq!(
-            m.kicks_msg_ring, 1,
-            "a thread with a ring wakes with MSG_RING"
-        );
-        assert_eq!(m.kicks_eventfd, 0);
-    } else {
-        assert_eq!(m.kicks_eventfd, 1);
-    }
+    assert_eq!(
+        m.kicks_msg_ring, 1,
+        "a thread with a ring wakes with MSG_RING"
+    );
+    assert_eq!(m.kicks_eventfd, 0);
 }
 
 #[test]
@@ -147,17 +140,10 @@ fn has_events_says_when_a_reap_would_find_a_completion() {
     // kernel: it must turn true when a completion is pending and false once reaped.
     let ring = Ring::new().unwrap();
     let _enter = ring.enter();
-    let features = ring.features();
-    let can_tell = features.taskrun == TaskrunMode::Plain || features.taskrun_flag;
     let (a, b) = UnixStream::pair().unwrap();
     let mut op = Op::new(Recv::new(a.as_raw_fd(), Vec::with_capacity(8)));
     assert!(poll_once(&mut op).is_pending());
     ring.submit_and_reap().unwrap();
-    if !can_tell {
-        // Without TASKRUN_FLAG the ring cannot see deferred work: it says "reap".
-        assert!(ring.has_events());
-        return;
-    }
     assert!(!ring.has_events(), "nothing is pending yet");
     (&b).write_all_std(b"hi");
     let start = std::time::Instant::now();
@@ -188,7 +174,6 @@ fn tiny_cq_forced_to_overflow_loses_no_completion() {
         .allow_small_cq(true)
         .build()
         .unwrap();
-    assert!(ring.features().nodrop, "this test needs FEAT_NODROP (5.5+)");
     let _enter = ring.enter();
     // Submit 1000 nops without reaping: the SQ (4) is submitted each time it fills, the
     // CQ (4) overflows into the kernel's buffer.
@@ -362,4 +347,64 @@ fn submitting_to_a_dropped_ring_fails_cleanly() {
     .unwrap()
     .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+}
+
+#[test]
+fn dropping_a_ring_with_every_kind_of_op_in_flight_cancels_them_all_and_frees_nothing_early() {
+    use uringo_uring::op::{AcceptMulti, PollAdd, ReadAt, RecvMultiStream, Timeout};
+    let live = Arc::new(AtomicUsize::new(0));
+    let (a, _b) = UnixStream::pair().unwrap();
+    let (pipe_read, _pipe_write) = UnixStream::pair().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pool = uringo_uring::BufPool::new(4, 64).unwrap();
+    let ring = Ring::builder()
+        .drop_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let handle = ring.handle();
+    let enter = ring.enter();
+    let mut recv = Op::new(Recv::new(a.as_raw_fd(), CountedBuf::new(64, &live)));
+    let mut read = Op::new(ReadAt::new(
+        pipe_read.as_raw_fd(),
+        CountedBuf::new(64, &live),
+        0,
+    ));
+    let mut poll = Op::new(PollAdd::new(a.as_raw_fd(), libc::POLLIN as u32));
+    let mut timeout = Op::new(Timeout::new(Duration::from_secs(3600)));
+    let mut accepts = AcceptMulti::new(listener.as_raw_fd());
+    let mut stream = RecvMultiStream::new(a.as_raw_fd(), &pool);
+    let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(poll_once(&mut recv).is_pending());
+    assert!(poll_once(&mut read).is_pending());
+    assert!(poll_once(&mut poll).is_pending());
+    assert!(poll_once(&mut timeout).is_pending());
+    assert!(accepts.poll_next(noop).is_pending());
+    assert!(stream.poll_next(noop).is_pending());
+    ring.submit_and_reap().unwrap();
+    assert_eq!(ring.in_flight(), 6);
+    drop(enter);
+    drop(ring);
+    assert_eq!(handle.metrics().leaked_ops, 0, "an op outlived the drop");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        2,
+        "the waiters own their buffers again"
+    );
+    let canceled = |r: std::io::Result<usize>| r.unwrap_err().raw_os_error();
+    let std::task::Poll::Ready((r, buf)) = poll_once(&mut recv) else {
+        panic!("recv still pending")
+    };
+    assert_eq!(canceled(r), Some(libc::ECANCELED));
+    drop(buf);
+    let std::task::Poll::Ready((r, buf)) = poll_once(&mut read) else {
+        panic!("read still pending")
+    };
+    assert_eq!(canceled(r), Some(libc::ECANCELED));
+    drop(buf);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert!(poll_once(&mut poll).is_ready());
+    assert!(poll_once(&mut timeout).is_ready());
+    assert!(matches!(accepts.poll_next(noop), std::task::Poll::Ready(_)));
+    assert!(matches!(stream.poll_next(noop), std::task::Poll::Ready(_)));
+    assert_eq!(pool.capacity(), 0, "the buffer ring was unregistered");
 }

@@ -49,13 +49,15 @@
 //! no longer exists the next time it registers another pool (or when it drops): no op
 //! can be in flight on a dead pool, since every op holds the pool.
 //!
-//! ## Kernels without buffer rings
+//! ## When registration fails
 //!
-//! If registration fails with `EINVAL` (or the kernel rejects multishot recv with
-//! `EINVAL`), [`crate::op::RecvMultiStream`] falls back to single-shot `IORING_OP_RECV`
-//! into a fresh `Vec` of the pool's buffer size per read, and keeps working; the
-//! [`PooledBuf`]s it yields then own their `Vec` and are not counted by the pool. The
-//! fallback is remembered on the pool ([`BufPool::is_fallback`]).
+//! Every kernel uringo runs on has buffer rings and multishot recv (`Ring::new` checks).
+//! Registering one can still fail (out of memory, say): the op that needed it then
+//! fails with that error, nothing is registered, and the next op on the pool tries
+//! again. A pool switched to single-shot mode ([`BufPool::use_single_shot`]) makes
+//! [`crate::op::RecvMultiStream`] recv into a fresh `Vec` of the pool's buffer size per
+//! read; the [`PooledBuf`]s it yields then own their `Vec` and are not counted by the
+//! pool.
 //!
 //! ## Files
 //!
@@ -63,12 +65,15 @@
 //! |---|---|
 //! | `pool.rs` | [`BufPool`]: the description, its counters, group ids |
 //! | `ring_bufs.rs` | one ring's registration: buffer ring, memory, return queue, waiters |
+//! | `registry.rs` | the registrations of one io_uring, by group |
 //! | `select.rs` | [`BufSelect`] (the op side) and [`PooledBuf`] (the received bytes) |
 
 mod pool;
+mod registry;
 mod ring_bufs;
 mod select;
 
 pub use pool::BufPool;
-pub(crate) use ring_bufs::{BufRings, BufWaiter, RingBufs};
+pub(crate) use registry::BufRings;
+pub(crate) use ring_bufs::{BufWaiter, RingBufs};
 pub use select::{BufSelect, PooledBuf};

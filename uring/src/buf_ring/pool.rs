@@ -4,8 +4,7 @@ use std::fmt;
 use std::io;
 use std::sync::{Mutex, OnceLock, Weak};
 
-use super::RingBufs;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// The kernel's limit on entries in one buffer ring.
 const MAX_BUFS: u32 = 1 << 15;
@@ -49,9 +48,20 @@ pub(super) struct PoolShared {
     pub(super) size: u32,
     enobufs: AtomicU64,
     fallback: AtomicBool,
-    /// Every ring's registration of this pool, for the counters. Touched when a ring
-    /// registers the pool and when counters are read, never per buffer.
-    pub(super) rings: Mutex<Vec<Weak<RingBufs>>>,
+    /// The tally of every ring's registration of this pool, for the counters. Touched
+    /// when a ring registers the pool and when counters are read, never per buffer.
+    pub(super) rings: Mutex<Vec<Weak<Tally>>>,
+}
+
+/// What a pool's counters see of one ring's registration of it, shared (`Arc`) between
+/// the registration and the pool so that reading the counters never reaches into a
+/// registration.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    /// Buffers the kernel may pick now or after the owner's next drain of returns.
+    pub(super) available: AtomicU32,
+    /// False until the buffer ring is registered and again once it is unregistered.
+    pub(super) registered: AtomicBool,
 }
 
 impl BufPool {
@@ -129,15 +139,14 @@ impl BufPool {
         self.shared.enobufs.load(Ordering::Relaxed)
     }
 
-    /// Whether the kernel refused buffer rings or multishot recv, so streams on this pool
-    /// use single-shot recv into owned buffers (see the module docs).
+    /// Whether streams on this pool use single-shot recv into owned buffers
+    /// ([`BufPool::use_single_shot`]).
     pub fn is_fallback(&self) -> bool {
         self.shared.fallback.load(Ordering::Relaxed)
     }
 
-    /// Makes streams on this pool use single-shot recv into owned buffers — what they
-    /// fall back to on kernels without buffer rings — for example to compare the two
-    /// paths. Cannot be undone.
+    /// Makes streams on this pool use single-shot recv into owned buffers, for example
+    /// to compare the two paths. Cannot be undone.
     pub fn use_single_shot(&self) {
         self.shared.fallback.store(true, Ordering::Relaxed);
     }
@@ -146,16 +155,7 @@ impl BufPool {
         self.shared.enobufs.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn set_fallback(&self) {
-        if !self.shared.fallback.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                group = self.shared.group,
-                "provided buffer rings or multishot recv unavailable (EINVAL): falling back to single-shot recv"
-            );
-        }
-    }
-
-    fn live_rings(&self) -> Vec<Arc<RingBufs>> {
+    fn live_rings(&self) -> Vec<Arc<Tally>> {
         self.shared
             .rings
             .lock()

@@ -3,19 +3,16 @@
 //! queue from anywhere else).
 
 use std::alloc::Layout;
-use std::collections::HashMap;
 use std::io;
 use std::sync::Weak;
 use std::task::Waker;
-use std::thread::ThreadId;
 
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::SegQueue;
 use io_uring::{types::BufRingEntry, IoUring};
 
-use super::pool::PoolShared;
-use super::{BufPool, BufSelect};
+use super::pool::{BufPool, PoolShared, Tally};
 use crate::atomic_waker::AtomicWaker;
-use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
+use crate::sync::{current_thread, Arc, ArrayQueue, AtomicBool, AtomicU32, Ordering, ThreadId};
 
 /// Buffer ring entries must start on a page boundary.
 const RING_ALIGN: usize = 4096;
@@ -56,7 +53,7 @@ pub(crate) struct RingBufs {
     pub(super) ring_id: u32,
     /// The ring's owner: the only thread that writes `entries` and the tail.
     owner: ThreadId,
-    group: u16,
+    pub(super) group: u16,
     mask: u16,
     pub(super) buf_size: u32,
     /// `count` `BufRingEntry`s shared with the kernel; entry 0's `resv` is the tail.
@@ -64,14 +61,12 @@ pub(crate) struct RingBufs {
     buffers: Region,
     /// Our copy of the tail. Only the owner writes it (it is atomic for `Sync` only).
     tail: AtomicU32,
-    /// Buffers the kernel may pick now or after the owner's next drain of `returns`.
-    pub(super) available: AtomicU32,
+    /// Buffers available and whether the ring is registered, as the pool counts them.
+    pub(super) tally: Arc<Tally>,
     /// Buffer ids dropped off the owner thread, waiting for the owner to re-add them.
     returns: ArrayQueue<u16>,
     /// Streams starved by `ENOBUFS`, woken when a buffer comes back.
     waiters: SegQueue<Arc<BufWaiter>>,
-    /// False once the ring has unregistered the buffer ring: returns are then dropped.
-    pub(super) registered: AtomicBool,
     pub(super) pool: Weak<PoolShared>,
 }
 
@@ -83,7 +78,7 @@ unsafe impl Send for RingBufs {}
 unsafe impl Sync for RingBufs {}
 
 impl RingBufs {
-    fn new(ring_id: u32, pool: &BufPool) -> io::Result<RingBufs> {
+    pub(super) fn new(ring_id: u32, pool: &BufPool) -> io::Result<RingBufs> {
         let count = pool.buf_count();
         let entries = Region::zeroed(
             count * std::mem::size_of::<BufRingEntry>(),
@@ -92,17 +87,16 @@ impl RingBufs {
         let buffers = Region::zeroed(count * pool.buf_size(), RING_ALIGN)?;
         Ok(RingBufs {
             ring_id,
-            owner: this_thread(),
+            owner: current_thread(),
             group: pool.group(),
             mask: (count - 1) as u16,
             buf_size: pool.shared.size,
             entries,
             buffers,
             tail: AtomicU32::new(0),
-            available: AtomicU32::new(0),
+            tally: Arc::new(Tally::default()),
             returns: ArrayQueue::new(count),
             waiters: SegQueue::new(),
-            registered: AtomicBool::new(false),
             pool: Arc::downgrade(&pool.shared),
         })
     }
@@ -149,10 +143,8 @@ impl RingBufs {
     }
 
     /// Gives every buffer to the kernel and registers the ring. Owner thread only.
-    fn register(&self, uring: &IoUring) -> io::Result<()> {
-        for bid in 0..self.count() {
-            self.push_entry(bid as u16);
-        }
+    pub(super) fn register(&self, uring: &IoUring) -> io::Result<()> {
+        self.fill();
         // SAFETY: the entries region is page-aligned, holds `count` entries and lives in
         // an `Arc` the ring's registry keeps until after `unregister`.
         unsafe {
@@ -163,43 +155,69 @@ impl RingBufs {
                 0,
             )?;
         }
-        self.available.store(self.count() as u32, Ordering::Release);
-        self.registered.store(true, Ordering::Release);
+        self.publish();
         Ok(())
     }
 
+    /// Writes every buffer into the ring, for the kernel to pick once registered.
+    fn fill(&self) {
+        for bid in 0..self.count() {
+            self.push_entry(bid as u16);
+        }
+    }
+
+    /// Counts every buffer as available and the ring as registered.
+    fn publish(&self) {
+        self.tally
+            .available
+            .store(self.count() as u32, Ordering::Release);
+        self.tally.registered.store(true, Ordering::Release);
+    }
+
     /// Unregisters the buffer ring. Owner thread only, with no op of the group in flight.
-    fn unregister(&self, uring: &IoUring) {
-        self.registered.store(false, Ordering::Release);
+    pub(super) fn unregister(&self, uring: &IoUring) {
+        self.tally.registered.store(false, Ordering::Release);
         if let Err(err) = uring.submitter().unregister_buf_ring(self.group) {
             tracing::warn!(ring = self.ring_id, group = self.group, %err, "cannot unregister a buffer ring");
         }
     }
 
     /// Re-adds buffers returned from other threads. Owner thread only.
-    fn drain_returns(&self) {
+    /// Returns how many came back.
+    pub(super) fn drain_returns(&self) -> usize {
+        let mut drained = 0;
         while let Some(bid) = self.returns.pop() {
             self.push_entry(bid);
+            drained += 1;
         }
+        drained
     }
 
     /// The owner dispatched a CQE carrying buffer `bid`: it is out of the pool.
     pub(super) fn taken(&self) {
-        self.available.fetch_sub(1, Ordering::AcqRel);
+        self.tally.available.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Returns buffer `bid` from any thread.
     pub(super) fn give_back(&self, bid: u16) {
-        if !self.registered.load(Ordering::Acquire) {
+        if !self.tally.registered.load(Ordering::Acquire) {
             return;
         }
+        // Counted before the id is handed over: once the owner can see it, it may give
+        // the buffer to the kernel, and the CQE that takes it out again must find it
+        // counted, or the count wraps below zero. SeqCst pairs with the waiter's SeqCst
+        // read-modify-write in `wait`: either the waiter sees this buffer, or we see its
+        // queued waker. (A waiter that looks between the two steps re-arms once too
+        // early, gets ENOBUFS and looks again.)
+        self.tally.available.fetch_add(1, Ordering::SeqCst);
         // The thread, not "is the ring current here": a ring is !Send, so its owner is
         // the thread that created it, and this check never touches the ring (a buffer
         // may be dropped while the ring itself is being dropped).
-        if this_thread() == self.owner {
+        if current_thread() == self.owner {
             self.push_entry(bid);
         } else if self.returns.push(bid).is_err() {
             // Cannot happen: at most `count` buffers are out, and the queue holds `count`.
+            self.tally.available.fetch_sub(1, Ordering::SeqCst);
             tracing::error!(
                 ring = self.ring_id,
                 group = self.group,
@@ -208,9 +226,6 @@ impl RingBufs {
             );
             return;
         }
-        // SeqCst pairs with the waiter's SeqCst read-modify-write in `wait`: either the
-        // waiter sees this buffer, or we see its queued waker.
-        self.available.fetch_add(1, Ordering::SeqCst);
         while let Some(waiter) = self.waiters.pop() {
             waiter.queued.store(false, Ordering::Release);
             waiter.waker.wake();
@@ -224,24 +239,15 @@ impl RingBufs {
         if !waiter.queued.swap(true, Ordering::AcqRel) {
             self.waiters.push(waiter.clone());
         }
-        self.available.fetch_add(0, Ordering::SeqCst) > 0
-            || !self.registered.load(Ordering::Acquire)
+        self.tally.available.fetch_add(0, Ordering::SeqCst) > 0
+            || !self.tally.registered.load(Ordering::Acquire)
     }
 
     /// Whether a buffer is available (or the ring is gone and waiting is pointless).
     pub(crate) fn has_available(&self) -> bool {
-        self.available.load(Ordering::Acquire) > 0 || !self.registered.load(Ordering::Acquire)
+        self.tally.available.load(Ordering::Acquire) > 0
+            || !self.tally.registered.load(Ordering::Acquire)
     }
-}
-
-/// The calling thread's id, cached (`thread::current()` clones an `Arc` per call).
-fn this_thread() -> ThreadId {
-    thread_local! {
-        static ID: ThreadId = std::thread::current().id();
-    }
-    // During thread teardown the cache may be gone; the slow path still answers.
-    ID.try_with(|id| *id)
-        .unwrap_or_else(|_| std::thread::current().id())
 }
 
 /// A stream parked on an exhausted pool.
@@ -259,85 +265,42 @@ impl BufWaiter {
     }
 }
 
-/// The buffer rings registered on one io_uring, owned by its `Ring` (owner thread only).
-#[derive(Default)]
-pub(crate) struct BufRings {
-    by_group: HashMap<u16, Arc<RingBufs>>,
-}
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::sync::model::model;
 
-impl BufRings {
-    /// This ring's registration of `pool`, registering it first if needed.
-    fn get_or_register(
-        &mut self,
-        ring_id: u32,
-        uring: &IoUring,
-        pool: &BufPool,
-    ) -> io::Result<Arc<RingBufs>> {
-        if let Some(bufs) = self.by_group.get(&pool.group()) {
-            if std::ptr::eq(bufs.pool.as_ptr(), Arc::as_ptr(&pool.shared)) {
-                return Ok(bufs.clone());
-            }
-        }
-        // Registering is rare: release pools that are gone first (their group id may be
-        // the one we are about to register).
-        self.by_group.retain(|_, bufs| {
-            let alive = bufs.pool.strong_count() > 0;
-            if !alive {
-                bufs.unregister(uring);
-            }
-            alive
+    /// The one buffer of a pool is out (the kernel put it in a CQE); a thread that does
+    /// not own the ring gives it back while the owner drains returned buffers and the
+    /// kernel hands the buffer out again. The count of available buffers never goes
+    /// below zero (as a `u32`: never wraps) and ends exact.
+    #[test]
+    fn foreign_give_back_vs_owner_drain_keeps_the_count_exact() {
+        model(|| {
+            let pool = BufPool::new(1, 8).unwrap();
+            let bufs = Arc::new(RingBufs::new(1, &pool).unwrap());
+            bufs.fill();
+            bufs.publish();
+            bufs.taken();
+            let foreign = {
+                let bufs = bufs.clone();
+                loom::thread::spawn(move || bufs.give_back(0))
+            };
+            let available = || bufs.tally.available.load(Ordering::SeqCst);
+            let mut handed_out = 0;
+            let mut drain = || {
+                for _ in 0..bufs.drain_returns() {
+                    // The kernel picks the returned buffer for the next CQE.
+                    bufs.taken();
+                    handed_out += 1;
+                    assert!(available() <= 1, "the count wrapped");
+                }
+            };
+            drain();
+            foreign.join().unwrap();
+            drain();
+            assert_eq!(handed_out, 1);
+            assert_eq!(available(), 0);
         });
-        let bufs = Arc::new(RingBufs::new(ring_id, pool)?);
-        bufs.register(uring)?;
-        tracing::debug!(
-            ring = ring_id,
-            group = pool.group(),
-            count = pool.buf_count(),
-            size = pool.buf_size(),
-            "buffer ring registered"
-        );
-        let mut rings = pool.shared.rings.lock().unwrap_or_else(|e| e.into_inner());
-        rings.retain(|ring| ring.strong_count() > 0);
-        rings.push(Arc::downgrade(&bufs));
-        drop(rings);
-        self.by_group.insert(pool.group(), bufs.clone());
-        Ok(bufs)
-    }
-
-    /// Binds `select` to this ring's registration of its pool. Called by the owner right
-    /// before it pushes the op's SQE.
-    pub(crate) fn bind(
-        &mut self,
-        ring_id: u32,
-        uring: &IoUring,
-        select: &BufSelect,
-    ) -> io::Result<()> {
-        let bufs = self.get_or_register(ring_id, uring, &select.pool)?;
-        // An op is submitted once; a second bind would be a ring bug.
-        if select.bound.set(bufs).is_err() {
-            tracing::error!(ring = ring_id, "buffer-selecting op bound twice");
-        }
-        Ok(())
-    }
-
-    /// Re-adds buffers other threads returned. Runs at the start of every tick.
-    pub(crate) fn drain_returns(&self) {
-        for bufs in self.by_group.values() {
-            bufs.drain_returns();
-        }
-    }
-
-    /// Unregisters everything (the ring's ops are all complete).
-    pub(crate) fn unregister_all(&mut self, uring: &IoUring) {
-        for (_, bufs) in self.by_group.drain() {
-            bufs.unregister(uring);
-        }
-    }
-
-    /// Leaks every registration: ops the kernel never finished may still write into them.
-    pub(crate) fn leak_all(&mut self) {
-        for (_, bufs) in self.by_group.drain() {
-            std::mem::forget(bufs);
-        }
     }
 }

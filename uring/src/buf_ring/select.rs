@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 
 use io_uring::cqueue;
 
-use super::{BufPool, RingBufs};
-use crate::op::Cqe;
+use super::pool::BufPool;
+use super::ring_bufs::RingBufs;
+use crate::cqe::Cqe;
 use crate::sync::Arc;
 
 /// How an op takes its buffers from a [`BufPool`] (`IOSQE_BUFFER_SELECT`): which group to

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use io_uring::squeue;
 
-use super::{Cqe, Multishot, MultishotOperation, Op, Operation};
+use super::future::{Multishot, Op};
+use crate::cqe::Cqe;
+use crate::operation::{MultishotOperation, Operation};
 
 /// A socket or file as the ops in flight on it hold it: each op keeps a clone until its
 /// final CQE, so the fd is closed only after the last of them.
@@ -70,6 +72,10 @@ unsafe impl<T: Operation, A: core::marker::Send + Unpin + 'static> Operation for
 
     fn orphaned(self, cqe: Cqe) {
         self.op.orphaned(cqe)
+    }
+
+    fn not_submitted(self, err: std::io::Error) -> T::Output {
+        self.op.not_submitted(err)
     }
 }
 

@@ -8,7 +8,10 @@ use std::path::Path;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{into_op_future, net::close_orphan_fd, Cqe, Operation};
+use super::future::into_op_future;
+use super::net::close_orphan_fd;
+use crate::cqe::Cqe;
+use crate::operation::Operation;
 
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| {
@@ -200,8 +203,9 @@ unsafe impl Operation for Fsync {
 /// `IORING_OP_CLOSE`: closes an fd asynchronously, reporting the error `close` would.
 ///
 /// The fd is never leaked: until the SQE is built the op holds it as an `OwnedFd` (so an
-/// op dropped or cancelled before submission closes it synchronously), and a close the
-/// kernel reports as cancelled (`ECANCELED`: it never ran) is done synchronously too.
+/// op dropped or cancelled before submission closes it synchronously), and a close whose
+/// SQE never reached the kernel, or that the kernel reports as cancelled (`ECANCELED`:
+/// it never ran), is done synchronously too.
 #[derive(Debug)]
 pub struct Close {
     fd: RawFd,
@@ -255,6 +259,22 @@ unsafe impl Operation for Close {
 
     fn orphaned(self, cqe: Cqe) {
         let _ = self.close_if_cancelled(cqe);
+    }
+
+    fn not_submitted(self, _err: io::Error) -> Self::Output {
+        let fd = match self.owned {
+            Some(fd) => fd,
+            // SAFETY: `build` handed the fd to an SQE that never reached the kernel, so
+            // it is still open and still ours.
+            None => unsafe { OwnedFd::from_raw_fd(self.fd) },
+        };
+        // The close the kernel never got, done here; its result is the op's.
+        // SAFETY: `into_raw_fd` gives up ownership, so the fd is closed exactly once.
+        if unsafe { libc::close(fd.into_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::io;
 
-use super::Cqe;
 use crate::buf::{IoBuf, IoBufMut};
+use crate::cqe::Cqe;
 
 /// An SQE length field: lengths past 4 GiB are capped (the kernel caps a single I/O
 /// well below that anyway).

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{into_op_future, Cqe, MultishotOperation, Operation};
-use crate::shared::RingHandle;
+use super::future::{into_op_future, Multishot};
+use crate::cqe::{token, Cqe};
+use crate::handle::RingHandle;
+use crate::operation::{MultishotOperation, Operation};
 
 /// `IORING_OP_NOP`: completes at once; measures the ring's round trip.
 #[derive(Debug, Default)]
@@ -187,7 +189,7 @@ unsafe impl Operation for MsgRing {
         opcode::MsgRingData::new(
             types::Fd(self.target.shared.ring_fd.as_raw_fd()),
             0,
-            crate::ring::TOKEN_WAKE,
+            token::WAKE,
             None,
         )
         .build()
@@ -235,8 +237,8 @@ pub struct PollAddMulti {
 
 impl PollAddMulti {
     /// Streams readiness events for `mask` on `fd`.
-    pub fn new(fd: RawFd, mask: u32) -> super::Multishot<PollAddMulti> {
-        super::Multishot::new(Self { fd, mask })
+    pub fn new(fd: RawFd, mask: u32) -> Multishot<PollAddMulti> {
+        Multishot::new(Self { fd, mask })
     }
 }
 

@@ -5,9 +5,12 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
 
+use super::future::{into_op_future, Multishot};
 use super::iov::{fill_in_order, iovecs, iovecs_mut, len_u32, read_into};
-use super::{into_op_future, Cqe, MultishotOperation, Operation, SockAddr};
+use super::sockaddr::SockAddr;
 use crate::buf::{IoBuf, IoBufMut};
+use crate::cqe::Cqe;
+use crate::operation::{MultishotOperation, Operation};
 
 /// Closes an fd the kernel produced for a future that no longer exists.
 pub(crate) fn close_orphan_fd(cqe: Cqe) {
@@ -298,11 +301,11 @@ pub struct AcceptMulti {
 
 impl AcceptMulti {
     /// Accepts repeatedly on listening socket `fd`.
-    pub fn new(fd: RawFd) -> super::Multishot<AcceptMulti> {
-        super::Multishot::new(Self::op(fd))
+    pub fn new(fd: RawFd) -> Multishot<AcceptMulti> {
+        Multishot::new(Self::op(fd))
     }
 
-    /// The op itself, to wrap before it becomes a stream (e.g. in [`super::Anchored`]).
+    /// The op itself, to wrap before it becomes a stream (e.g. in [`super::anchored::Anchored`]).
     pub fn op(fd: RawFd) -> AcceptMulti {
         Self { fd }
     }

@@ -16,8 +16,12 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, squeue, types};
 
-use super::{Anchored, Cqe, Multishot, MultishotOperation, Op, Recv, SharedFd};
+use super::anchored::{Anchored, SharedFd};
+use super::future::{Multishot, Op};
+use super::net::Recv;
 use crate::buf_ring::{BufPool, BufSelect, BufWaiter, PooledBuf, RingBufs};
+use crate::cqe::Cqe;
+use crate::operation::MultishotOperation;
 use crate::sync::Arc;
 
 /// Multishot `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` (kernel 6.0+): yields each chunk
@@ -83,9 +87,8 @@ unsafe impl MultishotOperation for RecvMulti {
 ///
 /// Dropping the stream cancels the recv; buffers still arriving go back to the pool.
 ///
-/// On kernels without provided buffer rings or multishot recv (the first arm fails with
-/// `EINVAL`), the stream falls back to single-shot recv into a `Vec` of the pool's buffer
-/// size per chunk.
+/// A pool switched to single-shot mode ([`BufPool::use_single_shot`]) makes the stream
+/// use single-shot recv into a `Vec` of the pool's buffer size per chunk.
 ///
 /// ```
 /// use std::io::Write;
@@ -122,8 +125,6 @@ enum State {
     Armed {
         op: Multishot<Anchored<RecvMulti, Option<SharedFd>>>,
         select: Arc<BufSelect>,
-        /// No CQE yet: an `EINVAL` now means the kernel lacks the feature.
-        first: bool,
     },
     /// The pool ran dry on this ring: wait for a buffer to come back.
     Starved(Arc<RingBufs>),
@@ -191,15 +192,10 @@ impl RecvMultiStream {
                         select: select.clone(),
                     };
                     let op = Anchored::multishot(recv, self.anchor.clone());
-                    self.state = State::Armed {
-                        op,
-                        select,
-                        first: true,
-                    };
+                    self.state = State::Armed { op, select };
                 }
-                State::Armed { op, select, first } => {
+                State::Armed { op, select } => {
                     let item = std::task::ready!(op.poll_next(cx));
-                    let was_first = std::mem::replace(first, false);
                     match item {
                         Some(Ok(buf)) if buf.is_empty() => {
                             self.state = State::Done;
@@ -217,10 +213,6 @@ impl RecvMultiStream {
                                 Some(bufs) => State::Starved(bufs.clone()),
                                 None => State::Idle,
                             };
-                        }
-                        Some(Err(err)) if was_first && err.raw_os_error() == Some(libc::EINVAL) => {
-                            self.pool.set_fallback();
-                            self.state = State::Fallback(None);
                         }
                         Some(Err(err)) => {
                             self.state = State::Done;

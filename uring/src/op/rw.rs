@@ -8,9 +8,11 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::future::into_op_future;
 use super::iov::{fill_in_order, iovecs, iovecs_mut, len_u32, read_into};
-use super::{into_op_future, Cqe, Operation};
 use crate::buf::{IoBuf, IoBufMut};
+use crate::cqe::Cqe;
+use crate::operation::Operation;
 
 /// `IORING_OP_READ`: reads into `buf` from its start, up to its capacity.
 ///

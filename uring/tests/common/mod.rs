@@ -5,8 +5,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use uringo_uring::{IoBuf, IoBufMut};
 
@@ -111,4 +112,28 @@ pub fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
 /// Number of open fds of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Generous bound after which a test declares a hang; never a performance threshold.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// Runs `f` on its own thread and fails the test if it does not finish within [`HANG`]
+/// (a lost completion or a missed wake-up shows as a hang, which must fail, not stall
+/// CI).
+pub fn with_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(HANG) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // The closure panicked: surface its panic.
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {HANG:?}"),
+    }
 }

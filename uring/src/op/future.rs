@@ -1,0 +1,295 @@
+//! The futures of submitted ops: [`Op`] for single-shot ops, [`Multishot`] for streams.
+//!
+//! Nothing is submitted until the first poll, because the ring an op goes to is the one
+//! current on the thread that polls it (design invariant 1) and the op's data must first
+//! reach its final address inside the completion cell. After that the future is only a
+//! view on the cell: dropping it orphans the cell and asks the ring to cancel, and the
+//! ring keeps the data alive until the kernel's final CQE.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::squeue;
+
+use crate::cell::{Completion, MultishotCell, OpCell};
+use crate::context::{self, Target};
+use crate::cqe::Cqe;
+use crate::handle::RingHandle;
+use crate::operation::{MultishotOperation, Operation};
+use crate::sync::Arc;
+use crate::wait::Wait;
+
+/// The future of a submitted (or about to be submitted) [`Operation`].
+///
+/// Dropping it before completion cancels the op in the kernel; the op's buffers stay
+/// alive until the CQE confirms the kernel is done with them.
+pub struct Op<T: Operation> {
+    state: OpState<T>,
+}
+
+enum OpState<T: Operation> {
+    Unsubmitted(Option<T>),
+    /// Cancelled before it was ever submitted: completes with ECANCELED.
+    CancelledEarly(Option<T>),
+    Submitted {
+        cell: Arc<OpCell<T>>,
+        ring: RingHandle,
+        /// What a task dump says the poller waits on while this is pending.
+        wait: Wait,
+    },
+    Done,
+}
+
+impl<T: Operation> Op<T> {
+    /// Wraps `data`; nothing is submitted until the first poll.
+    pub fn new(data: T) -> Self {
+        Op {
+            state: OpState::Unsubmitted(Some(data)),
+        }
+    }
+
+    /// Asks the kernel to cancel the op. The future still completes, normally with
+    /// `ECANCELED` (or with the op's result if it won the race), and gives back its
+    /// buffers. A no-op once the op has completed.
+    pub fn cancel(&mut self) {
+        match &mut self.state {
+            OpState::Unsubmitted(data) => self.state = OpState::CancelledEarly(data.take()),
+            OpState::Submitted { cell, ring, .. } => {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+            OpState::CancelledEarly(_) | OpState::Done => {}
+        }
+    }
+
+    /// Whether the op has been submitted to a ring.
+    pub fn is_submitted(&self) -> bool {
+        matches!(self.state, OpState::Submitted { .. })
+    }
+
+    /// Whether the op's final CQE has arrived.
+    pub fn is_complete(&self) -> bool {
+        match &self.state {
+            OpState::Submitted { cell, .. } => cell.is_complete(),
+            OpState::Done => true,
+            _ => false,
+        }
+    }
+}
+
+impl<T: Operation> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                OpState::Unsubmitted(data) => {
+                    let data = data.take().expect("op data present before submission");
+                    let cell = Arc::new(OpCell::new(data));
+                    // SAFETY: the cell is not shared yet; this is its only build.
+                    let sqe = unsafe { cell.build_sqe() };
+                    let wait = crate::wait::of_sqe(&sqe);
+                    match submit(sqe, cell.clone()) {
+                        Ok(ring) => this.state = OpState::Submitted { cell, ring, wait },
+                        Err(err) => {
+                            this.state = OpState::Done;
+                            // SAFETY: submission failed, so the kernel never saw the data.
+                            let data = unsafe { cell.take_unsubmitted() };
+                            return Poll::Ready(data.not_submitted(err));
+                        }
+                    }
+                }
+                OpState::CancelledEarly(data) => {
+                    let data = data.take().expect("op data present before submission");
+                    this.state = OpState::Done;
+                    return Poll::Ready(data.complete(Cqe {
+                        result: -libc::ECANCELED,
+                        flags: 0,
+                    }));
+                }
+                OpState::Submitted { cell, wait, .. } => {
+                    let Poll::Ready(output) = cell.poll_complete(cx) else {
+                        crate::wait::record(*wait);
+                        return Poll::Pending;
+                    };
+                    this.state = OpState::Done;
+                    return Poll::Ready(output);
+                }
+                OpState::Done => panic!("uringo op polled after it completed"),
+            }
+        }
+    }
+}
+
+impl<T: Operation> Drop for Op<T> {
+    fn drop(&mut self) {
+        if let OpState::Submitted { cell, ring, .. } = &self.state {
+            if cell.orphan() {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+        }
+    }
+}
+
+impl<T: Operation> fmt::Debug for Op<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            OpState::Unsubmitted(_) => "unsubmitted",
+            OpState::CancelledEarly(_) => "cancelled",
+            OpState::Submitted { cell, .. } if cell.is_complete() => "complete",
+            OpState::Submitted { .. } => "in flight",
+            OpState::Done => "done",
+        };
+        f.debug_struct("Op")
+            .field("type", &std::any::type_name::<T>())
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// The stream of a [`MultishotOperation`]: yields an item per CQE, then `None` after
+/// the CQE without `F_MORE`. Dropping it cancels the op; items that arrive afterwards are
+/// released (accepted fds are closed).
+pub struct Multishot<T: MultishotOperation> {
+    state: MultishotState<T>,
+}
+
+enum MultishotState<T: MultishotOperation> {
+    Unsubmitted(Option<T>),
+    Submitted {
+        cell: Arc<MultishotCell<T>>,
+        ring: RingHandle,
+        wait: Wait,
+    },
+    Failed,
+    Finished,
+}
+
+impl<T: MultishotOperation> Multishot<T> {
+    /// Wraps `data`; nothing is submitted until the first poll.
+    pub fn new(data: T) -> Self {
+        Multishot {
+            state: MultishotState::Unsubmitted(Some(data)),
+        }
+    }
+
+    /// Polls for the next item. A submission failure is reported once, as the error
+    /// `T::item` makes of it, then the stream ends.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
+        loop {
+            match &mut self.state {
+                MultishotState::Unsubmitted(data) => {
+                    let data = data.take().expect("op data present before submission");
+                    let cell = Arc::new(MultishotCell::new(data));
+                    let sqe = cell.build_sqe();
+                    let wait = crate::wait::of_sqe(&sqe);
+                    match submit(sqe, cell.clone()) {
+                        Ok(ring) => self.state = MultishotState::Submitted { cell, ring, wait },
+                        Err(err) => {
+                            let item = cell.item_for(Cqe::from_error(&err));
+                            self.state = MultishotState::Failed;
+                            return Poll::Ready(Some(item));
+                        }
+                    }
+                }
+                MultishotState::Submitted { cell, wait, .. } => {
+                    let Poll::Ready(item) = cell.poll_next(cx) else {
+                        crate::wait::record(*wait);
+                        return Poll::Pending;
+                    };
+                    if item.is_none() {
+                        self.state = MultishotState::Finished;
+                    }
+                    return Poll::Ready(item);
+                }
+                MultishotState::Failed | MultishotState::Finished => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// The next item, or `None` when the stream has ended.
+    pub async fn next(&mut self) -> Option<T::Item> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Asks the kernel to stop the op; the stream ends after the remaining CQEs.
+    pub fn cancel(&mut self) {
+        match &mut self.state {
+            MultishotState::Submitted { cell, ring, .. } => {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+            MultishotState::Unsubmitted(_) => self.state = MultishotState::Finished,
+            _ => {}
+        }
+    }
+}
+
+impl<T: MultishotOperation> Drop for Multishot<T> {
+    fn drop(&mut self) {
+        if let MultishotState::Submitted { cell, ring, .. } = &self.state {
+            if cell.orphan() {
+                let op: Arc<dyn Completion> = cell.clone();
+                request_cancel(ring, op);
+            }
+        }
+    }
+}
+
+impl<T: MultishotOperation> fmt::Debug for Multishot<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Multishot")
+            .field("type", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends an op to the ring this thread submits to.
+fn submit(sqe: squeue::Entry, op: Arc<dyn Completion>) -> io::Result<RingHandle> {
+    match context::target() {
+        Some(Target::Local(ring)) => {
+            ring.submit(sqe, op)?;
+            Ok(RingHandle::new(ring.shared.clone()))
+        }
+        Some(Target::Remote(shared)) => {
+            let handle = RingHandle::new(shared);
+            match handle.submit_remote(sqe, op) {
+                Ok(()) => Ok(handle),
+                // Same answer as for ops in flight when a ring is dropped.
+                Err(_) => Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+            }
+        }
+        None => panic!(
+            "uringo: an io_uring op was polled on a thread with no ring; ops must run inside a \
+             uringo runtime (or inside Ring::block_on / after Ring::enter)"
+        ),
+    }
+}
+
+/// Cancels on the owner's ring directly when we are on its thread, else by mailbox.
+fn request_cancel(ring: &RingHandle, op: Arc<dyn Completion>) {
+    let op = match context::with_ring(ring.id(), |local| local.cancel(&op)) {
+        Some(()) => return,
+        None => op,
+    };
+    ring.cancel_remote(op);
+}
+
+/// Implements `IntoFuture` for op structs so `ReadAt::new(..).await` works.
+macro_rules! into_op_future {
+    ($($ty:ident $(<$($gen:ident: $bound:path),*>)?),* $(,)?) => {$(
+        impl$(<$($gen: $bound),*>)? std::future::IntoFuture for $ty$(<$($gen),*>)? {
+            type Output = <Self as $crate::operation::Operation>::Output;
+            type IntoFuture = $crate::op::future::Op<Self>;
+            fn into_future(self) -> Self::IntoFuture {
+                $crate::op::future::Op::new(self)
+            }
+        }
+    )*};
+}
+pub(crate) use into_op_future;

@@ -1,0 +1,89 @@
+//! The owner's state of one ring, shared by the files that each implement one protocol
+//! on it (setup, submit, complete, wake, shutdown).
+//!
+//! A `RingInner` is reached only from its owner thread (through [`crate::Ring`] or the
+//! thread's current-ring slot), so its fields are plain `Cell`s and `RefCell`s; what
+//! other threads may touch lives in [`RingShared`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use io_uring::{IoUring, Probe};
+use slab::Slab;
+
+use super::features::RingFeatures;
+use crate::buf_ring::BufRings;
+use crate::cell::Completion;
+use crate::cqe::RawCqe;
+use crate::fault::Faults;
+use crate::shared::RingShared;
+use crate::sync::{Arc, Ordering};
+use crate::sys::EnterTarget;
+
+pub(crate) struct RingInner {
+    pub(super) uring: RefCell<IoUring>,
+    /// In-flight user ops by user_data. The slab's reference keeps each op's data (and so
+    /// every buffer the kernel was given) alive until the op's final CQE.
+    pub(super) slots: RefCell<Slab<Arc<dyn Completion>>>,
+    /// CQEs pulled out of the CQ to make room while submitting (EBUSY); dispatched first
+    /// by the next drain.
+    pub(super) backlog: RefCell<VecDeque<RawCqe>>,
+    /// Provided buffer rings registered on this ring, one per pool used here
+    /// (`buf_ring/`). Unregistered only once the ops that select from them are done.
+    pub(super) buf_rings: RefCell<BufRings>,
+    pub(crate) shared: Arc<RingShared>,
+    pub(super) features: RingFeatures,
+    pub(super) probe: Probe,
+    pub(super) enter_target: EnterTarget,
+    pub(super) registered_index: Option<u32>,
+    /// The eventfd read's 8-byte buffer, heap-allocated so it outlives a leaked ring.
+    pub(super) eventfd_buf: *mut u64,
+    pub(super) eventfd_armed: Cell<bool>,
+    /// How many times the eventfd read has been queued: tells one read from the next.
+    pub(super) eventfd_arms: Cell<u64>,
+    /// The search for ops whose CQE the kernel dropped (`lost.rs`).
+    pub(super) reconcile: RefCell<Reconcile>,
+    pub(super) msg_ring_wakeups: bool,
+    /// Failures armed by tests (empty without the `fault-injection` feature).
+    pub(super) faults: Faults,
+    pub(super) drop_timeout: Duration,
+}
+
+/// One round of asking the kernel which ops it still has, after it dropped a CQE
+/// (`lost.rs`).
+#[derive(Default)]
+pub(super) struct Reconcile {
+    /// A round is under way.
+    pub(super) active: bool,
+    /// Cancels sent and not answered yet.
+    pub(super) awaiting: usize,
+    /// What each cancel asked about, by payload.
+    pub(super) asked: HashMap<u32, Arc<dyn Completion>>,
+    /// Which eventfd read was asked about (its arming count), if one was in flight.
+    pub(super) asked_eventfd: Option<u64>,
+    /// Payloads the kernel answered ENOENT for.
+    pub(super) unknown: Vec<u32>,
+    /// Another CQE was lost during this round.
+    pub(super) again: bool,
+}
+
+impl RingInner {
+    /// Stores the in-flight gauge other threads read.
+    pub(super) fn publish_in_flight(&self) {
+        let n = self.slots.borrow().len() as u64;
+        self.shared.counters.in_flight.store(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for RingInner {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Same op, compared by address only (vtable pointers of `dyn` may differ between
+/// codegen units for the same type).
+pub(super) fn same_op(a: &Arc<dyn Completion>, b: &Arc<dyn Completion>) -> bool {
+    std::ptr::eq(Arc::as_ptr(a) as *const u8, Arc::as_ptr(b) as *const u8)
+}
