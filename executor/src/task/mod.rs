@@ -1,10 +1,12 @@
-//! Tasks: spawn them, join them, abort them, let them yield.
+//! Tasks: spawn them, join them (one by one or as a [`JoinSet`]), abort them, let them
+//! yield.
 //!
 //! A task is one allocation holding its header, future and output
 //! (`runtime/task/` has the machinery: state word, wakers, registry); this module is
 //! its public face.
 
 mod builder;
+mod join_set;
 
 use std::future::Future;
 
@@ -12,6 +14,7 @@ pub use crate::runtime::task::{
     AbortHandle, Id, JoinError, JoinHandle, TaskDump, TaskGroup, TaskInfo, TaskState, WaitingOn,
 };
 pub use builder::Builder;
+pub use join_set::JoinSet;
 
 /// Spawns a task onto the current runtime (see [`crate::Handle::spawn`]).
 ///
