@@ -1,5 +1,5 @@
 //! Tasks: spawn them, join them (one by one or as a [`JoinSet`]), abort them, let them
-//! yield.
+//! yield, give them task-local values ([`task_local!`](crate::task_local)).
 //!
 //! A task is one allocation holding its header, future and output
 //! (`runtime/task/` has the machinery: state word, wakers, registry); this module is
@@ -7,6 +7,7 @@
 
 mod builder;
 mod join_set;
+mod task_local;
 
 use std::future::Future;
 
@@ -15,6 +16,12 @@ pub use crate::runtime::task::{
 };
 pub use builder::Builder;
 pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey};
+
+/// Futures this module returns, for naming their types.
+pub mod futures {
+    pub use super::task_local::TaskLocalFuture;
+}
 
 /// Spawns a task onto the current runtime (see [`crate::Handle::spawn`]).
 ///
