@@ -12,6 +12,17 @@ use std::task::Poll;
 use common::{oneshot, runtime, wait_for, with_watchdog, DropCounter};
 use uringo::task::{yield_now, AbortHandle, JoinSet};
 
+/// Adds `n` tasks that never finish, each holding one of `live`'s tracked values.
+fn spawn_pending<T: Send + 'static>(set: &mut JoinSet<T>, live: &DropCounter, n: usize) {
+    for _ in 0..n {
+        let tracked = live.track();
+        set.spawn(async move {
+            let _tracked = tracked;
+            std::future::pending().await
+        });
+    }
+}
+
 /// Yields until the task behind `handle` has finished.
 async fn finished(handle: &AbortHandle) {
     while !handle.is_finished() {
@@ -104,13 +115,7 @@ fn abort_all_cancels_unfinished_tasks_and_drops_their_futures() {
         let live = DropCounter::new();
         rt.block_on(async {
             let mut set = JoinSet::new();
-            for _ in 0..8 {
-                let tracked = live.track();
-                set.spawn(async move {
-                    let _tracked = tracked;
-                    std::future::pending::<u32>().await
-                });
-            }
+            spawn_pending(&mut set, &live, 8);
             let early = set.spawn(async { 7 });
             finished(&early).await;
             set.abort_all();
@@ -162,11 +167,7 @@ fn dropping_the_set_aborts_tasks_even_ones_that_never_stop_running() {
         let spins = Arc::new(AtomicU64::new(0));
         rt.block_on(async {
             let mut set = JoinSet::new();
-            let tracked = live.track();
-            set.spawn(async move {
-                let _tracked = tracked;
-                std::future::pending::<()>().await
-            });
+            spawn_pending(&mut set, &live, 1);
             let (tracked, spun) = (live.track(), spins.clone());
             set.spawn(async move {
                 let _tracked = tracked;
@@ -192,14 +193,8 @@ fn shutdown_cancels_and_waits_for_every_task() {
         let rt = runtime(2);
         let live = DropCounter::new();
         rt.block_on(async {
-            let mut set = JoinSet::new();
-            for _ in 0..4 {
-                let tracked = live.track();
-                set.spawn(async move {
-                    let _tracked = tracked;
-                    std::future::pending::<()>().await
-                });
-            }
+            let mut set = JoinSet::<()>::new();
+            spawn_pending(&mut set, &live, 4);
             set.shutdown().await;
             assert!(set.is_empty());
             assert_eq!(live.live(), 0);

@@ -5,11 +5,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
-use common::{runtime, with_watchdog, DropCounter, Tracked};
+use common::{poll_then_move, runtime, with_watchdog, DropCounter, Tracked};
 use uringo::task::yield_now;
 
 uringo::task_local! {
@@ -27,46 +26,14 @@ fn request() -> Option<u64> {
 fn a_value_is_seen_across_awaits_and_after_the_future_changes_worker() {
     with_watchdog("moved future", || {
         let rt = runtime(2);
-        // Poll the scoped future once on a worker...
-        let (scoped, first) = rt
-            .block_on(rt.spawn(async {
-                let mut scoped = Box::pin(REQUEST.scope(7, async {
-                    let first = request();
-                    yield_now().await;
-                    (first, request(), std::thread::current().id())
-                }));
-                let polled = std::future::poll_fn(|cx| {
-                    std::task::Poll::Ready(scoped.as_mut().poll(cx).is_pending())
-                })
-                .await;
-                assert!(polled, "the scoped future yields once");
-                assert_eq!(request(), None, "the value stays inside its future");
-                (scoped, std::thread::current().id())
-            }))
-            .unwrap();
-        // ...and finish it from a task on the other worker (retrying until one lands
-        // there, as nothing places a task on a chosen worker).
-        let slot = Arc::new(Mutex::new(Some(scoped)));
-        let mut finished_on = None;
-        for _ in 0..1000 {
-            let slot = slot.clone();
-            let out = rt
-                .block_on(rt.spawn(async move {
-                    if std::thread::current().id() == first {
-                        return None;
-                    }
-                    let scoped = slot.lock().unwrap().take().unwrap();
-                    Some(scoped.await)
-                }))
-                .unwrap();
-            if out.is_some() {
-                finished_on = out;
-                break;
-            }
-        }
-        let (before, after, thread) = finished_on.expect("never got a task onto the other worker");
-        assert_eq!((before, after), (Some(7), Some(7)));
-        assert_ne!(thread, first, "the second half ran on the other worker");
+        let seen = poll_then_move(&rt, || {
+            REQUEST.scope(7, async {
+                let before = request();
+                yield_now().await;
+                (before, request())
+            })
+        });
+        assert_eq!(seen, (Some(7), Some(7)), "before and after the move");
     });
 }
 

@@ -1,5 +1,5 @@
 //! Test helpers: a minimal oneshot channel, a drop counter, a hang watchdog, a bounded
-//! wait and a log capture.
+//! wait, a log capture, and moving a half-run future to another worker.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -185,4 +185,43 @@ pub fn runtime(workers: usize) -> uringo::Runtime {
         .worker_threads(workers)
         .build()
         .unwrap()
+}
+
+/// Makes a future on one of `rt`'s workers and polls it once there (it must be
+/// pending), then awaits the rest of it from a task on another worker, and returns its
+/// output. Nothing places a task on a chosen worker, so tasks are spawned until one
+/// lands elsewhere.
+pub fn poll_then_move<F>(
+    rt: &uringo::Runtime,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (future, first) = rt
+        .block_on(rt.spawn(async move {
+            let mut future = Box::pin(make());
+            let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+            assert!(polled.is_pending(), "the future finished in its first poll");
+            (future, std::thread::current().id())
+        }))
+        .unwrap();
+    let slot = Arc::new(Mutex::new(Some(future)));
+    for _ in 0..1000 {
+        let slot = slot.clone();
+        let finished = rt
+            .block_on(rt.spawn(async move {
+                if std::thread::current().id() == first {
+                    return None;
+                }
+                let future = slot.lock().unwrap().take().unwrap();
+                Some(future.await)
+            }))
+            .unwrap();
+        if let Some(output) = finished {
+            return output;
+        }
+    }
+    panic!("never got a task onto a worker other than {first:?}");
 }
