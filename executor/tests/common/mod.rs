@@ -189,8 +189,7 @@ pub fn runtime(workers: usize) -> uringo::Runtime {
 
 /// Makes a future on one of `rt`'s workers and polls it once there (it must be
 /// pending), then awaits the rest of it from a task on another worker, and returns its
-/// output. Nothing places a task on a chosen worker, so tasks are spawned until one
-/// lands elsewhere.
+/// output.
 pub fn poll_then_move<F>(
     rt: &uringo::Runtime,
     make: impl FnOnce() -> F + Send + 'static,
@@ -199,7 +198,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (future, first) = rt
+    let (mut future, first) = rt
         .block_on(rt.spawn(async move {
             let mut future = Box::pin(make());
             let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
@@ -207,21 +206,21 @@ where
             (future, std::thread::current().id())
         }))
         .unwrap();
-    let slot = Arc::new(Mutex::new(Some(future)));
-    for _ in 0..1000 {
-        let slot = slot.clone();
-        let finished = rt
-            .block_on(rt.spawn(async move {
-                if std::thread::current().id() == first {
-                    return None;
-                }
-                let future = slot.lock().unwrap().take().unwrap();
-                Some(future.await)
-            }))
-            .unwrap();
-        if let Some(output) = finished {
-            return output;
+    rt.block_on(rt.spawn(async move {
+        if std::thread::current().id() != first {
+            return future.await;
         }
-    }
-    panic!("never got a task onto a worker other than {first:?}");
+        // On the first worker: spawn the rest here, then block this worker on purpose;
+        // block_in_place hands its queue (the new task included) to the other worker.
+        let (started, on) = std::sync::mpsc::channel();
+        let rest = uringo::spawn(async move {
+            started.send(std::thread::current().id()).unwrap();
+            future.as_mut().await
+        });
+        let ran_on = uringo::task::block_in_place(|| on.recv_timeout(HANG))
+            .expect("the handed-off task never started");
+        assert_ne!(ran_on, first);
+        rest.await.unwrap()
+    }))
+    .unwrap()
 }
