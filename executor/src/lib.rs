@@ -79,6 +79,34 @@
 //! [`Builder::task_count_warning`] logs the busiest spawn locations when live tasks pass
 //! a mark.
 //!
+//! ## Groups of tasks, task-local values
+//!
+//! [`task::JoinSet`] owns a group of tasks and yields their outputs as they finish
+//! (O(1) per finished task); dropping it aborts the ones still running.
+//! [`task_local!`] declares [`task::LocalKey`]s: `KEY.scope(value, future)` makes
+//! `value` visible to everything `future` runs, on whichever worker polls it (each poll
+//! swaps it into that thread's slot and back out).
+//!
+//! ```
+//! uringo::task_local! {
+//!     static REQUEST_ID: u64;
+//! }
+//!
+//! # let rt = uringo::Runtime::new().unwrap();
+//! rt.block_on(async {
+//!     let mut set = uringo::task::JoinSet::new();
+//!     for id in 0..3 {
+//!         set.spawn(REQUEST_ID.scope(id, async {
+//!             uringo::task::yield_now().await;
+//!             REQUEST_ID.get() * 10
+//!         }));
+//!     }
+//!     let mut outputs = set.join_all().await;
+//!     outputs.sort();
+//!     assert_eq!(outputs, [0, 10, 20]);
+//! });
+//! ```
+//!
 //! ## Channels, locks, `select!`: bring your own
 //!
 //! uringo ships no channel, lock or `select!` of its own: the runtime-agnostic ones

@@ -5,7 +5,7 @@ mod common;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -108,36 +108,7 @@ fn a_sleep_armed_on_one_worker_wakes_its_task_on_another() {
     with_watchdog("moved sleep", || {
         let rt = rt(2);
         // Arm on a worker, then await from a task running on the other worker.
-        let (sleep_fut, armed_on) = rt
-            .block_on(rt.spawn(async {
-                let mut s = Box::pin(sleep(Duration::from_millis(20)));
-                let polled = std::future::poll_fn(|cx| Poll::Ready(s.as_mut().poll(cx))).await;
-                assert!(polled.is_pending());
-                (s, std::thread::current().id())
-            }))
-            .unwrap();
-        let slot = Arc::new(Mutex::new(Some(sleep_fut)));
-        // Place the waiter on the other worker: retry until a task lands there.
-        let mut moved = false;
-        for _ in 0..1000 {
-            let slot = slot.clone();
-            let ran_on = rt
-                .block_on(rt.spawn(async move {
-                    let here = std::thread::current().id();
-                    if here == armed_on {
-                        return here;
-                    }
-                    let s = slot.lock().unwrap().take().unwrap();
-                    s.await;
-                    here
-                }))
-                .unwrap();
-            if ran_on != armed_on {
-                moved = true;
-                break;
-            }
-        }
-        assert!(moved, "never got a task onto the other worker");
+        common::poll_then_move(&rt, || sleep(Duration::from_millis(20)));
         // The same from a thread with no wheel at all (block_on's thread): the sleep is
         // returned un-awaited on purpose, armed on a worker's wheel.
         #[allow(clippy::async_yields_async)]

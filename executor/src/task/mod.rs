@@ -1,10 +1,13 @@
-//! Tasks: spawn them, join them, abort them, let them yield.
+//! Tasks: spawn them, join them (one by one or as a [`JoinSet`]), abort them, let them
+//! yield, give them task-local values ([`task_local!`](crate::task_local)).
 //!
 //! A task is one allocation holding its header, future and output
 //! (`runtime/task/` has the machinery: state word, wakers, registry); this module is
 //! its public face.
 
 mod builder;
+mod join_set;
+mod task_local;
 
 use std::future::Future;
 
@@ -12,6 +15,13 @@ pub use crate::runtime::task::{
     AbortHandle, Id, JoinError, JoinHandle, TaskDump, TaskGroup, TaskInfo, TaskState, WaitingOn,
 };
 pub use builder::Builder;
+pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey};
+
+/// Futures this module returns, for naming their types.
+pub mod futures {
+    pub use super::task_local::TaskLocalFuture;
+}
 
 /// Spawns a task onto the current runtime (see [`crate::Handle::spawn`]).
 ///

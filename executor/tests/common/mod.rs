@@ -1,5 +1,5 @@
 //! Test helpers: a minimal oneshot channel, a drop counter, a hang watchdog, a bounded
-//! wait and a log capture.
+//! wait, a log capture, and moving a half-run future to another worker.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -185,4 +185,42 @@ pub fn runtime(workers: usize) -> uringo::Runtime {
         .worker_threads(workers)
         .build()
         .unwrap()
+}
+
+/// Makes a future on one of `rt`'s workers and polls it once there (it must be
+/// pending), then awaits the rest of it from a task on another worker, and returns its
+/// output.
+pub fn poll_then_move<F>(
+    rt: &uringo::Runtime,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (mut future, first) = rt
+        .block_on(rt.spawn(async move {
+            let mut future = Box::pin(make());
+            let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+            assert!(polled.is_pending(), "the future finished in its first poll");
+            (future, std::thread::current().id())
+        }))
+        .unwrap();
+    rt.block_on(rt.spawn(async move {
+        if std::thread::current().id() != first {
+            return future.await;
+        }
+        // On the first worker: spawn the rest here, then block this worker on purpose;
+        // block_in_place hands its queue (the new task included) to the other worker.
+        let (started, on) = std::sync::mpsc::channel();
+        let rest = uringo::spawn(async move {
+            started.send(std::thread::current().id()).unwrap();
+            future.as_mut().await
+        });
+        let ran_on = uringo::task::block_in_place(|| on.recv_timeout(HANG))
+            .expect("the handed-off task never started");
+        assert_ne!(ran_on, first);
+        rest.await.unwrap()
+    }))
+    .unwrap()
 }
