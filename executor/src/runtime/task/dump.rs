@@ -199,7 +199,7 @@ impl TaskInfo {
         self.id
     }
 
-    /// Its name, if it was spawned with [`task::Builder::name`](crate::runtime::task::Builder::name).
+    /// Its name, if it was spawned with [`task::Builder::name`](crate::task::Builder::name).
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
