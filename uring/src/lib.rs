@@ -121,7 +121,7 @@
 
 /// Whether the deliberate bug `name` is switched on, with
 /// `--cfg uringo_loom_mutation="name"`: each guards a mutation point in the real code,
-/// and the loom model next to it must fail with it on (see `loom-tests/README.md`). No
+/// and the loom model next to it must fail with it on (`.ci/loom-mutations` runs each). No
 /// shipped build sets it, so the default path is the correct code.
 macro_rules! mutation {
     ($name:literal) => {
