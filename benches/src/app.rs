@@ -30,7 +30,8 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
   --workers N   worker threads for both runtimes (default: nproc)
   --rounds N    rounds per peer, alternating (default: 5; --overheads: 9)
   --filter S    run only shapes whose name contains one of the comma-separated S
-                (shapes left out of the default run must be named exactly)
+                (shapes left out of the default run must be named exactly; `cpu`
+                is the process-CPU table: idle, a 10 ms ticker, the timer storm)
   --all         run every shape, including those left out of the default run
   --aa          A/A check: tokio vs tokio and uringo vs uringo (ratios should be ~1.00)
   --scale F     multiply every shape's measured iterations by F (default: 1)
@@ -296,7 +297,8 @@ pub fn main(program: Program) -> ExitCode {
         .filter(|(name, default)| selected(name, *default, &args))
         .map(|(name, _)| *name)
         .collect();
-    if shapes.is_empty() && io_shapes.is_empty() {
+    let cpu_selected = selected("cpu", true, &args) && !args.aa;
+    if shapes.is_empty() && io_shapes.is_empty() && !cpu_selected {
         eprintln!("headtohead: no shape matches {:?}", args.filter);
         return ExitCode::from(2);
     }
@@ -351,8 +353,31 @@ pub fn main(program: Program) -> ExitCode {
     } else {
         Vec::new()
     };
+    let cpu = if cpu_selected {
+        eprintln!("== cpu: idle, ticker_10ms, timer_storm_cpu");
+        match crate::cpu::run(
+            args.cfg.workers,
+            args.cfg.rounds as u32,
+            args.io.window.max(Duration::from_secs(1)),
+        ) {
+            Ok(cpu) => cpu,
+            Err(err) => {
+                eprintln!("headtohead: cpu: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Vec::new()
+    };
     for (mode, results) in &tables {
         println!("\n{mode}:\n{}", report::table(results));
+    }
+    if !cpu.is_empty() {
+        println!(
+            "\nprocess CPU (getrusage, every thread; median of {} rounds per peer, one runtime at a time):\n{}",
+            args.cfg.rounds,
+            crate::cpu::table(&cpu)
+        );
     }
     for (mode, results) in &echo_tables {
         println!(

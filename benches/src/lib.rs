@@ -2,6 +2,7 @@
 //! behind the `headtohead` and `versus` binaries (see `app.rs` and README.md).
 
 pub mod app;
+mod cpu;
 mod html;
 mod io;
 mod oneshot;

@@ -44,44 +44,47 @@ pub fn shapes() -> Vec<Shape> {
 }
 
 fn timer_storm<R: Rt>(rt: &R, b: &mut Bencher) {
-    b.iter(|| {
-        let (tx, rx) = mpsc::channel();
-        // Detached: completion is signalled through `tx`.
-        drop(rt.spawn_remote(async move {
-            let armed = Arc::new(AtomicUsize::new(0));
-            let base = Instant::now();
-            let handles: Vec<_> = (0..STORM)
-                .map(|i| {
-                    let armed = armed.clone();
-                    let deadline = base + Duration::from_millis(1 + (i as u64 * 7919) % 20);
-                    R::spawn_local(async move {
-                        let mut sleep = pin!(R::sleep_until(deadline));
-                        // Arm it (first poll), then count it.
-                        if poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx)))
-                            .await
-                            .is_ready()
-                        {
-                            armed.fetch_add(1, Relaxed);
-                            return;
-                        }
+    b.iter(|| storm_once(rt));
+}
+
+/// One storm: 100 000 sleeps of 1–20 ms armed, then half aborted and half awaited.
+pub fn storm_once<R: Rt>(rt: &R) {
+    let (tx, rx) = mpsc::channel();
+    // Detached: completion is signalled through `tx`.
+    drop(rt.spawn_remote(async move {
+        let armed = Arc::new(AtomicUsize::new(0));
+        let base = Instant::now();
+        let handles: Vec<_> = (0..STORM)
+            .map(|i| {
+                let armed = armed.clone();
+                let deadline = base + Duration::from_millis(1 + (i as u64 * 7919) % 20);
+                R::spawn_local(async move {
+                    let mut sleep = pin!(R::sleep_until(deadline));
+                    // Arm it (first poll), then count it.
+                    if poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx)))
+                        .await
+                        .is_ready()
+                    {
                         armed.fetch_add(1, Relaxed);
-                        sleep.await;
-                    })
+                        return;
+                    }
+                    armed.fetch_add(1, Relaxed);
+                    sleep.await;
                 })
-                .collect();
-            while armed.load(Relaxed) < STORM {
-                R::yield_now().await;
-            }
-            for h in handles.iter().step_by(2) {
-                R::abort(h);
-            }
-            for h in handles {
-                let _ = h.await;
-            }
-            tx.send(()).unwrap();
-        }));
-        rx.recv().unwrap();
-    });
+            })
+            .collect();
+        while armed.load(Relaxed) < STORM {
+            R::yield_now().await;
+        }
+        for h in handles.iter().step_by(2) {
+            R::abort(h);
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+        tx.send(()).unwrap();
+    }));
+    rx.recv().unwrap();
 }
 
 fn timeout_ready<R: Rt>(rt: &R, b: &mut Bencher) {

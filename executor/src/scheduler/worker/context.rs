@@ -30,6 +30,9 @@ pub(crate) struct WorkerContext {
     timers: RefCell<TimerDriver>,
     /// True while a task is being polled: wakes then go to the runnext slot.
     in_task: Cell<bool>,
+    /// While the loop reaps, parks or fires timers: how many tasks those woke into our
+    /// queue, `None` outside such a step (see `woken_by_the_loop`).
+    loop_wakes: Cell<Option<u32>>,
     stats: WorkerStats,
 }
 
@@ -44,6 +47,7 @@ impl WorkerContext {
             local: RefCell::new(local),
             timers: RefCell::new(timers),
             in_task: Cell::new(false),
+            loop_wakes: Cell::new(None),
             stats,
         }
     }
@@ -107,11 +111,39 @@ impl WorkerContext {
             return self.push_back(task);
         }
         if !self.in_task.get() {
+            if let Some(n) = self.loop_wakes.get() {
+                // Woken by our own reap, park or timers: we run it next; whether a
+                // sibling should help is decided once the step is over.
+                self.loop_wakes.set(Some(n + 1));
+                let inject = &self.shared.inject;
+                if self.with_local(|local| local.push_back_or_overflow(task, inject)) {
+                    self.stats().overflowed();
+                }
+                return;
+            }
             return self.push_back(task);
         }
         if let Some(displaced) = self.with_local(|local| local.push_runnext(task)) {
             self.push_back(displaced);
         }
+    }
+
+    /// Runs `step` (a reap, a park, firing timers) with the wakes it causes batched:
+    /// they go to the back of our queue without waking anyone, and once the step is
+    /// over a sibling is woken only if there is more than this worker will run next.
+    /// Go's `findrunnable` does the same with what the netpoller returns: the M runs the
+    /// first goroutine itself and starts others only for the rest. Waking a sibling for
+    /// the one task a timer or a completion just readied (what a lone push would do)
+    /// costs a park and an unpark on each side for nothing, and lets the sibling steal
+    /// the task away from the ring that holds its I/O.
+    pub(crate) fn woken_by_the_loop<R>(&self, step: impl FnOnce() -> R) -> R {
+        let outer = self.loop_wakes.replace(Some(0));
+        let r = step();
+        let woken = self.loop_wakes.replace(outer).unwrap_or(0);
+        if outer.is_none() && woken > 0 && self.with_local(|local| local.len()) > 1 {
+            self.shared.notify_parked();
+        }
+        r
     }
 
     /// Puts `task` at the back of the queue (half the queue goes to the injector if it

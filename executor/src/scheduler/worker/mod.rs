@@ -217,7 +217,8 @@ impl<'a, D: Driver> Worker<'a, D> {
     fn reap(&mut self) {
         let stats = self.cx.stats();
         stats.reaping();
-        stats.reaped(&self.driver.reap());
+        let driver = &self.driver;
+        stats.reaped(&self.cx.woken_by_the_loop(|| driver.reap()));
     }
 
     /// Called when the loop ends: cancel every task, drop our queue entries.

@@ -30,7 +30,8 @@ impl<D: Driver> Worker<'_, D> {
             let timeout = cx.timers().borrow().park_timeout(now);
             let stats = cx.stats();
             stats.parking(now, timeout);
-            let parked = self.driver.park(timeout);
+            let driver = &self.driver;
+            let parked = cx.woken_by_the_loop(|| driver.park(timeout));
             stats.unparked(&parked);
         }
         if work_visible {

@@ -21,16 +21,21 @@ impl<D: Driver> Worker<'_, D> {
             return false;
         }
         let now = cx.shared.clock.now();
-        let mut fired = 0;
-        loop {
-            let entry = cx.timers().borrow_mut().pop_expired(now);
-            let Some(entry) = entry else { break };
-            if fired == 0 {
-                cx.stats().timers_due();
+        let fired = cx.woken_by_the_loop(|| {
+            let mut fired = 0;
+            loop {
+                // Popped in a statement of its own: the wheel is not borrowed while the
+                // timer fires.
+                let entry = cx.timers().borrow_mut().pop_expired(now);
+                let Some(entry) = entry else { break };
+                if fired == 0 {
+                    cx.stats().timers_due();
+                }
+                entry.fire();
+                fired += 1;
             }
-            entry.fire();
-            fired += 1;
-        }
+            fired
+        });
         if fired > 0 {
             cx.stats().timers_fired(fired);
             cx.timers().borrow().publish_len(remote);
