@@ -17,6 +17,11 @@
 //! - spawn_many_remote_busy keeps each worker busy with one task looping on
 //!   `yield_now`; tokio's exact `spawn_many_remote_busy1` (two tasks per worker, each
 //!   burning 10 µs between yields) is `spawn_many_remote_busy1`.
+//!
+//! Beside those variants run the three shapes exactly as tokio's file writes them
+//! (`*_as_tokio`): everything from inside `block_on`, which then blocks on the channel,
+//! so spawn_many_local's spawns are remote. spawn_many_remote_idle,
+//! spawn_many_remote_busy1 and yield_many need no such twin: they are tokio's already.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -52,6 +57,13 @@ pub fn shapes() -> Vec<Shape> {
             in_default_run: true,
         },
         Shape {
+            name: "spawn_many_local_as_tokio",
+            iters: 80,
+            uringo: spawn_many_local_as_tokio::<uringo::Runtime>,
+            tokio: spawn_many_local_as_tokio::<tokio::runtime::Runtime>,
+            in_default_run: true,
+        },
+        Shape {
             name: "spawn_many_remote_idle",
             iters: 80,
             uringo: spawn_many_remote_idle::<uringo::Runtime>,
@@ -80,6 +92,13 @@ pub fn shapes() -> Vec<Shape> {
             in_default_run: true,
         },
         Shape {
+            name: "ping_pong_as_tokio",
+            iters: 400,
+            uringo: ping_pong_as_tokio::<uringo::Runtime>,
+            tokio: ping_pong_as_tokio::<tokio::runtime::Runtime>,
+            in_default_run: true,
+        },
+        Shape {
             name: "yield_many",
             iters: 40,
             uringo: yield_many::<uringo::Runtime>,
@@ -91,6 +110,13 @@ pub fn shapes() -> Vec<Shape> {
             iters: 1000,
             uringo: chained_spawn::<uringo::Runtime>,
             tokio: chained_spawn::<tokio::runtime::Runtime>,
+            in_default_run: true,
+        },
+        Shape {
+            name: "chained_spawn_as_tokio",
+            iters: 1000,
+            uringo: chained_spawn_as_tokio::<uringo::Runtime>,
+            tokio: chained_spawn_as_tokio::<tokio::runtime::Runtime>,
             in_default_run: true,
         },
     ]
@@ -258,6 +284,83 @@ fn chained_spawn<R: Rt>(rt: &R, b: &mut Bencher) {
         let done_tx = done_tx.clone();
         drop(rt.spawn_remote(async move { link::<R>(done_tx, CHAIN) }));
         done_rx.recv().unwrap();
+    });
+}
+
+/// tokio's `spawn_many_local` as written: 10 000 spawns from inside `block_on` (remote
+/// on a multi-threaded runtime), then a blocking wait inside it.
+fn spawn_many_local_as_tokio<R: Rt>(rt: &R, b: &mut Bencher) {
+    let (tx, rx) = mpsc::sync_channel(1000);
+    let rem = Arc::new(AtomicUsize::new(0));
+    b.iter(|| {
+        rem.store(NUM_SPAWN, Relaxed);
+        rt.block_on(async {
+            for _ in 0..NUM_SPAWN {
+                let tx = tx.clone();
+                let rem = rem.clone();
+                drop(R::spawn_local(async move {
+                    if 1 == rem.fetch_sub(1, Relaxed) {
+                        tx.send(()).unwrap();
+                    }
+                }));
+            }
+            rx.recv().unwrap();
+        });
+    });
+}
+
+/// tokio's `ping_pong` as written: the root spawned from inside `block_on`, which then
+/// blocks on the channel.
+fn ping_pong_as_tokio<R: Rt>(rt: &R, b: &mut Bencher) {
+    let (done_tx, done_rx) = mpsc::sync_channel(1000);
+    let rem = Arc::new(AtomicUsize::new(0));
+    b.iter(|| {
+        let done_tx = done_tx.clone();
+        let rem = rem.clone();
+        rem.store(NUM_PINGS, Relaxed);
+        rt.block_on(async {
+            drop(R::spawn_local(async move {
+                for _ in 0..NUM_PINGS {
+                    let rem = rem.clone();
+                    let done_tx = done_tx.clone();
+                    drop(R::spawn_local(async move {
+                        let (tx1, rx1) = oneshot::channel();
+                        let (tx2, rx2) = oneshot::channel();
+                        drop(R::spawn_local(async move {
+                            rx1.await.unwrap();
+                            tx2.send(()).unwrap();
+                        }));
+                        tx1.send(()).unwrap();
+                        rx2.await.unwrap();
+                        if 1 == rem.fetch_sub(1, Relaxed) {
+                            done_tx.send(()).unwrap();
+                        }
+                    }));
+                }
+            }));
+            done_rx.recv().unwrap();
+        });
+    });
+}
+
+/// tokio's `chained_spawn` as written: the first link spawned from inside `block_on`,
+/// which then blocks on the channel.
+fn chained_spawn_as_tokio<R: Rt>(rt: &R, b: &mut Bencher) {
+    fn iter<R: Rt>(done_tx: mpsc::SyncSender<()>, n: usize) {
+        if n == 0 {
+            done_tx.send(()).unwrap();
+        } else {
+            drop(R::spawn_local(async move { iter::<R>(done_tx, n - 1) }));
+        }
+    }
+
+    let (done_tx, done_rx) = mpsc::sync_channel(1000);
+    b.iter(|| {
+        let done_tx = done_tx.clone();
+        rt.block_on(async {
+            drop(R::spawn_local(async move { iter::<R>(done_tx, CHAIN) }));
+            done_rx.recv().unwrap();
+        });
     });
 }
 
