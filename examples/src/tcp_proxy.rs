@@ -32,14 +32,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uringo::net::{TcpListener, TcpStream};
 
 use crate::buffered_copy::copy_bidirectional_buffered;
-use crate::server::{is_fd_exhaustion, is_per_connection};
-use crate::shutdown::{race, ConnectionGuard, Drain, Either, Stop};
-
-/// How long an accept loop waits after EMFILE before trying again.
-const FD_BACKOFF: Duration = Duration::from_millis(50);
+use crate::server::{accept_until, reset};
+use crate::shutdown::drain;
 
 /// What the proxy does; see `tcp-proxy --help` for each field's flag.
 #[derive(Debug, Clone)]
@@ -83,13 +83,14 @@ impl std::str::FromStr for CopyMode {
     }
 }
 
-/// The proxy's shared state: its configuration, the round-robin cursor and the live
-/// connection count.
+/// The proxy's shared state: its configuration, the round-robin cursor, the
+/// connection limit and the live connection tasks.
 #[derive(Debug)]
 pub struct Proxy {
     config: Config,
     next_upstream: AtomicUsize,
-    drain: Drain,
+    slots: Arc<Semaphore>,
+    connections: TaskTracker,
 }
 
 impl Proxy {
@@ -107,84 +108,59 @@ impl Proxy {
                 "max connections must be at least 1",
             ));
         }
+        let slots = Arc::new(Semaphore::new(
+            config.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
         Ok(Arc::new(Proxy {
             config,
             next_upstream: AtomicUsize::new(0),
-            drain: Drain::new(),
+            slots,
+            connections: TaskTracker::new(),
         }))
     }
 
-    /// Runs the accept loops until `stop` is triggered, then waits for live connections
+    /// Runs the accept loops until `stop` is cancelled, then waits for live connections
     /// to finish, at most the drain timeout. Returns how many were still live then.
-    pub async fn serve(self: &Arc<Self>, listeners: Vec<TcpListener>, stop: Stop) -> usize {
+    pub async fn serve(
+        self: &Arc<Self>,
+        listeners: Vec<TcpListener>,
+        stop: CancellationToken,
+    ) -> usize {
         let loops: Vec<_> = listeners
             .into_iter()
             .map(|listener| {
                 let proxy = self.clone();
                 let stop = stop.clone();
-                uringo::spawn(async move { proxy.accept_loop(listener, stop).await })
+                uringo::spawn(async move {
+                    accept_until(listener, stop, |client, peer| proxy.admit(client, peer)).await
+                })
             })
             .collect();
         for accept_loop in loops {
             let _ = accept_loop.await;
         }
-        let live = self.drain.live();
-        tracing::info!(
-            live,
-            drain_timeout = ?self.config.drain_timeout,
-            "stopped accepting; draining connections"
-        );
-        let left = self
-            .drain
-            .wait(Instant::now() + self.config.drain_timeout)
-            .await;
-        if left > 0 {
-            tracing::warn!(left, "drain deadline passed; closing remaining connections");
-        } else {
-            tracing::info!("all connections drained");
-        }
-        left
-    }
-
-    /// Accepts until `stop`; the listener is closed when this returns.
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener, stop: Stop) {
-        loop {
-            let accepted = match race(stop.wait(), listener.accept()).await {
-                Either::Left(()) => return,
-                Either::Right(accepted) => accepted,
-            };
-            match accepted {
-                Ok((client, peer)) => self.admit(client, peer),
-                Err(err) if is_fd_exhaustion(&err) => {
-                    tracing::warn!(error = %err, "accept: out of file descriptors; backing off");
-                    uringo::time::sleep(FD_BACKOFF).await;
-                }
-                Err(err) if is_per_connection(&err) => {
-                    tracing::debug!(error = %err, "accept: connection gone before it was accepted");
-                }
-                Err(err) => {
-                    // A listener error is not a reason to bring down the connections
-                    // already being served; this loop ends and the others carry on.
-                    tracing::error!(error = %err, "accept failed; this listener stops");
-                    return;
-                }
-            }
-        }
+        drain(&self.connections, self.config.drain_timeout).await
     }
 
     fn admit(self: &Arc<Self>, client: TcpStream, peer: SocketAddr) {
-        let Some(guard) = self.drain.try_admit(self.config.max_connections) else {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = self.config.max_connections, "connection limit reached; resetting");
-            // Linger 0: close sends RST, so the client learns at once and no TIME_WAIT
-            // is left behind here.
-            let _ = client.set_linger(Some(Duration::ZERO));
+            reset(client);
             return;
         };
         let proxy = self.clone();
-        uringo::spawn(async move { proxy.serve_connection(client, peer, guard).await });
+        uringo::spawn(
+            self.connections
+                .track_future(async move { proxy.serve_connection(client, peer, slot).await }),
+        );
     }
 
-    async fn serve_connection(&self, client: TcpStream, peer: SocketAddr, _guard: ConnectionGuard) {
+    async fn serve_connection(
+        &self,
+        client: TcpStream,
+        peer: SocketAddr,
+        _slot: OwnedSemaphorePermit,
+    ) {
         let started = Instant::now();
         match self.proxy(client, peer).await {
             Ok((upstream, sent, received)) => tracing::debug!(
@@ -216,9 +192,9 @@ impl Proxy {
         };
         let (sent, received) = match self.config.idle_timeout {
             None => copy.await?,
-            Some(idle) => match race(copy, watch_idle(fds, idle)).await {
-                Either::Left(copied) => copied?,
-                Either::Right(err) => return Err(err),
+            Some(idle) => tokio::select! {
+                copied = copy => copied?,
+                err = watch_idle(fds, idle) => return Err(err),
             },
         };
         Ok((upstream_addr, sent, received))
