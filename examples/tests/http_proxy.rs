@@ -260,3 +260,101 @@ fn a_silent_upstream_gets_504() {
     // The proxy's own answer leaves the client connection usable.
     assert_eq!(client.send(&get("/slow-again")).status, 504);
 }
+
+#[test]
+fn a_dead_upstream_is_skipped_for_the_next_one() {
+    let (live, accepted) = echo_upstream();
+    let upstreams = format!("{},{live}", refused_addr());
+    let proxy = Program::start(BIN, &["--upstream", &upstreams]);
+    for i in 0..10 {
+        // A new client connection each time, so the round robin reaches both names.
+        let response = Client::connect(proxy.addr).send(&get(&format!("/{i}")));
+        assert_eq!(response.status, 200, "request {i}");
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
+}
+
+#[test]
+fn connections_over_the_limit_are_closed() {
+    let (upstream, _) = echo_upstream();
+    let proxy = Program::start(
+        BIN,
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--max-connections",
+            "1",
+        ],
+    );
+    let mut first = Client::connect(proxy.addr);
+    assert_eq!(first.send(&get("/one")).status, 200);
+    let mut second = Client::connect(proxy.addr);
+    let _ = second.writer.write_all(&get("/two"));
+    let mut byte = [0u8; 1];
+    let closed = match second.reader.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "a connection over the limit was served");
+    // The first is still served.
+    assert_eq!(first.send(&get("/one-again")).status, 200);
+}
+
+/// An upstream that switches protocols on `Upgrade: websocket` and then echoes bytes
+/// upper-cased, as a stand-in for a WebSocket server.
+fn upgrading_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                let Some((_, headers)) = read_head(&mut reader) else {
+                    return;
+                };
+                let upgrade = headers.get("upgrade").cloned().unwrap_or_default();
+                let connection = headers.get("connection").cloned().unwrap_or_default();
+                if upgrade != "websocket" || !connection.eq_ignore_ascii_case("upgrade") {
+                    let _ =
+                        writer.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                writer
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+                    .unwrap();
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = reader.read(&mut buf) {
+                    if writer.write_all(&buf[..n].to_ascii_uppercase()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_upgrade_passes_through_and_bytes_flow_both_ways_after_101() {
+    let proxy = Program::start(BIN, &["--upstream", &upgrading_upstream().to_string()]);
+    let mut client = Client::connect(proxy.addr);
+    client
+        .writer
+        .write_all(b"GET /chat HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    let (status_line, headers) = read_head(&mut client.reader).expect("no response");
+    assert!(status_line.starts_with("HTTP/1.1 101"), "{status_line}");
+    assert_eq!(
+        headers.get("upgrade").map(String::as_str),
+        Some("websocket")
+    );
+    for message in ["hello", "over the tunnel"] {
+        client.writer.write_all(message.as_bytes()).unwrap();
+        let mut back = vec![0u8; message.len()];
+        client.reader.read_exact(&mut back).unwrap();
+        assert_eq!(back, message.to_ascii_uppercase().as_bytes());
+    }
+}
