@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uringo_examples::cli;
 use uringo_examples::http_proxy::{Config, HttpProxy};
-use uringo_examples::server::{bind_reuseport, init_logging};
+use uringo_examples::server::{bind_reuseport, exit_code, init_logging};
 use uringo_examples::shutdown::stop_on_signal;
 
 const HELP: &str = "\
@@ -117,13 +117,7 @@ fn parse() -> Result<Option<Args>, cli::Error> {
 
 fn main() -> ExitCode {
     init_logging();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %err, "http-proxy failed");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("http-proxy", run())
 }
 
 fn run() -> std::io::Result<()> {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uringo::net::TcpListener;
 use uringo_examples::cli;
 use uringo_examples::handoff::{self, Offer};
-use uringo_examples::server::{bind_reuseport, init_logging};
+use uringo_examples::server::{bind_reuseport, exit_code, init_logging};
 use uringo_examples::shutdown::stop_on_signal;
 use uringo_examples::tcp_proxy::{Config, CopyMode, Proxy};
 
@@ -92,13 +92,7 @@ fn parse() -> Result<Option<Args>, cli::Error> {
 
 fn main() -> ExitCode {
     init_logging();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %err, "tcp-proxy failed");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("tcp-proxy", run())
 }
 
 fn run() -> std::io::Result<()> {

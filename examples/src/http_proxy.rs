@@ -49,13 +49,11 @@ use hyper_util::client::legacy::connect::{Connect, Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uringo::compat::{Compat, HyperExecutor, HyperTimer};
 use uringo::net::{TcpListener, TcpStream};
 
-use crate::server::{accept_until, reset};
+use crate::server::{accept_all, Connections};
 use crate::shutdown::drain;
 
 /// The error type of the bodies the proxy passes along.
@@ -397,8 +395,7 @@ pub struct HttpProxy {
     forwarder: Forwarder<UpstreamConnector>,
     server: auto::Builder<HyperExecutor>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    slots: Arc<Semaphore>,
-    connections: TaskTracker,
+    connections: Connections,
 }
 
 impl std::fmt::Debug for HttpProxy {
@@ -432,9 +429,9 @@ impl HttpProxy {
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_max_idle)
             .build(connector);
-        let connections = TaskTracker::new();
+        let connections = Connections::new(config.max_connections);
         let spawn: Spawn = {
-            let connections = connections.clone();
+            let connections = connections.tasks().clone();
             Arc::new(move |task| drop(uringo::spawn(connections.track_future(task))))
         };
         let forwarder = Forwarder::new(
@@ -457,22 +454,18 @@ impl HttpProxy {
             .timer(HyperTimer)
             .max_header_list_size(config.max_header_bytes.min(u32::MAX as usize) as u32);
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-        let slots = Arc::new(Semaphore::new(
-            config.max_connections.min(Semaphore::MAX_PERMITS),
-        ));
         Ok(Arc::new(HttpProxy {
             config,
             forwarder,
             server,
             tls,
-            slots,
             connections,
         }))
     }
 
     /// Client connections (and upgraded tunnels) live now.
     pub fn live_connections(&self) -> usize {
-        self.connections.len()
+        self.connections.tasks().len()
     }
 
     /// Runs the accept loops until `stop`, then lets live connections finish their
@@ -483,38 +476,16 @@ impl HttpProxy {
         listeners: Vec<TcpListener>,
         stop: CancellationToken,
     ) -> usize {
-        let loops: Vec<_> = listeners
-            .into_iter()
-            .map(|listener| {
-                let proxy = self.clone();
-                let stop = stop.clone();
-                uringo::spawn(async move {
-                    let on_stop = stop.clone();
-                    accept_until(listener, stop, |stream, peer| {
-                        proxy.admit(stream, peer, on_stop.clone())
-                    })
-                    .await
-                })
-            })
-            .collect();
-        for accept_loop in loops {
-            let _ = accept_loop.await;
-        }
-        drain(&self.connections, self.config.drain_timeout).await
-    }
-
-    fn admit(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr, stop: CancellationToken) {
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = self.config.max_connections, "connection limit reached; resetting");
-            reset(stream);
-            return;
-        };
         let proxy = self.clone();
-        uringo::spawn(
-            self.connections.track_future(async move {
-                proxy.serve_connection(stream, peer, stop, slot).await
-            }),
-        );
+        let on_stop = stop.clone();
+        accept_all(listeners, stop, move |stream, peer| {
+            let (served, stop) = (proxy.clone(), on_stop.clone());
+            proxy.connections.serve(stream, peer, |stream| async move {
+                served.serve_connection(stream, peer, stop).await
+            })
+        })
+        .await;
+        drain(self.connections.tasks(), self.config.drain_timeout).await
     }
 
     async fn serve_connection(
@@ -522,7 +493,6 @@ impl HttpProxy {
         stream: TcpStream,
         peer: SocketAddr,
         stop: CancellationToken,
-        _slot: OwnedSemaphorePermit,
     ) {
         let _ = stream.set_nodelay(true);
         let stream = Compat::new(stream);

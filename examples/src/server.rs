@@ -1,12 +1,17 @@
 //! Pieces the proxies share: logging setup, SO_REUSEPORT listeners (one per worker),
 //! and the accept loop with its error handling and shutdown.
 
+use std::future::Future;
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uringo::net::{TcpListener, TcpSocket, TcpStream};
 
 /// How long an accept loop waits after EMFILE before trying again.
@@ -24,6 +29,17 @@ pub fn init_logging() {
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
         .try_init();
+}
+
+/// A program's exit: success, or the error logged under the program's name.
+pub fn exit_code(program: &str, result: io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "{program} failed");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Binds `count` listeners on `addr` with SO_REUSEPORT, so the kernel spreads incoming
@@ -48,6 +64,66 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListe
     Ok(listeners)
 }
 
+/// Runs one [`accept_until`] loop per listener, as tasks, and returns once all have
+/// ended (after `stop`, or each on a listener error).
+pub async fn accept_all(
+    listeners: Vec<TcpListener>,
+    stop: CancellationToken,
+    on_connection: impl Fn(TcpStream, SocketAddr) + Clone + Send + 'static,
+) {
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| uringo::spawn(accept_until(listener, stop.clone(), on_connection.clone())))
+        .collect();
+    for accept_loop in loops {
+        let _ = accept_loop.await;
+    }
+}
+
+/// The connections a server serves: at most a limit at once (more are reset), each
+/// served by a task that a [`TaskTracker`] counts, for the drain.
+#[derive(Debug)]
+pub struct Connections {
+    limit: usize,
+    slots: Arc<Semaphore>,
+    tasks: TaskTracker,
+}
+
+impl Connections {
+    /// At most `limit` connections at once.
+    pub fn new(limit: usize) -> Connections {
+        Connections {
+            limit,
+            slots: Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS))),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Serves `stream` with `serve` on a task of its own, or resets it when `limit`
+    /// connections are being served already.
+    pub fn serve<F>(&self, stream: TcpStream, peer: SocketAddr, serve: impl FnOnce(TcpStream) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = self.limit, "connection limit reached; resetting");
+            reset(stream);
+            return;
+        };
+        let served = serve(stream);
+        uringo::spawn(self.tasks.track_future(async move {
+            served.await;
+            drop(slot);
+        }));
+    }
+
+    /// The tracker of the connection tasks; other tasks that should hold the drain
+    /// back (an upgraded connection's tunnel) can join it.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+}
+
 /// Accepts on `listener` until `stop` is cancelled, handing each connection to
 /// `on_connection`; the listener is closed when this returns.
 ///
@@ -59,7 +135,7 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListe
 pub async fn accept_until(
     listener: TcpListener,
     stop: CancellationToken,
-    mut on_connection: impl FnMut(TcpStream, SocketAddr),
+    on_connection: impl Fn(TcpStream, SocketAddr),
 ) {
     loop {
         let accepted = tokio::select! {
@@ -112,6 +188,6 @@ pub fn is_per_connection(err: &io::Error) -> bool {
 
 /// Resets `stream` (linger 0: close sends RST), for a connection over the limit: the
 /// client learns at once and no TIME_WAIT is left behind here.
-pub fn reset(stream: TcpStream) {
+fn reset(stream: TcpStream) {
     let _ = stream.set_linger(Some(Duration::ZERO));
 }

@@ -32,13 +32,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uringo::net::{TcpListener, TcpStream};
 
 use crate::buffered_copy::copy_bidirectional_buffered;
-use crate::server::{accept_until, reset};
+use crate::server::{accept_all, Connections};
 use crate::shutdown::drain;
 
 /// What the proxy does; see `tcp-proxy --help` for each field's flag.
@@ -89,8 +87,7 @@ impl std::str::FromStr for CopyMode {
 pub struct Proxy {
     config: Config,
     next_upstream: AtomicUsize,
-    slots: Arc<Semaphore>,
-    connections: TaskTracker,
+    connections: Connections,
 }
 
 impl Proxy {
@@ -108,14 +105,10 @@ impl Proxy {
                 "max connections must be at least 1",
             ));
         }
-        let slots = Arc::new(Semaphore::new(
-            config.max_connections.min(Semaphore::MAX_PERMITS),
-        ));
         Ok(Arc::new(Proxy {
+            connections: Connections::new(config.max_connections),
             config,
             next_upstream: AtomicUsize::new(0),
-            slots,
-            connections: TaskTracker::new(),
         }))
     }
 
@@ -126,41 +119,18 @@ impl Proxy {
         listeners: Vec<TcpListener>,
         stop: CancellationToken,
     ) -> usize {
-        let loops: Vec<_> = listeners
-            .into_iter()
-            .map(|listener| {
-                let proxy = self.clone();
-                let stop = stop.clone();
-                uringo::spawn(async move {
-                    accept_until(listener, stop, |client, peer| proxy.admit(client, peer)).await
-                })
-            })
-            .collect();
-        for accept_loop in loops {
-            let _ = accept_loop.await;
-        }
-        drain(&self.connections, self.config.drain_timeout).await
-    }
-
-    fn admit(self: &Arc<Self>, client: TcpStream, peer: SocketAddr) {
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = self.config.max_connections, "connection limit reached; resetting");
-            reset(client);
-            return;
-        };
         let proxy = self.clone();
-        uringo::spawn(
-            self.connections
-                .track_future(async move { proxy.serve_connection(client, peer, slot).await }),
-        );
+        accept_all(listeners, stop, move |client, peer| {
+            let served = proxy.clone();
+            proxy.connections.serve(client, peer, |client| async move {
+                served.serve_connection(client, peer).await
+            })
+        })
+        .await;
+        drain(self.connections.tasks(), self.config.drain_timeout).await
     }
 
-    async fn serve_connection(
-        &self,
-        client: TcpStream,
-        peer: SocketAddr,
-        _slot: OwnedSemaphorePermit,
-    ) {
+    async fn serve_connection(&self, client: TcpStream, peer: SocketAddr) {
         let started = Instant::now();
         match self.proxy(client, peer).await {
             Ok((upstream, sent, received)) => tracing::debug!(

@@ -7,12 +7,14 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use support::{refused_addr, Program, PATIENCE};
+use support::{
+    closed_by_peer, http_upstream, path, read_body, read_head, refused_addr, Program, PATIENCE,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_http-proxy");
 
@@ -23,70 +25,18 @@ struct Response {
     body: Vec<u8>,
 }
 
-/// Reads one request or response head: the first line and the headers (names
-/// lowercased).
-fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(String, HashMap<String, String>)> {
-    let mut first = String::new();
-    if reader.read_line(&mut first).ok()? == 0 {
-        return None;
-    }
-    let mut headers = HashMap::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Some((first.trim_end().to_string(), headers));
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-    }
-}
-
-fn read_body(reader: &mut BufReader<TcpStream>, headers: &HashMap<String, String>) -> Vec<u8> {
-    let len: usize = headers
-        .get("content-length")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
-    body
-}
-
-/// An HTTP/1.1 upstream that answers every request with what it saw: the
-/// `X-Forwarded-For` header, the path, the body length and any `X-Secret` header. Keep-alive; counts the
-/// connections it accepts.
+/// An upstream that answers every request with what it saw: the `X-Forwarded-For`
+/// header, the path, the body length and any `X-Secret` header.
 fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            count.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut writer = conn.try_clone().unwrap();
-                let mut reader = BufReader::new(conn);
-                while let Some((first, headers)) = read_head(&mut reader) {
-                    let body = read_body(&mut reader, &headers);
-                    let path = first.split(' ').nth(1).unwrap_or("").to_string();
-                    let xff = headers.get("x-forwarded-for").cloned().unwrap_or_default();
-                    let secret = headers.get("x-secret").cloned().unwrap_or_default();
-                    let answer =
-                        format!("xff={xff};path={path};body={};secret={secret}", body.len());
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Upstream: yes\r\n\r\n{answer}",
-                        answer.len()
-                    );
-                    if writer.write_all(response.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, accepted)
+    http_upstream(|first, headers, body| {
+        let xff = headers.get("x-forwarded-for").cloned().unwrap_or_default();
+        let secret = headers.get("x-secret").cloned().unwrap_or_default();
+        format!(
+            "xff={xff};path={};body={};secret={secret}",
+            path(first),
+            body.len()
+        )
+    })
 }
 
 /// An upstream that accepts connections and never answers.
@@ -290,13 +240,10 @@ fn connections_over_the_limit_are_closed() {
     assert_eq!(first.send(&get("/one")).status, 200);
     let mut second = Client::connect(proxy.addr);
     let _ = second.writer.write_all(&get("/two"));
-    let mut byte = [0u8; 1];
-    let closed = match second.reader.read(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
-    };
-    assert!(closed, "a connection over the limit was served");
+    assert!(
+        closed_by_peer(&mut second.reader),
+        "a connection over the limit was served"
+    );
     // The first is still served.
     assert_eq!(first.send(&get("/one-again")).status, 200);
 }

@@ -5,8 +5,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,51 +17,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uringo::compat::{Compat, HyperExecutor, HyperTimer};
 use uringo::net::TcpStream;
 
-use support::Program;
+use support::{http_upstream, path, Program};
 
 const BIN: &str = env!("CARGO_BIN_EXE_http-proxy");
 const HANG: Duration = Duration::from_secs(60);
 
-/// An HTTP/1.1 keep-alive upstream answering `path=<path>;host=<host>`.
+/// An HTTP/1.1 upstream answering `path=<path>;host=<host>`.
 fn upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut writer = conn.try_clone().unwrap();
-                let mut reader = BufReader::new(conn);
-                loop {
-                    let mut first = String::new();
-                    if reader.read_line(&mut first).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = first.split(' ').nth(1).unwrap_or("").to_string();
-                    let mut host = String::new();
-                    loop {
-                        let mut line = String::new();
-                        reader.read_line(&mut line).unwrap();
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some((name, value)) = line.split_once(':') {
-                            if name.eq_ignore_ascii_case("host") {
-                                host = value.trim().to_string();
-                            }
-                        }
-                    }
-                    let body = format!("path={path};host={host}");
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if writer.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    let (addr, _) = http_upstream(|first, headers, _| {
+        let host = headers.get("host").cloned().unwrap_or_default();
+        format!("path={};host={host}", path(first))
     });
     addr
 }

@@ -4,9 +4,11 @@
 //! (The proxy's earlier shutdown flag kept a waker, and with it a finished task's
 //! memory, per connection: 1.6 KB each, for good.)
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -47,37 +49,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A keep-alive upstream answering `ok` to every request.
-fn upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut writer = conn.try_clone().unwrap();
-                let mut reader = BufReader::new(conn);
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if line == "\r\n" => {
-                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                            if writer.write_all(answer).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+use support::PATIENCE;
 
 /// One request on its own connection, `Connection: close`, read to EOF.
 fn close_per_request(proxy: SocketAddr) {
@@ -105,7 +77,7 @@ fn run_clients(proxy: SocketAddr, count: usize) {
 
 #[test]
 fn close_per_request_connections_leave_no_task_and_no_memory_behind() {
-    let upstream = upstream();
+    let (upstream, _) = support::http_upstream(|_, _, _| "ok".into());
     let rt = uringo::Builder::new().worker_threads(2).build().unwrap();
     let stop = CancellationToken::new();
     let (proxy, listeners) = rt.block_on(async {
