@@ -18,12 +18,16 @@
 //!
 //! ## Connection limit
 //!
-//! Beyond `max_connections`, a connection is accepted and closed at once with a reset.
-//! Not accepting would not work here: uringo's multishot accept keeps taking
-//! connections off the backlog in the kernel whether or not we ask for the next one,
-//! and even with a plain accept, a full backlog leaves clients hanging until their own
-//! connect timeout. A reset tells the client right away, and keeps the proxy's fd use
-//! bounded by the limit.
+//! Beyond `max_connections`, a connection is accepted and closed at once with a reset
+//! ([`Connections`]). Leaving it in the kernel's backlog instead
+//! (`TcpListener::set_accept_backlog_limit`) would leave clients hanging until their own
+//! connect timeout once the backlog fills; a reset tells the client right away, and
+//! keeps the proxy's fd use bounded by the limit.
+//!
+//! ## Restart
+//!
+//! `tcp-proxy --handoff PATH` hands its listening sockets to a successor: see
+//! [`crate::handoff`].
 
 use std::io;
 use std::net::SocketAddr;
