@@ -8,49 +8,48 @@
 
 use std::process::ExitCode;
 
-use uringo_examples::args::{self, Flag, Parsed};
+use uringo_examples::cli;
 use uringo_examples::dump_demo::{self, Config, Report, SiteChange};
 use uringo_examples::loadgen::raise_fd_limit;
 use uringo_examples::server::init_logging;
 
-const ABOUT: &str =
-    "an echo server that leaks a task per connection, and the task dump that shows it";
-
 /// Lines of the full (`{:#}`) dump to print.
 const FULL_LINES: usize = 10;
 
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "connections",
-        value: "N",
-        default: Some("1000"),
-        help: "client connections to open and keep open",
-    },
-    Flag {
-        name: "close",
-        value: "K",
-        default: Some("100"),
-        help: "how many of them to close before the second dump",
-    },
-    Flag {
-        name: "keepalive",
-        value: "DURATION",
-        default: Some("1s"),
-        help: "the (leaking) keep-alive ticker's period",
-    },
-    Flag {
-        name: "workers",
-        value: "N",
-        default: Some("2"),
-        help: "worker threads of the server's runtime",
-    },
-    Flag {
-        name: "warn-at",
-        value: "N",
-        default: None,
-        help: "live-task watermark for the leak warning [default: --connections]",
-    },
-];
+const HELP: &str = "\
+dump: an echo server that leaks a task per connection, and the task dump that shows it
+
+Usage: dump [FLAGS]
+
+Flags:
+  --connections N       client connections to open and keep open [default: 1000]
+  --close K             how many of them to close before the second dump [default: 100]
+  --keepalive DURATION  the (leaking) keep-alive ticker's period [default: 1s]
+  --workers N           worker threads of the server's runtime [default: 2]
+  --warn-at N           live-task watermark for the leak warning [default: --connections]
+  --help                print this help
+";
+
+fn parse() -> Result<Option<Config>, cli::Error> {
+    use lexopt::prelude::*;
+    let mut config = Config::default();
+    let mut warn_at = None;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("connections") => config.connections = parser.value()?.parse()?,
+            Long("close") => config.close = parser.value()?.parse()?,
+            Long("keepalive") => config.keepalive = cli::duration_on(parser.value()?)?,
+            Long("workers") => config.workers = cli::positive(parser.value()?)?,
+            Long("warn-at") => warn_at = Some(parser.value()?.parse()?),
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    config.linger = config.keepalive * 3 / 2;
+    config.task_count_warning = warn_at.unwrap_or(config.connections);
+    Ok(Some(config))
+}
 
 fn main() -> ExitCode {
     init_logging();
@@ -64,28 +63,9 @@ fn main() -> ExitCode {
 }
 
 fn run() -> std::io::Result<()> {
-    let args = match args::parse(std::env::args().skip(1), FLAGS)? {
-        Parsed::Help => {
-            print!("{}", args::usage("dump", ABOUT, FLAGS));
-            return Ok(());
-        }
-        Parsed::Args(args) => args,
-    };
-    let connections = args.number("connections")?;
-    let keepalive = args
-        .duration("keepalive")?
-        .unwrap_or(Config::default().keepalive);
-    let config = Config {
-        connections,
-        close: args.number("close")?,
-        keepalive,
-        linger: keepalive * 3 / 2,
-        workers: args.number("workers")?,
-        task_count_warning: match args.get("warn-at") {
-            Some(_) => args.number("warn-at")?,
-            None => connections,
-        },
-        ..Config::default()
+    let Some(config) = parse().map_err(cli::into_io)? else {
+        print!("{HELP}");
+        return Ok(());
     };
     // Both ends of every connection live in this process.
     raise_fd_limit()?;

@@ -1,124 +1,145 @@
-//! HTTP/1.1 reverse proxy: hyper on both sides through `uringo::compat`.
+//! HTTP reverse proxy: hyper on both sides through `uringo::compat`; HTTP/1.1 and h2c
+//! (or h2 over TLS) to clients, HTTP/1.1 to a pool of upstream connections.
 //!
 //! ```sh
 //! cargo run --release -p uringo-examples --bin http-proxy -- \
 //!     --listen 127.0.0.1:8000 --upstream 127.0.0.1:8080
 //! ```
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uringo_examples::args::{self, Flag, Parsed};
+use tokio_util::sync::CancellationToken;
+use uringo_examples::cli;
 use uringo_examples::http_proxy::{Config, HttpProxy};
-use uringo_examples::server::{bind_reuseport, init_logging};
-use uringo_examples::shutdown::{stop_on_signal, Stop};
+use uringo_examples::server::{bind_reuseport, exit_code, init_logging};
+use uringo_examples::shutdown::stop_on_signal;
 
-const ABOUT: &str = "an HTTP/1.1 reverse proxy on uringo (hyper through uringo::compat)";
+const HELP: &str = "\
+http-proxy: an HTTP reverse proxy on uringo (hyper through uringo::compat)
 
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "listen",
-        value: "ADDR",
-        default: Some("127.0.0.1:8000"),
-        help: "address to accept connections on",
-    },
-    Flag {
-        name: "upstream",
-        value: "ADDR[,ADDR..]",
-        default: None,
-        help: "where requests go, round robin (required)",
-    },
-    Flag {
-        name: "workers",
-        value: "N",
-        default: Some("2"),
-        help: "worker threads (and SO_REUSEPORT listeners)",
-    },
-    Flag {
-        name: "connect-timeout",
-        value: "DURATION",
-        default: Some("3s"),
-        help: "limit on connecting to an upstream (then 504)",
-    },
-    Flag {
-        name: "upstream-timeout",
-        value: "DURATION",
-        default: Some("30s"),
-        help: "limit on an upstream's response head (then 504)",
-    },
-    Flag {
-        name: "header-timeout",
-        value: "DURATION",
-        default: Some("30s"),
-        help: "limit on reading a request head, keep-alive wait included",
-    },
-    Flag {
-        name: "max-header-bytes",
-        value: "N",
-        default: Some("16384"),
-        help: "largest request head (then 431); at least 8192",
-    },
-    Flag {
-        name: "max-body-bytes",
-        value: "N",
-        default: Some("10485760"),
-        help: "largest request body (then 413)",
-    },
-    Flag {
-        name: "pool-size",
-        value: "N",
-        default: Some("256"),
-        help: "idle keep-alive connections kept per upstream",
-    },
-    Flag {
-        name: "drain-timeout",
-        value: "DURATION",
-        default: Some("10s"),
-        help: "on SIGINT/SIGTERM, how long requests in progress may finish",
-    },
-];
+Usage: http-proxy --upstream ADDR[,ADDR..] [FLAGS]
+
+Clients may speak HTTP/1.1 or HTTP/2 (h2c with prior knowledge; h2 by ALPN with TLS).
+
+Flags:
+  --listen ADDR                 address to accept connections on [default: 127.0.0.1:8000]
+  --upstream ADDR[,ADDR..]      where requests go, round robin, failing over in turn (required)
+  --workers N                   worker threads (and SO_REUSEPORT listeners) [default: 2]
+  --connect-timeout DURATION    limit on connecting to one upstream [default: 3s]
+  --upstream-timeout DURATION   limit on an upstream's response head (then 504) [default: 30s]
+  --header-timeout DURATION     limit on reading a request head, keep-alive wait and TLS
+                                handshake included [default: 30s]
+  --max-header-bytes N          largest request head (then 431); at least 8192 [default: 16384]
+  --max-body-bytes N            largest request body (then 413) [default: 10485760]
+  --pool-size N                 idle keep-alive connections kept per upstream [default: 256]
+  --pool-idle-timeout DURATION  close an upstream connection idle this long [default: 90s]
+  --max-connections N           client connections served at once; more are reset [default: 10000]
+  --drain-timeout DURATION      on SIGINT/SIGTERM, how long requests in progress may finish [default: 10s]
+  --tls-cert PATH               terminate TLS with this PEM certificate chain (with --tls-key)
+  --tls-key PATH                the PEM private key of --tls-cert
+  --help                        print this help
+
+Durations: 250ms, 5s, 2m, or off.
+";
+
+struct Args {
+    listen: SocketAddr,
+    workers: usize,
+    tls: Option<(PathBuf, PathBuf)>,
+    config: Config,
+}
+
+fn parse() -> Result<Option<Args>, cli::Error> {
+    use lexopt::prelude::*;
+    let forever = Duration::MAX;
+    let mut listen: SocketAddr = ([127, 0, 0, 1], 8000).into();
+    let mut workers = 2;
+    let (mut cert, mut key) = (None, None);
+    let mut upstreams = None;
+    let mut config = Config {
+        upstreams: Vec::new(),
+        connect_timeout: Duration::from_secs(3),
+        upstream_timeout: Duration::from_secs(30),
+        header_read_timeout: Duration::from_secs(30),
+        max_header_bytes: 16 * 1024,
+        max_body_bytes: 10 * 1024 * 1024,
+        pool_max_idle: 256,
+        pool_idle_timeout: Some(Duration::from_secs(90)),
+        max_connections: 10_000,
+        drain_timeout: Duration::from_secs(10),
+        tls: None,
+    };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("listen") => listen = cli::addr(parser.value()?)?,
+            Long("upstream") => upstreams = Some(cli::addr_list(parser.value()?)?),
+            Long("workers") => workers = cli::positive(parser.value()?)?,
+            Long("connect-timeout") => {
+                config.connect_timeout = cli::duration(parser.value()?)?.unwrap_or(forever)
+            }
+            Long("upstream-timeout") => {
+                config.upstream_timeout = cli::duration(parser.value()?)?.unwrap_or(forever)
+            }
+            Long("header-timeout") => {
+                config.header_read_timeout = cli::duration(parser.value()?)?.unwrap_or(forever)
+            }
+            Long("max-header-bytes") => config.max_header_bytes = parser.value()?.parse()?,
+            Long("max-body-bytes") => config.max_body_bytes = parser.value()?.parse()?,
+            Long("pool-size") => config.pool_max_idle = parser.value()?.parse()?,
+            Long("pool-idle-timeout") => config.pool_idle_timeout = cli::duration(parser.value()?)?,
+            Long("max-connections") => config.max_connections = cli::positive(parser.value()?)?,
+            Long("drain-timeout") => {
+                config.drain_timeout = cli::duration(parser.value()?)?.unwrap_or_default()
+            }
+            Long("tls-cert") => cert = Some(PathBuf::from(parser.value()?)),
+            Long("tls-key") => key = Some(PathBuf::from(parser.value()?)),
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    config.upstreams = upstreams.ok_or("--upstream is required")?;
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    Ok(Some(Args {
+        listen,
+        workers,
+        tls,
+        config,
+    }))
+}
 
 fn main() -> ExitCode {
     init_logging();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %err, "http-proxy failed");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("http-proxy", run())
 }
 
 fn run() -> std::io::Result<()> {
-    let args = match args::parse(std::env::args().skip(1), FLAGS)? {
-        Parsed::Help => {
-            print!("{}", args::usage("http-proxy", ABOUT, FLAGS));
-            return Ok(());
-        }
-        Parsed::Args(args) => args,
+    let Some(mut args) = parse().map_err(cli::into_io)? else {
+        print!("{HELP}");
+        return Ok(());
     };
-    let listen = args.addr("listen")?;
-    let workers = args.number("workers")?.max(1);
-    let forever = Duration::MAX;
-    let config = Config {
-        upstreams: args.addr_list("upstream")?,
-        connect_timeout: args.duration("connect-timeout")?.unwrap_or(forever),
-        upstream_timeout: args.duration("upstream-timeout")?.unwrap_or(forever),
-        header_read_timeout: args.duration("header-timeout")?.unwrap_or(forever),
-        max_header_bytes: args.number("max-header-bytes")?,
-        max_body_bytes: args.number("max-body-bytes")?,
-        pool_size: args.number("pool-size")?,
-        drain_timeout: args.duration("drain-timeout")?.unwrap_or_default(),
-    };
-    let upstreams = args.get("upstream").unwrap_or_default().to_string();
-    let proxy = HttpProxy::new(config)?;
-    let rt = uringo::Builder::new().worker_threads(workers).build()?;
+    if let Some((cert, key)) = &args.tls {
+        args.config.tls = Some(uringo_examples::tls::server_config(cert, key)?);
+    }
+    let upstreams = format!("{:?}", args.config.upstreams);
+    let scheme = if args.tls.is_some() { "https" } else { "http" };
+    let rt = uringo::Builder::new()
+        .worker_threads(args.workers)
+        .build()?;
     rt.block_on(async move {
-        let stop = Stop::new();
+        let stop = CancellationToken::new();
         stop_on_signal(stop.clone())?;
-        let listeners = bind_reuseport(listen, workers)?;
+        let proxy = HttpProxy::new(args.config)?;
+        let listeners = bind_reuseport(args.listen, args.workers)?;
         let local = listeners[0].local_addr()?;
-        tracing::info!(%upstreams, workers, "listening on {local}");
+        tracing::info!(%upstreams, workers = args.workers, %scheme, "listening on {local}");
         proxy.serve(listeners, stop).await;
         Ok::<_, std::io::Error>(())
     })?;

@@ -9,70 +9,57 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use uringo_examples::cli;
 use uringo_examples::loadgen::{self, Config, LoadGen};
 
-const USAGE: &str = "\
-usage: loadgen [--addr HOST:PORT] [--connections N] [--size BYTES] [--duration SECS] [--cpu N]
+const HELP: &str = "\
+loadgen: ping-pong load against an echo server
 
-  --addr HOST:PORT  the echo server (default 127.0.0.1:7000)
-  --connections N   concurrent connections, one request in flight each (default 100)
-  --size BYTES      message size; each request is one message and its echo (default 1024)
-  --duration SECS   how long to measure, after a 0.5 s warm-up (default 5)
-  --cpu N           run the client on CPU N only (default: not pinned)";
+Usage: loadgen [FLAGS]
 
-fn parse_args() -> Result<(Config, Duration), String> {
+Flags:
+  --addr HOST:PORT      the echo server [default: 127.0.0.1:7000]
+  --connections N       concurrent connections, one request in flight each [default: 100]
+  --size BYTES          message size; each request is one message and its echo [default: 1024]
+  --duration DURATION   how long to measure, after a 0.5 s warm-up [default: 5s]
+  --cpu N               run the client on CPU N only [default: not pinned]
+  --help                print this help
+";
+
+fn parse() -> Result<Option<(Config, Duration)>, cli::Error> {
+    use lexopt::prelude::*;
     let mut cfg = Config::new(([127, 0, 0, 1], 7000).into());
     let mut duration = Duration::from_secs(5);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let positive = |v: String| {
-            v.parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{flag} wants a positive integer, got {v:?}"))
-        };
-        match flag.as_str() {
-            "--addr" => {
-                let v = value()?;
-                cfg.addr = v
-                    .parse()
-                    .map_err(|_| format!("--addr wants HOST:PORT, got {v:?}"))?;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("addr") => cfg.addr = cli::addr(parser.value()?)?,
+            Long("connections") => cfg.connections = cli::positive(parser.value()?)?,
+            Long("size") => cfg.size = cli::positive(parser.value()?)?,
+            Long("cpu") => cfg.cpu = Some(parser.value()?.parse()?),
+            Long("duration") => {
+                duration = cli::duration_on(parser.value()?)?;
+                if duration.is_zero() {
+                    return Err("--duration must be more than zero".into());
+                }
             }
-            "--connections" => cfg.connections = positive(value()?)?,
-            "--size" => cfg.size = positive(value()?)?,
-            "--cpu" => {
-                let v = value()?;
-                cfg.cpu = Some(
-                    v.parse()
-                        .map_err(|_| format!("--cpu wants a CPU number, got {v:?}"))?,
-                );
-            }
-            "--duration" => {
-                let v = value()?;
-                duration = v
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| format!("--duration wants seconds, got {v:?}"))?;
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected()),
         }
     }
-    Ok((cfg, duration))
+    Ok(Some((cfg, duration)))
 }
 
 fn main() -> ExitCode {
-    let (cfg, duration) = match parse_args() {
-        Ok(parsed) => parsed,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("loadgen: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(if msg.is_empty() { 0 } else { 2 });
+    let (cfg, duration) = match parse() {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("loadgen: {err} (try --help)");
+            return ExitCode::from(2);
         }
     };
     if let Err(err) = loadgen::raise_fd_limit() {

@@ -119,9 +119,21 @@ fn parse_args(program: Program) -> Result<Args, String> {
     };
     let (mut quick, mut smoke, mut window) = (versus, false, None);
     let mut rounds_given = false;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        use lexopt::prelude::*;
+        let flag = match &arg {
+            Long(name) => format!("--{name}"),
+            Short(c) => format!("-{c}"),
+            Value(v) => return Err(format!("unexpected argument {v:?}")),
+        };
+        let mut value = || -> Result<String, String> {
+            parser
+                .value()
+                .map_err(|e| e.to_string())?
+                .into_string()
+                .map_err(|v| format!("{flag}: {v:?} is not UTF-8"))
+        };
         match flag.as_str() {
             "--workers" => args.cfg.workers = parse_positive(&flag, &value()?)?,
             "--rounds" => {
@@ -140,14 +152,7 @@ fn parse_args(program: Program) -> Result<Args, String> {
                 let v = value()?;
                 args.filter = v.split(',').map(str::to_owned).collect();
             }
-            "--budget" => {
-                let v = value()?;
-                args.cfg.budget = v
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .ok_or_else(|| format!("--budget wants seconds, got {v:?}"))?;
-            }
+            "--budget" => args.cfg.budget = parse_duration(&flag, &value()?)?,
             "--all" => args.all = true,
             "--json" => args.json = Some(value()?),
             "--aa" => args.aa = true,
@@ -162,14 +167,11 @@ fn parse_args(program: Program) -> Result<Args, String> {
             "--report" => args.report = Some(value()?.into()),
             "--smoke" => smoke = true,
             "--window" => {
-                let v = value()?;
-                window = v
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .filter(|d| !d.is_zero())
-                    .map(Some)
-                    .ok_or_else(|| format!("--window wants seconds, got {v:?}"))?;
+                let v = parse_duration(&flag, &value()?)?;
+                if v.is_zero() {
+                    return Err("--window must be more than zero".into());
+                }
+                window = Some(v);
             }
             "-h" | "--help" => return Err(String::new()),
             // `cargo bench` passes this to every bench target; accept it silently.
@@ -212,6 +214,14 @@ fn selected(name: &str, in_default_run: bool, args: &Args) -> bool {
     args.filter
         .iter()
         .any(|f| name == f.as_str() || (in_default_run && name.contains(f.as_str())))
+}
+
+/// Seconds as a bare number (`0.5`), or a humantime duration (`500ms`, `2s`).
+pub fn parse_duration(flag: &str, v: &str) -> Result<Duration, String> {
+    match v.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|e| format!("{flag} {v:?}: {e}")),
+        Err(_) => humantime::parse_duration(v).map_err(|e| format!("{flag} {v:?}: {e}")),
+    }
 }
 
 fn parse_positive(flag: &str, v: &str) -> Result<usize, String> {

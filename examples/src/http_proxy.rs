@@ -1,52 +1,67 @@
-//! An HTTP/1.1 reverse proxy: hyper on both sides, through `uringo::compat`.
+//! An HTTP reverse proxy: hyper on both sides, through `uringo::compat`.
 //!
-//! Each client connection is served by hyper's HTTP/1 server (keep-alive, header read
-//! timeout, header size limit); each request is forwarded to the next upstream in
-//! round-robin order over a pooled keep-alive connection driven by hyper's HTTP/1
-//! client. The proxy adds `X-Forwarded-For`, drops hop-by-hop headers, limits the body
-//! size, and answers for its own failures:
+//! Clients speak HTTP/1.1 or HTTP/2 (h2c with prior knowledge on plain TCP; h2 or
+//! HTTP/1.1 by ALPN behind `--tls-cert`), detected per connection by hyper-util's
+//! `auto` server. Each request goes to the next upstream in round-robin order over
+//! HTTP/1.1, through hyper-util's pooled client (`hyper_util::client::legacy::Client`)
+//! behind [`UpstreamConnector`], which connects with uringo's `TcpStream`. The proxy
+//! adds `X-Forwarded-For`, drops hop-by-hop headers, limits the body size, passes
+//! `Upgrade` (WebSocket) through, and answers for its own failures:
 //!
 //! | status | when |
 //! |---|---|
 //! | 400 | the request does not parse (hyper answers), or HTTP/1.1 without `Host` |
 //! | 413 | the body is larger than the limit (declared, or found while streaming) |
 //! | 431 | the request head is larger than the limit (hyper answers) |
-//! | 502 | the upstream refused the connection, reset it or sent garbage |
-//! | 504 | connecting to the upstream, or its response head, took too long |
+//! | 502 | no upstream accepted the connection, or it reset it or sent garbage |
+//! | 504 | connecting to the upstreams, or the response head, took too long |
 //!
-//! ## The upstream pool
+//! ## Upstream connections
 //!
-//! An HTTP/1 connection carries one request at a time. The pool keeps, per upstream,
-//! the `SendRequest` handles of connections it opened; a request takes one that is
-//! ready (the previous response was read to the end), or opens a new connection. A
-//! pooled connection the upstream closed meanwhile is caught by `try_send_request`,
-//! which hands the request back unsent, and it is retried once on a new connection.
+//! hyper-util's pool keys connections by the request URI's authority, which names the
+//! upstream the round robin chose. A new connection is opened by
+//! [`UpstreamConnector`]: the chosen upstream first and, if it refuses or times out,
+//! the others in turn (failover); a connection that reached another upstream is then
+//! pooled under the chosen one's name until it idles out. The pool keeps at most
+//! `pool_max_idle` idle connections per upstream and closes one idle for
+//! `pool_idle_timeout`; a request that a pooled connection closed before taking it is
+//! retried on another by the pool itself.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use uringo::compat::{Compat, HyperTimer};
+use hyper_util::client::legacy::connect::{Connect, Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
+use tokio_util::sync::CancellationToken;
+use uringo::compat::{Compat, HyperExecutor, HyperTimer};
 use uringo::net::{TcpListener, TcpStream};
 
-use crate::server::{is_fd_exhaustion, is_per_connection};
-use crate::shutdown::{race, ConnectionGuard, Drain, Either, Stop};
+use crate::server::{accept_all, Connections};
+use crate::shutdown::drain;
 
 /// The error type of the bodies the proxy passes along.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A request or response body as the proxy forwards it.
 pub type ProxyBody = BoxBody<Bytes, BodyError>;
+/// A task the proxy starts beside a request: an upgraded connection's tunnel.
+pub type Spawn = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
 
 /// Why a body stopped part way: the client or upstream failed, or the size limit hit.
 ///
@@ -68,12 +83,10 @@ impl std::error::Error for BodyError {
     }
 }
 
-/// How long an accept loop waits after EMFILE before trying again.
-const FD_BACKOFF: Duration = Duration::from_millis(50);
 /// hyper's smallest allowed read buffer, which is what bounds the request head.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
-/// Headers that describe one hop, not the message: never forwarded.
+/// Headers that describe one hop, not the message: never forwarded as they are.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -88,159 +101,188 @@ const HOP_BY_HOP: [&str; 8] = [
 /// What the proxy does; see `http-proxy --help` for each field's flag.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where requests go, round robin.
+    /// Where requests go, round robin, failing over in turn.
     pub upstreams: Vec<SocketAddr>,
-    /// Limit on opening a connection to an upstream (then 504).
+    /// Limit on connecting to one upstream.
     pub connect_timeout: Duration,
     /// Limit from sending a request upstream to receiving its response head (then 504).
     pub upstream_timeout: Duration,
     /// Limit on reading a request head from a client, including the wait for the next
-    /// request on a keep-alive connection.
+    /// request on a keep-alive connection, and on the TLS handshake.
     pub header_read_timeout: Duration,
     /// Largest request head accepted (then 431); at least [`MIN_HEADER_BYTES`].
     pub max_header_bytes: usize,
     /// Largest request body accepted (then 413).
     pub max_body_bytes: usize,
     /// Idle keep-alive connections kept per upstream.
-    pub pool_size: usize,
+    pub pool_max_idle: usize,
+    /// An idle upstream connection is closed after this long (`None`: kept).
+    pub pool_idle_timeout: Option<Duration>,
+    /// Client connections served at once; more are reset.
+    pub max_connections: usize,
     /// After a shutdown signal, how long live connections may take to finish.
     pub drain_timeout: Duration,
+    /// Terminate TLS on the client side with this config.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// The proxy's shared state.
+/// Connects to upstreams for hyper-util's pooled client: a `tower::Service<Uri>` that
+/// dials with uringo's [`TcpStream`] and wraps the stream in [`Compat`].
+///
+/// The URI's authority names the upstream to try first; if it refuses or does not
+/// answer within the connect timeout, the others follow in their configured order.
+#[derive(Debug, Clone)]
+pub struct UpstreamConnector {
+    upstreams: Arc<[SocketAddr]>,
+    connect_timeout: Duration,
+}
+
+impl UpstreamConnector {
+    /// A connector over `upstreams`, each attempt limited to `connect_timeout`.
+    pub fn new(upstreams: Vec<SocketAddr>, connect_timeout: Duration) -> UpstreamConnector {
+        UpstreamConnector {
+            upstreams: upstreams.into(),
+            connect_timeout,
+        }
+    }
+
+    async fn connect(self, uri: Uri) -> io::Result<UpstreamConn> {
+        let first: Option<SocketAddr> = uri.authority().and_then(|a| a.as_str().parse().ok());
+        let rest = self.upstreams.iter().copied().filter(|&a| Some(a) != first);
+        let mut last_err = None;
+        for addr in first.into_iter().chain(rest) {
+            match uringo::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(UpstreamConn(Compat::new(stream)));
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(upstream = %addr, error = %err, "upstream connect failed");
+                    last_err = Some(err);
+                }
+                Err(_) => {
+                    tracing::warn!(upstream = %addr, timeout = ?self.connect_timeout, "upstream connect timed out");
+                    last_err = Some(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("connecting to {addr} timed out"),
+                    ));
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::ErrorKind::NotConnected.into()))
+    }
+}
+
+impl tower_service::Service<Uri> for UpstreamConnector {
+    type Response = UpstreamConn;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<UpstreamConn>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        Box::pin(self.clone().connect(uri))
+    }
+}
+
+/// An upstream connection: a [`Compat`] stream, with what hyper-util's pool asks of a
+/// connection ([`Connection`]).
 #[derive(Debug)]
-pub struct HttpProxy {
-    config: Config,
-    next_upstream: AtomicUsize,
-    pools: Vec<Pool>,
-    drain: Drain,
+pub struct UpstreamConn(Compat<TcpStream>);
+
+impl Connection for UpstreamConn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
 }
 
-impl HttpProxy {
-    /// A proxy for `config`; fails on an empty upstream list or a header limit below
-    /// [`MIN_HEADER_BYTES`].
-    pub fn new(config: Config) -> io::Result<Arc<HttpProxy>> {
-        if config.upstreams.is_empty() {
-            return Err(invalid("at least one upstream is needed".into()));
-        }
-        if config.max_header_bytes < MIN_HEADER_BYTES {
-            return Err(invalid(format!(
-                "the header limit must be at least {MIN_HEADER_BYTES} bytes"
-            )));
-        }
-        let pools = config
-            .upstreams
-            .iter()
-            .map(|&addr| Pool {
-                addr,
-                idle: Mutex::new(Vec::new()),
-            })
-            .collect();
-        Ok(Arc::new(HttpProxy {
-            config,
+impl Read for UpstreamConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl Write for UpstreamConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// What the proxy does to a request, whatever runtime carries it: checks, header
+/// rewriting, the choice of upstream, the pooled client, the error answers and the
+/// `Upgrade` tunnel. `http-proxy` runs it on uringo, `http-proxy-tokio` on tokio.
+pub struct Forwarder<C> {
+    client: Client<C, ProxyBody>,
+    upstreams: Vec<SocketAddr>,
+    next_upstream: AtomicUsize,
+    upstream_timeout: Duration,
+    max_body_bytes: usize,
+    spawn: Spawn,
+    sleep: fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl<C> std::fmt::Debug for Forwarder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("upstreams", &self.upstreams)
+            .finish()
+    }
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> Forwarder<C> {
+    /// A forwarder to `upstreams` through `client`; `spawn` starts upgrade tunnels and
+    /// `sleep` times the upstream timeout, both on the caller's runtime.
+    pub fn new(
+        client: Client<C, ProxyBody>,
+        upstreams: Vec<SocketAddr>,
+        upstream_timeout: Duration,
+        max_body_bytes: usize,
+        spawn: Spawn,
+        sleep: fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Forwarder<C> {
+        Forwarder {
+            client,
+            upstreams,
             next_upstream: AtomicUsize::new(0),
-            pools,
-            drain: Drain::new(),
-        }))
-    }
-
-    /// Runs the accept loops until `stop`, then lets live connections finish their
-    /// current request (idle keep-alive connections close at once), at most the drain
-    /// timeout. Returns how many were still live then.
-    pub async fn serve(self: &Arc<Self>, listeners: Vec<TcpListener>, stop: Stop) -> usize {
-        let loops: Vec<_> = listeners
-            .into_iter()
-            .map(|listener| {
-                let proxy = self.clone();
-                let stop = stop.clone();
-                uringo::spawn(async move { proxy.accept_loop(listener, stop).await })
-            })
-            .collect();
-        for accept_loop in loops {
-            let _ = accept_loop.await;
-        }
-        tracing::info!(
-            live = self.drain.live(),
-            "stopped accepting; draining connections"
-        );
-        let left = self
-            .drain
-            .wait(Instant::now() + self.config.drain_timeout)
-            .await;
-        if left > 0 {
-            tracing::warn!(left, "drain deadline passed; closing remaining connections");
-        } else {
-            tracing::info!("all connections drained");
-        }
-        left
-    }
-
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener, stop: Stop) {
-        loop {
-            let accepted = match race(stop.wait(), listener.accept()).await {
-                Either::Left(()) => return,
-                Either::Right(accepted) => accepted,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    // No connection limit of its own: keep-alive makes connections
-                    // cheap to hold, and the fd limit is the real bound (EMFILE below).
-                    let guard = self.drain.admit();
-                    let proxy = self.clone();
-                    let stop = stop.clone();
-                    uringo::spawn(async move {
-                        proxy.serve_connection(stream, peer, stop, guard).await
-                    });
-                }
-                Err(err) if is_fd_exhaustion(&err) => {
-                    tracing::warn!(error = %err, "accept: out of file descriptors; backing off");
-                    uringo::time::sleep(FD_BACKOFF).await;
-                }
-                Err(err) if is_per_connection(&err) => {
-                    tracing::debug!(error = %err, "accept: connection gone before it was accepted");
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "accept failed; this listener stops");
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn serve_connection(
-        self: Arc<Self>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        stop: Stop,
-        _guard: ConnectionGuard,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let proxy = self.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-        });
-        let mut conn = pin!(hyper::server::conn::http1::Builder::new()
-            .timer(HyperTimer)
-            .keep_alive(true)
-            .header_read_timeout(self.config.header_read_timeout)
-            .max_buf_size(self.config.max_header_bytes)
-            .serve_connection(Compat::new(stream), service));
-        let served = match race(conn.as_mut(), stop.wait()).await {
-            Either::Left(served) => served,
-            Either::Right(()) => {
-                // Finish the request in progress, if any, then close.
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        if let Err(err) = served {
-            tracing::debug!(%peer, error = %err, "client connection ended with an error");
+            upstream_timeout,
+            max_body_bytes,
+            spawn,
+            sleep,
         }
     }
 
     /// Forwards one request, or answers it with the proxy's own error response.
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
         match self.forward(req, peer).await {
             Ok(response) => response,
@@ -253,7 +295,7 @@ impl HttpProxy {
 
     async fn forward(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         if req.version() == Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
@@ -262,36 +304,59 @@ impl HttpProxy {
             ));
         }
         if let Some(declared) = content_length(req.headers()) {
-            if declared > self.config.max_body_bytes as u64 {
+            if declared > self.max_body_bytes as u64 {
                 return Err(ProxyError::TooLarge);
             }
         }
+        let upgrade = upgrade_protocol(&req);
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = &upgrade {
+            set_upgrade(&mut parts.headers, protocol.clone());
+        }
+        // HTTP/2 carries the host in the URI (`:authority`); HTTP/1.1 upstreams want it
+        // in `Host`.
+        if let Some(authority) = parts.uri.authority() {
+            if !parts.headers.contains_key(header::HOST) {
+                if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                    parts.headers.insert(header::HOST, host);
+                }
+            }
+        }
         append_forwarded_for(&mut parts.headers, peer);
-        parts.uri = origin_form(&parts.uri);
+        let upstream = self.upstreams
+            [self.next_upstream.fetch_add(1, Ordering::Relaxed) % self.upstreams.len()];
+        parts.uri = upstream_uri(upstream, &parts.uri);
         parts.version = Version::HTTP_11;
-        let body = Limited::new(body, self.config.max_body_bytes)
+        let body = Limited::new(body, self.max_body_bytes)
             .map_err(BodyError)
             .boxed();
         let request = Request::from_parts(parts, body);
 
-        let pool =
-            &self.pools[self.next_upstream.fetch_add(1, Ordering::Relaxed) % self.pools.len()];
-        let response = match uringo::time::timeout(
-            self.config.upstream_timeout,
-            pool.send(request, self.config.connect_timeout, self.config.pool_size),
-        )
-        .await
-        {
-            Ok(response) => response?,
-            Err(_) => {
+        let sent = pin!(self.client.request(request));
+        let timeout = (self.sleep)(self.upstream_timeout);
+        let mut response = match futures_util::future::select(sent, timeout).await {
+            Either::Left((response, _)) => {
+                response.map_err(|err| ProxyError::from_client(upstream, err))?
+            }
+            Either::Right(_) => {
                 return Err(ProxyError::GatewayTimeout(format!(
-                    "{} sent no response within {:?}",
-                    pool.addr, self.config.upstream_timeout
+                    "{upstream} sent no response within {:?}",
+                    self.upstream_timeout
                 )))
             }
         };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let (Some(protocol), Some(client_upgrade)) = (upgrade, client_upgrade) {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                (self.spawn)(Box::pin(tunnel(client_upgrade, upstream_upgrade, peer)));
+                let (mut parts, _) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                set_upgrade(&mut parts.headers, protocol);
+                return Ok(Response::from_parts(parts, empty()));
+            }
+        }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(
@@ -301,103 +366,170 @@ impl HttpProxy {
     }
 }
 
-/// Keep-alive connections to one upstream.
-struct Pool {
-    addr: SocketAddr,
-    idle: Mutex<Vec<SendRequest<ProxyBody>>>,
+/// Copies both ways between the client's and the upstream's upgraded connections until
+/// both are done.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    peer: SocketAddr,
+) {
+    let (client, upstream) = match futures_util::future::try_join(client, upstream).await {
+        Ok(both) => both,
+        Err(err) => {
+            tracing::info!(%peer, error = %err, "upgrade failed");
+            return;
+        }
+    };
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((sent, received)) => {
+            tracing::debug!(%peer, sent, received, "upgraded connection closed")
+        }
+        Err(err) => tracing::debug!(%peer, error = %err, "upgraded connection ended with an error"),
+    }
 }
 
-impl std::fmt::Debug for Pool {
+/// The proxy's shared state.
+pub struct HttpProxy {
+    config: Config,
+    forwarder: Forwarder<UpstreamConnector>,
+    server: auto::Builder<HyperExecutor>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    connections: Connections,
+}
+
+impl std::fmt::Debug for HttpProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("addr", &self.addr).finish()
+        f.debug_struct("HttpProxy")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
-impl Pool {
-    /// Sends `request` on a pooled connection (or a new one) and returns the response
-    /// head; the connection goes back to the pool to be reused once the response body
-    /// has been read.
-    async fn send(
-        &self,
-        request: Request<ProxyBody>,
-        connect_timeout: Duration,
-        pool_size: usize,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let mut request = request;
-        let mut may_reuse = true;
-        loop {
-            let pooled = if may_reuse { self.take_ready() } else { None };
-            let reused = pooled.is_some();
-            let mut sender = match pooled {
-                Some(sender) => sender,
-                None => self.connect(connect_timeout).await?,
-            };
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    self.put_back(sender, pool_size);
-                    return Ok(response);
-                }
-                Err(mut err) => match err.take_message() {
-                    // The pooled connection died before taking the request: nothing was
-                    // sent, so a retry on a fresh connection is safe for any method.
-                    Some(unsent) if reused => {
-                        tracing::debug!(upstream = %self.addr, error = %err.error(), "pooled connection was closed; retrying on a new one");
-                        request = unsent;
-                        may_reuse = false;
-                    }
-                    _ => return Err(ProxyError::from_upstream(self.addr, err.into_error())),
-                },
-            }
+impl HttpProxy {
+    /// A proxy for `config`; fails on an empty upstream list, a zero connection limit
+    /// or a header limit below [`MIN_HEADER_BYTES`]. Call it on a uringo runtime: the
+    /// pool's idle sweeper is spawned there.
+    pub fn new(config: Config) -> io::Result<Arc<HttpProxy>> {
+        if config.upstreams.is_empty() {
+            return Err(invalid("at least one upstream is needed".into()));
         }
-    }
-
-    fn take_ready(&self) -> Option<SendRequest<ProxyBody>> {
-        let mut idle = lock(&self.idle);
-        idle.retain(|sender| !sender.is_closed());
-        let ready = idle.iter().position(SendRequest::is_ready)?;
-        Some(idle.swap_remove(ready))
-    }
-
-    fn put_back(&self, sender: SendRequest<ProxyBody>, pool_size: usize) {
-        let mut idle = lock(&self.idle);
-        if idle.len() < pool_size {
-            idle.push(sender);
+        if config.max_connections == 0 {
+            return Err(invalid("max connections must be at least 1".into()));
         }
-        // Else dropped: the connection closes once its response is read.
+        if config.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(invalid(format!(
+                "the header limit must be at least {MIN_HEADER_BYTES} bytes"
+            )));
+        }
+        let connector = UpstreamConnector::new(config.upstreams.clone(), config.connect_timeout);
+        let client = Client::builder(HyperExecutor::new())
+            .timer(HyperTimer)
+            .pool_timer(HyperTimer)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle)
+            .build(connector);
+        let connections = Connections::new(config.max_connections);
+        let spawn: Spawn = {
+            let connections = connections.tasks().clone();
+            Arc::new(move |task| drop(uringo::spawn(connections.track_future(task))))
+        };
+        let forwarder = Forwarder::new(
+            client,
+            config.upstreams.clone(),
+            config.upstream_timeout,
+            config.max_body_bytes,
+            spawn,
+            |d| Box::pin(uringo::time::sleep(d)),
+        );
+        let mut server = auto::Builder::new(HyperExecutor::new());
+        server
+            .http1()
+            .timer(HyperTimer)
+            .keep_alive(true)
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(config.max_header_bytes);
+        server
+            .http2()
+            .timer(HyperTimer)
+            .max_header_list_size(config.max_header_bytes.min(u32::MAX as usize) as u32);
+        let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        Ok(Arc::new(HttpProxy {
+            config,
+            forwarder,
+            server,
+            tls,
+            connections,
+        }))
     }
 
-    async fn connect(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<SendRequest<ProxyBody>, ProxyError> {
-        let stream =
-            match uringo::time::timeout(connect_timeout, TcpStream::connect(self.addr)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    return Err(ProxyError::BadGateway(format!(
-                        "connecting to {}: {err}",
-                        self.addr
-                    )))
-                }
-                Err(_) => {
-                    return Err(ProxyError::GatewayTimeout(format!(
-                        "connecting to {} took longer than {connect_timeout:?}",
-                        self.addr
-                    )))
-                }
-            };
+    /// Client connections (and upgraded tunnels) live now.
+    pub fn live_connections(&self) -> usize {
+        self.connections.tasks().len()
+    }
+
+    /// Runs the accept loops until `stop`, then lets live connections finish their
+    /// current request (idle keep-alive connections close at once), at most the drain
+    /// timeout. Returns how many were still live then.
+    pub async fn serve(
+        self: &Arc<Self>,
+        listeners: Vec<TcpListener>,
+        stop: CancellationToken,
+    ) -> usize {
+        let proxy = self.clone();
+        let on_stop = stop.clone();
+        accept_all(listeners, stop, move |stream, peer| {
+            let (served, stop) = (proxy.clone(), on_stop.clone());
+            proxy.connections.serve(stream, peer, |stream| async move {
+                served.serve_connection(stream, peer, stop).await
+            })
+        })
+        .await;
+        drain(self.connections.tasks(), self.config.drain_timeout).await
+    }
+
+    async fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        stop: CancellationToken,
+    ) {
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(Compat::new(stream))
-            .await
-            .map_err(|err| ProxyError::from_upstream(self.addr, err))?;
-        let addr = self.addr;
-        uringo::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(upstream = %addr, error = %err, "upstream connection ended with an error");
-            }
+        let stream = Compat::new(stream);
+        let Some(acceptor) = &self.tls else {
+            return self.serve_http(stream, peer, stop).await;
+        };
+        let handshake = acceptor.accept(stream);
+        match uringo::time::timeout(self.config.header_read_timeout, handshake).await {
+            Ok(Ok(tls)) => self.serve_http(TokioIo::new(tls), peer, stop).await,
+            Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+
+    /// Serves HTTP/1 or HTTP/2 (whichever the client speaks) on one connection.
+    async fn serve_http<I>(self: &Arc<Self>, io: I, peer: SocketAddr, stop: CancellationToken)
+    where
+        I: Read + Write + Unpin + Send + 'static,
+    {
+        let proxy = self.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.forwarder.handle(req, peer).await) }
         });
-        Ok(sender)
+        let mut conn = pin!(self.server.serve_connection_with_upgrades(io, service));
+        let served = match futures_util::future::select(conn.as_mut(), pin!(stop.cancelled())).await
+        {
+            Either::Left((served, _)) => served,
+            Either::Right(((), mut conn)) => {
+                // Finish the requests in progress, if any, then close.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(err) = served {
+            tracing::debug!(%peer, error = %err, "client connection ended with an error");
+        }
     }
 }
 
@@ -415,20 +547,32 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// Sorts a hyper client error: our body limit tripping while streaming is 413,
-    /// hyper's own timeout 504, anything else the upstream's fault (502).
-    fn from_upstream(addr: SocketAddr, err: hyper::Error) -> ProxyError {
+    /// Sorts a client error: our body limit tripping while streaming is 413, a
+    /// connect or read that timed out 504, anything else the upstream's fault (502).
+    fn from_client(addr: SocketAddr, err: hyper_util::client::legacy::Error) -> ProxyError {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        let mut timed_out = false;
         while let Some(cause) = source {
             if cause.is::<LengthLimitError>() {
                 return ProxyError::TooLarge;
             }
+            timed_out |= cause
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+                || cause
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_timeout);
             source = cause.source();
         }
-        if err.is_timeout() {
-            ProxyError::GatewayTimeout(format!("{addr}: {err}"))
+        let what = if err.is_connect() {
+            "connecting via"
         } else {
-            ProxyError::BadGateway(format!("{addr}: {err}"))
+            "from"
+        };
+        if timed_out {
+            ProxyError::GatewayTimeout(format!("{what} {addr}: {err:#}"))
+        } else {
+            ProxyError::BadGateway(format!("{what} {addr}: {err:#}"))
         }
     }
 
@@ -442,7 +586,8 @@ impl ProxyError {
         }
     }
 
-    fn into_response(self) -> Response<ProxyBody> {
+    /// The proxy's own answer for this error.
+    pub fn into_response(self) -> Response<ProxyBody> {
         let status = self.status();
         let body = format!("{}\n", status.canonical_reason().unwrap_or("error"));
         let mut response = Response::new(
@@ -514,18 +659,43 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     }
 }
 
-/// The path and query only: the upstream gets origin-form, whatever the client sent.
-fn origin_form(uri: &Uri) -> Uri {
-    uri.path_and_query()
-        .map(|pq| Uri::from(pq.clone()))
-        .unwrap_or_else(|| Uri::from_static("/"))
+/// `http://{upstream}{path and query}`: the authority picks the pool (and the upstream
+/// tried first); the client sends the upstream origin-form, whatever the client sent.
+fn upstream_uri(upstream: SocketAddr, uri: &Uri) -> Uri {
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    Uri::builder()
+        .scheme("http")
+        .authority(upstream.to_string())
+        .path_and_query(path)
+        .build()
+        .unwrap_or_else(|_| Uri::from_static("/"))
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The pool is a plain Vec of handles: still consistent after a panic elsewhere.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` and an
+/// `Upgrade` header), if any.
+fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let asks = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Puts back the two hop-by-hop headers an upgrade needs on the next hop.
+fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
+fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed()
 }
 
 fn invalid(message: String) -> io::Error {

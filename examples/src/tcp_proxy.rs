@@ -18,12 +18,16 @@
 //!
 //! ## Connection limit
 //!
-//! Beyond `max_connections`, a connection is accepted and closed at once with a reset.
-//! Not accepting would not work here: uringo's multishot accept keeps taking
-//! connections off the backlog in the kernel whether or not we ask for the next one,
-//! and even with a plain accept, a full backlog leaves clients hanging until their own
-//! connect timeout. A reset tells the client right away, and keeps the proxy's fd use
-//! bounded by the limit.
+//! Beyond `max_connections`, a connection is accepted and closed at once with a reset
+//! ([`Connections`]). Leaving it in the kernel's backlog instead
+//! (`TcpListener::set_accept_backlog_limit`) would leave clients hanging until their own
+//! connect timeout once the backlog fills; a reset tells the client right away, and
+//! keeps the proxy's fd use bounded by the limit.
+//!
+//! ## Restart
+//!
+//! `tcp-proxy --handoff PATH` hands its listening sockets to a successor: see
+//! [`crate::handoff`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,14 +36,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
 use uringo::net::{TcpListener, TcpStream};
 
 use crate::buffered_copy::copy_bidirectional_buffered;
-use crate::server::{is_fd_exhaustion, is_per_connection};
-use crate::shutdown::{race, ConnectionGuard, Drain, Either, Stop};
-
-/// How long an accept loop waits after EMFILE before trying again.
-const FD_BACKOFF: Duration = Duration::from_millis(50);
+use crate::server::{accept_all, Connections};
+use crate::shutdown::drain;
 
 /// What the proxy does; see `tcp-proxy --help` for each field's flag.
 #[derive(Debug, Clone)]
@@ -83,13 +85,13 @@ impl std::str::FromStr for CopyMode {
     }
 }
 
-/// The proxy's shared state: its configuration, the round-robin cursor and the live
-/// connection count.
+/// The proxy's shared state: its configuration, the round-robin cursor, the
+/// connection limit and the live connection tasks.
 #[derive(Debug)]
 pub struct Proxy {
     config: Config,
     next_upstream: AtomicUsize,
-    drain: Drain,
+    connections: Connections,
 }
 
 impl Proxy {
@@ -108,83 +110,31 @@ impl Proxy {
             ));
         }
         Ok(Arc::new(Proxy {
+            connections: Connections::new(config.max_connections),
             config,
             next_upstream: AtomicUsize::new(0),
-            drain: Drain::new(),
         }))
     }
 
-    /// Runs the accept loops until `stop` is triggered, then waits for live connections
+    /// Runs the accept loops until `stop` is cancelled, then waits for live connections
     /// to finish, at most the drain timeout. Returns how many were still live then.
-    pub async fn serve(self: &Arc<Self>, listeners: Vec<TcpListener>, stop: Stop) -> usize {
-        let loops: Vec<_> = listeners
-            .into_iter()
-            .map(|listener| {
-                let proxy = self.clone();
-                let stop = stop.clone();
-                uringo::spawn(async move { proxy.accept_loop(listener, stop).await })
-            })
-            .collect();
-        for accept_loop in loops {
-            let _ = accept_loop.await;
-        }
-        let live = self.drain.live();
-        tracing::info!(
-            live,
-            drain_timeout = ?self.config.drain_timeout,
-            "stopped accepting; draining connections"
-        );
-        let left = self
-            .drain
-            .wait(Instant::now() + self.config.drain_timeout)
-            .await;
-        if left > 0 {
-            tracing::warn!(left, "drain deadline passed; closing remaining connections");
-        } else {
-            tracing::info!("all connections drained");
-        }
-        left
-    }
-
-    /// Accepts until `stop`; the listener is closed when this returns.
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener, stop: Stop) {
-        loop {
-            let accepted = match race(stop.wait(), listener.accept()).await {
-                Either::Left(()) => return,
-                Either::Right(accepted) => accepted,
-            };
-            match accepted {
-                Ok((client, peer)) => self.admit(client, peer),
-                Err(err) if is_fd_exhaustion(&err) => {
-                    tracing::warn!(error = %err, "accept: out of file descriptors; backing off");
-                    uringo::time::sleep(FD_BACKOFF).await;
-                }
-                Err(err) if is_per_connection(&err) => {
-                    tracing::debug!(error = %err, "accept: connection gone before it was accepted");
-                }
-                Err(err) => {
-                    // A listener error is not a reason to bring down the connections
-                    // already being served; this loop ends and the others carry on.
-                    tracing::error!(error = %err, "accept failed; this listener stops");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn admit(self: &Arc<Self>, client: TcpStream, peer: SocketAddr) {
-        let Some(guard) = self.drain.try_admit(self.config.max_connections) else {
-            tracing::warn!(%peer, limit = self.config.max_connections, "connection limit reached; resetting");
-            // Linger 0: close sends RST, so the client learns at once and no TIME_WAIT
-            // is left behind here.
-            let _ = client.set_linger(Some(Duration::ZERO));
-            return;
-        };
+    pub async fn serve(
+        self: &Arc<Self>,
+        listeners: Vec<TcpListener>,
+        stop: CancellationToken,
+    ) -> usize {
         let proxy = self.clone();
-        uringo::spawn(async move { proxy.serve_connection(client, peer, guard).await });
+        accept_all(listeners, stop, move |client, peer| {
+            let served = proxy.clone();
+            proxy.connections.serve(client, peer, |client| async move {
+                served.serve_connection(client, peer).await
+            })
+        })
+        .await;
+        drain(self.connections.tasks(), self.config.drain_timeout).await
     }
 
-    async fn serve_connection(&self, client: TcpStream, peer: SocketAddr, _guard: ConnectionGuard) {
+    async fn serve_connection(&self, client: TcpStream, peer: SocketAddr) {
         let started = Instant::now();
         match self.proxy(client, peer).await {
             Ok((upstream, sent, received)) => tracing::debug!(
@@ -216,9 +166,9 @@ impl Proxy {
         };
         let (sent, received) = match self.config.idle_timeout {
             None => copy.await?,
-            Some(idle) => match race(copy, watch_idle(fds, idle)).await {
-                Either::Left(copied) => copied?,
-                Either::Right(err) => return Err(err),
+            Some(idle) => tokio::select! {
+                copied = copy => copied?,
+                err = watch_idle(fds, idle) => return Err(err),
             },
         };
         Ok((upstream_addr, sent, received))

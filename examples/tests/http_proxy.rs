@@ -7,12 +7,14 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use support::{refused_addr, Program, PATIENCE};
+use support::{
+    closed_by_peer, http_upstream, path, read_body, read_head, refused_addr, Program, PATIENCE,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_http-proxy");
 
@@ -23,70 +25,18 @@ struct Response {
     body: Vec<u8>,
 }
 
-/// Reads one request or response head: the first line and the headers (names
-/// lowercased).
-fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(String, HashMap<String, String>)> {
-    let mut first = String::new();
-    if reader.read_line(&mut first).ok()? == 0 {
-        return None;
-    }
-    let mut headers = HashMap::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Some((first.trim_end().to_string(), headers));
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-    }
-}
-
-fn read_body(reader: &mut BufReader<TcpStream>, headers: &HashMap<String, String>) -> Vec<u8> {
-    let len: usize = headers
-        .get("content-length")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
-    body
-}
-
-/// An HTTP/1.1 upstream that answers every request with what it saw: the
-/// `X-Forwarded-For` header, the path, the body length and any `X-Secret` header. Keep-alive; counts the
-/// connections it accepts.
+/// An upstream that answers every request with what it saw: the `X-Forwarded-For`
+/// header, the path, the body length and any `X-Secret` header.
 fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            count.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut writer = conn.try_clone().unwrap();
-                let mut reader = BufReader::new(conn);
-                while let Some((first, headers)) = read_head(&mut reader) {
-                    let body = read_body(&mut reader, &headers);
-                    let path = first.split(' ').nth(1).unwrap_or("").to_string();
-                    let xff = headers.get("x-forwarded-for").cloned().unwrap_or_default();
-                    let secret = headers.get("x-secret").cloned().unwrap_or_default();
-                    let answer =
-                        format!("xff={xff};path={path};body={};secret={secret}", body.len());
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Upstream: yes\r\n\r\n{answer}",
-                        answer.len()
-                    );
-                    if writer.write_all(response.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, accepted)
+    http_upstream(|first, headers, body| {
+        let xff = headers.get("x-forwarded-for").cloned().unwrap_or_default();
+        let secret = headers.get("x-secret").cloned().unwrap_or_default();
+        format!(
+            "xff={xff};path={};body={};secret={secret}",
+            path(first),
+            body.len()
+        )
+    })
 }
 
 /// An upstream that accepts connections and never answers.
@@ -259,4 +209,99 @@ fn a_silent_upstream_gets_504() {
     assert_eq!(client.send(&get("/slow")).status, 504);
     // The proxy's own answer leaves the client connection usable.
     assert_eq!(client.send(&get("/slow-again")).status, 504);
+}
+
+#[test]
+fn a_dead_upstream_is_skipped_for_the_next_one() {
+    let (live, accepted) = echo_upstream();
+    let upstreams = format!("{},{live}", refused_addr());
+    let proxy = Program::start(BIN, &["--upstream", &upstreams]);
+    for i in 0..10 {
+        // A new client connection each time, so the round robin reaches both names.
+        let response = Client::connect(proxy.addr).send(&get(&format!("/{i}")));
+        assert_eq!(response.status, 200, "request {i}");
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
+}
+
+#[test]
+fn connections_over_the_limit_are_closed() {
+    let (upstream, _) = echo_upstream();
+    let proxy = Program::start(
+        BIN,
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--max-connections",
+            "1",
+        ],
+    );
+    let mut first = Client::connect(proxy.addr);
+    assert_eq!(first.send(&get("/one")).status, 200);
+    let mut second = Client::connect(proxy.addr);
+    let _ = second.writer.write_all(&get("/two"));
+    assert!(
+        closed_by_peer(&mut second.reader),
+        "a connection over the limit was served"
+    );
+    // The first is still served.
+    assert_eq!(first.send(&get("/one-again")).status, 200);
+}
+
+/// An upstream that switches protocols on `Upgrade: websocket` and then echoes bytes
+/// upper-cased, as a stand-in for a WebSocket server.
+fn upgrading_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                let Some((_, headers)) = read_head(&mut reader) else {
+                    return;
+                };
+                let upgrade = headers.get("upgrade").cloned().unwrap_or_default();
+                let connection = headers.get("connection").cloned().unwrap_or_default();
+                if upgrade != "websocket" || !connection.eq_ignore_ascii_case("upgrade") {
+                    let _ =
+                        writer.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                writer
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+                    .unwrap();
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = reader.read(&mut buf) {
+                    if writer.write_all(&buf[..n].to_ascii_uppercase()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_upgrade_passes_through_and_bytes_flow_both_ways_after_101() {
+    let proxy = Program::start(BIN, &["--upstream", &upgrading_upstream().to_string()]);
+    let mut client = Client::connect(proxy.addr);
+    client
+        .writer
+        .write_all(b"GET /chat HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    let (status_line, headers) = read_head(&mut client.reader).expect("no response");
+    assert!(status_line.starts_with("HTTP/1.1 101"), "{status_line}");
+    assert_eq!(
+        headers.get("upgrade").map(String::as_str),
+        Some("websocket")
+    );
+    for message in ["hello", "over the tunnel"] {
+        client.writer.write_all(message.as_bytes()).unwrap();
+        let mut back = vec![0u8; message.len()];
+        client.reader.read_exact(&mut back).unwrap();
+        assert_eq!(back, message.to_ascii_uppercase().as_bytes());
+    }
 }

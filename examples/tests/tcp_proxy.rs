@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{refused_addr, Program, PATIENCE};
+use support::{closed_by_peer, refused_addr, Program, PATIENCE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tcp-proxy");
 
@@ -69,17 +69,6 @@ fn exchange(stream: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
     let mut back = vec![0; payload.len()];
     stream.read_exact(&mut back).unwrap();
     back
-}
-
-/// Whether the peer ended the connection: EOF or a reset, as opposed to our read
-/// timing out (which would mean the connection is still open and silent).
-fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    match stream.read(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(err) => !matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-    }
 }
 
 fn payload(seed: u32, len: usize) -> Vec<u8> {

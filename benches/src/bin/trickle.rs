@@ -14,6 +14,8 @@
 
 use std::time::{Duration, Instant};
 
+use lexopt::ValueExt as _;
+
 /// CPU time this process has used, user plus system, all threads, at µs resolution
 /// (`/proc/<pid>/stat` counts 10 ms ticks).
 fn process_cpu_time() -> Duration {
@@ -90,10 +92,38 @@ fn round(peer: Peer, gap: Duration, window: Duration) -> (u64, Duration, Duratio
     (spawned, cpu, wall)
 }
 
+/// `[ROUNDS] [WINDOW]`, both positional.
+fn parse() -> Result<(usize, Duration), String> {
+    let (mut rounds, mut window) = (3, Duration::from_secs(2));
+    let mut parser = lexopt::Parser::from_env();
+    let mut position = 0;
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        let lexopt::Arg::Value(value) = arg else {
+            return Err(arg.unexpected().to_string());
+        };
+        let value = value.string().map_err(|e| e.to_string())?;
+        match position {
+            0 => {
+                rounds = value
+                    .parse()
+                    .map_err(|e| format!("ROUNDS {value:?}: {e}"))?
+            }
+            1 => window = uringo_benches::app::parse_duration("WINDOW", &value)?,
+            _ => return Err(format!("unexpected argument {value:?}")),
+        }
+        position += 1;
+    }
+    Ok((rounds, window))
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let rounds: usize = args.next().map_or(3, |a| a.parse().expect("ROUNDS"));
-    let window = Duration::from_secs_f64(args.next().map_or(2.0, |a| a.parse().expect("SECONDS")));
+    let (rounds, window) = match parse() {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("trickle: {err}\nusage: trickle [ROUNDS (default 3)] [WINDOW (seconds or e.g. 2s; default 2)]");
+            std::process::exit(2);
+        }
+    };
     let peers = [Peer::Uringo, Peer::UringoNoSpin, Peer::Tokio];
     println!(
         "| sleep between spawns | achieved gap | {} | spin cost |",

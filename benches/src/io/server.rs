@@ -89,12 +89,26 @@ pub fn main(args: &[String]) -> io::Result<()> {
         .and_then(|k| Server::parse(k))
         .ok_or_else(usage)?;
     let (mut cpu, mut upstream) = (None, None);
-    let mut rest = args[1..].iter();
-    while let Some(flag) = rest.next() {
-        let value = rest.next().ok_or_else(usage)?;
-        match flag.as_str() {
-            "--cpu" => cpu = Some(value.parse::<usize>().map_err(|_| usage())?),
-            "--upstream" => upstream = Some(value.parse::<SocketAddr>().map_err(|_| usage())?),
+    let mut parser = lexopt::Parser::from_args(&args[1..]);
+    while let Some(arg) = parser.next().map_err(|_| usage())? {
+        use lexopt::prelude::*;
+        match arg {
+            Long("cpu") => {
+                cpu = Some(
+                    parser
+                        .value()
+                        .and_then(|v| v.parse::<usize>())
+                        .map_err(|_| usage())?,
+                )
+            }
+            Long("upstream") => {
+                upstream = Some(
+                    parser
+                        .value()
+                        .and_then(|v| v.parse::<SocketAddr>())
+                        .map_err(|_| usage())?,
+                )
+            }
             _ => return Err(usage()),
         }
     }

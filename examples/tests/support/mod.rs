@@ -5,10 +5,13 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Upper bound on any single wait: far beyond what a healthy run needs.
@@ -137,4 +140,87 @@ pub fn refused_addr() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     addr
+}
+
+/// Whether the peer ended the connection: EOF or a reset, as opposed to our read
+/// timing out (which would mean the connection is still open and silent).
+pub fn closed_by_peer(stream: &mut impl Read) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) => !matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    }
+}
+
+/// Reads one request or response head: the first line and the headers (names
+/// lowercased).
+pub fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(String, HashMap<String, String>)> {
+    let mut first = String::new();
+    if reader.read_line(&mut first).ok()? == 0 {
+        return None;
+    }
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Some((first.trim_end().to_string(), headers));
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+}
+
+/// Reads a `Content-Length` body (none: empty).
+pub fn read_body(reader: &mut BufReader<TcpStream>, headers: &HashMap<String, String>) -> Vec<u8> {
+    let len: usize = headers
+        .get("content-length")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    body
+}
+
+/// What an [`http_upstream`] answers: from the request line, headers and body, the
+/// response body.
+pub type Answer = fn(&str, &HashMap<String, String>, &[u8]) -> String;
+
+/// A thread-per-connection HTTP/1.1 keep-alive upstream that answers every request
+/// `200 OK` with `X-Upstream: yes` and the body `answer` makes; returns its address and
+/// a count of the connections it accepted.
+pub fn http_upstream(answer: Answer) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                while let Some((first, headers)) = read_head(&mut reader) {
+                    let body = read_body(&mut reader, &headers);
+                    let answer = answer(&first, &headers, &body);
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Upstream: yes\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// The path of a request line.
+pub fn path(first_line: &str) -> &str {
+    first_line.split(' ').nth(1).unwrap_or("")
 }
