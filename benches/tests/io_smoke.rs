@@ -93,11 +93,12 @@ fn versus_smoke_prints_a_table_and_writes_the_report() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("| chained_spawn |"), "{stdout}");
+    assert!(stdout.contains("| chained_spawn_as_tokio |"), "{stdout}");
     assert!(stdout.contains("| echo_pingpong |"), "{stdout}");
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.starts_with("<!doctype html>"));
-    // chained_spawn: 2 bars; echo: 2 throughput + 2 CPU bars.
-    assert_eq!(html.matches("class=\"bar\"").count(), 6, "{html}");
+    // chained_spawn and its tokio-exact twin: 2 bars each; echo: 2 throughput + 2 CPU.
+    assert_eq!(html.matches("class=\"bar\"").count(), 8, "{html}");
     assert!(!html.contains("<script"), "the report needs no script");
     std::fs::remove_dir_all(&dir).unwrap();
 }
