@@ -86,6 +86,11 @@ impl Level {
     }
 
     /// Empties `slot`, returning its entries for cascading.
+    /// The entries of `slot`, left in place.
+    pub(crate) fn walk(&self, slot: usize) -> Chain {
+        self.slots[slot].walk()
+    }
+
     pub(crate) fn take(&mut self, slot: usize) -> Chain {
         self.occupied &= !(1 << slot);
         self.slots[slot].take()

@@ -13,13 +13,13 @@
 //!
 //! # Ticks, resolution and range
 //!
-//! Time is a `u64` count of ticks whose length the caller chooses; uringo
-//! uses 1 ms ticks. The wheel has [`LEVELS`] = 6 levels of
-//! [`SLOTS_PER_LEVEL`] = 64 slots. A slot of level `L` spans 64^L ticks and
-//! a whole level spans 64^(L+1), so the wheel covers 64^6 = 2^36 ticks
-//! ([`WHEEL_RANGE`]), about 2.2 years at 1 ms: every deadline a program
-//! plausibly sets is placed directly, and anything further is still handled
-//! exactly (see far-future deadlines below).
+//! Time is a `u64` count of ticks whose length the caller chooses. The
+//! wheel has [`LEVELS`] = 6 levels of [`SLOTS_PER_LEVEL`] = 64 slots. A
+//! slot of level `L` spans 64^L ticks and a whole level spans 64^(L+1), so
+//! the wheel covers 64^6 = 2^36 ticks ([`WHEEL_RANGE`]), 199 days of
+//! uringo's 250 µs ticks: every deadline a program plausibly sets is placed
+//! directly, and anything further is still handled exactly (see far-future
+//! deadlines below).
 //!
 //! For comparison, tokio's time driver uses the same shape: 6 levels of 64
 //! slots at 1 ms. Go keeps timers per P in a 4-ary min-heap ordered by
@@ -29,15 +29,14 @@
 //! before they fire: a timer storm of 100 000 sleeps armed and cancelled
 //! should cost 100 000 constant-time link operations.
 //!
-//! Sub-millisecond ticks were not chosen because they would buy nothing
-//! real. A worker waits for its next timer by parking in `io_uring_enter`
-//! with an EXT_ARG timeout; that enter alone costs on the order of a
-//! microsecond, and the kernel's timer slack (50 µs by default for normal
-//! threads) blurs the wake-up time by more than a finer tick would
-//! sharpen it. Finer ticks would also shrink the range: 2.2 years is
-//! about 2^39 ticks of 100 µs (a seventh level) and 2^46 ticks of 1 µs (an
-//! eighth), each extra level being one more cascade per long timer and one
-//! more bitmap probe in `next_expiration`.
+//! The tick length is the executor's choice; uringo uses 250 µs ticks
+//! (2^36 ticks are then 199 days). A timer fires at the first tick at or
+//! after its deadline, so the tick is the lateness every timer carries by
+//! design; at 1 ms it alone put the 99th percentile over a millisecond. What
+//! makes finer ticks cost nothing for sparse timers is
+//! [`TimerWheel::next_wake`]: the worker sleeps until the exact earliest
+//! deadline rather than until a higher level's cascade point, so a lone
+//! 10 ms ticker wakes once per period whatever the tick length.
 //!
 //! # Where an entry lives
 //!
@@ -191,12 +190,17 @@ pub const SLOTS_PER_LEVEL: usize = 1 << SLOT_BITS;
 /// ```
 pub const LEVELS: usize = 6;
 
-/// Ticks covered by one rotation of the top level: 64^6 = 2^36, about 2.2
-/// years of 1 ms ticks. Deadlines further away than this are parked and
-/// re-placed, not lost.
+/// Ticks covered by one rotation of the top level: 64^6 = 2^36, 199 days of
+/// 250 µs ticks. Deadlines further away than this are parked and re-placed,
+/// not lost.
 ///
 /// ```
 /// let years = uringo_timers::WHEEL_RANGE as f64 / 1000.0 / 86_400.0 / 365.25;
 /// assert!((2.1..2.3).contains(&years));
 /// ```
 pub const WHEEL_RANGE: u64 = 1 << (SLOT_BITS * LEVELS as u32);
+
+/// How many timers [`TimerWheel::next_wake`] walks to find the exact earliest
+/// deadline in a slot above level 0; a fuller slot is answered with its
+/// cascade point. Small, so the call stays O(1).
+pub const EXACT_SCAN: usize = 8;

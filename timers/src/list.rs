@@ -77,6 +77,11 @@ impl List {
         Some(head)
     }
 
+    /// Its entries, front to back, without detaching them.
+    pub(crate) fn walk(&self) -> Chain {
+        Chain { cursor: self.head }
+    }
+
     /// Empties the list in O(1), handing back its entries as a [`Chain`].
     pub(crate) fn take(&mut self) -> Chain {
         let chain = Chain { cursor: self.head };

@@ -9,6 +9,7 @@ use slab::Slab;
 use crate::entry::{Entry, Location, TimerKey, NONE};
 use crate::level::{slot_for, slot_index, slot_start, Level, WRAP_SLOT};
 use crate::list::List;
+use crate::EXACT_SCAN;
 use crate::LEVELS;
 
 const TOP_LEVEL: usize = LEVELS - 1;
@@ -257,6 +258,46 @@ impl<T> TimerWheel<T> {
             return Some(self.elapsed);
         }
         self.next_occupied_slot().map(|(_, _, start)| start)
+    }
+
+    /// The tick to sleep until: the earliest deadline when it can be found in
+    /// O(1), else [`next_expiration`](Self::next_expiration).
+    ///
+    /// When the earliest occupied slot is above level 0, `next_expiration` is
+    /// where that slot cascades, possibly well before any deadline in it: a
+    /// caller that parks until then wakes only to move timers down a level and
+    /// sleeps again. A 10-tick ticker crosses a 64-tick block boundary one
+    /// time in six and would pay that extra wake-up each time. So if the slot
+    /// holds at most [`EXACT_SCAN`] timers, this walks them and returns the
+    /// earliest deadline instead; advancing there cascades the slot and fires
+    /// it in one step. No other slot can start before that deadline: slots of
+    /// the same level cover disjoint later ranges and higher levels start after
+    /// this level's block ends. A crowded slot (a storm of timers) keeps the
+    /// cascade point, where one wake-up is shared by all of them.
+    ///
+    /// ```
+    /// let mut wheel = uringo_timers::TimerWheel::new();
+    /// wheel.insert(100, ());
+    /// assert_eq!(wheel.next_expiration(), Some(64)); // where level 1 cascades
+    /// assert_eq!(wheel.next_wake(), Some(100)); // one timer there: its deadline
+    /// ```
+    pub fn next_wake(&self) -> Option<u64> {
+        if !self.due.is_empty() {
+            return Some(self.elapsed);
+        }
+        let (level, slot, start) = self.next_occupied_slot()?;
+        if level == 0 {
+            return Some(start);
+        }
+        let mut walk = self.levels[level].walk(slot);
+        let mut earliest = u64::MAX;
+        for _ in 0..=EXACT_SCAN {
+            match walk.pop(&self.entries) {
+                Some(index) => earliest = earliest.min(self.entries[index as usize].deadline),
+                None => return Some(earliest.max(start)),
+            }
+        }
+        Some(start)
     }
 
     /// Moves time to `now` and appends every timer whose deadline is at or

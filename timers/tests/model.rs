@@ -149,6 +149,20 @@ fn check_state(wheel: &TimerWheel<u64>, model: &Model) {
                 let mut probe = wheel.clone();
                 assert_eq!(probe.advance(next - 1, &mut Vec::new()), 0);
             }
+            // The wake hint is never before the cascade point nor after the
+            // earliest deadline, and advancing to it fires something.
+            let wake = wheel.next_wake().expect("timers armed but no wake");
+            assert!(wake >= next, "wake {wake} before next expiration {next}");
+            assert!(
+                wake <= earliest.max(model.elapsed),
+                "wake {wake} later than earliest deadline {earliest}"
+            );
+            let mut probe = wheel.clone();
+            let fired = probe.advance(wake, &mut Vec::new());
+            assert!(
+                fired > 0 || wake == next,
+                "advancing to the exact wake {wake} fired nothing"
+            );
         }
     }
 }

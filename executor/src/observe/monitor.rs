@@ -14,10 +14,17 @@
 //!   id and spawn location (once per stuck poll), moves the worker's runnext task to the
 //!   injector, and wakes a parked sibling, which then takes the injector's tasks and
 //!   steals half of the stuck worker's queue;
-//! * it sleeps 20 µs after finding a stuck worker and doubles the sleep each quiet round
-//!   up to half the threshold while any worker is inside a poll (a stuck poll is caught
-//!   within 1.5 thresholds), and up to 10 ms when all are idle: about 100 wake-ups a
-//!   second for an idle runtime.
+//! * it sleeps 20 µs after finding a stuck worker and doubles the sleep each quiet round,
+//!   as sysmon does, up to a cap that depends on what it saw: half the threshold while a
+//!   worker is inside a poll (a stuck poll is caught within 1.5 thresholds), 10 ms while
+//!   a worker is awake between polls, and [`IDLE_DELAY`] (250 ms) once every worker is
+//!   parked. A parked worker cannot be stuck, so an idle runtime costs four wake-ups a
+//!   second (each costs 30–70 µs of CPU on the 2-vCPU VM this was measured on, so ten
+//!   a second would be 0.3–0.7 ms/s); the price is that a poll that gets stuck right
+//!   after a long idle spell is reported up to 250 ms later than one during busy work.
+//!   (Waking the
+//!   monitor from every unpark instead, as Go wakes sysmon out of `sysmonwait`, would
+//!   wake it at every tick of a timer-driven runtime: one wake-up per timer.)
 //!
 //! What it cannot do: the stuck worker's ring is only reaped by that worker, so I/O
 //! completions of tasks waiting on it are delivered when the poll returns. Code that
@@ -37,6 +44,8 @@ use crate::scheduler::Shared;
 
 const FIRST_DELAY: Duration = Duration::from_micros(20);
 const MAX_DELAY: Duration = Duration::from_millis(10);
+/// How long the monitor sleeps, at most, while every worker is parked.
+pub(crate) const IDLE_DELAY: Duration = Duration::from_millis(250);
 
 /// Starts the monitor thread; stopping the returned thread (or dropping it) joins it.
 pub(crate) fn start(shared: Arc<Shared>, threshold: Duration) -> std::io::Result<BackgroundThread> {
@@ -79,6 +88,8 @@ fn run(shared: &Shared, threshold: Duration, stop: &StopSignal) {
             .any(|r| r.poll_watch.current().is_some());
         let cap = if in_poll {
             (threshold / 2).clamp(FIRST_DELAY, MAX_DELAY)
+        } else if shared.idle.num_unparked() == 0 {
+            IDLE_DELAY
         } else {
             MAX_DELAY
         };

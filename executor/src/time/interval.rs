@@ -81,8 +81,8 @@ pub struct Interval {
     missed_tick_behavior: MissedTickBehavior,
 }
 
-/// A tick this late counts as on time (the wheel's resolution is 1 ms; ticks that late
-/// are not "missed").
+/// A tick this late counts as on time (the wheel's tick plus wake-up latency; ticks
+/// that late are not "missed").
 const ON_TIME_SLACK: Duration = Duration::from_millis(5);
 
 impl Interval {

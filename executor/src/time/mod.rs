@@ -15,7 +15,7 @@
 //! * each worker fires what is due on every scheduler tick and parks in its ring with
 //!   the nearest deadline as the `io_uring_enter` timeout.
 //!
-//! Resolution is 1 ms; a timer never fires before its deadline.
+//! Resolution is 250 µs (`driver::TICK`); a timer never fires before its deadline.
 
 pub(crate) mod clock;
 pub(crate) mod driver;
