@@ -64,16 +64,24 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListe
     Ok(listeners)
 }
 
-/// Runs one [`accept_until`] loop per listener, as tasks, and returns once all have
-/// ended (after `stop`, or each on a listener error).
+/// Runs one [`accept_until`] loop per listener, listener `i` on worker `i` (one ring
+/// each), and returns once all have ended (after `stop`, or each on a listener error).
 pub async fn accept_all(
     listeners: Vec<TcpListener>,
     stop: CancellationToken,
     on_connection: impl Fn(TcpStream, SocketAddr) + Clone + Send + 'static,
 ) {
+    // Listener i accepts on worker i: its multishot accept, and the connections it
+    // hands out, start on that worker's ring.
+    let handle = uringo::Handle::current();
+    let workers = handle.metrics().num_workers();
     let loops: Vec<_> = listeners
         .into_iter()
-        .map(|listener| uringo::spawn(accept_until(listener, stop.clone(), on_connection.clone())))
+        .enumerate()
+        .map(|(i, listener)| {
+            let accept_loop = accept_until(listener, stop.clone(), on_connection.clone());
+            handle.spawn_on(i % workers, accept_loop)
+        })
         .collect();
     for accept_loop in loops {
         let _ = accept_loop.await;

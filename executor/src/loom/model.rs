@@ -188,7 +188,5 @@ where
 /// The runtime's shutdown after the workers have stopped (`Runtime::shut_down`).
 pub(crate) fn finish_shutdown(shared: &Shared) {
     shared.owned.close_and_shutdown_all();
-    while let Some(task) = shared.inject.pop() {
-        drop(task);
-    }
+    shared.drain_orphaned_queues();
 }

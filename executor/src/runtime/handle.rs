@@ -90,9 +90,62 @@ impl Handle {
         self.spawn_with(future, None)
     }
 
+    /// Spawns a task onto worker `worker` (`0..workers`): its first poll runs on that
+    /// worker, so the I/O it starts there (a listener's multishot accept, say) is on
+    /// that worker's ring. One `SO_REUSEPORT` listener per worker is then really one
+    /// per ring.
+    ///
+    /// The task waits in the worker's inbox, which only that worker reads, at the head
+    /// of its next tick. After its first poll it is an ordinary task: if it is woken
+    /// while that worker is busy, an idle sibling may steal it and poll it there; its
+    /// in-flight operations still complete on the ring they were submitted to, and
+    /// their completions wake it wherever it is. If the worker is stuck inside another
+    /// task's poll, the placed task waits until that poll returns (the monitor reports
+    /// the stuck poll; nothing else takes the task).
+    ///
+    /// # Panics
+    ///
+    /// If `worker` is not below the runtime's worker count.
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new().worker_threads(2).build().unwrap();
+    /// let handle = rt.handle();
+    /// let ran_on = rt.block_on(handle.spawn_on(1, async {
+    ///     std::thread::current().name().map(str::to_owned)
+    /// }));
+    /// assert!(ran_on.unwrap().unwrap().ends_with("-1"));
+    /// ```
+    #[track_caller]
+    pub fn spawn_on<F>(&self, worker: usize, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let workers = self.shared().remotes.len();
+        assert!(
+            worker < workers,
+            "Handle::spawn_on: worker {worker} does not exist (the runtime has {workers})"
+        );
+        self.spawn_placed(future, None, Some(worker))
+    }
+
     /// `spawn`, with the task's name (`task::Builder`).
     #[track_caller]
     pub(crate) fn spawn_with<F>(&self, future: F, name: Option<Box<str>>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_placed(future, name, None)
+    }
+
+    #[track_caller]
+    fn spawn_placed<F>(
+        &self,
+        future: F,
+        name: Option<Box<str>>,
+        worker: Option<usize>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -110,7 +163,7 @@ impl Handle {
         if mark != usize::MAX && shared.owned.len_estimate(id) >= mark {
             crate::observe::leak::passed_watermark(shared);
         }
-        crate::scheduler::schedule::spawned(shared, meta, notified);
+        crate::scheduler::schedule::spawned(shared, meta, notified, worker);
         join
     }
 

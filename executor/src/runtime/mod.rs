@@ -273,9 +273,7 @@ impl Runtime {
         }
         // Tasks spawned from non-worker threads during shutdown, and injector entries.
         shared.owned.close_and_shutdown_all();
-        while let Some(task) = shared.inject.pop() {
-            drop(task);
-        }
+        shared.drain_orphaned_queues();
         if let Some(recorder) = &shared.config.instruments.recorder {
             recorder.write_at_shutdown();
         }

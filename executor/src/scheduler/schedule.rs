@@ -36,8 +36,14 @@ pub(crate) fn schedule(shared: &Arc<Shared>, task: Notified, how: Scheduled) {
 }
 
 /// A task was just created by a spawn: count it, tell the hooks and the recorder, and
-/// schedule it (`notified` is `None` if the runtime already shut down).
-pub(crate) fn spawned(shared: &Arc<Shared>, meta: TaskMeta, notified: Option<Notified>) {
+/// schedule it (`notified` is `None` if the runtime already shut down), into worker
+/// `on`'s inbox if the spawner placed it (`Handle::spawn_on`).
+pub(crate) fn spawned(
+    shared: &Arc<Shared>,
+    meta: TaskMeta,
+    notified: Option<Notified>,
+    on: Option<usize>,
+) {
     with_current_worker(shared, |cx| {
         let instruments = &shared.config.instruments;
         if instruments.is_on() {
@@ -46,14 +52,17 @@ pub(crate) fn spawned(shared: &Arc<Shared>, meta: TaskMeta, notified: Option<Not
         let Some(notified) = notified else { return };
         tracing::trace!(task = %meta.id(), "spawned");
         match cx {
-            Some(cx) if !shared.is_shutdown() => {
-                cx.stats().spawned();
+            Some(cx) => cx.stats().spawned(),
+            None => {
+                shared.remote_spawns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        match (on, cx) {
+            (Some(worker), _) => shared.schedule_on(worker, notified),
+            (None, Some(cx)) if !shared.is_shutdown() => {
                 cx.schedule_local(notified, Scheduled::Spawn)
             }
-            _ => {
-                shared.remote_spawns.fetch_add(1, Ordering::Relaxed);
-                shared.schedule_remote(notified, Scheduled::Spawn)
-            }
+            (None, _) => shared.schedule_remote(notified, Scheduled::Spawn),
         }
     })
 }
@@ -74,7 +83,7 @@ where
 {
     let (join, notified) = shared.owned.bind(future, shared.clone(), id);
     let meta = TaskMeta::new(id, std::panic::Location::caller());
-    spawned(shared, meta, notified);
+    spawned(shared, meta, notified, None);
     join
 }
 

@@ -23,6 +23,10 @@ use crate::time::{TimerEntry, TimerRemote};
 pub(crate) struct Remote {
     /// The stealing end of the worker's run queue (and its runnext slot).
     pub(crate) steal: Steal<Notified>,
+    /// Tasks spawned onto this worker by `Handle::spawn_on`: the worker polls each
+    /// first thing on its next tick (`worker/mod.rs`), so their first poll, and the I/O
+    /// it submits, is on this worker's ring.
+    pub(crate) inbox: Injector<Notified>,
     /// Ends the worker's park; set once the worker's driver exists.
     pub(crate) unpark: OnceLock<Unparker>,
     /// The worker's io_uring ring, through which a thread without one submits I/O
@@ -76,6 +80,7 @@ impl Shared {
                 .into_iter()
                 .map(|steal| Remote {
                     steal,
+                    inbox: Injector::new(),
                     unpark: OnceLock::new(),
                     ring: OnceLock::new(),
                     metrics: WorkerMetrics::default(),
@@ -109,6 +114,7 @@ impl Shared {
         tracing::debug!("runtime shutting down");
         self.inject.close();
         for remote in self.remotes.iter() {
+            remote.inbox.close();
             remote.unpark();
         }
     }
@@ -143,6 +149,36 @@ impl Shared {
         }
         if !crate::loom::mutation!("remote_notify") {
             self.notify_parked();
+        }
+    }
+
+    /// Puts a new task in worker `index`'s inbox and unparks that worker (sticky: if it
+    /// is awake, its next park returns at once, after its next tick took the task).
+    pub(crate) fn schedule_on(&self, index: usize, task: Notified) {
+        if self.config.poll_timing {
+            task.header().stamp.store(
+                crate::observe::clock::recent(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        let remote = &self.remotes[index];
+        if let Err(task) = remote.inbox.push(task) {
+            drop(task); // Shut down: cancelled with the rest.
+            return;
+        }
+        remote.unpark();
+    }
+
+    /// Drops what shutdown left in the queues nobody runs any more (the injector, the
+    /// workers' inboxes), once the workers have stopped.
+    pub(crate) fn drain_orphaned_queues(&self) {
+        while let Some(task) = self.inject.pop() {
+            drop(task);
+        }
+        for remote in self.remotes.iter() {
+            while let Some(task) = remote.inbox.pop() {
+                drop(task);
+            }
         }
     }
 

@@ -230,9 +230,7 @@ fn run_seed(seed: u64) -> Result<(), Vec<String>> {
         thread.join().expect("a simulated worker thread panicked");
     }
     shared.owned.close_and_shutdown_all();
-    while let Some(task) = shared.inject.pop() {
-        drop(task);
-    }
+    shared.drain_orphaned_queues();
     if let Err(why) = outcome {
         sim.violation(why);
     }

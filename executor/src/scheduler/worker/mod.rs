@@ -15,6 +15,7 @@
 //!
 //! Each iteration, a *tick*, fires due timers, then finds one task and runs it:
 //!
+//! 0. a task placed on this worker (`Handle::spawn_on`), from its inbox;
 //! 1. every `global_queue_interval` ticks (G = 61), the injector first, so tasks
 //!    spawned or woken from outside cannot starve behind a busy local queue;
 //! 2. the local queue (runnext is drained inside [`Worker::run_task`] right after the
@@ -166,6 +167,11 @@ impl<'a, D: Driver> Worker<'a, D> {
 
     fn next_task(&mut self) -> Option<Notified> {
         let shared = &self.cx.shared;
+        // Placed here on purpose (`Handle::spawn_on`): first, and never stolen before
+        // its first poll.
+        if let Some(task) = self.cx.remote().inbox.pop() {
+            return Some(task);
+        }
         if self.core.tick % shared.config.global_queue_interval == 0 {
             if let Some(task) = shared.inject.pop() {
                 self.cx.stats().injector_pops(1);

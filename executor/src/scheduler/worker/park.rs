@@ -21,6 +21,7 @@ impl<D: Driver> Worker<'_, D> {
             .transition_worker_to_parked(cx.index, is_searching);
         let work_visible = shared.is_shutdown()
             || !shared.inject.is_empty()
+            || !cx.remote().inbox.is_empty()
             || cx.with_local(|local| local.has_tasks())
             || (was_last_searcher && shared.any_work_queued());
         // Timers other threads queued for us count: they may be due before we wake,

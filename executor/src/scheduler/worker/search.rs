@@ -80,6 +80,7 @@ impl<D: Driver> Worker<'_, D> {
         loop {
             if shared.is_shutdown()
                 || shared.any_work_queued()
+                || !self.cx.remote().inbox.is_empty()
                 || self.driver.has_events()
                 || !timers.registrations.is_empty()
             {
