@@ -41,6 +41,8 @@ pub struct Builder {
     pub(crate) task_registry: bool,
     pub(crate) search_spin: Duration,
     pub(crate) dump_on_signal: Option<(i32, bool)>,
+    #[cfg(feature = "test-util")]
+    pub(crate) start_paused: bool,
 }
 
 /// See [`Builder::search_spin`]: catches most of a sibling's hand-offs in
@@ -75,6 +77,8 @@ impl Default for Builder {
                 .and_then(|v| v.trim().parse().ok())
                 .map_or(DEFAULT_SEARCH_SPIN, Duration::from_nanos),
             dump_on_signal: None,
+            #[cfg(feature = "test-util")]
+            start_paused: false,
         }
     }
 }
@@ -357,6 +361,25 @@ impl Builder {
     /// ```
     pub fn poll_timing(&mut self, on: bool) -> &mut Self {
         self.poll_timing = on;
+        self
+    }
+
+    /// Starts the runtime with time paused (feature `test-util`; see
+    /// [`time::pause`](crate::time::pause)): its timers read a frozen clock that
+    /// moves by [`time::advance`](crate::time::advance), or to the next timer once
+    /// every worker is idle.
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new().start_paused(true).build()?;
+    /// rt.block_on(async {
+    ///     // Completes at once: the clock jumps to the timer when nothing else runs.
+    ///     uringo::time::sleep(std::time::Duration::from_secs(30)).await;
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn start_paused(&mut self, paused: bool) -> &mut Self {
+        self.start_paused = paused;
         self
     }
 

@@ -192,7 +192,7 @@ impl Handle {
         let _driving = context::enter_driving();
         let _current = context::set_current(self.clone());
         let _fallback = self.fallback_ring().map(uringo_uring::set_fallback);
-        super::block_on_thread(future)
+        super::block_on_thread(self.shared(), future)
     }
 
     /// Makes this runtime current on this thread (for `uringo::spawn` and I/O) until

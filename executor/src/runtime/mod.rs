@@ -96,11 +96,13 @@ impl Runtime {
             ),
         };
         let (locals, steals): (Vec<_>, Vec<_>) = (0..n).map(|_| queue::local()).unzip();
-        let shared = Arc::new(Shared::new(
-            steals,
-            config,
-            crate::time::clock::Clock::System,
+        #[cfg(not(feature = "test-util"))]
+        let clock = crate::time::clock::Clock::System;
+        #[cfg(feature = "test-util")]
+        let clock = crate::time::clock::Clock::Pausable(std::sync::Arc::new(
+            crate::time::clock::PausableClock::new(b.start_paused),
         ));
+        let shared = Arc::new(Shared::new(steals, config, clock));
         let blocking = blocking::BlockingPool::new(
             b.max_blocking_threads,
             b.thread_keep_alive,
@@ -375,23 +377,66 @@ fn pin_to_cpu(worker: usize, cpu: usize) {
 }
 
 /// Drives a future on the current thread, parking it between polls.
-pub(crate) fn block_on_thread<F: Future>(future: F) -> F::Output {
-    struct Unparker(std::thread::Thread);
+pub(crate) fn block_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
+    /// Unparks the thread; `woken` says a wake came since the last poll, so a future
+    /// that woke itself (a yield) is polled again without the thread ever waiting.
+    struct Unparker {
+        thread: std::thread::Thread,
+        woken: std::sync::atomic::AtomicBool,
+        /// Paused time counts this thread as a participant (`time/auto_advance.rs`):
+        /// the wake makes it active again at once, not when it gets to run.
+        #[cfg(feature = "test-util")]
+        participant: (Arc<Shared>, crate::time::auto_advance::Participant),
+    }
     impl Wake for Unparker {
         fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
+            self.wake_by_ref();
         }
         fn wake_by_ref(self: &std::sync::Arc<Self>) {
-            self.0.unpark();
+            self.woken.store(true, std::sync::atomic::Ordering::SeqCst);
+            #[cfg(feature = "test-util")]
+            self.participant.0.paused_time.wake(&self.participant.1);
+            self.thread.unpark();
         }
     }
-    let waker = Waker::from(std::sync::Arc::new(Unparker(std::thread::current())));
+    let unparker = std::sync::Arc::new(Unparker {
+        thread: std::thread::current(),
+        woken: std::sync::atomic::AtomicBool::new(false),
+        #[cfg(feature = "test-util")]
+        participant: (shared.clone(), shared.paused_time.enter()),
+    });
+    #[cfg(not(feature = "test-util"))]
+    let _ = shared;
+    /// Stops counting the thread as a participant, even if the future panics.
+    #[cfg(feature = "test-util")]
+    struct Leave<'a>(&'a Unparker);
+    #[cfg(feature = "test-util")]
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            let (shared, who) = &self.0.participant;
+            shared.paused_time.leave(who);
+        }
+    }
+    #[cfg(feature = "test-util")]
+    let _leave = Leave(&unparker);
+    let waker = Waker::from(unparker.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
         if let Poll::Ready(output) = coop::budget(|| future.as_mut().poll(&mut cx)) {
             return output;
         }
-        std::thread::park();
+        while !unparker
+            .woken
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            #[cfg(feature = "test-util")]
+            shared.paused_time.wait(shared, &unparker.participant.1);
+            if !unparker.woken.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::park();
+            }
+            #[cfg(feature = "test-util")]
+            shared.paused_time.wake(&unparker.participant.1);
+        }
     }
 }

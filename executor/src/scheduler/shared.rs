@@ -37,11 +37,17 @@ pub(crate) struct Remote {
     pub(crate) timers: TimerRemote,
     /// The task this worker is polling, for the monitor.
     pub(crate) poll_watch: PollWatch,
+    /// Unparked, not yet back from its park: not waiting, for paused time's
+    /// auto-advance (`time/auto_advance.rs`).
+    #[cfg(feature = "test-util")]
+    pub(crate) unpark_pending: AtomicBool,
 }
 
 impl Remote {
     /// Ends the worker's park (or makes its next park return at once).
     pub(crate) fn unpark(&self) {
+        #[cfg(feature = "test-util")]
+        self.unpark_pending.store(true, Ordering::SeqCst);
         if let Some(unpark) = self.unpark.get() {
             unpark.unpark();
         }
@@ -57,6 +63,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Where every worker's timers read "now".
     pub(crate) clock: Clock,
+    /// Who moves paused time (`time/auto_advance.rs`).
+    #[cfg(feature = "test-util")]
+    pub(crate) paused_time: crate::time::auto_advance::PausedTime,
     shutdown: AtomicBool,
     /// Round-robin choice of the worker that serves a thread without a ring or wheel.
     next_fallback: AtomicUsize,
@@ -86,6 +95,8 @@ impl Shared {
                     metrics: WorkerMetrics::default(),
                     timers: TimerRemote::default(),
                     poll_watch: PollWatch::default(),
+                    #[cfg(feature = "test-util")]
+                    unpark_pending: AtomicBool::new(false),
                 })
                 .collect(),
             inject: Injector::new(),
@@ -93,6 +104,8 @@ impl Shared {
             owned: OwnedTasks::new(n, config.task_registry),
             config,
             clock,
+            #[cfg(feature = "test-util")]
+            paused_time: Default::default(),
             shutdown: AtomicBool::new(false),
             next_fallback: AtomicUsize::new(0),
             remote_schedules: AtomicU64::new(0),

@@ -40,7 +40,6 @@ pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
 }
 
 /// What other threads may touch of a worker's timers.
-#[derive(Default)]
 pub(crate) struct TimerRemote {
     /// Timers armed by threads that own no wheel, to insert.
     pub registrations: SegQueue<Arc<TimerEntry>>,
@@ -52,6 +51,26 @@ pub(crate) struct TimerRemote {
     pub armed: AtomicU64,
     /// Timers removed from the wheel before they fired (published by the worker).
     pub cancelled: AtomicU64,
+    /// While time is paused: when this worker's next timer is due (nanoseconds past
+    /// the clock origin, `u64::MAX`: none, 0: unknown while it runs), published as it
+    /// parks, so the last participant to wait can move the clock there
+    /// (`time/auto_advance.rs`).
+    #[cfg(feature = "test-util")]
+    pub next_wake: AtomicU64,
+}
+
+impl Default for TimerRemote {
+    fn default() -> TimerRemote {
+        TimerRemote {
+            registrations: SegQueue::default(),
+            cancellations: SegQueue::default(),
+            len: AtomicUsize::new(0),
+            armed: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            #[cfg(feature = "test-util")]
+            next_wake: AtomicU64::new(super::auto_advance::UNKNOWN),
+        }
+    }
 }
 
 /// The worker-owned wheel.
@@ -116,14 +135,19 @@ impl TimerDriver {
 
     /// How long the worker may sleep before a timer is due (`None`: no timers).
     pub(crate) fn park_timeout(&self, now: Instant) -> Option<Duration> {
+        Some(self.next_wake(now)?.saturating_duration_since(now))
+    }
+
+    /// When the worker should wake for its timers (`None`: no timers).
+    pub(crate) fn next_wake(&self, now: Instant) -> Option<Instant> {
         let next = self.wheel.next_wake()?;
         let offset = Duration::from_nanos(next.saturating_mul(TICK.as_nanos() as u64));
         // Past what an Instant can hold: wake in a day; the wheel keeps the exact deadline.
-        let at = self
-            .origin
-            .checked_add(offset)
-            .unwrap_or(now + Duration::from_secs(86_400));
-        Some(at.saturating_duration_since(now))
+        Some(
+            self.origin
+                .checked_add(offset)
+                .unwrap_or(now + Duration::from_secs(86_400)),
+        )
     }
 
     pub(crate) fn has_timers(&self) -> bool {

@@ -17,16 +17,22 @@
 //!
 //! Resolution is 250 µs (`driver::TICK`); a timer never fires before its deadline.
 
+#[cfg(feature = "test-util")]
+pub(crate) mod auto_advance;
 pub(crate) mod clock;
 pub(crate) mod driver;
 pub(crate) mod entry;
 mod interval;
+#[cfg(feature = "test-util")]
+mod pause;
 mod sleep;
 mod timeout;
 
 pub(crate) use driver::{TimerDriver, TimerRemote};
 pub(crate) use entry::TimerEntry;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
+#[cfg(feature = "test-util")]
+pub use pause::{advance, pause, resume};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use std::time::{Duration, Instant};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};

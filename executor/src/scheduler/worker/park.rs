@@ -29,6 +29,17 @@ impl<D: Driver> Worker<'_, D> {
         if !work_visible && !self.process_timers() {
             let now = shared.clock.now();
             let timeout = cx.timers().borrow().park_timeout(now);
+            // Paused time passes only when everyone waits (`time/auto_advance.rs`):
+            // no timeout to wait out.
+            #[cfg(feature = "test-util")]
+            let timeout = match shared.clock.auto_advance() {
+                None => timeout,
+                Some(_) => {
+                    let next = cx.timers().borrow().next_wake(now);
+                    shared.paused_time.worker_waits(shared, cx.index, next);
+                    None
+                }
+            };
             let stats = cx.stats();
             stats.parking(now, timeout);
             let driver = &self.driver;
@@ -42,5 +53,9 @@ impl<D: Driver> Worker<'_, D> {
             // A producer picked us: we are counted as searching.
             self.core.is_searching = true;
         }
+        // Counted as unparked again: the pending unpark can go, and what we published
+        // of our timers no longer holds (`time/auto_advance.rs`).
+        #[cfg(feature = "test-util")]
+        shared.paused_time.worker_runs(shared, cx.index);
     }
 }

@@ -63,14 +63,14 @@ impl<D: Driver> Worker<'_, D> {
         if !self.core.is_searching || !self.core.spin.should_spin() {
             return false;
         }
-        let start = shared.clock.now();
         // Never past this worker's next timer: it fires only from the loop.
         let spin = self
             .cx
             .timers()
             .borrow()
-            .park_timeout(start)
+            .park_timeout(shared.clock.now())
             .map_or(spin, |timer| timer.min(spin));
+        let start = spin_clock(shared);
         if spin.is_zero() {
             // A timer is due: the loop fires it; no spin, so no miss either.
             return false;
@@ -88,7 +88,7 @@ impl<D: Driver> Worker<'_, D> {
                 self.core.spin.found();
                 return true;
             }
-            if shared.clock.now().saturating_duration_since(start) >= spin {
+            if spin_clock(shared).saturating_duration_since(start) >= spin {
                 self.core.spin.missed();
                 return false;
             }
@@ -96,6 +96,18 @@ impl<D: Driver> Worker<'_, D> {
                 std::hint::spin_loop();
             }
         }
+    }
+}
+
+/// What the spin's length is measured in: CPU time spent, so real time, whatever the
+/// runtime's timers read (a paused test clock would never end it). Under loom, the
+/// runtime's clock, which the loom driver moves on each look, so every execution of a
+/// model spins the same number of times.
+fn spin_clock(shared: &super::super::Shared) -> std::time::Instant {
+    if cfg!(loom) {
+        shared.clock.now()
+    } else {
+        std::time::Instant::now()
     }
 }
 
