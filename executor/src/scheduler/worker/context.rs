@@ -115,11 +115,7 @@ impl WorkerContext {
                 // Woken by our own reap, park or timers: we run it next; whether a
                 // sibling should help is decided once the step is over.
                 self.loop_wakes.set(Some(n + 1));
-                let inject = &self.shared.inject;
-                if self.with_local(|local| local.push_back_or_overflow(task, inject)) {
-                    self.stats().overflowed();
-                }
-                return;
+                return self.push_back_quietly(task);
             }
             return self.push_back(task);
         }
@@ -149,11 +145,17 @@ impl WorkerContext {
     /// Puts `task` at the back of the queue (half the queue goes to the injector if it
     /// is full) and wakes a sibling to steal if nobody is looking.
     pub(crate) fn push_back(&self, task: Notified) {
+        self.push_back_quietly(task);
+        self.shared.notify_parked();
+    }
+
+    /// Puts `task` at the back of the queue without waking anyone: for a task this
+    /// worker will get to on its next tick anyway.
+    pub(crate) fn push_back_quietly(&self, task: Notified) {
         let inject = &self.shared.inject;
         if self.with_local(|local| local.push_back_or_overflow(task, inject)) {
             self.stats().overflowed();
         }
-        self.shared.notify_parked();
     }
 
     /// Go's `globrunqget`: moves a fair share of the injector (its length over the

@@ -208,7 +208,11 @@ impl<'a, D: Driver> Worker<'a, D> {
             while let Some(next) = cx.with_local(|local| local.take_runnext()) {
                 if !coop::has_budget_remaining() || runnext_polls >= max_runnext {
                     // Out of budget or ping-ponging: it waits its turn in the queue.
-                    cx.push_back(next);
+                    // Nobody is woken for it: it was runnext, this worker's next task,
+                    // and still is if nothing else is queued; waking a sibling for a
+                    // chain of spawns only moves the chain back and forth between
+                    // workers, a park and an unpark each way (tokio does the same).
+                    cx.push_back_quietly(next);
                     break;
                 }
                 runnext_polls += 1;
