@@ -109,75 +109,6 @@ pub(crate) mod sync {
     }
 }
 
-/// The kernel as loom sees it: nothing completes on its own (a model's "completions"
-/// are wakes from its other threads), an unpark is a sticky flag the worker sleeps on
-/// (like the ring's park token), and time passes only when the worker says it does: a
-/// park with a timeout returns at once with the runtime's manual clock moved past it,
-/// and a look at the driver during the search spin costs a millisecond, so the spin
-/// ends after one look. That one look stands for the real spin, which repeats the same
-/// reads and changes no shared state.
-#[cfg(all(test, loom))]
-pub(crate) struct LoomDriver {
-    unpark: std::sync::Arc<LoomUnpark>,
-    clock: std::sync::Arc<crate::time::clock::ManualClock>,
-}
-
-#[cfg(all(test, loom))]
-impl LoomDriver {
-    pub(crate) fn new(clock: std::sync::Arc<crate::time::clock::ManualClock>) -> LoomDriver {
-        LoomDriver {
-            unpark: std::sync::Arc::new(LoomUnpark::default()),
-            clock,
-        }
-    }
-}
-
-#[cfg(all(test, loom))]
-impl crate::scheduler::driver::Driver for LoomDriver {
-    fn reap(&self) -> std::io::Result<usize> {
-        Ok(0)
-    }
-
-    fn has_events(&self) -> bool {
-        self.clock.advance(std::time::Duration::from_millis(1));
-        *self.unpark.kicked.lock().unwrap()
-    }
-
-    fn park(&self, timeout: Option<std::time::Duration>) -> std::io::Result<usize> {
-        let mut kicked = self.unpark.kicked.lock().unwrap();
-        match timeout {
-            Some(timeout) => self.clock.advance(timeout),
-            None => {
-                while !*kicked {
-                    kicked = self.unpark.cond.wait(kicked).unwrap();
-                }
-            }
-        }
-        *kicked = false;
-        Ok(0)
-    }
-
-    fn unparker(&self) -> crate::scheduler::driver::Unparker {
-        self.unpark.clone()
-    }
-}
-
-/// A loom driver's unpark: a sticky flag and a condvar.
-#[cfg(all(test, loom))]
-#[derive(Default)]
-pub(crate) struct LoomUnpark {
-    kicked: sync::Mutex<bool>,
-    cond: sync::Condvar,
-}
-
-#[cfg(all(test, loom))]
-impl crate::scheduler::driver::Unpark for LoomUnpark {
-    fn unpark(&self) {
-        *self.kicked.lock().unwrap() = true;
-        self.cond.notify_all();
-    }
-}
-
 /// `crossbeam_queue::SegQueue`'s API over a loom mutex, for the queues other threads use
 /// to reach a worker's timer wheel. crossbeam's atomics are invisible to loom, which
 /// would then not see that the owner's drain depends on another thread's push and
@@ -213,3 +144,8 @@ impl<T> SegQueue<T> {
 
 #[cfg(all(test, loom))]
 pub(crate) mod model;
+
+#[cfg(all(test, loom))]
+mod driver;
+#[cfg(all(test, loom))]
+pub(crate) use driver::LoomDriver;

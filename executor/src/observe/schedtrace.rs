@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use crate::observe::histogram::DurationHistogram;
 use crate::runtime::background::{BackgroundThread, StopSignal};
-use crate::runtime::{Handle, RuntimeMetrics};
+use crate::runtime::handle::Handle;
+use crate::runtime::metrics::RuntimeMetrics;
 
 /// Interval and detail flag from `URINGO_SCHEDTRACE` / `URINGO_SCHEDTRACE_DETAIL`.
 pub(crate) fn from_env() -> Option<(Duration, bool)> {

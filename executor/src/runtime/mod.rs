@@ -8,8 +8,8 @@ pub(crate) mod context;
 pub(crate) mod coop;
 #[cfg(not(loom))]
 mod dump_signal;
-mod handle;
-mod metrics;
+pub(crate) mod handle;
+pub(crate) mod metrics;
 pub(crate) mod task;
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -341,7 +341,12 @@ impl TaskDump {
     /// kept (`Config::poll_timing`).
     pub(crate) fn of(owned: &super::OwnedTasks, timed: bool) -> TaskDump {
         TaskDump {
-            tasks: owned.snapshot(&DumpClock::now(timed)),
+            tasks: {
+                let clock = DumpClock::now(timed);
+                let mut tasks = Vec::with_capacity(owned.len());
+                owned.for_each(|entry| tasks.extend(TaskInfo::of(entry, &clock)));
+                tasks
+            },
         }
     }
 

@@ -226,18 +226,14 @@ impl OwnedTasks {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
-    /// Every registered task, as the dump shows it (see `task::dump`).
-    pub(crate) fn snapshot(&self, clock: &super::dump::DumpClock) -> Vec<super::dump::TaskInfo> {
-        let mut out = Vec::with_capacity(self.len());
+    /// Calls `visit` on every registered task, one shard (and one lock) at a time:
+    /// what a dump reads (`dump.rs`).
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&Entry)) {
         for shard in self.shards.iter() {
-            out.extend(
-                shard
-                    .lock()
-                    .iter()
-                    .filter_map(|(_, entry)| super::dump::TaskInfo::of(entry, clock)),
-            );
+            for (_, entry) in shard.lock().iter() {
+                visit(entry);
+            }
         }
-        out
     }
 
     /// Live tasks counted by spawn location, most first (at most `limit` locations).

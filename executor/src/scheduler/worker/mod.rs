@@ -92,7 +92,7 @@ pub(crate) use context::WorkerContext;
 /// The local fairness bound of the module docs: a task at the back of a worker's local
 /// queue is polled within this many ticks of that worker (Q + ⌈Q/(G−1)⌉), unless a
 /// sibling steals it or an overflow moves it to the injector first.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn local_queue_bound(config: &super::Config) -> u64 {
     let q = super::queue::CAPACITY as u64;
     let g = u64::from(config.global_queue_interval.max(2));
