@@ -229,19 +229,7 @@ fn ping_pong<R: Rt>(rt: &R, b: &mut Bencher) {
             for _ in 0..NUM_PINGS {
                 let rem = rem.clone();
                 let done_tx = done_tx.clone();
-                drop(R::spawn_local(async move {
-                    let (tx1, rx1) = oneshot::channel();
-                    let (tx2, rx2) = oneshot::channel();
-                    drop(R::spawn_local(async move {
-                        rx1.await.unwrap();
-                        tx2.send(()).unwrap();
-                    }));
-                    tx1.send(()).unwrap();
-                    rx2.await.unwrap();
-                    if rem.fetch_sub(1, Relaxed) == 1 {
-                        done_tx.send(()).unwrap();
-                    }
-                }));
+                drop(R::spawn_local(ping::<R>(rem, done_tx)));
             }
         }));
         done_rx.recv().unwrap();
@@ -271,20 +259,37 @@ fn yield_many<R: Rt>(rt: &R, b: &mut Bencher) {
 /// A chain of 1 000 tasks, each spawning the next and completing; the last signals.
 /// Measures spawn-to-run latency on one worker (the runnext / LIFO slot).
 fn chained_spawn<R: Rt>(rt: &R, b: &mut Bencher) {
-    fn link<R: Rt>(done_tx: mpsc::SyncSender<()>, n: usize) {
-        if n == 0 {
-            done_tx.send(()).unwrap();
-        } else {
-            drop(R::spawn_local(async move { link::<R>(done_tx, n - 1) }));
-        }
-    }
-
     let (done_tx, done_rx) = mpsc::sync_channel(1000);
     b.iter(|| {
         let done_tx = done_tx.clone();
         drop(rt.spawn_remote(async move { link::<R>(done_tx, CHAIN) }));
         done_rx.recv().unwrap();
     });
+}
+
+/// One ping-pong of tokio's `ping_pong`: a pong task answers through oneshots; the
+/// last pair to finish signals.
+async fn ping<R: Rt>(rem: Arc<AtomicUsize>, done_tx: mpsc::SyncSender<()>) {
+    let (tx1, rx1) = oneshot::channel();
+    let (tx2, rx2) = oneshot::channel();
+    drop(R::spawn_local(async move {
+        rx1.await.unwrap();
+        tx2.send(()).unwrap();
+    }));
+    tx1.send(()).unwrap();
+    rx2.await.unwrap();
+    if rem.fetch_sub(1, Relaxed) == 1 {
+        done_tx.send(()).unwrap();
+    }
+}
+
+/// One link of a chain: spawns the next, or signals at the end (tokio's `iter`).
+fn link<R: Rt>(done_tx: mpsc::SyncSender<()>, n: usize) {
+    if n == 0 {
+        done_tx.send(()).unwrap();
+    } else {
+        drop(R::spawn_local(async move { link::<R>(done_tx, n - 1) }));
+    }
 }
 
 /// tokio's `spawn_many_local` as written: 10 000 spawns from inside `block_on` (remote
@@ -323,19 +328,7 @@ fn ping_pong_as_tokio<R: Rt>(rt: &R, b: &mut Bencher) {
                 for _ in 0..NUM_PINGS {
                     let rem = rem.clone();
                     let done_tx = done_tx.clone();
-                    drop(R::spawn_local(async move {
-                        let (tx1, rx1) = oneshot::channel();
-                        let (tx2, rx2) = oneshot::channel();
-                        drop(R::spawn_local(async move {
-                            rx1.await.unwrap();
-                            tx2.send(()).unwrap();
-                        }));
-                        tx1.send(()).unwrap();
-                        rx2.await.unwrap();
-                        if 1 == rem.fetch_sub(1, Relaxed) {
-                            done_tx.send(()).unwrap();
-                        }
-                    }));
+                    drop(R::spawn_local(ping::<R>(rem, done_tx)));
                 }
             }));
             done_rx.recv().unwrap();
@@ -346,19 +339,11 @@ fn ping_pong_as_tokio<R: Rt>(rt: &R, b: &mut Bencher) {
 /// tokio's `chained_spawn` as written: the first link spawned from inside `block_on`,
 /// which then blocks on the channel.
 fn chained_spawn_as_tokio<R: Rt>(rt: &R, b: &mut Bencher) {
-    fn iter<R: Rt>(done_tx: mpsc::SyncSender<()>, n: usize) {
-        if n == 0 {
-            done_tx.send(()).unwrap();
-        } else {
-            drop(R::spawn_local(async move { iter::<R>(done_tx, n - 1) }));
-        }
-    }
-
     let (done_tx, done_rx) = mpsc::sync_channel(1000);
     b.iter(|| {
         let done_tx = done_tx.clone();
         rt.block_on(async {
-            drop(R::spawn_local(async move { iter::<R>(done_tx, CHAIN) }));
+            drop(R::spawn_local(async move { link::<R>(done_tx, CHAIN) }));
             done_rx.recv().unwrap();
         });
     });
