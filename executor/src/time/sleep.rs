@@ -243,7 +243,7 @@ impl Future for Sleep {
             coop.made_progress();
             Poll::Ready(())
         } else {
-            uringo_uring::wait::record(uringo_uring::wait::Wait::Timer {
+            crate::observe::wait::record(crate::observe::wait::Wait::Timer {
                 at: crate::observe::clock::nanos_since_origin(this.deadline),
             });
             Poll::Pending
