@@ -1,9 +1,9 @@
 //! The client end of a soak connection.
 
 use std::io::{ErrorKind, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 
-use super::peer::{receive, reset, send, set_timeouts, Received};
+use super::peer::{exchange, reset, send, set_timeouts, Received};
 use super::script::Script;
 
 /// What the client saw.
@@ -43,20 +43,16 @@ pub fn run(proxy: SocketAddr, script: &Script) -> ClientOutcome {
             sent,
         };
     }
-    let mut writer = socket.try_clone().expect("clone the client socket");
-    std::thread::scope(|scope| {
-        let sending = scope.spawn(move || {
-            let len = script.request.len;
-            send(&mut writer, script.request, 0, len, plan.write_stall)?;
-            writer.shutdown(Shutdown::Write).map_err(|err| err.kind())
-        });
-        let received = receive(&mut socket, script.response, None, plan.read_stall);
-        ClientOutcome {
-            refused: None,
-            received: Some(received),
-            sent: sending.join().unwrap(),
-        }
-    })
+    let (received, sent) = exchange(
+        socket,
+        (script.request, plan.write_stall),
+        (script.response, plan.read_stall),
+    );
+    ClientOutcome {
+        refused: None,
+        received: Some(received),
+        sent,
+    }
 }
 
 fn refused(kind: ErrorKind) -> ClientOutcome {

@@ -4,7 +4,7 @@
 //! which no judgement accepts.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 
 use super::data::{Checker, Stream};
 use super::script::Stall;
@@ -116,6 +116,25 @@ pub fn receive(
         complete: checker.is_complete(),
         end,
     }
+}
+
+/// Both directions at once, as a proxy carries them: sends all of `out` and
+/// half-closes, on a thread of its own, while receiving and checking `incoming` until
+/// EOF; each with its stall. Returns what was received and how sending ended.
+pub fn exchange(
+    mut socket: TcpStream,
+    out: (Stream, Option<Stall>),
+    incoming: (Stream, Option<Stall>),
+) -> (Received, Result<(), ErrorKind>) {
+    let mut writer = socket.try_clone().expect("clone the socket");
+    std::thread::scope(|scope| {
+        let sending = scope.spawn(move || {
+            send(&mut writer, out.0, 0, out.0.len, out.1)?;
+            writer.shutdown(Shutdown::Write).map_err(|err| err.kind())
+        });
+        let received = receive(&mut socket, incoming.0, None, incoming.1);
+        (received, sending.join().unwrap())
+    })
 }
 
 /// Closes `socket` with a reset rather than a FIN (linger 0).

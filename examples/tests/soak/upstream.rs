@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::peer::{receive, reset, send, set_timeouts, End, Received};
+use super::peer::{exchange, receive, reset, send, set_timeouts, End, Received};
 use super::script::Script;
 
 /// What the upstream saw of one connection.
@@ -120,17 +120,10 @@ fn play(mut socket: TcpStream, script: &Script) -> UpstreamOutcome {
         reset(socket);
         return UpstreamOutcome { received, sent };
     }
-    let mut writer = socket.try_clone().expect("clone the upstream socket");
-    std::thread::scope(|scope| {
-        let sending = scope.spawn(move || {
-            let len = script.response.len;
-            send(&mut writer, script.response, 0, len, plan.write_stall)?;
-            writer.shutdown(Shutdown::Write).map_err(|err| err.kind())
-        });
-        let received = receive(&mut socket, script.request, None, plan.read_stall);
-        UpstreamOutcome {
-            received,
-            sent: sending.join().unwrap(),
-        }
-    })
+    let (received, sent) = exchange(
+        socket,
+        (script.response, plan.write_stall),
+        (script.request, plan.read_stall),
+    );
+    UpstreamOutcome { received, sent }
 }

@@ -115,6 +115,17 @@ impl Program {
         assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
     }
 
+    /// Waits for the program to exit, and fails the test (with the log) unless it
+    /// exited with success.
+    pub fn wait_clean_exit(&mut self) {
+        let status = self.wait_exit();
+        assert!(
+            status.success(),
+            "exit status {status}; log:\n{}",
+            self.log.join("\n")
+        );
+    }
+
     /// Waits for the program to exit; panics if it is still running after
     /// [`PATIENCE`].
     pub fn wait_exit(&mut self) -> ExitStatus {
