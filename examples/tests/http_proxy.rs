@@ -120,12 +120,7 @@ fn requests_reach_the_upstream_with_x_forwarded_for_over_keep_alive() {
 
     drop(client);
     proxy.terminate();
-    let status = proxy.wait_exit();
-    assert!(
-        status.success(),
-        "exit status {status}; log:\n{}",
-        proxy.log.join("\n")
-    );
+    proxy.wait_clean_exit();
 }
 
 #[test]

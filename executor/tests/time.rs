@@ -139,6 +139,35 @@ fn sleep_on_a_thread_without_a_wheel_goes_through_a_worker() {
     t.join().unwrap();
 }
 
+/// A one-hour `timeout` in a loop on `block_on`'s thread (no wheel of its own): each
+/// is dropped once its worker has put it in the wheel, and must leave the wheel then,
+/// not an hour later, or such a loop piles up entries without bound.
+#[test]
+fn timeouts_dropped_on_a_thread_without_a_wheel_leave_the_wheel_at_once() {
+    const TIMEOUTS: u64 = 3000;
+    let rt = rt(2);
+    let m = rt.metrics();
+    let armed = || (0..2).map(|w| m.worker_timers_armed_count(w)).sum::<u64>();
+    let before = armed();
+    for i in 1..=TIMEOUTS {
+        // Ready once a worker has armed this timeout's timer: it is in a wheel when
+        // the timeout is dropped.
+        let in_a_wheel = std::future::poll_fn(|cx| {
+            if armed() >= before + i {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        });
+        let result = rt.block_on(timeout(Duration::from_secs(3600), in_a_wheel));
+        assert!(result.is_ok());
+    }
+    assert_eq!(armed() - before, TIMEOUTS);
+    common::wait_for("the dropped timeouts to leave the wheels", || {
+        (0..2).map(|w| m.worker_timer_count(w)).sum::<usize>() == 0
+    });
+}
+
 #[test]
 fn zero_sleep_completes_at_once_but_yields_when_budget_is_spent() {
     let rt = rt(1);

@@ -90,13 +90,13 @@
 //! | `buf.rs` | owned buffers |
 //! | `buf_ring/` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
 //! | `context.rs` | which ring an op polled on this thread goes to |
-//! | `wait.rs` | what a pending op tells a watching executor it waits on (opcode, fd), for task dumps |
+//! | `pending.rs` | the hook through which an executor learns which op a poll left pending (opcode, fd), for task dumps |
 //! | `sys.rs` | raw `io_uring_enter` with a registered ring fd |
 //!
-//! The modules form layers, leaves first: `sync`, `cqe`, `state`, `sys`, `error`; then
-//! `atomic_waker`, `park`, `buf`, `buf_ring`, `operation`; `cell`; `metrics`, `shared`;
-//! `ring`'s internals; `context`; `handle`; the op futures and the public `Ring`. No
-//! module imports one above it.
+//! The modules form layers, leaves first: `sync`, `cqe`, `state`, `sys`, `error`,
+//! `pending`; then `atomic_waker`, `park`, `buf`, `buf_ring`, `operation`; `cell`;
+//! `metrics`, `shared`; `ring`'s internals; `context`; `handle`; the op futures and the
+//! public `Ring`. No module imports one above it.
 //!
 //! ## Example
 //!
@@ -142,12 +142,12 @@ mod metrics;
 pub mod op;
 mod operation;
 mod park;
+mod pending;
 mod ring;
 mod shared;
 mod state;
 mod sync;
 mod sys;
-pub mod wait;
 
 pub use buf::{IoBuf, IoBufMut, Slice};
 pub use buf_ring::{BufPool, BufSelect, PooledBuf};
@@ -159,6 +159,7 @@ pub use fault::Fault;
 pub use handle::{set_fallback, FallbackGuard, RingHandle, RingWaker};
 pub use metrics::RingMetrics;
 pub use op::{Multishot, Op};
+pub use pending::{set_pending_hook, PendingOp};
 pub use ring::{KernelFeature, Ring, RingBuilder, RingFeatures, MINIMUM_KERNEL};
 
 /// The opcode constants `Ring::supports` takes, re-exported from the `io-uring` crate.

@@ -91,6 +91,21 @@ impl Program {
         }
     }
 
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Log lines that arrived since the last look (kept in `log` too).
+    pub fn new_log_lines(&mut self) -> Vec<String> {
+        let mut new = Vec::new();
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line.clone());
+            new.push(line);
+        }
+        new
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = self.child.id() as libc::pid_t;
@@ -98,6 +113,17 @@ impl Program {
         // yet reaped (we hold its `Child`), so the number cannot name another process.
         let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
         assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits for the program to exit, and fails the test (with the log) unless it
+    /// exited with success.
+    pub fn wait_clean_exit(&mut self) {
+        let status = self.wait_exit();
+        assert!(
+            status.success(),
+            "exit status {status}; log:\n{}",
+            self.log.join("\n")
+        );
     }
 
     /// Waits for the program to exit; panics if it is still running after
@@ -132,6 +158,57 @@ impl Drop for Program {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Waits until `done` holds, failing the test after [`PATIENCE`] with `state()` in
+/// the message.
+pub fn wait_until(what: &str, done: impl Fn() -> bool, state: impl Fn() -> String) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            state()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How many file descriptors process `pid` has open (`/proc/<pid>/fd`).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|err| panic!("/proc/{pid}/fd: {err}"))
+        .count()
+}
+
+/// What process `pid`'s open fds are, by kind (`socket`, `pipe`, `anon_inode:[eventfd]`,
+/// a path...), with a count each.
+pub fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return kinds;
+    };
+    for entry in dir.flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        let kind = target.split(":[").next().unwrap_or(&target).to_string();
+        let kind = if kind == "anon_inode" { target } else { kind };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    kinds
+}
+
+/// The resident set size of process `pid`, in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("/proc/{pid}/status: {err}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
 }
 
 /// An address nothing listens on: bound, then closed, so connecting is refused.

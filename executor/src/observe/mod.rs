@@ -10,6 +10,7 @@
 //! | `leak.rs` | the live-task watermark warning |
 //! | `schedtrace.rs` | `URINGO_SCHEDTRACE`: one line of scheduler state per interval |
 //! | `monitor.rs` | Go's sysmon: finds a worker stuck in one poll and hands out its queue |
+//! | `wait.rs` | what a task's latest poll left it waiting on (op, timer, join), for task dumps |
 //!
 //! Everything here costs nothing when it is off: each probe is one predictable branch.
 
@@ -21,3 +22,4 @@ pub(crate) mod monitor;
 pub(crate) mod poll_watch;
 pub(crate) mod schedtrace;
 pub(crate) mod stats;
+pub(crate) mod wait;

@@ -71,6 +71,7 @@ impl Runtime {
     }
 
     fn from_builder(b: &Builder) -> io::Result<Runtime> {
+        crate::observe::wait::install();
         let cpus = allowed_cpus();
         let n = b
             .worker_threads

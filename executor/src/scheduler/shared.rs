@@ -205,16 +205,17 @@ impl Shared {
         }
     }
 
-    /// Arms a timer for a thread that owns no wheel: a worker (round robin) inserts it
-    /// on its next tick; it is woken so that a parked worker recomputes its timeout.
-    pub(crate) fn register_remote_timer(&self, deadline: Instant) -> Arc<TimerEntry> {
+    /// Arms a timer for a thread that owns no wheel: a worker (round robin, returned
+    /// with the entry) inserts it on its next tick; it is woken so that a parked worker
+    /// recomputes its timeout.
+    pub(crate) fn register_remote_timer(&self, deadline: Instant) -> (usize, Arc<TimerEntry>) {
         let tick = crate::time::deadline_tick(self.clock_origin, deadline);
         let entry = Arc::new(TimerEntry::new(tick));
         let worker = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
         let remote = &self.remotes[worker];
         remote.timers.registrations.push(entry.clone());
         remote.unpark();
-        entry
+        (worker, entry)
     }
 
     /// Whether any queue holds a task (the last searcher's check before parking).

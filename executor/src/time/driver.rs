@@ -43,7 +43,8 @@ pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
 pub(crate) struct TimerRemote {
     /// Timers armed by threads that own no wheel, to insert.
     pub registrations: SegQueue<Arc<TimerEntry>>,
-    /// Keys of timers dropped on other threads, to remove.
+    /// Keys of timers dropped on other threads (remote registrations included, once
+    /// inserted), to remove.
     pub cancellations: SegQueue<TimerKey>,
     /// Timers in the wheel (a gauge for metrics).
     pub len: AtomicUsize,
@@ -115,10 +116,9 @@ impl TimerDriver {
             self.cancel(key);
         }
         while let Some(entry) = remote.registrations.pop() {
-            // A remote timer dropped before we got to it never enters the wheel.
-            if !entry.is_cancelled() {
-                self.insert(entry);
-            }
+            // A remote timer dropped before we got to it never enters the wheel; one
+            // dropped after comes back through `cancellations`.
+            TimerEntry::adopt(entry, |entry| self.insert(entry));
         }
     }
 

@@ -3,7 +3,9 @@
 
 use std::task::Waker;
 
-use crate::loom::sync::{AtomicU32, Mutex, Ordering};
+use uringo_timers::TimerKey;
+
+use crate::loom::sync::{Arc, AtomicU32, Mutex, MutexGuard, Ordering};
 
 /// Waiting in a wheel (or about to be inserted into one).
 const PENDING: u32 = 0;
@@ -19,16 +21,24 @@ pub(crate) struct TimerEntry {
     state: AtomicU32,
     /// A per-entry lock: the waiter stores its waker, the owner takes it to fire. No
     /// two timers ever share a lock.
-    waker: Mutex<Option<Waker>>,
+    slot: Mutex<Slot>,
     /// Deadline tick, for the owner (remote registrations carry it here).
     pub deadline_tick: u64,
+}
+
+#[derive(Default)]
+struct Slot {
+    waker: Option<Waker>,
+    /// The wheel key of a timer registered by a thread without a wheel, set by the
+    /// owner when it inserts the timer: that thread learns it here when it cancels.
+    key: Option<TimerKey>,
 }
 
 impl TimerEntry {
     pub(crate) fn new(deadline_tick: u64) -> TimerEntry {
         TimerEntry {
             state: AtomicU32::new(PENDING),
-            waker: Mutex::new(None),
+            slot: Mutex::new(Slot::default()),
             deadline_tick,
         }
     }
@@ -48,10 +58,10 @@ impl TimerEntry {
             return true;
         }
         {
-            let mut slot = self.waker.lock().unwrap_or_else(|e| e.into_inner());
-            match &*slot {
+            let mut slot = self.lock();
+            match &slot.waker {
                 Some(w) if w.will_wake(waker) => {}
-                _ => *slot = Some(waker.clone()),
+                _ => slot.waker = Some(waker.clone()),
             }
         }
         self.is_fired()
@@ -66,7 +76,7 @@ impl TimerEntry {
         // Mutation point: firing without winning the CAS fires after a cancel.
         let won = won || crate::loom::mutation!("timer_fire_cas");
         if won {
-            let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let waker = self.lock().waker.take();
             if let Some(waker) = waker {
                 waker.wake();
             }
@@ -76,11 +86,41 @@ impl TimerEntry {
     /// Waiter: gives the timer up. Returns true if it had not fired (the wheel may still
     /// hold it).
     pub(crate) fn cancel(&self) -> bool {
+        self.cancel_taking_key().0
+    }
+
+    /// Owner: inserts a timer that a thread without a wheel registered, unless it was
+    /// cancelled first, and keeps its key for that thread's cancel
+    /// ([`TimerEntry::cancel_adopted`]). Under the entry's lock, so that a cancel either
+    /// comes first and is seen here, or comes after and finds the key.
+    pub(crate) fn adopt(entry: Arc<TimerEntry>, insert: impl FnOnce(Arc<TimerEntry>) -> TimerKey) {
+        let mut slot = entry.lock();
+        if !entry.is_cancelled() {
+            slot.key = Some(insert(entry.clone()));
+        }
+    }
+
+    /// Waiter of a timer the owner adopts: gives it up, and returns its wheel key if it
+    /// had not fired and the owner had already inserted it (the owner must then remove
+    /// it; otherwise it never enters the wheel).
+    pub(crate) fn cancel_adopted(&self) -> Option<TimerKey> {
+        match self.cancel_taking_key() {
+            (true, key) => key,
+            (false, _) => None,
+        }
+    }
+
+    fn cancel_taking_key(&self) -> (bool, Option<TimerKey>) {
         let was_pending = self
             .state
             .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        drop(self.waker.lock().unwrap_or_else(|e| e.into_inner()).take());
-        was_pending
+        let mut slot = self.lock();
+        drop(slot.waker.take());
+        (was_pending, slot.key.take())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

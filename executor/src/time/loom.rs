@@ -83,7 +83,8 @@ fn fire_vs_cancel_from_another_thread() {
 
 /// A `Sleep` on a thread without a wheel hands its entry to a worker through the
 /// registration queue (`Shared::register_remote_timer`) and is dropped while the worker
-/// takes it in: a cancelled entry never enters the wheel or fires.
+/// takes it in (`Sleep::deregister`): a cancelled entry never fires, and it leaves the
+/// wheel at the owner's next tick whether the cancel came before or after the insert.
 #[test]
 fn remote_registration_vs_cancel() {
     model(|| {
@@ -94,11 +95,22 @@ fn remote_registration_vs_cancel() {
             let remote = remote.clone();
             thread::spawn(move || {
                 let mut driver = TimerDriver::new(Instant::now());
-                process_timers(&mut driver, &remote)
+                let fired = process_timers(&mut driver, &remote);
+                (driver, fired)
             })
         };
-        let cancelled = entry.cancel();
-        let fired = owner.join().unwrap();
+        let key = entry.cancel_adopted();
+        if let Some(key) = key {
+            remote.cancellations.push(key);
+        }
+        let cancelled = entry.is_cancelled();
+        let (mut driver, fired) = owner.join().unwrap();
+        // The owner's next tick.
+        process_timers(&mut driver, &remote);
+        assert!(
+            !driver.has_timers(),
+            "a cancelled remote timer stayed in the wheel"
+        );
         assert!(fired <= 1);
         assert_eq!(
             entry.is_fired(),

@@ -11,7 +11,10 @@
 //!   thread it pushes the wheel key onto the owner's cancellation queue, drained every
 //!   tick;
 //! * a thread that owns no wheel (`block_on`, `spawn_blocking`) hands its timer to a
-//!   worker through that worker's registration queue and wakes it;
+//!   worker through that worker's registration queue and wakes it; the worker leaves
+//!   the wheel key in the timer's entry, and dropping the timer sends that key back
+//!   through the cancellation queue and wakes the worker again, so a `timeout` in a
+//!   loop on such a thread leaves nothing behind in the wheel;
 //! * each worker fires what is due on every scheduler tick and parks in its ring with
 //!   the nearest deadline as the `io_uring_enter` timeout.
 //!

@@ -77,8 +77,11 @@ enum State {
         key: TimerKey,
         entry: Arc<TimerEntry>,
     },
-    /// Handed to a worker by a thread without a wheel; the key is the worker's.
+    /// Handed to `worker` by a thread without a wheel; `worker` keeps the key in the
+    /// entry once it has inserted it.
     Remote {
+        shared: Arc<Shared>,
+        worker: usize,
         entry: Arc<TimerEntry>,
     },
     Elapsed,
@@ -94,7 +97,7 @@ impl Sleep {
     pub fn is_elapsed(&self) -> bool {
         match &self.state {
             State::Elapsed => true,
-            State::Local { entry, .. } | State::Remote { entry } => entry.is_fired(),
+            State::Local { entry, .. } | State::Remote { entry, .. } => entry.is_fired(),
             State::Unregistered => false,
         }
     }
@@ -150,9 +153,19 @@ impl Sleep {
                     cancel_in_wheel(&shared, worker, key);
                 }
             }
-            State::Remote { entry } => {
-                // The owner skips (or drops at its deadline) a cancelled remote entry.
-                entry.cancel();
+            State::Remote {
+                shared,
+                worker,
+                entry,
+            } => {
+                // Not yet inserted: the owner skips it. Inserted: the owner removes it,
+                // woken for it because none of its own tasks waits on this timer and
+                // it might otherwise sleep until the deadline before looking.
+                if let Some(key) = entry.cancel_adopted() {
+                    if cancel_in_wheel(&shared, worker, key) {
+                        shared.remotes[worker].unpark();
+                    }
+                }
             }
             State::Unregistered | State::Elapsed => {}
         }
@@ -178,16 +191,21 @@ impl Sleep {
                 let handle = Handle::try_current().unwrap_or_else(|_| {
                     panic!("uringo::time::sleep polled outside a uringo runtime: there is no timer wheel to put it on")
                 });
-                let entry = handle.shared().register_remote_timer(deadline);
-                State::Remote { entry }
+                let shared = handle.shared().clone();
+                let (worker, entry) = shared.register_remote_timer(deadline);
+                State::Remote {
+                    shared,
+                    worker,
+                    entry,
+                }
             }
         };
     }
 }
 
 /// Removes a timer from `worker`'s wheel: directly when we are that worker, through its
-/// cancellation queue otherwise.
-fn cancel_in_wheel(shared: &Arc<Shared>, worker: usize, key: TimerKey) {
+/// cancellation queue otherwise (then returns true).
+fn cancel_in_wheel(shared: &Arc<Shared>, worker: usize, key: TimerKey) -> bool {
     let done = with_current_worker(shared, |cx| match cx {
         Some(cx) if cx.index == worker => {
             cx.with_timers(|t| t.cancel(key));
@@ -198,6 +216,7 @@ fn cancel_in_wheel(shared: &Arc<Shared>, worker: usize, key: TimerKey) {
     if !done {
         shared.remotes[worker].timers.cancellations.push(key);
     }
+    !done
 }
 
 impl Future for Sleep {
@@ -215,7 +234,7 @@ impl Future for Sleep {
             this.register();
         }
         let fired = match &this.state {
-            State::Local { entry, .. } | State::Remote { entry } => entry.register(cx.waker()),
+            State::Local { entry, .. } | State::Remote { entry, .. } => entry.register(cx.waker()),
             State::Elapsed => true,
             State::Unregistered => unreachable!("registered above"),
         };
@@ -224,7 +243,7 @@ impl Future for Sleep {
             coop.made_progress();
             Poll::Ready(())
         } else {
-            uringo_uring::wait::record(uringo_uring::wait::Wait::Timer {
+            crate::observe::wait::record(crate::observe::wait::Wait::Timer {
                 at: crate::observe::clock::nanos_since_origin(this.deadline),
             });
             Poll::Pending

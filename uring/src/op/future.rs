@@ -19,8 +19,8 @@ use crate::context::{self, Target};
 use crate::cqe::Cqe;
 use crate::handle::RingHandle;
 use crate::operation::{MultishotOperation, Operation};
+use crate::pending::PendingOp;
 use crate::sync::Arc;
-use crate::wait::Wait;
 
 /// The future of a submitted (or about to be submitted) [`Operation`].
 ///
@@ -38,7 +38,7 @@ enum OpState<T: Operation> {
         cell: Arc<OpCell<T>>,
         ring: RingHandle,
         /// What a task dump says the poller waits on while this is pending.
-        wait: Wait,
+        wait: PendingOp,
     },
     Done,
 }
@@ -92,7 +92,7 @@ impl<T: Operation> Future for Op<T> {
                     let cell = Arc::new(OpCell::new(data));
                     // SAFETY: the cell is not shared yet; this is its only build.
                     let sqe = unsafe { cell.build_sqe() };
-                    let wait = crate::wait::of_sqe(&sqe);
+                    let wait = PendingOp::of_sqe(&sqe);
                     match submit(sqe, cell.clone()) {
                         Ok(ring) => this.state = OpState::Submitted { cell, ring, wait },
                         Err(err) => {
@@ -113,7 +113,7 @@ impl<T: Operation> Future for Op<T> {
                 }
                 OpState::Submitted { cell, wait, .. } => {
                     let Poll::Ready(output) = cell.poll_complete(cx) else {
-                        crate::wait::record(*wait);
+                        wait.report();
                         return Poll::Pending;
                     };
                     this.state = OpState::Done;
@@ -164,7 +164,7 @@ enum MultishotState<T: MultishotOperation> {
     Submitted {
         cell: Arc<MultishotCell<T>>,
         ring: RingHandle,
-        wait: Wait,
+        wait: PendingOp,
     },
     Failed,
     Finished,
@@ -187,7 +187,7 @@ impl<T: MultishotOperation> Multishot<T> {
                     let data = data.take().expect("op data present before submission");
                     let cell = Arc::new(MultishotCell::new(data));
                     let sqe = cell.build_sqe();
-                    let wait = crate::wait::of_sqe(&sqe);
+                    let wait = PendingOp::of_sqe(&sqe);
                     match submit(sqe, cell.clone()) {
                         Ok(ring) => self.state = MultishotState::Submitted { cell, ring, wait },
                         Err(err) => {
@@ -199,7 +199,7 @@ impl<T: MultishotOperation> Multishot<T> {
                 }
                 MultishotState::Submitted { cell, wait, .. } => {
                     let Poll::Ready(item) = cell.poll_next(cx) else {
-                        crate::wait::record(*wait);
+                        wait.report();
                         return Poll::Pending;
                     };
                     if item.is_none() {

@@ -8,17 +8,16 @@
 //! What a task shows beyond its state comes from stamps the scheduler leaves in its
 //! header anyway: the worker and time of its latest poll (from the per-poll clock
 //! reading, `observe/clock.rs`), its spawn time, and what its latest poll left it
-//! waiting on when that is a uringo op, timer or join handle (`uringo_uring::wait`).
+//! waiting on when that is a uringo op, timer or join handle (`observe/wait.rs`).
 
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use uringo_uring::wait::{self, Wait};
-
 use super::Id;
 use crate::observe::clock;
+use crate::observe::wait::Wait;
 
 /// A task's state when the dump read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,9 +67,9 @@ pub enum WaitingOn {
 impl WaitingOn {
     fn decode(word: u64, origin: Instant) -> Option<WaitingOn> {
         Some(match Wait::decode(word)? {
-            Wait::Op { opcode, fd } => WaitingOn::Io {
-                op: wait::opcode_name(opcode),
-                fd: (fd >= 0).then_some(fd),
+            Wait::Op(op) => WaitingOn::Io {
+                op: op.name(),
+                fd: (op.fd >= 0).then_some(op.fd),
             },
             Wait::Timer { at } => WaitingOn::Timer {
                 deadline: origin + Duration::from_nanos(at),
@@ -447,10 +446,10 @@ mod tests {
     #[test]
     fn waits_decode_to_what_a_reader_wants() {
         let origin = Instant::now();
-        let recv = Wait::Op {
+        let recv = Wait::Op(uringo_uring::PendingOp {
             opcode: uringo_uring::opcodes::Recv::CODE,
             fd: 9,
-        };
+        });
         let got = WaitingOn::decode(recv.encode(), origin).unwrap();
         assert_eq!(got.to_string(), "recv on fd 9");
         let timer = WaitingOn::decode(Wait::Timer { at: 5_000_000 }.encode(), origin).unwrap();

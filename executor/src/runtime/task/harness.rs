@@ -93,15 +93,11 @@ impl<F: Future, S: Schedule> Harness<F, S> {
                 })
             }))
         };
-        // What this poll leaves the task waiting on, for dumps. Not under loom: its
-        // threads share one OS thread's thread-locals.
+        // What this poll leaves the task waiting on, for dumps.
         header.wait.store(0, std::sync::atomic::Ordering::Relaxed);
-        #[cfg(not(loom))]
         // SAFETY: we hold a reference to the task for the whole call, so its header
         // (and the slot in it) outlives the poll.
-        let result = unsafe { uringo_uring::wait::watching(&header.wait, poll) };
-        #[cfg(loom)]
-        let result = { poll }();
+        let result = unsafe { crate::observe::wait::watching(&header.wait, poll) };
         let output = match result {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),

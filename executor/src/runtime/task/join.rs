@@ -99,7 +99,7 @@ impl<T> Future for JoinHandle<T> {
         if ret.is_ready() {
             coop.made_progress();
         } else {
-            uringo_uring::wait::record(uringo_uring::wait::Wait::Task {
+            crate::observe::wait::record(crate::observe::wait::Wait::Task {
                 id: self.raw.id().as_u64(),
             });
         }

@@ -53,7 +53,7 @@ pub(crate) struct Header {
     /// "runnable since" for a scheduled task and "last polled at" for the others. The
     /// queue hand-off orders the scheduler's write before the worker's read.
     pub stamp: AtomicU64,
-    /// What its latest poll left it waiting on (`uringo_uring::wait` encoding, 0: not a
+    /// What its latest poll left it waiting on (`observe/wait.rs` encoding, 0: not a
     /// uringo op, timer or join handle). Cleared at the start of each poll.
     pub wait: AtomicU64,
 }
