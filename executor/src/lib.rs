@@ -6,9 +6,9 @@
 //! ## The pieces, in Go's words
 //!
 //! * A **task** (Go's G) is one heap allocation holding a state word, a vtable, the
-//!   future and later its output (`task/`). Its state word ([`task`]'s `state.rs`)
-//!   decides every race — poll versus wake versus abort versus shutdown — in one atomic
-//!   step, and counts its references.
+//!   future and later its output (`runtime/task/`; [`task`] is its public face). Its
+//!   state word (`runtime/task/state.rs`) decides every race — poll versus wake versus
+//!   abort versus shutdown — in one atomic step, and counts its references.
 //! * A **worker** (Go's M *and* P: uringo never separates them) is a thread that owns
 //!   an io_uring ring and a run queue: a 256-slot ring buffer that only it pushes to and
 //!   that siblings steal half of (`scheduler/queue.rs`), plus a *runnext* slot for the
@@ -16,7 +16,7 @@
 //! * The **injector** (Go's global run queue) takes tasks spawned or woken from outside
 //!   the workers, and the overflow of a full local queue.
 //!
-//! ## The scheduling loop (`scheduler/worker.rs`)
+//! ## The scheduling loop (`scheduler/worker/`)
 //!
 //! Go's `findrunnable`, with the netpoller replaced by the worker's own completion queue:
 //! every 61 ticks the injector first (fairness); then the local queue; then a batch from
@@ -26,7 +26,17 @@
 //! sibling's hand-off (Go's spinning M, backing off when it rarely catches one); and
 //! only then does the worker park — in its ring, with one `io_uring_enter` that also
 //! submits whatever its tasks queued. Every 61 ticks the ring is reaped even when the
-//! queue is full, so completions are never starved.
+//! queue is full, so completions are never starved. `scheduler/worker/mod.rs` opens
+//! with the whole argument, including the fairness bound: a task at the back of a
+//! worker's queue is polled within 261 of that worker's ticks.
+//!
+//! The loop runs over a small `Driver` trait (`scheduler/driver.rs`: reap, park,
+//! has-events, unpark): io_uring in production, a loom stand-in so that loom checks the
+//! loop itself (`loom/model.rs` lists the models), and a seeded simulated kernel that
+//! runs thousands of schedules of the real loop in `cargo test`
+//! (`scheduler/sim/`). The observability the loop feeds — counters, histograms,
+//! per-poll timing, trace probes, the stuck-poll monitor — sits behind one door,
+//! `observe/stats.rs`.
 //!
 //! ## Invariants
 //!
@@ -41,9 +51,11 @@
 //! 5. **One enter per tick** at most: submission and reaping share a syscall.
 //! 6. **No lost wake-up.** A worker announces it is going to sleep before its last look
 //!    at the queues; a producer that sees a sleeper wakes it (`scheduler/idle.rs`).
-//! 7. **Fairness.** runnext is capped at 3 consecutive polls, the injector is visited
-//!    every 61 ticks, each task poll has a budget of 128 units that uringo's own futures
-//!    consume (`runtime/coop.rs`).
+//! 7. **Fairness, with a stated bound.** runnext is capped at 3 consecutive polls, the
+//!    injector is visited every 61 ticks, each task poll has a budget of 128 units that
+//!    uringo's own futures consume (`runtime/coop.rs`), and a task that yields, spends
+//!    its budget or wakes itself goes to the back of its worker's queue behind a share
+//!    of the injector, where siblings can steal it and the monitor can rescue it.
 //! 8. **Bad input gets a clear error, never a hang or UB**: io_uring unavailable is an
 //!    error that names the cause and the fix; a panicking task is a `JoinError`, never a
 //!    dead worker.
@@ -59,7 +71,7 @@
 //!
 //! [`RuntimeMetrics`] counts, and keeps two log-scale histograms per worker: scheduling
 //! latency (wake to poll, Go's `/sched/latencies`) and poll time, fed by one read of
-//! the time-stamp counter per poll (`runtime/clock.rs`; [`Builder::poll_timing`] turns
+//! the time-stamp counter per poll (`observe/clock.rs`; [`Builder::poll_timing`] turns
 //! it off). `URINGO_SCHEDTRACE=<ms>` prints Go-style `SCHED` lines, with the
 //! interval's `schedlat_p99`; `URINGO_TRACE=<path>` (or [`Builder::trace_recorder`])
 //! records every spawn, poll, wake, steal and park and writes `<path>.json` for Perfetto
