@@ -54,8 +54,8 @@ use crate::runtime::context;
 use crate::runtime::task::JoinHandle;
 use crate::time::clock::{Clock, ManualClock};
 
-/// Seeds per `cargo test` run (about a second each hundred here).
-pub(crate) const DEFAULT_SEEDS: u64 = 300;
+/// Seeds per `cargo test` run (2 000 take about a minute in a debug build here).
+pub(crate) const DEFAULT_SEEDS: u64 = 2_000;
 
 /// A run that takes more controller steps than this is livelocked.
 const MAX_STEPS: u64 = 2_000_000;
