@@ -1,4 +1,4 @@
-//! TCP proxy: round robin over upstreams, zero-copy splice, graceful shutdown, and
+//! TCP proxy: round robin over upstreams, bounded copying both ways, graceful shutdown, and
 //! zero-downtime restart (`--handoff`).
 //!
 //! ```sh
@@ -17,10 +17,10 @@ use uringo_examples::cli;
 use uringo_examples::handoff::{self, Offer};
 use uringo_examples::server::{bind_reuseport, exit_code, init_logging};
 use uringo_examples::shutdown::stop_on_signal;
-use uringo_examples::tcp_proxy::{Config, CopyMode, Proxy};
+use uringo_examples::tcp_proxy::{Config, Proxy};
 
 const HELP: &str = "\
-tcp-proxy: a TCP proxy on uringo (zero-copy splice between the two sockets)
+tcp-proxy: a TCP proxy on uringo (uringo::io::copy_bidirectional between the two sockets)
 
 Usage: tcp-proxy --upstream ADDR[,ADDR..] [FLAGS]
 
@@ -30,7 +30,6 @@ Flags:
   --workers N                 worker threads (and SO_REUSEPORT listeners) [default: 2]
   --connect-timeout DURATION  limit on connecting to an upstream [default: 3s]
   --idle-timeout DURATION     close a connection with no bytes either way for this long [default: off]
-  --copy splice|buffer        move bytes by zero-copy splice, or through a buffer per direction [default: splice]
   --max-connections N         connections served at once; more are reset [default: 10000]
   --drain-timeout DURATION    on SIGINT/SIGTERM or a handoff, how long live connections may finish [default: 10s]
   --handoff PATH              unix socket for restarts: take over the listeners of the process
@@ -57,7 +56,6 @@ fn parse() -> Result<Option<Args>, cli::Error> {
         upstreams: Vec::new(),
         connect_timeout: Duration::from_secs(3),
         idle_timeout: None,
-        copy: CopyMode::Splice,
         max_connections: 10_000,
         drain_timeout: Duration::from_secs(10),
     };
@@ -71,7 +69,6 @@ fn parse() -> Result<Option<Args>, cli::Error> {
                 config.connect_timeout = cli::duration(parser.value()?)?.unwrap_or(Duration::MAX)
             }
             Long("idle-timeout") => config.idle_timeout = cli::duration(parser.value()?)?,
-            Long("copy") => config.copy = parser.value()?.parse()?,
             Long("max-connections") => config.max_connections = cli::positive(parser.value()?)?,
             Long("drain-timeout") => {
                 config.drain_timeout = cli::duration(parser.value()?)?.unwrap_or_default()

@@ -52,7 +52,7 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
 I/O shapes: echo_pingpong (100 connections x 1 KiB ping-pong; server: one worker pinned
 to CPU 0, in a child process; client: the loadgen, pinned to CPU 1), echo_pingpong_pool
 (the same with uringo's recv_stream + BufPool server; not in the default run), proxy
-(the same load through a TCP proxy pinned to CPU 0: uringo copy_bidirectional (splice)
+(the same load through a TCP proxy pinned to CPU 0: uringo copy_bidirectional
 vs tokio copy_bidirectional, upstream a uringo echo on CPU 1), idle_rss
 (server RSS growth with 10 000 idle connections; uringo pool, uringo read, tokio read).";
 

@@ -1,7 +1,6 @@
 //! The logic of uringo's example programs, as functions, so the programs stay short and
 //! their tests drive exactly the code the programs run.
 
-pub mod buffered_copy;
 pub mod cli;
 pub mod dump_demo;
 pub mod echo;

@@ -1,14 +1,12 @@
 //! The `tcp-proxy` soak: rounds of scripted connections through the real program,
 //! with stalls, half-closes and resets on both the client and the upstream side
-//! (`soak/`). After every round the proxy's open fds are back to where they started
-//! (but for the empty pipes splice keeps for reuse: `uringo::io` pools up to 256
-//! pairs, so pipes are held to that bound rather than to a baseline); its RSS levels
-//! off (the highest over the last rounds within 15% of the highest over the first
-//! ones); every byte arrives unchanged; and the only errors anyone sees, the proxy's
-//! log included, are those the scripted resets explain. Both copy modes are soaked.
+//! (`soak/`). After every round the proxy's open fds are back to where they started;
+//! its RSS levels off (the highest over the last rounds within 15% of the highest over
+//! the first ones); every byte arrives unchanged; and the only errors anyone sees, the
+//! proxy's log included, are those the scripted resets explain.
 //!
-//! The short form (1 000 connections per mode) runs with the other tests. The long
-//! form (10 000) runs with `URINGO_SOAK=long`, or as the ignored test:
+//! The short form (1 000 connections) runs with the other tests. The long form
+//! (10 000) runs with `URINGO_SOAK=long`, or as the ignored test:
 //!
 //! ```sh
 //! cargo test -p uringo-examples --test tcp_proxy_soak -- --ignored --nocapture
@@ -34,10 +32,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_tcp-proxy");
 
 /// Client threads, each running one connection at a time.
 const CLIENTS: usize = 24;
-
-/// The most pipe fds the proxy keeps between connections: `uringo::io`'s pool of empty
-/// pipe pairs for splice holds at most 256 (executor/src/io/pipe.rs).
-const POOLED_PIPE_FDS: usize = 2 * 256;
 
 struct Form {
     rounds: usize,
@@ -66,25 +60,19 @@ fn form() -> Form {
 }
 
 #[test]
-fn spliced_connections_with_resets_and_stalls_leave_no_fd_no_growth_and_no_damage() {
-    soak(form(), "splice");
+fn connections_with_resets_and_stalls_leave_no_fd_no_growth_and_no_damage() {
+    soak(form());
 }
 
 #[test]
-fn buffered_connections_with_resets_and_stalls_leave_no_fd_no_growth_and_no_damage() {
-    soak(form(), "buffer");
-}
-
-#[test]
-#[ignore = "the long soak (10 000 connections per copy mode); also URINGO_SOAK=long"]
+#[ignore = "the long soak (10 000 connections); also URINGO_SOAK=long"]
 fn ten_thousand_connections_with_resets_and_stalls_leave_no_fd_no_growth_and_no_damage() {
-    soak(LONG, "splice");
-    soak(LONG, "buffer");
+    soak(LONG);
 }
 
-/// Soaks a proxy that copies in `copy` mode (`--copy`), one soak at a time: two at
-/// once on a small machine would only measure each other.
-fn soak(form: Form, copy: &str) {
+/// Soaks a proxy, one soak at a time: two at once on a small machine would only
+/// measure each other.
+fn soak(form: Form) {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let seed = std::env::var("URINGO_SOAK_SEED")
@@ -103,14 +91,12 @@ fn soak(form: Form, copy: &str) {
             // connection: timers leave no trace either.
             "--idle-timeout",
             "30s",
-            "--copy",
-            copy,
         ],
     );
     let pid = proxy.pid();
     let baseline = Fds::of(pid);
     println!(
-        "soak ({copy}): seed {seed}, {} rounds of {}, proxy fds at start {} ({} pipes)",
+        "soak: seed {seed}, {} rounds of {}, proxy fds at start {} ({} pipes)",
         form.rounds, form.per_round, baseline.total, baseline.pipes
     );
     let mut rounds = Vec::new();
@@ -126,7 +112,7 @@ fn soak(form: Form, copy: &str) {
     let highest = |rounds: &[Round]| rounds.iter().map(|r| r.rss_after).max().unwrap();
     let first = highest(&rounds[..form.compared]);
     let last = highest(&rounds[rounds.len() - form.compared..]);
-    println!("soak ({copy}): RSS after a round at most {first} KiB over the first rounds, {last} KiB over the last");
+    println!("soak: RSS after a round at most {first} KiB over the first rounds, {last} KiB over the last");
     assert!(
         last * 100 <= first * 115,
         "the proxy's RSS kept growing: {first} KiB at most over the first {n} rounds, {last} KiB over the last {n}",
@@ -164,18 +150,13 @@ fn run_round(
     );
     wait_until(
         &format!(
-            "the proxy's fds to return to their baseline of {} besides pipes",
-            baseline.other()
+            "the proxy's fds to return to their baseline of {}",
+            baseline.total
         ),
-        || Fds::of(pid).other() == baseline.other(),
+        || Fds::of(pid).total == baseline.total,
         || format!("open: {:?}", fd_kinds(pid)),
     );
     let after = Fds::of(pid);
-    assert!(
-        after.pipes.saturating_sub(baseline.pipes) <= POOLED_PIPE_FDS,
-        "{} pipe fds stay open, more than the pool keeps",
-        after.pipes.saturating_sub(baseline.pipes)
-    );
     (round.fds_after, round.pipes_after) = (after.total, after.pipes);
     round.rss_after = rss_kib(pid);
     (round.fds_peak, round.rss_peak) = sampler.stop();

@@ -35,7 +35,7 @@ pub enum Server {
     /// heap buffer.
     Tokio,
     /// A uringo TCP proxy: per connection, connect to the upstream and
-    /// `uringo::io::copy_bidirectional` (splice).
+    /// `uringo::io::copy_bidirectional`.
     ProxyUringo,
     /// The same proxy on tokio: `tokio::io::copy_bidirectional`.
     ProxyTokio,
@@ -258,7 +258,7 @@ async fn uringo_echo_pooled(
     Ok(())
 }
 
-/// The proxy every uringo user writes: connect, then copy both ways (splice).
+/// The proxy every uringo user writes: connect, then copy both ways.
 async fn uringo_proxy(mut client: uringo::net::TcpStream, upstream: SocketAddr) -> io::Result<()> {
     let mut server = uringo::net::TcpStream::connect(upstream).await?;
     server.set_nodelay(true)?;

@@ -27,7 +27,7 @@ pub struct Round {
     pub fds_before: usize,
     pub fds_peak: usize,
     pub fds_after: usize,
-    /// Of `fds_after`, pipes (those open at start, and the pool's).
+    /// Of `fds_after`, pipes (the log pipes open at start).
     pub pipes_after: usize,
     pub rss_before: u64,
     pub rss_peak: u64,

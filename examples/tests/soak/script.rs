@@ -109,7 +109,7 @@ impl Script {
     }
 }
 
-/// Mostly small, sometimes large enough to fill socket buffers and the proxy's pipes.
+/// Mostly small, sometimes large enough to fill socket buffers and the proxy's buffers.
 fn size(rng: &mut Rng) -> usize {
     match rng.below(10) {
         0..=5 => rng.below(4 << 10) as usize,

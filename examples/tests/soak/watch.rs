@@ -21,11 +21,6 @@ impl Fds {
             pipes: kinds.get("pipe").copied().unwrap_or(0),
         }
     }
-
-    /// Fds other than pipes.
-    pub fn other(self) -> usize {
-        self.total - self.pipes
-    }
 }
 
 /// Samples the proxy's fd count and RSS while a round runs, keeping the highest;

@@ -1,6 +1,5 @@
-//! I/O utilities on top of the ring: zero-copy proxying between sockets.
+//! I/O utilities on top of the ring: copying between stream sockets.
 
 mod copy;
-mod pipe;
 
-pub use copy::copy_bidirectional;
+pub use copy::{copy, copy_bidirectional, copy_bidirectional_with_sizes, DEFAULT_LIMIT};

@@ -23,7 +23,7 @@ mod sealed {
     }
 }
 
-/// A connected stream socket uringo can split and splice: [`TcpStream`] and
+/// A connected stream socket uringo can split and copy between: [`TcpStream`] and
 /// [`UnixStream`]. Sealed; it exists so the halves and
 /// [`copy_bidirectional`](crate::io::copy_bidirectional) are written once.
 ///
