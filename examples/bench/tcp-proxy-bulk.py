@@ -161,8 +161,14 @@ listen p
 
         stalled(tcp_proxy.pid)
     finally:
+        # SIGTERM, not SIGKILL: nginx's master then stops its worker too.
         for proc in procs:
-            proc.kill()
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def stalled(pid):

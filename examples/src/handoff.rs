@@ -8,9 +8,10 @@
 //!    sockets themselves, not copies bound anew: one socket in two processes, so the
 //!    kernel's queue of pending connections is never closed and no client is refused.
 //! 3. The successor starts accepting, then says so ([`Predecessor::accepting`]).
-//! 4. The predecessor cancels its stop token: its accept loops serve what the kernel
-//!    already gave them and drop their listeners (the socket stays open in the
-//!    successor), its connections drain, it exits. It closes the handoff connection,
+//! 4. The predecessor cancels its stop token: its accept loops stop accepting
+//!    (`TcpListener::stop_accepting`), serve what the kernel had already accepted for
+//!    them, and drop their listeners (the socket stays open in the successor); its
+//!    connections drain, it exits. It closes the handoff connection,
 //!    and the successor binds `PATH` for the next restart.
 //!
 //! If the successor dies before step 3, the predecessor keeps serving and waits for the

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -135,9 +134,8 @@ impl Connections {
 /// Accepts on `listener` until `stop` is cancelled, handing each connection to
 /// `on_connection`; the listener is closed when this returns.
 ///
-/// On `stop`, connections the kernel already accepted for this listener (its accept
-/// backlog, see [`TcpListener::accept_backlog_len`]) are still handed over rather than
-/// closed unserved. Out of file descriptors (EMFILE) backs off and retries; a
+/// On `stop`, connections the kernel already accepted for this listener are still
+/// handed over rather than closed unserved ([`TcpListener::stop_accepting`]). Out of file descriptors (EMFILE) backs off and retries; a
 /// connection reset before it was accepted is skipped; any other listener error ends
 /// this loop only, not the connections already served.
 pub async fn accept_until(
@@ -166,13 +164,17 @@ pub async fn accept_until(
             }
         }
     }
-    // Claimed in one go, with no await before the listener drops: what is queued now
-    // is served, and the drop cancels the accept before the kernel runs it again.
-    while listener.accept_backlog_len() > 0 {
-        match listener.accept().now_or_never() {
-            Some(Ok((stream, peer))) => on_connection(stream, peer),
-            Some(Err(err)) => tracing::debug!(error = %err, "accept while stopping"),
-            None => break,
+    // Stop the kernel from accepting for us, then serve everything it already did,
+    // up to the final completion of the cancelled accept: dropping the listener now
+    // would close connections accepted but not yet claimed (those whose completions
+    // were still on their way), and after a handoff those belong to nobody else.
+    listener.stop_accepting();
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => on_connection(stream, peer),
+            // Everything accepted before the stop was handed over.
+            Err(err) if err.kind() == io::ErrorKind::InvalidInput => break,
+            Err(err) => tracing::debug!(error = %err, "accept while stopping"),
         }
     }
 }

@@ -62,7 +62,17 @@ fn round_trip(addr: SocketAddr, id: usize) -> Result<(), String> {
 
 #[test]
 fn a_restart_under_load_loses_no_connection() {
-    let workers = "1";
+    restart_under_load("1");
+}
+
+/// Two workers: two SO_REUSEPORT listeners, each with its own multishot accept on its
+/// own ring, whose completions may still be on their way when the old process stops.
+#[test]
+fn a_restart_under_load_with_two_workers_loses_no_connection() {
+    restart_under_load("2");
+}
+
+fn restart_under_load(workers: &str) {
     let upstream = echo_upstream().to_string();
     let dir = std::env::temp_dir().join(format!(
         "tcp-proxy-handoff-{}-{workers}",

@@ -50,8 +50,11 @@ struct State {
     queue: VecDeque<io::Result<OwnedFd>>,
     /// `usize::MAX` when there is none.
     limit: usize,
-    /// The stream was cancelled at the limit; its final CQE has not come yet.
+    /// The stream was cancelled (at the limit, or stopped); its final CQE has not come
+    /// yet.
     cancelling: bool,
+    /// [`Backlog::stop`] was called: no stream is armed again.
+    stopped: bool,
     /// The stream yielded or ended since the waiters were last woken.
     news: bool,
 }
@@ -111,6 +114,7 @@ impl Backlog {
                 queue: VecDeque::new(),
                 limit: usize::MAX,
                 cancelling: false,
+                stopped: false,
                 news: false,
             }),
             again: AtomicBool::new(false),
@@ -144,13 +148,25 @@ impl Backlog {
         len
     }
 
+    /// Cancels the stream for good: what the kernel accepted before the cancel took
+    /// effect still comes into the queue; later connections stay in the socket's listen
+    /// queue.
+    pub(super) fn stop(&self) {
+        let mut held = self.lock();
+        held.stopped = true;
+        self.pump(&mut held);
+        held.news = true;
+        self.unlock(held, None);
+    }
+
     /// Takes the oldest unclaimed connection, arming the stream (on this thread's ring)
-    /// when there is none and the queue is below the limit.
-    pub(super) fn poll_claim(&self, cx: &mut Context<'_>) -> Poll<io::Result<OwnedFd>> {
+    /// when there is none and the queue is below the limit. Once stopped and drained:
+    /// `Ready(None)`.
+    pub(super) fn poll_claim(&self, cx: &mut Context<'_>) -> Poll<Option<io::Result<OwnedFd>>> {
         self.register(cx.waker());
         let mut held = self.lock();
         let claimed = held.queue.pop_front();
-        if held.stream.is_none() && held.queue.len() < held.limit {
+        if held.stream.is_none() && !held.stopped && held.queue.len() < held.limit {
             held.stream = Some(Anchored::multishot(
                 AcceptMulti::op(self.fd.as_raw_fd()),
                 self.fd.clone(),
@@ -159,9 +175,11 @@ impl Backlog {
         // Submits a new stream, and takes what the kernel accepted since the last look.
         self.pump(&mut held);
         let claimed = claimed.or_else(|| held.queue.pop_front());
+        let drained = held.stopped && held.stream.is_none();
         self.unlock(held, Some(cx.waker()));
         match claimed {
-            Some(item) => Poll::Ready(item),
+            Some(item) => Poll::Ready(Some(item)),
+            None if drained => Poll::Ready(None),
             None => Poll::Pending,
         }
     }
@@ -212,7 +230,7 @@ impl Backlog {
     }
 
     /// Moves what the kernel accepted from the stream into the queue, and cancels the
-    /// stream once the queue reaches the limit.
+    /// stream once the queue reaches the limit or the backlog is stopped.
     fn pump(&self, state: &mut State) {
         let mut cx = Context::from_waker(&self.cqe_waker);
         while let Some(stream) = &mut state.stream {
@@ -234,7 +252,7 @@ impl Backlog {
                 Poll::Pending => break,
             }
         }
-        if state.queue.len() >= state.limit && !state.cancelling {
+        if (state.stopped || state.queue.len() >= state.limit) && !state.cancelling {
             if let Some(stream) = &mut state.stream {
                 stream.cancel();
                 state.cancelling = true;

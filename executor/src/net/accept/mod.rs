@@ -83,24 +83,33 @@ impl Acceptor {
         self.backlog.len()
     }
 
+    /// Stops the multishot accept for good; what it already accepted stays claimable.
+    pub(crate) fn stop(&self) {
+        self.backlog.stop();
+    }
+
     /// Waits for a connection, backing off on fd exhaustion (see the module doc).
+    /// `None` once [`stop`](Self::stop) was called and every connection accepted before
+    /// it was claimed.
     pub(crate) fn poll_accept(
         &self,
         cx: &mut Context<'_>,
         backoff: &mut Backoff,
-    ) -> Poll<io::Result<OwnedFd>> {
+    ) -> Poll<Option<io::Result<OwnedFd>>> {
         loop {
             if let Some(sleep) = &mut backoff.sleep {
                 std::task::ready!(sleep.as_mut().poll(cx));
                 backoff.sleep = None;
             }
             let coop = std::task::ready!(coop::poll_proceed(cx));
-            let result = std::task::ready!(self.backlog.poll_claim(cx));
+            let Some(result) = std::task::ready!(self.backlog.poll_claim(cx)) else {
+                return Poll::Ready(None);
+            };
             coop.made_progress();
             match result {
                 Ok(fd) => {
                     backoff.delay = None;
-                    return Poll::Ready(Ok(fd));
+                    return Poll::Ready(Some(Ok(fd)));
                 }
                 Err(err) if err.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(err) if is_exhaustion(&err) => {
@@ -116,10 +125,18 @@ impl Acceptor {
                     );
                     backoff.sleep = Some(Box::pin(crate::time::sleep(delay)));
                 }
-                Err(err) => return Poll::Ready(Err(err)),
+                Err(err) => return Poll::Ready(Some(Err(err))),
             }
         }
     }
+}
+
+/// What `accept` returns on a listener that stopped accepting, once drained.
+pub(crate) fn stopped() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the listener stopped accepting (stop_accepting)",
+    )
 }
 
 fn is_exhaustion(err: &io::Error) -> bool {

@@ -92,24 +92,33 @@ impl TcpListener {
     /// the next `accept` on this listener.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let mut backoff = Backoff::default();
-        poll_fn(|cx| self.poll_accept_inner(cx, &mut backoff)).await
+        poll_fn(|cx| self.poll_accept_inner(cx, &mut backoff))
+            .await
+            .unwrap_or_else(|| Err(crate::net::accept::stopped()))
     }
 
     fn poll_accept_inner(
         &self,
         cx: &mut Context<'_>,
         backoff: &mut Backoff,
-    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let fd = std::task::ready!(self.acceptor.poll_accept(cx, backoff))?;
+    ) -> Poll<Option<io::Result<(TcpStream, SocketAddr)>>> {
+        let Some(fd) = std::task::ready!(self.acceptor.poll_accept(cx, backoff)) else {
+            return Poll::Ready(None);
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(err) => return Poll::Ready(Some(Err(err))),
+        };
         let stream = TcpStream::from_std(std::net::TcpStream::from(fd));
         // Multishot accept does not return the address; getpeername is a cheap syscall.
         // It fails (ENOTCONN) only if the peer already reset: report that connection's
         // error, the listener is fine.
-        Poll::Ready(stream.peer_addr().map(|addr| (stream, addr)))
+        Poll::Ready(Some(stream.peer_addr().map(|addr| (stream, addr))))
     }
 
     /// A stream of incoming connections: `while let Some(conn) = incoming.next().await`.
-    /// It never ends by itself.
+    /// It ends (`None`) only after [`stop_accepting`](Self::stop_accepting), once the
+    /// connections accepted before it are taken.
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming {
             listener: self,
@@ -175,6 +184,37 @@ impl TcpListener {
         self.acceptor.backlog_len()
     }
 
+    /// Stops taking connections off the socket, for good, without losing any.
+    ///
+    /// The listener's multishot accept is cancelled; connections the kernel had already
+    /// handed to it are still returned by [`accept`](Self::accept) and
+    /// [`incoming`](Self::incoming), and after them `accept` fails with
+    /// [`io::ErrorKind::InvalidInput`] (as `accept(2)` does on a socket that is not
+    /// listening) and `incoming` ends. Connections that arrive later
+    /// wait in the socket's listen queue, for whoever else holds the socket: this is the
+    /// old process's half of a zero-downtime restart, where the listening socket was
+    /// handed to a successor (over `SCM_RIGHTS`) that accepts on it now. Dropping the
+    /// listener instead would close every connection accepted but not yet claimed.
+    ///
+    /// ```
+    /// use uringo::net::TcpListener;
+    ///
+    /// # let rt = uringo::Runtime::new().unwrap();
+    /// rt.block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let _early = std::net::TcpStream::connect(addr).unwrap();
+    ///     let (_conn, _) = listener.accept().await.unwrap();
+    ///     listener.stop_accepting();
+    ///     // Nothing more was accepted: the listener says so instead of waiting forever.
+    ///     let err = listener.accept().await.unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// });
+    /// ```
+    pub fn stop_accepting(&self) {
+        self.acceptor.stop();
+    }
+
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
@@ -198,7 +238,8 @@ pub struct Incoming<'a> {
 }
 
 impl Incoming<'_> {
-    /// The next connection. Never `None`; the `Option` matches `Stream::poll_next`.
+    /// The next connection; `None` once the listener stopped accepting and every
+    /// connection it had accepted was taken (see [`TcpListener::stop_accepting`]).
     pub async fn next(&mut self) -> Option<io::Result<TcpStream>> {
         poll_fn(|cx| self.poll_next(cx)).await
     }
@@ -208,7 +249,7 @@ impl Incoming<'_> {
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<TcpStream>>> {
         self.listener
             .poll_accept_inner(cx, &mut self.backoff)
-            .map(|res| Some(res.map(|(stream, _)| stream)))
+            .map(|res| res.map(|res| res.map(|(stream, _)| stream)))
     }
 }
 

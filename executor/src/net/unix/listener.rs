@@ -67,25 +67,40 @@ impl UnixListener {
     /// Accepts a connection, with the peer's address (usually unnamed).
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let mut backoff = Backoff::default();
-        poll_fn(|cx| self.poll_accept_inner(cx, &mut backoff)).await
+        poll_fn(|cx| self.poll_accept_inner(cx, &mut backoff))
+            .await
+            .unwrap_or_else(|| Err(crate::net::accept::stopped()))
     }
 
     fn poll_accept_inner(
         &self,
         cx: &mut Context<'_>,
         backoff: &mut Backoff,
-    ) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        let fd = std::task::ready!(self.acceptor.poll_accept(cx, backoff))?;
+    ) -> Poll<Option<io::Result<(UnixStream, SocketAddr)>>> {
+        let Some(fd) = std::task::ready!(self.acceptor.poll_accept(cx, backoff)) else {
+            return Poll::Ready(None);
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(err) => return Poll::Ready(Some(Err(err))),
+        };
         let stream = UnixStream::from(fd);
-        Poll::Ready(stream.peer_addr().map(|addr| (stream, addr)))
+        Poll::Ready(Some(stream.peer_addr().map(|addr| (stream, addr))))
     }
 
-    /// A stream of incoming connections; it never ends by itself.
+    /// A stream of incoming connections; it ends only after
+    /// [`stop_accepting`](Self::stop_accepting), once drained.
     pub fn incoming(&self) -> UnixIncoming<'_> {
         UnixIncoming {
             listener: self,
             backoff: Backoff::default(),
         }
+    }
+
+    /// Stops taking connections off the socket without losing any: see
+    /// [`TcpListener::stop_accepting`](crate::net::TcpListener::stop_accepting).
+    pub fn stop_accepting(&self) {
+        self.acceptor.stop();
     }
 
     /// The address the listener is bound to.
@@ -101,7 +116,8 @@ pub struct UnixIncoming<'a> {
 }
 
 impl UnixIncoming<'_> {
-    /// The next connection. Never `None`; the `Option` matches `Stream::poll_next`.
+    /// The next connection; `None` once the listener stopped accepting and every
+    /// connection it had accepted was taken.
     pub async fn next(&mut self) -> Option<io::Result<UnixStream>> {
         poll_fn(|cx| self.poll_next(cx)).await
     }
@@ -111,7 +127,7 @@ impl UnixIncoming<'_> {
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<UnixStream>>> {
         self.listener
             .poll_accept_inner(cx, &mut self.backoff)
-            .map(|res| Some(res.map(|(stream, _)| stream)))
+            .map(|res| res.map(|res| res.map(|(stream, _)| stream)))
     }
 }
 
