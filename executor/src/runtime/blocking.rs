@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -107,8 +108,12 @@ impl BlockingPool {
         let scheduler = BlockingSchedule {
             pool: self.inner.clone(),
         };
-        let (task, notified, join) =
-            task::new_task(BlockingTask(Some(f)), scheduler, task::Id::next());
+        let (task, notified, join) = task::new_task(
+            BlockingTask(Some(f)),
+            scheduler,
+            task::Id::next(),
+            Location::caller(),
+        );
         // Not registered: the registry's reference is not needed.
         drop(task);
         let mut state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());

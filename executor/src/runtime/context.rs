@@ -19,18 +19,26 @@ pub(crate) fn current_handle() -> Option<Handle> {
     HANDLE.try_with(|h| h.borrow().clone()).ok().flatten()
 }
 
-/// Runs `f` with the scheduler of the runtime current on this thread, without cloning
-/// its handle. `f` must not make another runtime current.
-pub(crate) fn with_current_shared<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
+/// Runs `f` with the handle of the runtime current on this thread, without cloning it:
+/// a clone is an atomic add and subtract on a count every thread of the runtime shares,
+/// which `uringo::spawn` would otherwise pay per task. `f` must not make another
+/// runtime current (tokio's `spawn` borrows its context the same way).
+pub(crate) fn with_current_handle<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
     let mut f = Some(f);
     let ran = HANDLE.try_with(|h| {
         let f = f.take().expect("called once");
-        f(h.borrow().as_ref().map(|h| &**h.shared()))
+        f(h.borrow().as_ref())
     });
     match ran {
         Ok(r) => r,
         Err(_) => (f.take().expect("not called"))(None),
     }
+}
+
+/// Runs `f` with the scheduler of the runtime current on this thread, without cloning
+/// its handle. `f` must not make another runtime current.
+pub(crate) fn with_current_shared<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
+    with_current_handle(|handle| f(handle.map(|h| &**h.shared())))
 }
 
 /// Makes `handle` current until the guard is dropped.

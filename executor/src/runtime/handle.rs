@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 
 use super::blocking::BlockingPool;
 use super::{context, RuntimeMetrics};
@@ -126,7 +127,7 @@ impl Handle {
             worker < workers,
             "Handle::spawn_on: worker {worker} does not exist (the runtime has {workers})"
         );
-        self.spawn_placed(future, None, Some(worker))
+        self.spawn_placed(future, None, Some(worker), Location::caller())
     }
 
     /// `spawn`, with the task's name (`task::Builder`).
@@ -136,15 +137,29 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_placed(future, name, None)
+        self.spawn_placed(future, name, None, Location::caller())
     }
 
-    #[track_caller]
+    /// `spawn`, recording `location` as where the task was spawned (for `uringo::spawn`,
+    /// which calls this inside a closure, where `#[track_caller]` does not reach).
+    pub(crate) fn spawn_at<F>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_placed(future, None, None, location)
+    }
+
     fn spawn_placed<F>(
         &self,
         future: F,
         name: Option<Box<str>>,
         worker: Option<usize>,
+        location: &'static Location<'static>,
     ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -152,11 +167,12 @@ impl Handle {
     {
         let shared = self.shared();
         let id = Id::next();
-        let meta = crate::trace::TaskMeta::new(id, std::panic::Location::caller());
+        let meta = crate::trace::TaskMeta::new(id, location);
         let init = crate::runtime::task::owned::TaskInit {
             id,
             name,
             spawned_at: crate::observe::clock::recent(),
+            location,
         };
         let (join, notified) = shared.owned.bind(future, shared.clone(), init);
         let mark = shared.next_task_warning.load(Ordering::Relaxed);

@@ -41,7 +41,15 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    crate::Handle::current().spawn(future)
+    let location = std::panic::Location::caller();
+    crate::runtime::context::with_current_handle(|handle| match handle {
+        Some(handle) => handle.spawn_at(future, location),
+        None => {
+            // Panics with the message (and at the caller) `Handle::current` gives.
+            let _ = crate::Handle::current();
+            unreachable!("no runtime is current")
+        }
+    })
 }
 
 /// Runs a blocking closure on the current runtime's blocking pool.

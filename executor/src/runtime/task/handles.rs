@@ -2,6 +2,7 @@
 //! reference ([`Task`]) and the [`Schedule`] trait a scheduler implements.
 
 use std::future::Future;
+use std::panic::Location;
 use std::ptr::NonNull;
 
 use super::raw::RawTask;
@@ -116,17 +117,17 @@ impl Drop for Task {
 }
 
 /// Allocates a task: the registry's handle, its first queue entry, its join handle.
-#[track_caller]
 pub(crate) fn new_task<F, S>(
     future: F,
     scheduler: S,
     id: Id,
+    location: &'static Location<'static>,
 ) -> (Task, Notified, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let raw = RawTask::new(future, scheduler, id);
+    let raw = RawTask::new(future, scheduler, id, location);
     (Task(raw), Notified(raw), JoinHandle::new(raw))
 }

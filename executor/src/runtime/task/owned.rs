@@ -31,14 +31,18 @@ pub(crate) struct TaskInit {
     pub name: Option<Box<str>>,
     /// Clock ticks (`observe/clock.rs`) at spawn; 0 when nobody reads the clock.
     pub spawned_at: u64,
+    /// Where the task was spawned.
+    pub location: &'static Location<'static>,
 }
 
 impl From<Id> for TaskInit {
+    #[track_caller]
     fn from(id: Id) -> TaskInit {
         TaskInit {
             id,
             name: None,
             spawned_at: 0,
+            location: Location::caller(),
         }
     }
 }
@@ -116,8 +120,9 @@ impl OwnedTasks {
             id,
             name,
             spawned_at,
+            location,
         } = init.into();
-        let (task, notified, join) = super::new_task(future, scheduler, id);
+        let (task, notified, join) = super::new_task(future, scheduler, id, location);
         // Until it is first scheduled, the stamp says when the task was spawned.
         task.raw()
             .header()

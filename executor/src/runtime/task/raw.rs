@@ -100,14 +100,18 @@ pub(crate) struct Trailer {
 }
 
 impl<F: Future, S: Schedule> Cell<F, S> {
-    #[track_caller]
-    pub(crate) fn new(future: F, scheduler: S, id: Id) -> Box<Self> {
+    pub(crate) fn new(
+        future: F,
+        scheduler: S,
+        id: Id,
+        location: &'static Location<'static>,
+    ) -> Box<Self> {
         Box::new(Cell {
             header: Header {
                 state: State::new(),
                 vtable: &Self::VTABLE,
                 id,
-                location: Location::caller(),
+                location,
                 owned_key: AtomicU32::new(u32::MAX),
                 last_worker: AtomicU16::new(u16::MAX),
                 counted_out: AtomicBool::new(true),
@@ -148,9 +152,13 @@ unsafe impl Send for RawTask {}
 unsafe impl Sync for RawTask {}
 
 impl RawTask {
-    #[track_caller]
-    pub(crate) fn new<F: Future, S: Schedule>(future: F, scheduler: S, id: Id) -> RawTask {
-        let cell = Cell::new(future, scheduler, id);
+    pub(crate) fn new<F: Future, S: Schedule>(
+        future: F,
+        scheduler: S,
+        id: Id,
+        location: &'static Location<'static>,
+    ) -> RawTask {
+        let cell = Cell::new(future, scheduler, id, location);
         // SAFETY: Box::into_raw never returns null.
         let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell) as *mut Header) };
         RawTask { ptr }

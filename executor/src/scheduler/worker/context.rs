@@ -101,14 +101,17 @@ impl WorkerContext {
     /// * yielded (`yield_now`, out of budget, or woken during its own poll): the back of
     ///   the queue behind a fair share of the injector. Go sends a `Gosched` goroutine
     ///   behind the global queue; this gives the same order without a shared push per
-    ///   yield, so busy yielders cannot starve the injector, nor it them.
+    ///   yield, so busy yielders cannot starve the injector, nor it them. A yield wakes
+    ///   no sibling, as `Gosched` starts no M: the task was running here a moment ago,
+    ///   so it is no new work, and the injector's tasks woke whoever they needed when
+    ///   they were pushed. (A wake would also cost a SeqCst fence per yield.)
     pub(crate) fn schedule_local(&self, task: Notified, how: Scheduled) {
         self.stats().scheduled(&task, how);
         if how == Scheduled::Yield {
             if let Some(first) = self.with_local(|local| self.take_injector_share(local)) {
-                self.push_back(first);
+                self.push_back_quietly(first);
             }
-            return self.push_back(task);
+            return self.push_back_quietly(task);
         }
         if !self.in_task.get() {
             if let Some(n) = self.loop_wakes.get() {
@@ -150,11 +153,13 @@ impl WorkerContext {
     }
 
     /// Puts `task` at the back of the queue without waking anyone: for a task this
-    /// worker will get to on its next tick anyway.
+    /// worker will get to on its next tick anyway. If the queue was full, half of it
+    /// went to the injector: that is work for a sibling, so one is woken.
     pub(crate) fn push_back_quietly(&self, task: Notified) {
         let inject = &self.shared.inject;
         if self.with_local(|local| local.push_back_or_overflow(task, inject)) {
             self.stats().overflowed();
+            self.shared.notify_parked();
         }
     }
 
