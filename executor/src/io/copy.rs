@@ -230,8 +230,29 @@ mod tests {
     use crate::net::split::Sealed;
     use crate::net::UnixStream;
 
-    /// A bulk flow grows the buffer to the limit and no further; every byte arrives in
-    /// order.
+    /// `copy` takes `&mut` as tokio's does (the references coerce), and leaves `to`
+    /// open for writing after `from`'s end of stream.
+    #[test]
+    #[allow(clippy::unnecessary_mut_passed)] // code ported from tokio passes `&mut`
+    fn copy_accepts_mutable_references_and_does_not_half_close() {
+        let rt = crate::Runtime::new().unwrap();
+        rt.block_on(async {
+            let (writer, mut from) = UnixStream::pair().unwrap();
+            let (mut to, reader) = UnixStream::pair().unwrap();
+            let (res, _) = writer.write_all(b"abc".to_vec()).await;
+            res.unwrap();
+            drop(writer);
+            assert_eq!(super::copy(&mut from, &mut to).await.unwrap(), 3);
+            let (res, _) = to.write_all(b"d".to_vec()).await;
+            res.unwrap();
+            let (res, got) = reader.read_exact(Vec::with_capacity(4)).await;
+            res.unwrap();
+            assert_eq!(got, b"abcd");
+        });
+    }
+
+    /// A mebibyte through a limit that is not a power of two (the buffer grows 3000 and
+    /// stops there) arrives whole and in order.
     #[test]
     fn bulk_flow_arrives_intact_through_a_small_limit() {
         let rt = crate::Runtime::new().unwrap();
