@@ -10,7 +10,7 @@
    /proc/PID/stat, io-wq threads included) per MiB delivered, and its ratio to tokio.
 2. 100 clients download a 256 MiB file through tcp-proxy, read its first 256 KiB and
    stop reading: once nothing moves, the proxy's io-wq threads (`iou-wrk*`), its CPU
-   per second over 3 s and its RSS.
+   per second over 10 s and its RSS.
 
 Needs nginx, wrk and haproxy (Debian packages), and a quiet machine.
 
@@ -190,9 +190,12 @@ def stalled(pid):
         now = cpu_seconds(pid)
         still = still + 1 if now - last < 0.002 else 0
         last = now
+    # CPU time moves in clock ticks (10 ms): a long window, or one tick reads as
+    # several ms/s.
+    window = 10
     before = cpu_seconds(pid)
-    time.sleep(3)
-    per_second = (cpu_seconds(pid) - before) / 3 * 1e3
+    time.sleep(window)
+    per_second = (cpu_seconds(pid) - before) / window * 1e3
     print(f"\n{STALLED} stalled downloads through tcp-proxy: io-wq threads {threads_before} -> "
           f"{io_wq_threads(pid)}, proxy CPU {per_second:.2f} ms/s while stalled, RSS {rss_kib(pid)} KiB")
     for s in clients:
