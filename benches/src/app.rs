@@ -51,7 +51,9 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
 
 I/O shapes: echo_pingpong (100 connections x 1 KiB ping-pong; server: one worker pinned
 to CPU 0, in a child process; client: the loadgen, pinned to CPU 1), echo_pingpong_pool
-(the same with uringo's recv_stream + BufPool server; not in the default run), proxy
+(the same with uringo's recv_stream + BufPool server; not in the default run),
+echo_floor (that pooled uringo server against the floor: the same echo written straight
+on io_uring with no runtime, src/io/floor.rs), proxy
 (the same load through a TCP proxy pinned to CPU 0: uringo copy_bidirectional
 vs tokio copy_bidirectional, upstream a uringo echo on CPU 1), idle_rss
 (server RSS growth with 10 000 idle connections; uringo pool, uringo read, tokio read).";
@@ -446,6 +448,10 @@ fn run_echo(
     // The pool variant is an A/B figure only: its A/A is echo_pingpong's uringo side.
     if selected.contains(&"echo_pingpong_pool") && a != b {
         runs.push(("echo_pingpong_pool", Server::UringoPool, server(b)));
+    }
+    // uringo's pooled echo against the floor: the same technique with no runtime.
+    if selected.contains(&"echo_floor") && a != b {
+        runs.push(("echo_floor", Server::UringoPool, Server::Floor));
     }
     // The proxy shape: load generator → proxy (measured) → uringo echo upstream.
     if selected.contains(&"proxy") && a != b {

@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod echo;
+pub mod floor;
 pub mod idle;
 pub mod server;
 
@@ -20,9 +21,10 @@ use idle::IdleResult;
 use server::Server;
 
 /// The I/O shapes: name, and whether a run without `--filter` includes it.
-pub const SHAPES: [(&str, bool); 4] = [
+pub const SHAPES: [(&str, bool); 5] = [
     ("echo_pingpong", true),
     ("echo_pingpong_pool", false),
+    ("echo_floor", true),
     ("proxy", true),
     ("idle_rss", true),
 ];
@@ -123,10 +125,14 @@ pub fn echo_table(results: &[EchoComparison]) -> String {
                 (lo.min(r), hi.max(r))
             });
         let (la, lb) = c.client_cpu_us();
+        // A row whose servers are not the header's says which they are.
+        let shape = match (c.a, c.b) == (first.a, first.b) {
+            true => c.shape.to_owned(),
+            false => format!("{} ({} vs {})", c.shape, c.a.name(), c.b.name()),
+        };
         let _ = writeln!(
             out,
-            "| {} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} | {la:.2}, {lb:.2} |",
-            c.shape,
+            "| {shape} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} | {la:.2}, {lb:.2} |",
             ra / rb,
             ca / cb,
         );

@@ -39,6 +39,8 @@ pub enum Server {
     ProxyUringo,
     /// The same proxy on tokio: `tokio::io::copy_bidirectional`.
     ProxyTokio,
+    /// The floor: echo written straight on io_uring, no runtime (`floor.rs`).
+    Floor,
 }
 
 impl Server {
@@ -53,6 +55,7 @@ impl Server {
             Server::Tokio => "tokio",
             Server::ProxyUringo => "proxy-uringo",
             Server::ProxyTokio => "proxy-tokio",
+            Server::Floor => "floor",
         }
     }
 
@@ -64,6 +67,7 @@ impl Server {
             Server::Tokio,
             Server::ProxyUringo,
             Server::ProxyTokio,
+            Server::Floor,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -157,6 +161,19 @@ pub fn main(args: &[String]) -> io::Result<()> {
             rt.spawn(tokio_accept(listener, upstream, started.clone()));
             Runtime::Tokio(rt)
         }
+        Server::Floor => {
+            let listener = std::net::TcpListener::bind(addr)?;
+            announce(listener.local_addr()?)?;
+            let started = started.clone();
+            // Spawned after the pinning above, so the loop runs on the server's CPU.
+            std::thread::spawn(move || {
+                if let Err(err) = super::floor::serve(listener, &started) {
+                    tracing::error!(%err, "the floor's loop failed");
+                    std::process::exit(1);
+                }
+            });
+            Runtime::Floor
+        }
     };
     control_loop(&started)
 }
@@ -165,6 +182,8 @@ pub fn main(args: &[String]) -> io::Result<()> {
 enum Runtime {
     Uringo(#[allow(dead_code)] uringo::Runtime),
     Tokio(#[allow(dead_code)] tokio::runtime::Runtime),
+    /// The floor's thread, which runs until the process exits.
+    Floor,
 }
 
 fn announce(addr: SocketAddr) -> io::Result<()> {
