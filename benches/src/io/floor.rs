@@ -40,8 +40,9 @@ struct Sending {
 struct BufRing {
     /// Page-aligned ring of `BUFS` entries (mmap'd, shared with the kernel).
     entries: *mut BufRingEntry,
-    /// `BUFS * BUF_SIZE` bytes of buffers.
-    memory: Vec<u8>,
+    /// `BUFS * BUF_SIZE` bytes of buffers, leaked: the kernel may write into them until
+    /// the ring is gone, so they live as long as the process, like the mapping.
+    memory: &'static mut [u8],
     tail: u16,
 }
 
@@ -64,7 +65,7 @@ impl BufRing {
         }
         let mut bufs = BufRing {
             entries: ptr.cast(),
-            memory: vec![0; usize::from(BUFS) * BUF_SIZE],
+            memory: vec![0; usize::from(BUFS) * BUF_SIZE].leak(),
             tail: 0,
         };
         // SAFETY: the mapping is page-aligned and holds BUFS entries; it lives (never
@@ -120,8 +121,9 @@ pub fn serve(listener: TcpListener, started: &AtomicUsize) -> io::Result<()> {
         {
             let mut sq = ring.submission();
             while let Some(sqe) = pending.pop() {
-                // SAFETY: every SQE points only into `bufs.memory`, which outlives the
-                // ring, at a buffer that is ours until its send completes.
+                // SAFETY: every SQE points only into `bufs.memory`, which is never freed
+                // (so it outlives the ring, on every path out of this function), at a
+                // buffer that is ours until its send completes.
                 if unsafe { sq.push(&sqe) }.is_err() {
                     pending.push(sqe);
                     break;
