@@ -18,17 +18,39 @@
 //! messages splice also lost outright (a poll and two thread hand-offs per message:
 //! 1.45× tokio's proxy CPU per request on a 1 KiB ping-pong).
 //!
+//! Copying through a `Vec` per direction (a receive into it, then a send of it) costs
+//! a submitted receive per message, and each receive that finds no data arms an
+//! internal poll in the kernel; a request/response proxy pays that on every message.
+//!
 //! ## The rule
 //!
-//! Each direction receives into a buffer and sends all of it, both as ring ops on the
-//! socket itself. A socket op that cannot complete at once waits on the socket's wait
-//! queue inside the kernel (io_uring's internal poll), never on a thread, so a stalled
-//! peer costs one pending send and no CPU. The next receive is submitted only after the
-//! send of the previous one completed: that is the backpressure, and it bounds the bytes
-//! in flight per direction by the buffer's size. The buffer starts at [`FIRST_BUF`] (an
-//! interactive flow never needs more) and doubles, up to the direction's limit, each
-//! time a receive fills it, so a bulk flow pays one receive and one send per limit's
-//! worth of bytes.
+//! Each direction keeps one multishot receive armed on its source, taking buffers from
+//! a pool the worker's ring shares with every other copy (`IORING_RECV_MULTISHOT` on a
+//! provided-buffer ring, see [`BufPool`]): one SQE for the life of an interactive flow,
+//! and an idle connection holds no buffer. Each received buffer is sent as it is, with
+//! `MSG_DONTWAIT`, and goes back to the ring at that send's completion; nothing is
+//! copied in user space while the destination keeps up.
+//!
+//! A pool buffer never waits on a slow peer: otherwise ten thousand readers that stop
+//! reading would hold the whole pool, and every other connection of the worker would
+//! stop with them. A send from a pool buffer cannot wait (`MSG_DONTWAIT`: the kernel
+//! answers `EAGAIN` instead of parking it), and what the destination does not take at
+//! once is copied into the direction's own memory and sent with ordinary sends, which
+//! wait on the socket's wait queue inside the kernel, never on a thread.
+//!
+//! A multishot receive cannot be held to a byte count: the kernel keeps filling buffers
+//! while the socket has data. So a flow whose destination is slow, or whose chunks fill
+//! whole pool buffers (a bulk transfer), leaves the pool: the multishot is cancelled and
+//! drained, and the direction receives into vectors of its own, each receive submitted
+//! only while the bytes held (received, not yet sent) plus its size fit in the limit.
+//! That is the backpressure, and a stalled peer then costs at most the limit, plus what
+//! the multishot had received before it stopped (at most the ring's pool, once), one
+//! send waiting in the kernel, no pool buffer, no thread and no CPU. Owned receives also
+//! suit bulk: they grow to the limit, so a bulk flow pays one receive and one send per
+//! limit's worth of bytes. A flow whose owned receives come back short goes back to the
+//! pool.
+//!
+//! The state machine is in `forward.rs`.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -36,21 +58,41 @@ use std::net::Shutdown;
 use std::pin::pin;
 use std::task::Poll;
 
+use std::sync::OnceLock;
+
+use uringo_uring::BufPool;
+
+use super::forward::Forward;
 use crate::net::socket::{self, SharedFd};
 use crate::net::StreamSocket;
 
-/// The buffer a direction starts with.
-const FIRST_BUF: usize = 16 * 1024;
-/// The default limit on a direction's buffer, and so on its bytes in flight.
+/// The default limit on a direction's bytes in flight (received, not yet sent).
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
+
+/// Buffers per worker ring in the pool every copy receives into.
+const POOL_BUFS: usize = 256;
+/// Bytes per pool buffer: the most one receive takes from a bulk flow.
+const POOL_BUF_SIZE: usize = 16 * 1024;
+
+/// The pool every copy shares (registered lazily on each ring that receives into it).
+fn pool() -> io::Result<&'static BufPool> {
+    static POOL: OnceLock<BufPool> = OnceLock::new();
+    if let Some(pool) = POOL.get() {
+        return Ok(pool);
+    }
+    let pool = BufPool::new(POOL_BUFS, POOL_BUF_SIZE)?;
+    Ok(POOL.get_or_init(|| pool))
+}
 
 /// Copies `from` to `to` until `from` reaches end of stream; returns the bytes copied.
 ///
 /// Unlike [`copy_bidirectional`], end of stream is not passed on: `to` stays open for
-/// writing (call `shutdown` on it to half-close). At most [`DEFAULT_LIMIT`] bytes are
-/// between the two sockets at any moment. The first error on either socket ends the copy;
-/// dropping the future cancels the op in flight (bytes received but not yet sent are
-/// lost, as in any proxy that stops forwarding).
+/// writing (call `shutdown` on it to half-close). Small messages go from the worker's
+/// shared receive buffers to `to` without a copy; when `to` falls behind, the copy stops
+/// receiving once [`DEFAULT_LIMIT`] bytes wait for it (plus, once, what the kernel had
+/// already received). The first error on either socket ends the copy; dropping the
+/// future cancels the ops in flight (bytes received but not yet sent are lost, as in any
+/// proxy that stops forwarding).
 ///
 /// `from` and `to` are borrowed, not mutably: uringo streams take `&self` for I/O, so the
 /// same two sockets can be copied the other way at the same time.
@@ -84,9 +126,9 @@ where
 /// returns the bytes copied `(a → b, b → a)`.
 ///
 /// End of stream from `a` shuts down `b`'s write side (and the other way round), so
-/// half-closed connections work. At most [`DEFAULT_LIMIT`] bytes per direction are in
-/// flight: a reader that stops reading stops the copy towards it, and costs no thread and
-/// no CPU while it waits. The first error in either direction ends the copy with that
+/// half-closed connections work. Each direction works as [`copy`] does: a reader that
+/// stops reading stops the copy towards it once [`DEFAULT_LIMIT`] bytes wait for it, and
+/// costs no thread, no CPU and none of the shared receive buffers while it waits. The first error in either direction ends the copy with that
 /// error; dropping the future stops both directions.
 ///
 /// ```
@@ -126,9 +168,8 @@ where
     copy_bidirectional_with_sizes(a, b, DEFAULT_LIMIT, DEFAULT_LIMIT).await
 }
 
-/// [`copy_bidirectional`] with a limit per direction on the bytes in flight (the largest
-/// buffer that direction grows to), as tokio's function of the same name takes buffer
-/// sizes. A limit below 16 KiB is also the direction's first buffer; zero is raised to 1.
+/// [`copy_bidirectional`] with a limit per direction on the bytes in flight (received,
+/// not yet sent), as tokio's function of the same name takes buffer sizes. Zero is raised to 1.
 ///
 /// ```
 /// use uringo::net::UnixStream;
@@ -193,35 +234,10 @@ async fn forward_then_half_close(src: &SharedFd, dst: &SharedFd, limit: usize) -
     Ok(total)
 }
 
-/// Receives from `src` and sends all of it to `dst` until end of stream, one buffer in
-/// flight at a time, growing the buffer while receives fill it (see the module docs).
+/// Receives from `src` and sends all of it to `dst` until end of stream (see the module
+/// docs).
 async fn forward(src: &SharedFd, dst: &SharedFd, limit: usize) -> io::Result<u64> {
-    let limit = limit.max(1);
-    let mut buf = Vec::with_capacity(FIRST_BUF.min(limit));
-    let mut total = 0u64;
-    loop {
-        buf.clear();
-        let (res, filled) = socket::read(src, buf).await;
-        buf = filled;
-        match res {
-            Ok(0) => return Ok(total),
-            Ok(_) => {}
-            Err(err) if is_retry(&err) => continue,
-            Err(err) => return Err(err),
-        }
-        let (res, sent) = socket::write_all(dst, buf, None).await;
-        buf = sent;
-        res?;
-        total += buf.len() as u64;
-        if buf.len() == buf.capacity() && buf.capacity() < limit {
-            let grown = (buf.capacity() * 2).min(limit);
-            buf = Vec::with_capacity(grown);
-        }
-    }
-}
-
-fn is_retry(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EINTR))
+    Forward::new(src, dst, pool()?, limit).await
 }
 
 #[cfg(all(test, not(loom)))]

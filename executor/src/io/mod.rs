@@ -1,5 +1,6 @@
 //! I/O utilities on top of the ring: copying between stream sockets.
 
 mod copy;
+mod forward;
 
 pub use copy::{copy, copy_bidirectional, copy_bidirectional_with_sizes, DEFAULT_LIMIT};

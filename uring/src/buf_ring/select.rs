@@ -133,6 +133,21 @@ impl Deref for PooledBuf {
     }
 }
 
+// SAFETY: the bytes live in the pool's region (or the owned Vec's heap buffer), which
+// does not move when the `PooledBuf` does and stays allocated while it lives (its `Arc`
+// holds the region); all `len` bytes were written by the kernel. A send reads them only.
+unsafe impl crate::IoBuf for PooledBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
 impl AsRef<[u8]> for PooledBuf {
     fn as_ref(&self) -> &[u8] {
         self

@@ -108,6 +108,11 @@ unsafe impl MultishotOperation for RecvMulti {
 /// ```
 pub struct RecvMultiStream {
     fd: RawFd,
+    /// Set by [`RecvMultiStream::pause`], cleared by [`RecvMultiStream::resume`]: once
+    /// the recv in flight has ended, arm nothing.
+    paused: bool,
+    /// The recv in flight was cancelled by `pause`: its `ECANCELED` end is not an error.
+    cancelling: bool,
     /// Keeps the socket open until every op of this stream has completed (see
     /// [`Anchored`]); `None` when the caller promised to keep it open.
     anchor: Option<SharedFd>,
@@ -128,6 +133,8 @@ enum State {
     },
     /// The pool ran dry on this ring: wait for a buffer to come back.
     Starved(Arc<RingBufs>),
+    /// Paused with no recv in flight: nothing happens until `resume`.
+    Paused,
     Fallback(Option<Op<FallbackRecv>>),
     Done,
 }
@@ -138,6 +145,7 @@ impl std::fmt::Debug for RecvMultiStream {
             State::Idle => "idle",
             State::Armed { .. } => "armed",
             State::Starved(_) => "waiting for a buffer",
+            State::Paused => "paused",
             State::Fallback(_) => "single-shot",
             State::Done => "done",
         };
@@ -145,6 +153,7 @@ impl std::fmt::Debug for RecvMultiStream {
             .field("fd", &self.fd)
             .field("pool", &self.pool)
             .field("state", &state)
+            .field("paused", &self.paused)
             .finish()
     }
 }
@@ -155,6 +164,8 @@ impl RecvMultiStream {
     pub fn new(fd: RawFd, pool: &BufPool) -> RecvMultiStream {
         RecvMultiStream {
             fd,
+            paused: false,
+            cancelling: false,
             anchor: None,
             pool: pool.clone(),
             state: State::Idle,
@@ -168,11 +179,88 @@ impl RecvMultiStream {
     pub fn shared(socket: SharedFd, pool: &BufPool) -> RecvMultiStream {
         RecvMultiStream {
             fd: socket.as_raw_fd(),
+            paused: false,
+            cancelling: false,
             anchor: Some(socket),
             pool: pool.clone(),
             state: State::Idle,
             waiter: None,
         }
+    }
+
+    /// Stops receiving, for backpressure: the recv in flight is cancelled, chunks the
+    /// kernel received before the cancel took effect are still yielded (nothing is
+    /// lost), and after them `poll_next` returns `Pending` until [`resume`] — without
+    /// registering the waker, since only the caller's own `resume` can end the pause.
+    /// Bytes that arrive meanwhile stay in the socket, where TCP's flow control pushes
+    /// back on the sender.
+    ///
+    /// [`resume`]: RecvMultiStream::resume
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::fd::AsRawFd;
+    /// use uringo_uring::{op::RecvMultiStream, BufPool, Ring};
+    ///
+    /// let ring = Ring::new()?;
+    /// let pool = BufPool::new(4, 1024)?;
+    /// let (mut a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// ring.block_on(async {
+    ///     let mut stream = RecvMultiStream::new(b.as_raw_fd(), &pool);
+    ///     a.write_all(b"one").unwrap();
+    ///     assert_eq!(&*stream.next().await.unwrap()?, b"one");
+    ///     stream.pause();
+    ///     assert!(stream.is_paused());
+    ///     a.write_all(b"two").unwrap();      // stays in the socket while paused
+    ///     stream.resume();
+    ///     assert_eq!(&*stream.next().await.unwrap()?, b"two");
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pause(&mut self) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        match &mut self.state {
+            State::Armed { op, .. } => {
+                op.cancel();
+                self.cancelling = true;
+            }
+            State::Fallback(Some(op)) => {
+                op.cancel();
+                self.cancelling = true;
+            }
+            State::Idle | State::Starved(_) | State::Fallback(None) => self.state = State::Paused,
+            State::Paused | State::Done => {}
+        }
+    }
+
+    /// Undoes [`RecvMultiStream::pause`]: the next poll arms a recv again (or, if the
+    /// cancelled one has not ended yet, the stream re-arms once it has).
+    pub fn resume(&mut self) {
+        self.paused = false;
+        if matches!(self.state, State::Paused) {
+            self.state = State::Idle;
+        }
+    }
+
+    /// The pool the stream receives into.
+    pub fn pool(&self) -> &BufPool {
+        &self.pool
+    }
+
+    /// Whether [`RecvMultiStream::pause`] is in effect.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Whether the stream is paused and everything received before the pause has been
+    /// yielded: no recv is in flight, so bytes read from the socket by other means now
+    /// come after every chunk this stream gave out.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state, State::Paused | State::Done)
     }
 
     /// The next chunk, an error, or `None` at EOF (and after an error).
@@ -184,6 +272,10 @@ impl RecvMultiStream {
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<PooledBuf>>> {
         loop {
             match &mut self.state {
+                State::Idle | State::Starved(_) | State::Fallback(None) if self.paused => {
+                    self.state = State::Paused
+                }
+                State::Paused => return Poll::Pending,
                 State::Idle if self.pool.is_fallback() => self.state = State::Fallback(None),
                 State::Idle => {
                     let select = Arc::new(BufSelect::new(&self.pool));
@@ -196,12 +288,24 @@ impl RecvMultiStream {
                 }
                 State::Armed { op, select } => {
                     let item = std::task::ready!(op.poll_next(cx));
+                    if let Some(Ok(buf)) = &item {
+                        if !buf.is_empty() {
+                            return Poll::Ready(item);
+                        }
+                    }
+                    // Every other item ends this recv.
+                    let cancelled = std::mem::take(&mut self.cancelling);
                     match item {
-                        Some(Ok(buf)) if buf.is_empty() => {
+                        Some(Ok(_)) => {
                             self.state = State::Done;
                             return Poll::Ready(None);
                         }
-                        Some(Ok(buf)) => return Poll::Ready(Some(Ok(buf))),
+                        // The end of a recv that `pause` cancelled: arm again on resume.
+                        Some(Err(err))
+                            if cancelled && err.raw_os_error() == Some(libc::ECANCELED) =>
+                        {
+                            self.state = State::Idle;
+                        }
                         Some(Err(err)) if err.raw_os_error() == Some(libc::ENOBUFS) => {
                             self.pool.note_enobufs();
                             tracing::debug!(
@@ -238,7 +342,9 @@ impl RecvMultiStream {
                     });
                     let (result, buf) = std::task::ready!(Pin::new(op).poll(cx));
                     self.state = State::Fallback(None);
+                    let cancelled = std::mem::take(&mut self.cancelling);
                     match result {
+                        Err(err) if cancelled && err.raw_os_error() == Some(libc::ECANCELED) => {}
                         Ok(0) => {
                             self.state = State::Done;
                             return Poll::Ready(None);
