@@ -10,6 +10,7 @@
 //!   started (and is about to wait in its first read);
 //! - end of stdin exits the process.
 
+use std::future::Future;
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -231,18 +232,26 @@ async fn uringo_accept(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (serve, started) = (serve.clone(), started.clone());
-        uringo::spawn(async move {
-            started.fetch_add(1, Ordering::SeqCst);
-            let res = match serve {
-                Serve::Pool(pool) => uringo_echo_pooled(stream, pool).await,
-                Serve::Echo => uringo_echo(stream).await,
-                Serve::Proxy(upstream) => uringo_proxy(stream, upstream).await,
-            };
-            if let Err(err) = res {
-                tracing::debug!(%err, "connection failed");
+        // One spawn per kind, so that each task is as large as its own job's future.
+        let started = started.clone();
+        match &serve {
+            Serve::Pool(pool) => uringo::spawn(connection(
+                started,
+                uringo_echo_pooled(stream, pool.clone()),
+            )),
+            Serve::Echo => uringo::spawn(connection(started, uringo_echo(stream))),
+            Serve::Proxy(upstream) => {
+                uringo::spawn(connection(started, uringo_proxy(stream, *upstream)))
             }
-        });
+        };
+    }
+}
+
+/// A connection's task on either runtime: counted as started, then `job`.
+async fn connection(started: Arc<AtomicUsize>, job: impl Future<Output = io::Result<()>>) {
+    started.fetch_add(1, Ordering::SeqCst);
+    if let Err(err) = job.await {
+        tracing::debug!(%err, "connection failed");
     }
 }
 
@@ -309,16 +318,10 @@ async fn tokio_accept(
         };
         let _ = stream.set_nodelay(true);
         let started = started.clone();
-        tokio::spawn(async move {
-            started.fetch_add(1, Ordering::SeqCst);
-            let res = match upstream {
-                Some(upstream) => tokio_proxy(stream, upstream).await,
-                None => tokio_echo(stream).await,
-            };
-            if let Err(err) = res {
-                tracing::debug!(%err, "connection failed");
-            }
-        });
+        match upstream {
+            Some(upstream) => tokio::spawn(connection(started, tokio_proxy(stream, upstream))),
+            None => tokio::spawn(connection(started, tokio_echo(stream))),
+        };
     }
 }
 
