@@ -55,7 +55,9 @@ to CPU 0, in a child process; client: the loadgen, pinned to CPU 1), echo_pingpo
 echo_floor (that pooled uringo server against the floor: the same echo written straight
 on io_uring with no runtime, src/io/floor.rs), proxy
 (the same load through a TCP proxy pinned to CPU 0: uringo copy_bidirectional
-vs tokio copy_bidirectional, upstream a uringo echo on CPU 1), idle_rss
+vs tokio copy_bidirectional, upstream a uringo echo on CPU 1), proxy_floor (that uringo
+proxy against the proxy floor: the same proxy written straight on io_uring with no
+runtime, src/io/floor_proxy.rs), idle_rss
 (server RSS growth with 10 000 idle connections; uringo pool, uringo read, tokio read).";
 
 /// Which binary is running: they share everything but their defaults.
@@ -350,7 +352,7 @@ pub fn main(program: Program) -> ExitCode {
     }
     if args.aa {
         for skipped in io_shapes.iter().filter(|s| **s != "echo_pingpong") {
-            // (echo_pingpong_pool, proxy and idle_rss compare different servers)
+            // (echo_pingpong_pool, the floors, proxy and idle_rss compare different servers)
             eprintln!("{skipped:<24} skipped: not an A/A shape (no uringo-vs-tokio timing)");
         }
     }
@@ -456,6 +458,10 @@ fn run_echo(
     // The proxy shape: load generator → proxy (measured) → uringo echo upstream.
     if selected.contains(&"proxy") && a != b {
         runs.push(("proxy", Server::ProxyUringo, Server::ProxyTokio));
+    }
+    // uringo's proxy against the proxy floor: the same load, no runtime.
+    if selected.contains(&"proxy_floor") && a != b {
+        runs.push(("proxy_floor", Server::ProxyUringo, Server::ProxyFloor));
     }
     if !runs.is_empty() {
         raise_fd_limit();

@@ -66,6 +66,67 @@ fn smoke_run_of_the_io_shapes_yields_positive_figures() {
     }
 }
 
+/// The floors (echo and proxy, written straight on io_uring) serve the load generator:
+/// every round completes requests and the loadgen's check of every echo passes (a
+/// garbled or lost byte fails the round, so the run). The table names each row's
+/// servers when they are not its header's.
+#[test]
+fn smoke_run_of_the_floors_forwards_and_echoes() {
+    let dir = std::env::temp_dir().join(format!("uringo-floor-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("io.json");
+    let out = headtohead()
+        .args(["--smoke", "--filter", "echo_floor,proxy_floor"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "headtohead failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let echo = doc["io"]["echo"].as_array().unwrap();
+    let pairs: Vec<_> = echo
+        .iter()
+        .map(|e| {
+            (
+                e["shape"].as_str().unwrap(),
+                e["a"].as_str().unwrap(),
+                e["b"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("echo_floor", "uringo-pool", "floor"),
+            ("proxy_floor", "proxy-uringo", "proxy-floor"),
+        ]
+    );
+    for e in echo {
+        for key in ["a_rps", "b_rps", "a_cpu_us_per_req", "b_cpu_us_per_req"] {
+            positive(e, key);
+        }
+        for round in ["a_rounds", "b_rounds"]
+            .iter()
+            .flat_map(|k| e[k].as_array().unwrap())
+        {
+            assert!(round["requests"].as_u64().unwrap() > 0, "{round}");
+        }
+    }
+    assert!(stdout.contains("| echo_floor |"), "{stdout}");
+    assert!(
+        stdout.contains("| proxy_floor (proxy-uringo vs proxy-floor) |"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn a_bad_serve_request_fails_with_a_message() {
     let out = headtohead().args(["--serve", "nginx"]).output().unwrap();

@@ -10,7 +10,9 @@
 pub mod child;
 pub mod echo;
 pub mod floor;
+pub mod floor_proxy;
 pub mod idle;
+pub mod rawring;
 pub mod server;
 
 use std::fmt::Write as _;
@@ -21,11 +23,12 @@ use idle::IdleResult;
 use server::Server;
 
 /// The I/O shapes: name, and whether a run without `--filter` includes it.
-pub const SHAPES: [(&str, bool); 5] = [
+pub const SHAPES: [(&str, bool); 6] = [
     ("echo_pingpong", true),
     ("echo_pingpong_pool", false),
     ("echo_floor", true),
     ("proxy", true),
+    ("proxy_floor", true),
     ("idle_rss", true),
 ];
 

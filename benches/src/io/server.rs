@@ -42,6 +42,9 @@ pub enum Server {
     ProxyTokio,
     /// The floor: echo written straight on io_uring, no runtime (`floor.rs`).
     Floor,
+    /// The proxy floor: the TCP proxy written straight on io_uring, no runtime
+    /// (`floor_proxy.rs`).
+    ProxyFloor,
 }
 
 impl Server {
@@ -57,6 +60,7 @@ impl Server {
             Server::ProxyUringo => "proxy-uringo",
             Server::ProxyTokio => "proxy-tokio",
             Server::Floor => "floor",
+            Server::ProxyFloor => "proxy-floor",
         }
     }
 
@@ -69,6 +73,7 @@ impl Server {
             Server::ProxyUringo,
             Server::ProxyTokio,
             Server::Floor,
+            Server::ProxyFloor,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -76,7 +81,10 @@ impl Server {
 
     /// Whether this is a proxy (it needs `--upstream ADDR`).
     pub fn is_proxy(self) -> bool {
-        matches!(self, Server::ProxyUringo | Server::ProxyTokio)
+        matches!(
+            self,
+            Server::ProxyUringo | Server::ProxyTokio | Server::ProxyFloor
+        )
     }
 }
 
@@ -162,14 +170,18 @@ pub fn main(args: &[String]) -> io::Result<()> {
             rt.spawn(tokio_accept(listener, upstream, started.clone()));
             Runtime::Tokio(rt)
         }
-        Server::Floor => {
+        Server::Floor | Server::ProxyFloor => {
             let listener = std::net::TcpListener::bind(addr)?;
             announce(listener.local_addr()?)?;
             let started = started.clone();
             // Spawned after the pinning above, so the loop runs on the server's CPU.
             std::thread::spawn(move || {
-                if let Err(err) = super::floor::serve(listener, &started) {
-                    tracing::error!(%err, "the floor's loop failed");
+                let res = match upstream {
+                    Some(upstream) => super::floor_proxy::serve(listener, upstream, &started),
+                    None => super::floor::serve(listener, &started),
+                };
+                if let Err(err) = res {
+                    tracing::error!(%err, server = server.name(), "the floor's loop failed");
                     std::process::exit(1);
                 }
             });
@@ -183,7 +195,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
 enum Runtime {
     Uringo(#[allow(dead_code)] uringo::Runtime),
     Tokio(#[allow(dead_code)] tokio::runtime::Runtime),
-    /// The floor's thread, which runs until the process exits.
+    /// The floor's (or the proxy floor's) thread, which runs until the process exits.
     Floor,
 }
 
