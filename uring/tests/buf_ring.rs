@@ -14,7 +14,7 @@ mod common;
 
 use common::with_deadline;
 use uringo_uring::op::{Nop, RecvMultiStream};
-use uringo_uring::{BufPool, PooledBuf, Ring};
+use uringo_uring::{BufPool, KernelFeature, PooledBuf, Ring};
 
 /// A byte pattern with no period that divides the buffer size, so a reordered or
 /// repeated chunk cannot compare equal.
@@ -22,6 +22,38 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
         .collect()
+}
+
+/// A ring whose buffer rings are not incremental even where the kernel has
+/// `IOU_PBUF_RING_INC`: every chunk takes a buffer of its own, which is what the tests
+/// that count buffers count.
+fn whole_buffer_ring() -> Ring {
+    Ring::builder()
+        .pretend_missing(KernelFeature::BufRingIncremental)
+        .build()
+        .unwrap()
+}
+
+/// The buffer modes this kernel offers: whole buffers (false), and incremental buffers
+/// (true) when it has `IOU_PBUF_RING_INC`.
+fn each_buffer_mode() -> Vec<bool> {
+    if Ring::new().unwrap().features().buf_ring_incremental {
+        vec![false, true]
+    } else {
+        eprintln!("this kernel has no IOU_PBUF_RING_INC: incremental mode not tested");
+        vec![false]
+    }
+}
+
+/// A ring in buffer mode `incremental` (see [`each_buffer_mode`]).
+fn ring_in_mode(incremental: bool) -> Ring {
+    let ring = if incremental {
+        Ring::new().unwrap()
+    } else {
+        whole_buffer_ring()
+    };
+    assert_eq!(ring.features().buf_ring_incremental, incremental);
+    ring
 }
 
 /// Lets the ring dispatch everything pending (including cancellation CQEs).
@@ -38,47 +70,49 @@ fn settle(ring: &Ring) {
 
 #[test]
 fn megabyte_streams_in_order_through_four_buffers_while_the_reader_holds_three() {
-    with_deadline(|| {
-        let ring = Ring::new().unwrap();
-        let pool = BufPool::new(4, 4096).unwrap();
-        let (mut tx, rx) = UnixStream::pair().unwrap();
-        let sent = pattern(1 << 20);
-        let writer = {
-            let sent = sent.clone();
-            std::thread::spawn(move || tx.write_all(&sent).unwrap())
-        };
-        let received = ring.block_on(async {
-            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
-            let mut held: VecDeque<PooledBuf> = VecDeque::new();
-            let mut received = Vec::with_capacity(1 << 20);
-            while let Some(buf) = stream.next().await {
-                let buf = buf.unwrap();
-                assert!(!buf.is_empty() && buf.len() <= 4096);
-                received.extend_from_slice(&buf);
-                held.push_back(buf);
-                // Hold three of the four buffers: the kernel runs dry again and again.
-                if held.len() > 3 {
-                    held.pop_front();
+    for incremental in each_buffer_mode() {
+        with_deadline(move || {
+            let ring = ring_in_mode(incremental);
+            let pool = BufPool::new(4, 4096).unwrap();
+            let (mut tx, rx) = UnixStream::pair().unwrap();
+            let sent = pattern(1 << 20);
+            let writer = {
+                let sent = sent.clone();
+                std::thread::spawn(move || tx.write_all(&sent).unwrap())
+            };
+            let received = ring.block_on(async {
+                let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+                let mut held: VecDeque<PooledBuf> = VecDeque::new();
+                let mut received = Vec::with_capacity(1 << 20);
+                while let Some(buf) = stream.next().await {
+                    let buf = buf.unwrap();
+                    assert!(!buf.is_empty() && buf.len() <= 4096);
+                    received.extend_from_slice(&buf);
+                    held.push_back(buf);
+                    // Hold three of the four buffers: the kernel runs dry again and again.
+                    if held.len() > 3 {
+                        held.pop_front();
+                    }
                 }
-            }
-            received
+                received
+            });
+            writer.join().unwrap();
+            assert_eq!(received.len(), sent.len());
+            assert!(received == sent, "bytes differ or arrived out of order");
+            assert!(
+                pool.enobufs() > 0,
+                "the pool never ran dry; the test proved nothing"
+            );
+            assert_eq!(pool.available(), pool.capacity());
+            assert_eq!(pool.capacity(), 4);
         });
-        writer.join().unwrap();
-        assert_eq!(received.len(), sent.len());
-        assert!(received == sent, "bytes differ or arrived out of order");
-        assert!(
-            pool.enobufs() > 0,
-            "the pool never ran dry; the test proved nothing"
-        );
-        assert_eq!(pool.available(), pool.capacity());
-        assert_eq!(pool.capacity(), 4);
-    });
+    }
 }
 
 #[test]
 fn buffers_return_to_the_pool_on_drop() {
     with_deadline(|| {
-        let ring = Ring::new().unwrap();
+        let ring = whole_buffer_ring();
         let pool = BufPool::new(8, 256).unwrap();
         let (mut tx, rx) = UnixStream::pair().unwrap();
         ring.block_on(async {
@@ -103,7 +137,7 @@ fn buffers_return_to_the_pool_on_drop() {
 #[test]
 fn a_buffer_dropped_on_another_thread_goes_back_to_its_ring() {
     with_deadline(|| {
-        let ring = Ring::new().unwrap();
+        let ring = whole_buffer_ring();
         let pool = BufPool::new(4, 64).unwrap();
         let (mut tx, rx) = UnixStream::pair().unwrap();
         ring.block_on(async {
@@ -133,7 +167,7 @@ fn a_buffer_dropped_on_another_thread_goes_back_to_its_ring() {
 #[test]
 fn a_starved_stream_wakes_when_another_thread_returns_a_buffer() {
     with_deadline(|| {
-        let ring = Ring::new().unwrap();
+        let ring = whole_buffer_ring();
         let pool = BufPool::new(2, 64).unwrap();
         let (mut tx, rx) = UnixStream::pair().unwrap();
         ring.block_on(async {
@@ -165,35 +199,37 @@ fn a_starved_stream_wakes_when_another_thread_returns_a_buffer() {
 
 #[test]
 fn dropping_the_stream_mid_flight_returns_every_buffer() {
-    with_deadline(|| {
-        let ring = Ring::new().unwrap();
-        let pool = BufPool::new(16, 1024).unwrap();
-        let (mut tx, rx) = UnixStream::pair().unwrap();
-        tx.set_nonblocking(true).unwrap();
-        // Fill the socket so the kernel is busy posting CQEs when the stream goes away.
-        let data = pattern(256 * 1024);
-        let mut written = 0;
-        while written < data.len() {
-            match tx.write(&data[written..]) {
-                Ok(n) => written += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => panic!("{e}"),
+    for incremental in each_buffer_mode() {
+        with_deadline(move || {
+            let ring = ring_in_mode(incremental);
+            let pool = BufPool::new(16, 1024).unwrap();
+            let (mut tx, rx) = UnixStream::pair().unwrap();
+            tx.set_nonblocking(true).unwrap();
+            // Fill the socket so the kernel is busy posting CQEs when the stream goes away.
+            let data = pattern(256 * 1024);
+            let mut written = 0;
+            while written < data.len() {
+                match tx.write(&data[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
             }
-        }
-        let first = ring.block_on(async {
-            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
-            let first = stream.next().await.unwrap().unwrap();
-            assert!(pool.in_use() >= 1);
-            first
-            // The stream is dropped here, its recv still armed.
+            let first = ring.block_on(async {
+                let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+                let first = stream.next().await.unwrap().unwrap();
+                assert!(pool.in_use() >= 1);
+                first
+                // The stream is dropped here, its recv still armed.
+            });
+            assert_eq!(&*first, &data[..first.len()]);
+            settle(&ring);
+            drop(first);
+            assert_eq!(ring.in_flight(), 0, "the cancelled recv is still in flight");
+            assert_eq!(pool.in_use(), 0);
+            assert_eq!(pool.available(), pool.capacity());
         });
-        assert_eq!(&*first, &data[..first.len()]);
-        settle(&ring);
-        drop(first);
-        assert_eq!(ring.in_flight(), 0, "the cancelled recv is still in flight");
-        assert_eq!(pool.in_use(), 0);
-        assert_eq!(pool.available(), pool.capacity());
-    });
+    }
 }
 
 /// Polls every future until all are done (a minimal join for `block_on`).
@@ -221,47 +257,57 @@ async fn join_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) ->
 
 #[test]
 fn two_hundred_idle_connections_hold_no_buffer_then_all_get_their_data() {
-    with_deadline(|| {
-        let ring = Ring::new().unwrap();
-        let pool = BufPool::new(32, 512).unwrap();
-        let pairs: Vec<(UnixStream, UnixStream)> =
-            (0..200).map(|_| UnixStream::pair().unwrap()).collect();
-        let mut streams: Vec<RecvMultiStream> = pairs
-            .iter()
-            .map(|(_, rx)| RecvMultiStream::new(rx.as_raw_fd(), &pool))
-            .collect();
-        ring.block_on(async {
-            // Arm every recv.
-            std::future::poll_fn(|cx| {
-                for stream in &mut streams {
-                    assert!(stream.poll_next(cx).is_pending());
-                }
-                Poll::Ready(())
-            })
-            .await;
-            Nop::new().await.unwrap();
-        });
-        assert!(ring.in_flight() >= 200, "recvs armed: {}", ring.in_flight());
-        assert_eq!(pool.capacity(), 32);
-        assert_eq!(pool.available(), 32, "idle connections hold buffers");
-
-        for (i, (tx, _)) in pairs.iter().enumerate() {
-            (&*tx).write_all(format!("conn {i}").as_bytes()).unwrap();
-        }
-        let got = ring.block_on(join_all(
-            streams
-                .iter_mut()
-                .map(|stream| {
-                    Box::pin(async move { stream.next().await.unwrap().unwrap().to_vec() })
-                        as Pin<Box<dyn Future<Output = Vec<u8>>>>
+    for incremental in each_buffer_mode() {
+        with_deadline(move || {
+            let ring = ring_in_mode(incremental);
+            let pool = BufPool::new(32, 512).unwrap();
+            let pairs: Vec<(UnixStream, UnixStream)> =
+                (0..200).map(|_| UnixStream::pair().unwrap()).collect();
+            let mut streams: Vec<RecvMultiStream> = pairs
+                .iter()
+                .map(|(_, rx)| RecvMultiStream::new(rx.as_raw_fd(), &pool))
+                .collect();
+            ring.block_on(async {
+                // Arm every recv.
+                std::future::poll_fn(|cx| {
+                    for stream in &mut streams {
+                        assert!(stream.poll_next(cx).is_pending());
+                    }
+                    Poll::Ready(())
                 })
-                .collect(),
-        ));
-        for (i, bytes) in got.iter().enumerate() {
-            assert_eq!(bytes, format!("conn {i}").as_bytes());
-        }
-        assert_eq!(pool.available(), 32);
-    });
+                .await;
+                Nop::new().await.unwrap();
+            });
+            assert!(ring.in_flight() >= 200, "recvs armed: {}", ring.in_flight());
+            assert_eq!(pool.capacity(), 32);
+            assert_eq!(pool.available(), 32, "idle connections hold buffers");
+
+            for (i, (tx, _)) in pairs.iter().enumerate() {
+                (&*tx).write_all(format!("conn {i}").as_bytes()).unwrap();
+            }
+            let got = ring.block_on(join_all(
+                streams
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, stream)| {
+                        // An incremental buffer can end inside a message: read it whole.
+                        let len = format!("conn {i}").len();
+                        Box::pin(async move {
+                            let mut bytes = Vec::new();
+                            while bytes.len() < len {
+                                bytes.extend_from_slice(&stream.next().await.unwrap().unwrap());
+                            }
+                            bytes
+                        }) as Pin<Box<dyn Future<Output = Vec<u8>>>>
+                    })
+                    .collect(),
+            ));
+            for (i, bytes) in got.iter().enumerate() {
+                assert_eq!(bytes, format!("conn {i}").as_bytes());
+            }
+            assert_eq!(pool.available(), 32);
+        });
+    }
 }
 
 #[test]
@@ -395,9 +441,12 @@ fn pools_and_buffers_cross_threads() {
 /// kernel, and after `resume` the bytes go on in order.
 #[test]
 fn pausing_and_resuming_mid_flow_loses_and_reorders_nothing() {
-    for single_shot in [false, true] {
+    let modes = each_buffer_mode()
+        .into_iter()
+        .map(|incremental| (incremental, false));
+    for (incremental, single_shot) in modes.chain([(false, true)]) {
         with_deadline(move || {
-            let ring = Ring::new().unwrap();
+            let ring = ring_in_mode(incremental);
             let pool = BufPool::new(8, 1024).unwrap();
             if single_shot {
                 pool.use_single_shot();
@@ -445,4 +494,69 @@ fn pausing_and_resuming_mid_flow_loses_and_reorders_nothing() {
             }
         });
     }
+}
+
+/// Incremental buffers (`IOU_PBUF_RING_INC`): small chunks share one buffer, each chunk
+/// keeps its bytes while later ones land behind it, and the buffer goes back to the ring
+/// only once the kernel has finished it and every chunk of it has dropped, on whatever
+/// thread.
+#[test]
+fn incremental_chunks_share_a_buffer_that_returns_after_its_last_chunk() {
+    if !each_buffer_mode().contains(&true) {
+        return;
+    }
+    with_deadline(|| {
+        let ring = ring_in_mode(true);
+        let pool = BufPool::new(2, 1000).unwrap();
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        ring.block_on(async {
+            let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+            let mut chunks = Vec::new();
+            for i in 0..4u8 {
+                tx.write_all(&[i; 300]).unwrap();
+                chunks.push(stream.next().await.unwrap().unwrap());
+            }
+            // Four 300-byte messages into 1000-byte buffers: the fourth one finishes the
+            // first buffer with 100 bytes and goes on with 200 in the second.
+            chunks.push(stream.next().await.unwrap().unwrap());
+            let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert_eq!(lens, [300, 300, 300, 100, 200]);
+            let ids: Vec<Option<u16>> = chunks.iter().map(|c| c.buf_id()).collect();
+            assert!(ids[..4].iter().all(|id| *id == ids[0]) && ids[4] != ids[0]);
+            assert_eq!(pool.in_use(), 1, "the kernel finished one buffer");
+
+            let mut chunks = chunks.into_iter();
+            let first_three: Vec<PooledBuf> = chunks.by_ref().take(3).collect();
+            for (i, chunk) in first_three.iter().enumerate() {
+                assert!(
+                    chunk.iter().all(|b| *b == i as u8),
+                    "a chunk was overwritten"
+                );
+            }
+            std::thread::spawn(move || drop(first_three))
+                .join()
+                .unwrap();
+            assert_eq!(pool.in_use(), 1, "the buffer's last chunk still holds it");
+            let (last_of_first, in_second) = (chunks.next().unwrap(), chunks.next().unwrap());
+            assert!(last_of_first.iter().all(|b| *b == 3));
+            drop(last_of_first);
+            assert_eq!(pool.in_use(), 0, "the buffer went back with its last chunk");
+
+            // 900 more bytes: 800 finish the second buffer behind the 200 still held,
+            // 100 go into the first one, given back and filled from its start again.
+            tx.write_all(&[9; 900]).unwrap();
+            let mut more = 0;
+            while more < 900 {
+                let chunk = stream.next().await.unwrap().unwrap();
+                assert!(chunk.iter().all(|b| *b == 9));
+                more += chunk.len();
+            }
+            assert!(
+                in_second.iter().all(|b| *b == 3),
+                "a held chunk was overwritten"
+            );
+        });
+        settle(&ring);
+        assert_eq!(pool.available(), 2);
+    });
 }

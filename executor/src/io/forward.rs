@@ -528,7 +528,8 @@ mod tests {
             let counts = *s.report.counts.lock().unwrap();
             counts
         });
-        assert_eq!(counts.pooled_chunks, 200);
+        // 200, or a few more where an incremental buffer ended inside a message.
+        assert!((200..220).contains(&counts.pooled_chunks), "{counts:?}");
         assert_eq!(counts.owned_recvs, 0, "{counts:?}");
         assert_eq!(counts.spills, 0, "{counts:?}");
     }

@@ -30,6 +30,20 @@
 //! full) that the owner drains at the start of its next tick, before any SQE of that
 //! tick reaches the kernel. No syscall, no lock on either path.
 //!
+//! ## Incremental buffers
+//!
+//! Where the kernel has `IOU_PBUF_RING_INC` (6.12; [`crate::RingFeatures`] says, and
+//! tests turn it off with `pretend_missing(KernelFeature::BufRingIncremental)`), each
+//! ring registers its buffer rings incrementally: the kernel fills a buffer a chunk at a
+//! time and moves on only once it is full, so a 100-byte message takes 100 bytes of a
+//! buffer, not all of it. A chunk can then end where its buffer does, in the middle of a
+//! message (as any read of a byte stream may). Each CQE but the one that finishes a
+//! buffer carries `IORING_CQE_F_BUF_MORE`. The owner keeps, per buffer, how far it is
+//! filled (in CQ order, which is the order the kernel filled it), and each CQE's start
+//! reaches the reader through its op's `BufSelect`. A buffer goes back to the ring when
+//! both the kernel has finished it and every chunk of it has dropped: a count per buffer,
+//! documented on `RingBufs::refs`, and checked by a loom model next to it.
+//!
 //! ## Running out
 //!
 //! When every buffer is out, the kernel ends the multishot recv with `ENOBUFS`; the bytes

@@ -129,7 +129,9 @@ impl BufPool {
     }
 
     /// Buffers holding received data: the kernel has filled them and they have not been
-    /// dropped yet.
+    /// dropped yet. (With incremental buffers a buffer counts once the kernel has
+    /// finished it, until the last chunk of it drops; one still being filled counts as
+    /// available.)
     pub fn in_use(&self) -> usize {
         self.capacity() - self.available().min(self.capacity())
     }

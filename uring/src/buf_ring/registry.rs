@@ -14,12 +14,20 @@ use crate::fault::Faults;
 use crate::sync::Arc;
 
 /// The buffer rings registered on one io_uring, owned by its `Ring` (owner thread only).
-#[derive(Default)]
 pub(crate) struct BufRings {
     by_group: HashMap<u16, Arc<RingBufs>>,
+    /// Register buffer rings with `IOU_PBUF_RING_INC` (the kernel has it).
+    incremental: bool,
 }
 
 impl BufRings {
+    pub(crate) fn new(incremental: bool) -> BufRings {
+        BufRings {
+            by_group: HashMap::new(),
+            incremental,
+        }
+    }
+
     /// This ring's registration of `pool`, registering it first if needed.
     fn get_or_register(
         &mut self,
@@ -42,7 +50,7 @@ impl BufRings {
             }
             alive
         });
-        let bufs = Arc::new(RingBufs::new(ring_id, pool)?);
+        let bufs = Arc::new(RingBufs::new(ring_id, pool, self.incremental)?);
         if let Some(errno) = faults.buf_ring_register() {
             return Err(io::Error::from_raw_os_error(errno));
         }
@@ -52,6 +60,7 @@ impl BufRings {
             group = pool.group(),
             count = pool.buf_count(),
             size = pool.buf_size(),
+            incremental = self.incremental,
             "buffer ring registered"
         );
         let mut rings = pool.shared.rings.lock().unwrap_or_else(|e| e.into_inner());

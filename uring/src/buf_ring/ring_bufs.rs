@@ -16,6 +16,8 @@ use crate::sync::{current_thread, Arc, ArrayQueue, AtomicBool, AtomicU32, Orderi
 
 /// Buffer ring entries must start on a page boundary.
 const RING_ALIGN: usize = 4096;
+/// `IOU_PBUF_RING_INC`: the kernel consumes a buffer a chunk at a time (6.12).
+const IOU_PBUF_RING_INC: u16 = 2;
 
 /// A page-aligned heap allocation, freed on drop.
 struct Region {
@@ -63,6 +65,21 @@ pub(crate) struct RingBufs {
     tail: AtomicU32,
     /// Buffers available and whether the ring is registered, as the pool counts them.
     pub(super) tally: Arc<Tally>,
+    /// Registered with `IOU_PBUF_RING_INC`: the kernel fills a buffer a chunk at a time,
+    /// each chunk in a CQE of its own, and sets `IORING_CQE_F_BUF_MORE` on every CQE
+    /// but the one that finishes the buffer. Several chunks of one buffer, possibly of
+    /// different sockets, are then alive at once.
+    pub(super) incremental: bool,
+    /// Incremental only, per buffer: how far the kernel has filled it, as seen in CQ
+    /// order. Only the owner reads or writes it (atomic for `Sync` only).
+    filled: Box<[AtomicU32]>,
+    /// Incremental only, per buffer: who still uses it. The kernel counts as one from
+    /// the moment the owner puts the buffer in the ring until the owner dispatches the
+    /// CQE without `BUF_MORE`; each chunk handed out as a `PooledBuf` counts as one
+    /// until it drops. Whoever takes the count to zero gives the buffer back. The owner
+    /// sets it to 1 before the kernel can see the buffer and only increments it while
+    /// the kernel's unit is still in it, so it never rises from zero.
+    refs: Box<[AtomicU32]>,
     /// Buffer ids dropped off the owner thread, waiting for the owner to re-add them.
     returns: ArrayQueue<u16>,
     /// Streams starved by `ENOBUFS`, woken when a buffer comes back.
@@ -78,8 +95,12 @@ unsafe impl Send for RingBufs {}
 unsafe impl Sync for RingBufs {}
 
 impl RingBufs {
-    pub(super) fn new(ring_id: u32, pool: &BufPool) -> io::Result<RingBufs> {
+    pub(super) fn new(ring_id: u32, pool: &BufPool, incremental: bool) -> io::Result<RingBufs> {
         let count = pool.buf_count();
+        let per_buffer = || {
+            let len = if incremental { count } else { 0 };
+            (0..len).map(|_| AtomicU32::new(0)).collect::<Box<[_]>>()
+        };
         let entries = Region::zeroed(
             count * std::mem::size_of::<BufRingEntry>(),
             RING_ALIGN.max(std::mem::align_of::<BufRingEntry>()),
@@ -95,6 +116,9 @@ impl RingBufs {
             buffers,
             tail: AtomicU32::new(0),
             tally: Arc::new(Tally::default()),
+            incremental,
+            filled: per_buffer(),
+            refs: per_buffer(),
             returns: ArrayQueue::new(count),
             waiters: SegQueue::new(),
             pool: Arc::downgrade(&pool.shared),
@@ -117,6 +141,11 @@ impl RingBufs {
     /// Writes buffer `bid` into the next free entry and publishes the new tail.
     /// Owner thread only.
     fn push_entry(&self, bid: u16) {
+        if self.incremental {
+            // The kernel's unit; the buffer is empty again.
+            self.refs[usize::from(bid)].store(1, Ordering::Relaxed);
+            self.filled[usize::from(bid)].store(0, Ordering::Relaxed);
+        }
         let tail = self.tail.load(Ordering::Relaxed);
         let base = self.entries.ptr.cast::<BufRingEntry>();
         // SAFETY: the index is masked into the `count` entries of the region. The entry at
@@ -152,7 +181,11 @@ impl RingBufs {
                 self.entries.ptr as u64,
                 self.count() as u16,
                 self.group,
-                0,
+                if self.incremental {
+                    IOU_PBUF_RING_INC
+                } else {
+                    0
+                },
             )?;
         }
         self.publish();
@@ -196,6 +229,43 @@ impl RingBufs {
     /// The owner dispatched a CQE carrying buffer `bid`: it is out of the pool.
     pub(super) fn taken(&self) {
         self.tally.available.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Owner side, at dispatch of a CQE that carries `len` bytes in buffer `bid`
+    /// (`bid < count`): accounts for the chunk and returns where in the buffer it starts.
+    /// With incremental buffers the buffer leaves the pool only at the CQE that finishes
+    /// it (`more` false); without, every CQE finishes its buffer.
+    pub(super) fn dispatched(&self, bid: u16, len: u32, more: bool) -> u32 {
+        if !self.incremental {
+            self.taken();
+            return 0;
+        }
+        let i = usize::from(bid);
+        let start = self.filled[i].load(Ordering::Relaxed);
+        // The chunk's unit, added while the kernel's is still in: never from zero.
+        self.refs[i].fetch_add(1, Ordering::Relaxed);
+        if more {
+            self.filled[i].store(start.saturating_add(len), Ordering::Relaxed);
+        } else {
+            self.taken();
+            self.release(bid);
+        }
+        start
+    }
+
+    /// Drops one use of buffer `bid` (a chunk, or the kernel's); the last gives the
+    /// buffer back. From any thread.
+    pub(super) fn release(&self, bid: u16) {
+        if self.incremental {
+            // AcqRel: the last releaser must see every other user's reads of the buffer
+            // finished before it hands the buffer to the kernel to overwrite.
+            let prev = self.refs[usize::from(bid)].fetch_sub(1, Ordering::AcqRel);
+            // Mutation point: giving the buffer back at every release, not the last.
+            if prev != 1 && !mutation!("incremental_last_release") {
+                return;
+            }
+        }
+        self.give_back(bid);
     }
 
     /// Returns buffer `bid` from any thread.
@@ -278,7 +348,7 @@ mod loom_models {
     fn foreign_give_back_vs_owner_drain_keeps_the_count_exact() {
         model(|| {
             let pool = BufPool::new(1, 8).unwrap();
-            let bufs = Arc::new(RingBufs::new(1, &pool).unwrap());
+            let bufs = Arc::new(RingBufs::new(1, &pool, false).unwrap());
             bufs.fill();
             bufs.publish();
             bufs.taken();
@@ -301,6 +371,38 @@ mod loom_models {
             drain();
             assert_eq!(handed_out, 1);
             assert_eq!(available(), 0);
+        });
+    }
+
+    /// An incremental buffer with one chunk out (the kernel still holds its unit): a
+    /// thread that does not own the ring drops the chunk while the owner dispatches the
+    /// CQE that finishes the buffer, with a second chunk it then drops. The buffer goes
+    /// back exactly once, and only after both chunks and the kernel let go of it.
+    #[test]
+    fn incremental_buffer_goes_back_once_after_its_last_user() {
+        model(|| {
+            let pool = BufPool::new(1, 8).unwrap();
+            let bufs = Arc::new(RingBufs::new(1, &pool, true).unwrap());
+            bufs.fill();
+            bufs.publish();
+            // The first chunk of buffer 0, the kernel going on filling it.
+            assert_eq!(bufs.dispatched(0, 3, true), 0);
+            let foreign = {
+                let bufs = bufs.clone();
+                loom::thread::spawn(move || bufs.release(0))
+            };
+            // The chunk that finishes the buffer, then its drop.
+            assert_eq!(bufs.dispatched(0, 5, false), 3);
+            bufs.release(0);
+            foreign.join().unwrap();
+            bufs.drain_returns();
+            // One entry from the fill, and one from giving the buffer back.
+            assert_eq!(
+                bufs.tail.load(Ordering::SeqCst),
+                2,
+                "the buffer went back once"
+            );
+            assert_eq!(bufs.tally.available.load(Ordering::SeqCst), 1);
         });
     }
 }

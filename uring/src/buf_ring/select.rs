@@ -4,6 +4,8 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::OnceLock;
 
+use crossbeam_queue::SegQueue;
+
 use io_uring::cqueue;
 
 use super::pool::BufPool;
@@ -20,6 +22,10 @@ use crate::sync::Arc;
 pub struct BufSelect {
     pub(super) pool: BufPool,
     pub(super) bound: OnceLock<Arc<RingBufs>>,
+    /// Incremental buffers only: where each dispatched chunk starts in its buffer, in CQE
+    /// order. The owner pushes one per CQE with a buffer before it hands the CQE on, and
+    /// `take` pops one per such CQE, in the same order.
+    starts: SegQueue<u32>,
 }
 
 impl BufSelect {
@@ -28,6 +34,7 @@ impl BufSelect {
         BufSelect {
             pool: pool.clone(),
             bound: OnceLock::new(),
+            starts: SegQueue::new(),
         }
     }
 
@@ -47,8 +54,16 @@ impl BufSelect {
 
     /// Owner side, at dispatch: accounts for the buffer a CQE carries.
     pub(crate) fn on_cqe(&self, cqe: &Cqe) {
-        if let (Some(bufs), Some(_)) = (self.bound.get(), cqueue::buffer_select(cqe.flags)) {
-            bufs.taken();
+        let (Some(bufs), Some(bid)) = (self.bound.get(), cqueue::buffer_select(cqe.flags)) else {
+            return;
+        };
+        if usize::from(bid) >= bufs.count() {
+            return; // `take` reports it.
+        }
+        let len = u32::try_from(cqe.result).unwrap_or(0);
+        let start = bufs.dispatched(bid, len, cqueue::buffer_more(cqe.flags));
+        if bufs.incremental {
+            self.starts.push(start);
         }
     }
 
@@ -65,11 +80,27 @@ impl BufSelect {
             );
             return None;
         }
-        let len = u32::try_from(cqe.result).unwrap_or(0).min(bufs.buf_size);
+        let start = if bufs.incremental {
+            let Some(start) = self.starts.pop() else {
+                tracing::error!(
+                    ring = bufs.ring_id,
+                    bid,
+                    "a chunk's start was never recorded"
+                );
+                return None;
+            };
+            start.min(bufs.buf_size)
+        } else {
+            0
+        };
+        let len = u32::try_from(cqe.result)
+            .unwrap_or(0)
+            .min(bufs.buf_size - start);
         Some(PooledBuf {
             inner: Inner::Ring {
                 bufs: bufs.clone(),
                 bid,
+                start,
                 len,
             },
         })
@@ -95,6 +126,8 @@ enum Inner {
     Ring {
         bufs: Arc<RingBufs>,
         bid: u16,
+        /// Where the chunk starts in the buffer (0 unless the ring is incremental).
+        start: u32,
         len: u32,
     },
     /// Received by the single-shot fallback.
@@ -122,11 +155,19 @@ impl Deref for PooledBuf {
 
     fn deref(&self) -> &[u8] {
         match &self.inner {
-            // SAFETY: the kernel wrote `len` bytes at this buffer before posting the CQE we
-            // took it from; until this `PooledBuf` drops, the id is in nobody else's hands
-            // (not in the buffer ring), and the `Arc` keeps the memory alive.
-            Inner::Ring { bufs, bid, len } => unsafe {
-                std::slice::from_raw_parts(bufs.buf_ptr(*bid), *len as usize)
+            // SAFETY: the kernel wrote `len` bytes at `start` of this buffer before posting
+            // the CQE we took it from, and `start + len <= buf_size` (clamped in `take`).
+            // Until this `PooledBuf` drops, the buffer is not given back to the ring (it
+            // holds a unit of the buffer's count), so the kernel writes only past these
+            // bytes, if at all; the `Arc` keeps the memory alive.
+            Inner::Ring {
+                bufs,
+                bid,
+                start,
+                len,
+            } => unsafe {
+                let ptr = bufs.buf_ptr(*bid).add(*start as usize);
+                std::slice::from_raw_parts(ptr, *len as usize)
             },
             Inner::Owned(data) => data,
         }
@@ -157,7 +198,7 @@ impl AsRef<[u8]> for PooledBuf {
 impl Drop for PooledBuf {
     fn drop(&mut self) {
         if let Inner::Ring { bufs, bid, .. } = &self.inner {
-            bufs.give_back(*bid);
+            bufs.release(*bid);
         }
     }
 }

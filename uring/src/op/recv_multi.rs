@@ -80,7 +80,9 @@ unsafe impl MultishotOperation for RecvMulti {
 /// multishot recv that re-arms itself when the pool runs dry.
 ///
 /// Yields `Ok(buf)` per received chunk (never empty), `Err` once on a socket error (then
-/// ends), and ends (`None`) at EOF. While the pool is exhausted it waits for a buffer to be
+/// ends), and ends (`None`) at EOF. A chunk is at most a buffer; with incremental buffers
+/// (see the `BufPool` docs) it can also end where its buffer ends, so read messages as a
+/// byte stream, never one per chunk. While the pool is exhausted it waits for a buffer to be
 /// returned (a [`PooledBuf`] dropped, on any thread) and then re-arms; bytes stay in the
 /// socket meanwhile. A reader that holds every buffer of the pool and waits for more data
 /// before dropping one waits forever: size pools for what readers hold.

@@ -99,7 +99,7 @@ impl RingInner {
             uring: RefCell::new(uring),
             slots: RefCell::new(Slab::with_capacity(features.sq_entries as usize)),
             backlog: RefCell::new(VecDeque::new()),
-            buf_rings: RefCell::new(BufRings::default()),
+            buf_rings: RefCell::new(BufRings::new(features.buf_ring_incremental)),
             shared,
             enter_target: match registered_index {
                 Some(index) => EnterTarget::Registered(index),
