@@ -53,7 +53,8 @@ I/O shapes: echo_pingpong (100 connections x 1 KiB ping-pong; server: one worker
 to CPU 0, in a child process; client: the loadgen, pinned to CPU 1), echo_pingpong_pool
 (the same with uringo's recv_stream + BufPool server; not in the default run),
 echo_floor (that pooled uringo server against the floor: the same echo written straight
-on io_uring with no runtime, src/io/floor.rs), proxy
+on io_uring with no runtime, src/io/floor.rs), echo_monoio (uringo's echo against
+monoio's own echo example on its io_uring driver; not in the default run), proxy
 (the same load through a TCP proxy pinned to CPU 0: uringo copy_bidirectional
 vs tokio copy_bidirectional, upstream a uringo echo on CPU 1), proxy_floor (that uringo
 proxy against the proxy floor: the same proxy written straight on io_uring with no
@@ -352,7 +353,7 @@ pub fn main(program: Program) -> ExitCode {
     }
     if args.aa {
         for skipped in io_shapes.iter().filter(|s| **s != "echo_pingpong") {
-            // (echo_pingpong_pool, the floors, proxy and idle_rss compare different servers)
+            // (echo_pingpong_pool, the floors, monoio, proxy and idle_rss compare different servers)
             eprintln!("{skipped:<24} skipped: not an A/A shape (no uringo-vs-tokio timing)");
         }
     }
@@ -454,6 +455,10 @@ fn run_echo(
     // uringo's pooled echo against the floor: the same technique with no runtime.
     if selected.contains(&"echo_floor") && a != b {
         runs.push(("echo_floor", Server::UringoPool, Server::Floor));
+    }
+    // uringo's per-connection-buffer echo against monoio's, the same technique.
+    if selected.contains(&"echo_monoio") && a != b {
+        runs.push(("echo_monoio", Server::Uringo, Server::Monoio));
     }
     // The proxy shape: load generator → proxy (measured) → uringo echo upstream.
     if selected.contains(&"proxy") && a != b {

@@ -25,7 +25,7 @@ fn smoke_run_of_the_io_shapes_yields_positive_figures() {
         .args([
             "--smoke",
             "--filter",
-            "echo_pingpong,echo_pingpong_pool,idle_rss",
+            "echo_pingpong,echo_pingpong_pool,echo_monoio,idle_rss",
         ])
         .arg("--json")
         .arg(&json)
@@ -42,7 +42,10 @@ fn smoke_run_of_the_io_shapes_yields_positive_figures() {
 
     let echo = doc["io"]["echo"].as_array().unwrap();
     let shapes: Vec<_> = echo.iter().map(|e| e["shape"].as_str().unwrap()).collect();
-    assert_eq!(shapes, ["echo_pingpong", "echo_pingpong_pool"]);
+    assert_eq!(
+        shapes,
+        ["echo_pingpong", "echo_pingpong_pool", "echo_monoio"]
+    );
     for e in echo {
         for key in ["a_rps", "b_rps", "a_cpu_us_per_req", "b_cpu_us_per_req"] {
             positive(e, key);
@@ -51,6 +54,10 @@ fn smoke_run_of_the_io_shapes_yields_positive_figures() {
     assert_eq!(echo[0]["a"], "uringo");
     assert_eq!(echo[1]["a"], "uringo-pool");
     assert_eq!(echo[0]["b"], "tokio");
+    assert_eq!(
+        (&echo[2]["a"], &echo[2]["b"]),
+        (&"uringo".into(), &"monoio".into())
+    );
 
     let idle = doc["io"]["idle"].as_array().unwrap();
     let servers: Vec<_> = idle.iter().map(|r| r["server"].as_str().unwrap()).collect();

@@ -23,10 +23,11 @@ use idle::IdleResult;
 use server::Server;
 
 /// The I/O shapes: name, and whether a run without `--filter` includes it.
-pub const SHAPES: [(&str, bool); 6] = [
+pub const SHAPES: [(&str, bool); 7] = [
     ("echo_pingpong", true),
     ("echo_pingpong_pool", false),
     ("echo_floor", true),
+    ("echo_monoio", false),
     ("proxy", true),
     ("proxy_floor", true),
     ("idle_rss", true),

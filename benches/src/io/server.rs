@@ -45,6 +45,9 @@ pub enum Server {
     /// The proxy floor: the TCP proxy written straight on io_uring, no runtime
     /// (`floor_proxy.rs`).
     ProxyFloor,
+    /// monoio on its io_uring driver, one thread, each connection as monoio's own echo
+    /// example writes it: a `Vec` read into and written back whole.
+    Monoio,
 }
 
 impl Server {
@@ -61,6 +64,7 @@ impl Server {
             Server::ProxyTokio => "proxy-tokio",
             Server::Floor => "floor",
             Server::ProxyFloor => "proxy-floor",
+            Server::Monoio => "monoio",
         }
     }
 
@@ -74,6 +78,7 @@ impl Server {
             Server::ProxyTokio,
             Server::Floor,
             Server::ProxyFloor,
+            Server::Monoio,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -170,22 +175,26 @@ pub fn main(args: &[String]) -> io::Result<()> {
             rt.spawn(tokio_accept(listener, upstream, started.clone()));
             Runtime::Tokio(rt)
         }
-        Server::Floor | Server::ProxyFloor => {
+        Server::Floor | Server::ProxyFloor | Server::Monoio => {
             let listener = std::net::TcpListener::bind(addr)?;
             announce(listener.local_addr()?)?;
             let started = started.clone();
-            // Spawned after the pinning above, so the loop runs on the server's CPU.
+            // Spawned after the pinning above, so the loop runs on the server's CPU (and
+            // monoio's runtime, which is not Send, is built on the thread it runs on).
             std::thread::spawn(move || {
-                let res = match upstream {
-                    Some(upstream) => super::floor_proxy::serve(listener, upstream, &started),
-                    None => super::floor::serve(listener, &started),
+                let res = match (server, upstream) {
+                    (Server::ProxyFloor, Some(upstream)) => {
+                        super::floor_proxy::serve(listener, upstream, &started)
+                    }
+                    (Server::Monoio, _) => monoio_serve(listener, started),
+                    _ => super::floor::serve(listener, &started),
                 };
                 if let Err(err) = res {
-                    tracing::error!(%err, server = server.name(), "the floor's loop failed");
+                    tracing::error!(%err, server = server.name(), "the server's loop failed");
                     std::process::exit(1);
                 }
             });
-            Runtime::Floor
+            Runtime::Thread
         }
     };
     control_loop(&started)
@@ -195,8 +204,8 @@ pub fn main(args: &[String]) -> io::Result<()> {
 enum Runtime {
     Uringo(#[allow(dead_code)] uringo::Runtime),
     Tokio(#[allow(dead_code)] tokio::runtime::Runtime),
-    /// The floor's (or the proxy floor's) thread, which runs until the process exits.
-    Floor,
+    /// A thread of its own (the floors', monoio's), which runs until the process exits.
+    Thread,
 }
 
 fn announce(addr: SocketAddr) -> io::Result<()> {
@@ -334,6 +343,48 @@ async fn tokio_accept(
             Some(upstream) => tokio::spawn(connection(started, tokio_proxy(stream, upstream))),
             None => tokio::spawn(connection(started, tokio_echo(stream))),
         };
+    }
+}
+
+/// monoio's accept loop: a runtime on its io_uring driver, a task per connection.
+fn monoio_serve(listener: std::net::TcpListener, started: Arc<AtomicUsize>) -> io::Result<()> {
+    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().build()?;
+    rt.block_on(async move {
+        let listener = monoio::net::TcpListener::from_std(listener)?;
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let started = started.clone();
+            monoio::spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                if let Err(err) = monoio_echo(stream).await {
+                    tracing::debug!(%err, "connection failed");
+                }
+            });
+        }
+    })
+}
+
+/// monoio's own echo (its `examples/echo.rs`), with a `BUF_SIZE` buffer instead of
+/// 8 KiB: the owned buffer goes to the read and to `write_all` and comes back each time.
+async fn monoio_echo(mut stream: monoio::net::TcpStream) -> io::Result<()> {
+    use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+    let mut buf: Vec<u8> = Vec::with_capacity(BUF_SIZE);
+    let mut res;
+    loop {
+        (res, buf) = stream.read(buf).await;
+        if res? == 0 {
+            return Ok(());
+        }
+        (res, buf) = stream.write_all(buf).await;
+        res?;
+        buf.clear();
     }
 }
 
