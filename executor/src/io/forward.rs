@@ -102,6 +102,8 @@ pub(super) struct Forward<'a> {
     sending: Option<Sending>,
     /// Bytes of the send in flight still to go.
     sending_bytes: usize,
+    /// The vector of the last owned send, reused by the next owned receive.
+    spare: Option<Vec<u8>>,
     total: u64,
     counts: Counts,
 }
@@ -132,6 +134,7 @@ impl<'a> Forward<'a> {
             pending_bytes: 0,
             sending: None,
             sending_bytes: 0,
+            spare: None,
             total: 0,
             counts: Counts::default(),
         }
@@ -227,9 +230,12 @@ impl<'a> Forward<'a> {
                 }
                 self.total += sent as u64;
                 self.sending_bytes -= sent;
+                let vec = slice.into_inner();
                 if begin + sent < end {
-                    let rest = slice_of(slice.into_inner(), begin + sent, end);
+                    let rest = slice_of(vec, begin + sent, end);
                     self.sending = Some(Sending::Owned(send(self.dst, rest, 0)));
+                } else {
+                    self.spare = Some(vec);
                 }
             }
         }
@@ -273,7 +279,13 @@ impl<'a> Forward<'a> {
                     self.multishot.resume();
                     return Poll::Ready(Ok(true));
                 }
-                let vec = Vec::with_capacity(*size);
+                let vec = match self.spare.take() {
+                    Some(mut vec) if vec.capacity() == *size => {
+                        vec.clear();
+                        vec
+                    }
+                    _ => Vec::with_capacity(*size),
+                };
                 *recv = Some(Op::new(Anchored::new(
                     Recv::new(self.src.as_raw_fd(), vec),
                     self.src.clone(),
