@@ -270,6 +270,9 @@ async fn uringo_accept(
 
 /// A connection's task on either runtime: counted as started, then `job`.
 async fn connection(started: Arc<AtomicUsize>, job: impl Future<Output = io::Result<()>>) {
+    // Awaited where it lies: `job.await` would move it into a second slot of this
+    // future, and every task would carry the connection's state twice.
+    let job = std::pin::pin!(job);
     started.fetch_add(1, Ordering::SeqCst);
     if let Err(err) = job.await {
         tracing::debug!(%err, "connection failed");

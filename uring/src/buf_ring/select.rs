@@ -2,9 +2,8 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::OnceLock;
-
-use crossbeam_queue::SegQueue;
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
 
 use io_uring::cqueue;
 
@@ -24,8 +23,10 @@ pub struct BufSelect {
     pub(super) bound: OnceLock<Arc<RingBufs>>,
     /// Incremental buffers only: where each dispatched chunk starts in its buffer, in CQE
     /// order. The owner pushes one per CQE with a buffer before it hands the CQE on, and
-    /// `take` pops one per such CQE, in the same order.
-    starts: SegQueue<u32>,
+    /// `take` pops one per such CQE, in the same order. A mutex, not a lock-free queue:
+    /// the two sides rarely meet, and every idle connection carries one (a `SegQueue`
+    /// is 256 bytes of cache-padded indices).
+    starts: Mutex<VecDeque<u32>>,
 }
 
 impl BufSelect {
@@ -34,7 +35,7 @@ impl BufSelect {
         BufSelect {
             pool: pool.clone(),
             bound: OnceLock::new(),
-            starts: SegQueue::new(),
+            starts: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -46,6 +47,10 @@ impl BufSelect {
     /// The buffer group id to put in the SQE.
     pub fn group(&self) -> u16 {
         self.pool.group()
+    }
+
+    fn starts(&self) -> std::sync::MutexGuard<'_, VecDeque<u32>> {
+        self.starts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn bound(&self) -> Option<&Arc<RingBufs>> {
@@ -63,7 +68,7 @@ impl BufSelect {
         let len = u32::try_from(cqe.result).unwrap_or(0);
         let start = bufs.dispatched(bid, len, cqueue::buffer_more(cqe.flags));
         if bufs.incremental {
-            self.starts.push(start);
+            self.starts().push_back(start);
         }
     }
 
@@ -81,7 +86,7 @@ impl BufSelect {
             return None;
         }
         let start = if bufs.incremental {
-            let Some(start) = self.starts.pop() else {
+            let Some(start) = self.starts().pop_front() else {
                 tracing::error!(
                     ring = bufs.ring_id,
                     bid,
