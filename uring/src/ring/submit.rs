@@ -16,17 +16,16 @@ use std::time::Duration;
 use io_uring::{opcode, squeue};
 
 use super::inner::{same_op, RingInner};
-use crate::cell::Completion;
+use crate::cell::{CellHandle, Header};
 use crate::cqe::token;
 use crate::metrics::Counters;
 use crate::shared::Request;
-use crate::sync::Arc;
 use crate::sys::{self, GeteventsArg, KernelTimespec};
 
 impl RingInner {
     /// Submits a user op: assigns its user_data and queues its SQE. On error the op was
     /// not queued and the kernel never saw its data.
-    pub(crate) fn submit(&self, sqe: squeue::Entry, op: Arc<dyn Completion>) -> io::Result<()> {
+    pub(crate) fn submit(&self, sqe: squeue::Entry, op: CellHandle) -> io::Result<()> {
         if let Some(select) = op.buf_select() {
             // The pool's buffer ring must exist on this ring before the kernel sees an SQE
             // naming its group; registering here, on the owner, covers remote submissions.
@@ -47,7 +46,7 @@ impl RingInner {
     }
 
     /// Requests cancellation of `op` if it is still in flight on this ring.
-    pub(crate) fn cancel(&self, op: &Arc<dyn Completion>) {
+    pub(crate) fn cancel(&self, op: &Header) {
         // A remote submission of this op may still sit in the mailbox.
         if !self.shared.mailbox.is_empty() {
             self.drain_mailbox();
@@ -202,12 +201,12 @@ impl RingInner {
         while let Some(request) = self.shared.mailbox.pop() {
             match request {
                 Request::Submit { sqe, op } => {
-                    if let Err(err) = self.submit(sqe, op.clone()) {
+                    if let Err(err) = self.submit(sqe, op.cell().clone()) {
                         tracing::warn!(ring = self.shared.id, %err, "remote submission failed");
                         op.fail_unsubmitted(&err);
                     }
                 }
-                Request::Cancel(op) => self.cancel(&op),
+                Request::Cancel(op) => self.cancel(op.cell()),
             }
         }
     }
