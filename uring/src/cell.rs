@@ -392,11 +392,12 @@ impl<T: Operation> OpCell<T> {
         // SAFETY: no reference is left, so nobody else touches the cell: it is ours to
         // drop. The waker and the data are taken through their cells first so the loom
         // models see the free as an access ordered after every other party's.
+        // Those two are all an `OpCell` has to drop (the rest of the header is atomics,
+        // a `&'static` and a `Copy` id), so nothing is left for a `drop_in_place`.
         unsafe {
             let cell = ptr.as_ref();
             drop(cell.header.waker.with_mut(|slot| (*slot).take()));
             drop(cell.data.with_mut(|data| (*data).take()));
-            std::ptr::drop_in_place(ptr.as_ptr());
             cache::free(ptr.cast(), Layout::new::<OpCell<T>>());
         }
     }
@@ -446,6 +447,27 @@ impl<T: Operation> OpRef<T> {
                 .expect("op data is present until completion")
                 .build()
         })
+    }
+
+    /// Leaves `waker` for the owner before the op is shared: plain writes, no RMW, so
+    /// the first poll of a submitted op costs none (the waiter then finds its own waker
+    /// registered).
+    ///
+    /// # Safety
+    /// Must be called before the op is visible to the owner or the kernel, at most once.
+    pub(crate) unsafe fn register_unshared(&self, waker: &Waker) {
+        let header = self.header();
+        // SAFETY: guaranteed by the caller: nobody else can reach the cell yet.
+        header
+            .waker
+            .with_mut(|slot| unsafe { *slot = Some(waker.clone()) });
+        // SAFETY: as above.
+        header
+            .registered
+            .with_mut(|r| unsafe { *r = Some(WakerId::of(waker)) });
+        // Not shared yet: a load and a store are the whole protocol.
+        let state = header.state.load(Ordering::Relaxed);
+        header.state.store(state | AWAITER, Ordering::Relaxed);
     }
 
     /// Takes the data back when the op could not be submitted at all.
@@ -915,18 +937,21 @@ mod loom_models {
         });
     }
 
-    /// The task is polled with one waker, then (stolen) with another, while the owner
-    /// reaps the CQE: the waker slot changes hands without a race, and a poll that
-    /// returned Pending is followed by a wake of the waker it left. Planting a
+    /// The op is submitted with the first poll's waker already in its cell (as `Op`
+    /// does); the task is polled again with that waker, then (stolen) with another,
+    /// while the owner reaps the CQE: the waker slot changes hands without a race, and a
+    /// poll that returned Pending is followed by a wake of the waker it left. Planting a
     /// re-registration that writes the slot without taking it back first (no
     /// `fetch_and(!AWAITER)`) makes loom flag the slot.
     #[test]
     fn poll_with_a_new_waker_vs_cqe() {
         model(|| {
             let s = setup();
-            let owner = spawn_owner(s.ring, s.kernel);
             let (a, waker_a) = flag();
             let (b, waker_b) = flag();
+            // SAFETY: the owner thread does not exist yet: the cell is not shared.
+            unsafe { s.cell.register_unshared(&waker_a) };
+            let owner = spawn_owner(s.ring, s.kernel);
             let first = s.cell.poll_complete(&mut Context::from_waker(&waker_a));
             let second = match first {
                 Poll::Ready(out) => Poll::Ready(out),

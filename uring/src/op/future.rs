@@ -83,42 +83,59 @@ impl<T: Operation> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
-        loop {
-            match &mut this.state {
-                OpState::Unsubmitted(data) => {
-                    let data = data.take().expect("op data present before submission");
-                    let (cell, handle) = OpRef::new(data);
-                    // SAFETY: the cell is not shared yet; this is its only build.
-                    let sqe = unsafe { cell.build_sqe() };
-                    let wait = PendingOp::of_sqe(&sqe);
-                    match submit(sqe, handle) {
-                        Ok(ring) => this.state = OpState::Submitted { cell, ring, wait },
-                        Err(err) => {
-                            this.state = OpState::Done;
-                            // SAFETY: submission failed, so the kernel never saw the data.
-                            let data = unsafe { cell.take_unsubmitted() };
-                            return Poll::Ready(data.not_submitted(err));
-                        }
+        // The poll that waits on a submitted op, kept apart from the first one (which
+        // builds and submits) so it stays small.
+        let OpState::Submitted { cell, wait, .. } = &this.state else {
+            return this.poll_unsubmitted(cx);
+        };
+        let Poll::Ready(output) = cell.poll_complete(cx) else {
+            wait.report();
+            return Poll::Pending;
+        };
+        this.state = OpState::Done;
+        Poll::Ready(output)
+    }
+}
+
+impl<T: Operation> Op<T> {
+    /// A poll before submission: submits the op with the poller's waker already in its
+    /// cell (or completes it, if it was cancelled first or cannot be submitted).
+    #[inline(never)]
+    fn poll_unsubmitted(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
+        match &mut self.state {
+            OpState::Unsubmitted(data) => {
+                let data = data.take().expect("op data present before submission");
+                let (cell, handle) = OpRef::new(data);
+                // SAFETY: the cell is not shared yet; this is its only build.
+                let sqe = unsafe { cell.build_sqe() };
+                // SAFETY: as above; this is the only registration before submission.
+                unsafe { cell.register_unshared(cx.waker()) };
+                let wait = PendingOp::of_sqe(&sqe);
+                match submit(sqe, handle) {
+                    // The waker is in the cell: a CQE from now on wakes it.
+                    Ok(ring) => {
+                        wait.report();
+                        self.state = OpState::Submitted { cell, ring, wait };
+                        Poll::Pending
+                    }
+                    Err(err) => {
+                        self.state = OpState::Done;
+                        // SAFETY: submission failed, so the kernel never saw the data.
+                        let data = unsafe { cell.take_unsubmitted() };
+                        Poll::Ready(data.not_submitted(err))
                     }
                 }
-                OpState::CancelledEarly(data) => {
-                    let data = data.take().expect("op data present before submission");
-                    this.state = OpState::Done;
-                    return Poll::Ready(data.complete(Cqe {
-                        result: -libc::ECANCELED,
-                        flags: 0,
-                    }));
-                }
-                OpState::Submitted { cell, wait, .. } => {
-                    let Poll::Ready(output) = cell.poll_complete(cx) else {
-                        wait.report();
-                        return Poll::Pending;
-                    };
-                    this.state = OpState::Done;
-                    return Poll::Ready(output);
-                }
-                OpState::Done => panic!("uringo op polled after it completed"),
             }
+            OpState::CancelledEarly(data) => {
+                let data = data.take().expect("op data present before submission");
+                self.state = OpState::Done;
+                Poll::Ready(data.complete(Cqe {
+                    result: -libc::ECANCELED,
+                    flags: 0,
+                }))
+            }
+            OpState::Submitted { .. } => unreachable!("handled by poll"),
+            OpState::Done => panic!("uringo op polled after it completed"),
         }
     }
 }

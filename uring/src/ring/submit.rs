@@ -20,6 +20,7 @@ use crate::cell::{CellHandle, Header};
 use crate::cqe::token;
 use crate::metrics::Counters;
 use crate::shared::Request;
+use crate::sync::Ordering;
 use crate::sys::{self, GeteventsArg, KernelTimespec};
 
 impl RingInner {
@@ -37,10 +38,18 @@ impl RingInner {
         let key = self.slots.borrow().vacant_key() as u64;
         op.set_key(key);
         self.push_sqe(&sqe.user_data(key))?;
-        let actual = self.slots.borrow_mut().insert(op) as u64;
-        debug_assert_eq!(actual, key);
+        let in_flight = {
+            let mut slots = self.slots.borrow_mut();
+            let actual = slots.insert(op) as u64;
+            debug_assert_eq!(actual, key);
+            slots.len() as u64
+        };
         Counters::bump(&self.shared.counters.submitted, 1);
-        self.publish_in_flight();
+        // The in-flight gauge (`publish_in_flight`), from the borrow we already hold.
+        self.shared
+            .counters
+            .in_flight
+            .store(in_flight, Ordering::Relaxed);
         tracing::trace!(ring = self.shared.id, user_data = key, "op submitted");
         Ok(())
     }
