@@ -346,17 +346,21 @@ struct OpCell<T> {
 }
 
 /// The waiter's reference to a single-shot op's cell.
-pub(crate) struct OpRef<T: Operation> {
+///
+/// Its `Send`/`Sync` impls ask for nothing but `T: Send` (no `Operation` bound, which
+/// would bring `'static` along): an async block holding an op must be provably `Send`
+/// for every lifetime the compiler erased in it, as it was with `Arc<OpCell<T>>`.
+pub(crate) struct OpRef<T> {
     ptr: NonNull<OpCell<T>>,
     _data: PhantomData<T>,
 }
 
 // SAFETY: the waiter's reference moves with its future; `T: Send` lets the data move
 // to whichever thread takes it.
-unsafe impl<T: Operation> Send for OpRef<T> {}
+unsafe impl<T: Send> Send for OpRef<T> {}
 // SAFETY: `&OpRef` only reads atomics; the data is reached through `&self` methods the
 // state protocol gives to one party at a time.
-unsafe impl<T: Operation> Sync for OpRef<T> {}
+unsafe impl<T: Send> Sync for OpRef<T> {}
 
 impl<T: Operation> OpCell<T> {
     const VTABLE: VTable = VTable {
@@ -547,7 +551,7 @@ impl<T: Operation> OpRef<T> {
     }
 }
 
-impl<T: Operation> Drop for OpRef<T> {
+impl<T> Drop for OpRef<T> {
     fn drop(&mut self) {
         // SAFETY: the waiter's reference, given up with the future. Usually the owner
         // let go first (it completed the op before waking us), so this is the last one.
@@ -653,16 +657,16 @@ impl<T: MultishotOperation> MultishotCell<T> {
     }
 }
 
-/// The waiter's reference to a multishot op's cell.
-pub(crate) struct MultishotRef<T: MultishotOperation> {
+/// The waiter's reference to a multishot op's cell (bounds as for [`OpRef`]).
+pub(crate) struct MultishotRef<T> {
     ptr: NonNull<MultishotCell<T>>,
     _data: PhantomData<T>,
 }
 
 // SAFETY: the data of a multishot op is `Send + Sync`; the rest is atomic.
-unsafe impl<T: MultishotOperation> Send for MultishotRef<T> {}
+unsafe impl<T: Send + Sync> Send for MultishotRef<T> {}
 // SAFETY: as above.
-unsafe impl<T: MultishotOperation> Sync for MultishotRef<T> {}
+unsafe impl<T: Send + Sync> Sync for MultishotRef<T> {}
 
 impl<T: MultishotOperation> MultishotRef<T> {
     /// A cell for `data`, with the waiter's reference and one for the ring.
@@ -737,7 +741,7 @@ impl<T: MultishotOperation> MultishotRef<T> {
     }
 }
 
-impl<T: MultishotOperation> Drop for MultishotRef<T> {
+impl<T> Drop for MultishotRef<T> {
     fn drop(&mut self) {
         // SAFETY: the waiter's reference, given up with the stream.
         unsafe { Header::release_ref(self.ptr.cast()) };

@@ -306,3 +306,33 @@ macro_rules! into_op_future {
     )*};
 }
 pub(crate) use into_op_future;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::io;
+    use std::sync::Arc;
+
+    use crate::op::{Anchored, Nop, Op, Recv, SharedFd};
+    use crate::IoBufMut;
+
+    fn assert_send<F: Future + Send>(_: F) {}
+
+    /// Awaits an op that holds a `SharedFd` (a `dyn` with an implied `'static`) while
+    /// borrowing one, as the executor's socket helpers do.
+    async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
+        let _ = Nop::new().await;
+        Op::new(Anchored::new(Recv::new(fd.as_raw_fd(), buf), fd.clone())).await
+    }
+
+    /// A task that awaits such a helper must be provably `Send` for every lifetime the
+    /// compiler erased in it: with an `Operation` bound (and so `'static`) on the cell
+    /// reference's `Send` impl, the executor's `spawn(async move { f(&x).await })`
+    /// failed with "implementation of `Send` is not general enough".
+    #[test]
+    fn op_futures_stay_send_across_borrows() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd: SharedFd = Arc::new(a);
+        assert_send(async move { read(&fd, Vec::with_capacity(8)).await });
+    }
+}
