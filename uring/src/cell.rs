@@ -171,7 +171,11 @@ impl Header {
     /// Owner side of a single-shot op: sets COMPLETE (with `bits`), then releases the
     /// data if the waiter is gone, or wakes it if it left a waker.
     fn finish(&self, bits: u32) {
-        let prev = self.state.fetch_or(bits, Ordering::AcqRel);
+        // An add, not an or: `bits` are set once, by this call, so they are clear here,
+        // and an add whose old value is used is one `lock xadd` where an or is a CAS
+        // loop.
+        let prev = self.state.fetch_add(bits, Ordering::AcqRel);
+        debug_assert_eq!(prev & bits, 0, "an op completed twice");
         if prev & ORPHANED != 0 {
             // The waiter is gone (ORPHANED) and the kernel is done (final CQE): the data
             // is ours alone.
@@ -210,8 +214,9 @@ impl Header {
                 // The slot holds this very waker (or the owner is taking it to wake it).
                 return state;
             }
-            // Take the slot back to put the new waker in.
-            let prev = self.state.fetch_and(!AWAITER, Ordering::Acquire);
+            // Take the slot back to put the new waker in. AWAITER is set (we saw it, and
+            // only we clear it), so subtracting it clears it, in one `lock xadd`.
+            let prev = self.state.fetch_sub(AWAITER, Ordering::Acquire);
             if prev & COMPLETE != 0 {
                 // The owner has the slot and wakes the old waker; the output is in.
                 return prev;
@@ -225,7 +230,8 @@ impl Header {
         self.registered.with_mut(|r| unsafe { *r = Some(id) });
         // Release: the owner that sees AWAITER sees the waker. If COMPLETE is already
         // set, the owner saw no AWAITER and wakes nobody: the caller returns Ready.
-        self.state.fetch_or(AWAITER, Ordering::AcqRel) | AWAITER
+        // AWAITER is clear (only we set it), so an add sets it.
+        self.state.fetch_add(AWAITER, Ordering::AcqRel) | AWAITER
     }
 
     fn multishot(&self) -> &MultishotCore {
@@ -511,20 +517,13 @@ impl<T: Operation> OpRef<T> {
     /// flight, so the caller should request its cancellation.
     pub(crate) fn orphan(&self) -> bool {
         let header = self.header();
-        // One RMW sets ORPHANED and takes the waker slot back.
-        let mut prev = header.state.load(Ordering::Relaxed);
-        loop {
-            let next = (prev | ORPHANED) & !AWAITER;
-            match header.state.compare_exchange_weak(
-                prev,
-                next,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(actual) => prev = actual,
-            }
-        }
+        // One RMW sets ORPHANED and takes the waker slot back (clears AWAITER). Only the
+        // waiter changes either bit, so it knows both: ORPHANED is clear (orphaning
+        // happens once) and AWAITER is what it last left, and one add does both.
+        let awaiter = header.state.load(Ordering::Relaxed) & AWAITER;
+        let prev = header
+            .state
+            .fetch_add(ORPHANED.wrapping_sub(awaiter), Ordering::AcqRel);
         // Mutation point: not checking COMPLETE frees data the kernel owns.
         let prev = if mutation!("orphan_check") {
             prev | COMPLETE
@@ -584,10 +583,12 @@ impl MultishotCore {
     fn complete(&self, header: &Header, cqe: Cqe, last: bool) {
         self.items.push(cqe);
         // An RMW even for intermediate CQEs: it orders the push before the waiter's
-        // `orphan` (or makes us see ORPHANED), so an item is never stranded.
+        // `orphan` (or makes us see ORPHANED), so an item is never stranded. An add (one
+        // `lock xadd`, where an or whose result is used is a CAS loop): COMPLETE is set
+        // once, by the final CQE.
         let prev = header
             .state
-            .fetch_or(if last { COMPLETE } else { 0 }, Ordering::AcqRel);
+            .fetch_add(if last { COMPLETE } else { 0 }, Ordering::AcqRel);
         if prev & ORPHANED != 0 {
             // SAFETY: the waiter is gone; whoever drains the queue releases the items.
             unsafe { (header.vtable.release)(header, prev) };
@@ -735,7 +736,8 @@ impl<T: MultishotOperation> MultishotRef<T> {
     pub(crate) fn orphan(&self) -> bool {
         let cell = self.cell();
         drop(cell.prefix.core.waker.take());
-        let prev = self.header().state.fetch_or(ORPHANED, Ordering::AcqRel);
+        // ORPHANED is set once, here: an add is one `lock xadd`.
+        let prev = self.header().state.fetch_add(ORPHANED, Ordering::AcqRel);
         cell.release_items();
         prev & COMPLETE == 0
     }

@@ -6,6 +6,12 @@
 //! is a single read-modify-write, so each side learns in one step what the other had
 //! already done, and exactly one side performs each piece of clean-up.
 //!
+//! A bit that only one party sets, and only once (COMPLETE, NOT_SUBMITTED, ORPHANED),
+//! or whose value its only writer knows (AWAITER), is set or cleared with `fetch_add` or
+//! `fetch_sub`, the same transition as an `or`/`and` on a bit known to be clear/set: on
+//! x86 that is one `lock xadd`, where an `or`/`and` whose old value is used compiles to
+//! a CAS loop.
+//!
 //! The low byte holds the flags below; the rest counts the references to the cell
 //! ([`REFERENCE`]), so one word says both where the op is and who still holds its
 //! memory. A single-shot op's waker slot is handed over through [`AWAITER`] in the same
