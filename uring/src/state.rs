@@ -58,7 +58,9 @@ pub(crate) const NOT_SUBMITTED: u32 = 1 << 4;
 /// COMPLETE RMW that sees it takes the waker out and wakes it, and from then on the
 /// waiter never touches the slot again (it sees COMPLETE in its own RMW). While it is
 /// clear and COMPLETE is not set, the slot is the waiter's alone. Multishot cells keep
-/// their waker in an `AtomicWaker` and never set this bit.
+/// their waker in an `AtomicWaker` and never set this bit. The first poll of an `Op`
+/// fills the slot and sets the bit before the cell is shared at all
+/// (`OpRef::register_unshared`), with plain writes: nobody else can see the cell yet.
 pub(crate) const AWAITER: u32 = 1 << 5;
 
 /// One reference to the cell: the bits from here up count them. The waiter holds one
