@@ -2,14 +2,33 @@
 //!
 //! An op's task may be stolen by another worker between submission and completion
 //! (design invariant 1), so the place the result lands must be shareable across
-//! threads. Each in-flight op owns one `Arc` allocation holding its state word
-//! ([`crate::state`]), its result, its waker and its data (buffers, socket addresses,
-//! paths: everything the kernel reads or writes). The ring's slab holds one reference
-//! until the final CQE and the waiting future holds the other, so whichever side lets
-//! go last frees the data — and the slab never lets go before the kernel has.
+//! threads. Each in-flight op owns one allocation, its *cell*: a [`Header`] holding its
+//! state word ([`crate::state`]), its result and its waker, followed by its data
+//! (buffers, socket addresses, paths: everything the kernel reads or writes). The
+//! ring's slab holds one reference ([`CellHandle`]) until the final CQE and the waiting
+//! future holds the other ([`OpRef`], [`MultishotRef`]), so whichever side lets go last
+//! frees the data — and the slab never lets go before the kernel has.
+//!
+//! What a submitted op costs is kept to the minimum the protocol needs:
+//!
+//! - no allocation in steady state: cells come from a per-thread cache of blocks by
+//!   size class (`cell/cache.rs`);
+//! - no dynamic dispatch on the completion path: the header is the same for every op
+//!   type, so recording a CQE, waking the waiter and counting references are plain
+//!   code; the one table of functions per type ([`VTable`]) is only reached to release
+//!   an orphaned op's data, to free the cell, and for multishot ops;
+//! - one atomic word: the reference count lives in the state word, and so does the
+//!   hand-over of a single-shot op's waker slot ([`AWAITER`]), so registering a waker,
+//!   completing and each release is one RMW, and the last party to let go frees the cell
+//!   without one when it can see it is alone.
 
+mod cache;
+
+use std::alloc::Layout;
 use std::io;
-use std::task::{Context, Poll};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use crossbeam_queue::SegQueue;
 
@@ -17,170 +36,110 @@ use crate::atomic_waker::AtomicWaker;
 use crate::buf_ring::BufSelect;
 use crate::cqe::Cqe;
 use crate::operation::{MultishotOperation, Operation};
-use crate::state::{CANCEL_REQUESTED, COMPLETE, MORE_SEEN, NOT_SUBMITTED, ORPHANED};
-use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
+use crate::state::{
+    AWAITER, CANCEL_REQUESTED, COMPLETE, MORE_SEEN, NOT_SUBMITTED, ORPHANED, REFERENCE, REFS,
+};
+use crate::sync::{Arc, AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
-/// The type-erased face of a cell, as the ring owner sees it: the slab stores
-/// `Arc<dyn Completion>` keyed by user_data.
-pub(crate) trait Completion: Send + Sync {
-    /// The user_data this op was submitted with (its slab key).
-    fn key(&self) -> u64;
-    /// Records the key; called by the owner before the SQE is pushed.
-    fn set_key(&self, key: u64);
-    /// Records one CQE. `last` is false while the kernel promises more CQEs
-    /// (`IORING_CQE_F_MORE`). Runs on the owner thread.
-    fn complete(&self, cqe: Cqe, last: bool);
-    /// Completes an op whose SQE never reached the kernel, because of `err`. Runs on
-    /// the owner thread, or on any thread once the ring is closed.
-    fn fail_unsubmitted(&self, err: &io::Error);
-    /// Marks that a cancel has been requested. Returns false when one already was, or
-    /// when the op has completed (so there is nothing to cancel).
-    fn mark_cancel(&self) -> bool;
-    /// The buffer pool the op selects from, if any (multishot ops only, see
-    /// [`MultishotOperation::buf_select`]).
-    fn buf_select(&self) -> Option<&BufSelect> {
-        None
+/// What depends on the op's type, one static table per type. None of it is on the
+/// path of an op that is awaited to completion, except `dealloc`, once.
+pub(crate) struct VTable {
+    /// Multishot cells have a queue of CQEs and an `AtomicWaker` after the header.
+    multishot: bool,
+    /// Releases what a completed op nobody waits for produced (an accepted fd is
+    /// closed). `state` is what the releasing party saw. Only the party that set the
+    /// second of COMPLETE and ORPHANED calls it (for multishot ops: whoever drains the
+    /// queue after ORPHANED).
+    release: unsafe fn(&Header, u32),
+    /// Drops the cell in place and frees its memory; called by whoever drops the last
+    /// reference.
+    dealloc: unsafe fn(NonNull<Header>),
+    /// The pool a multishot op selects buffers from.
+    buf_select: Option<for<'a> unsafe fn(&'a Header) -> Option<&'a BufSelect>>,
+}
+
+/// The identity of a waker (`Waker::will_wake` compares exactly these).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WakerId(*const (), *const RawWakerVTable);
+
+impl WakerId {
+    fn of(waker: &Waker) -> WakerId {
+        WakerId(waker.data(), waker.vtable())
     }
 }
 
-/// Shared state of a single-shot op.
-pub(crate) struct OpCell<T> {
+/// The part of a cell that does not depend on the op's type: everything the ring and
+/// the completion path touch. It is the first field of every cell (`repr(C)`), so a
+/// pointer to it is a pointer to the cell.
+#[repr(C)]
+pub(crate) struct Header {
+    /// Flags and reference count (`state.rs`).
     state: AtomicU32,
+    /// Written by the owner before it sets COMPLETE, read by the waiter after.
     result: AtomicI32,
     flags: AtomicU32,
+    /// The user_data this op was submitted with (its slab key); owner only.
     key: AtomicU64,
-    waker: AtomicWaker,
-    /// The op's data. Owned by the submitter until the SQE is pushed, by the kernel until
-    /// the final CQE, then by whichever party the state word names (see `state.rs`).
-    data: UnsafeCell<Option<T>>,
+    vtable: &'static VTable,
+    /// A single-shot op's waker. Whose it is, is said by AWAITER (`state.rs`).
+    waker: UnsafeCell<Option<Waker>>,
+    /// Which waker the waiter last put in the slot; the waiter's alone, so a poll with
+    /// the same waker costs no RMW and never reads the slot.
+    registered: UnsafeCell<Option<WakerId>>,
 }
 
-// SAFETY: `data` is only accessed by the one party the state protocol gives it to (see
-// the field doc); everything else is atomic. `T: Send` lets the data move to that party.
-unsafe impl<T: Send> Sync for OpCell<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Send for OpCell<T> {}
+// SAFETY: `waker` and `registered` are only accessed by the party the state protocol
+// gives them to (see their docs and `state.rs`); everything else is atomic.
+unsafe impl Sync for Header {}
+// SAFETY: as above; a `Waker` is `Send`.
+unsafe impl Send for Header {}
 
-impl<T: Operation> OpCell<T> {
-    pub(crate) fn new(data: T) -> Self {
-        Self {
-            state: AtomicU32::new(0),
+impl Header {
+    fn new(vtable: &'static VTable, refs: u32) -> Header {
+        Header {
+            state: AtomicU32::new(refs * REFERENCE),
             result: AtomicI32::new(0),
             flags: AtomicU32::new(0),
             key: AtomicU64::new(u64::MAX),
-            waker: AtomicWaker::new(),
-            data: UnsafeCell::new(Some(data)),
+            vtable,
+            waker: UnsafeCell::new(None),
+            registered: UnsafeCell::new(None),
         }
     }
 
-    /// Builds the SQE from the data at its final address.
-    ///
-    /// # Safety
-    /// Must be called before the op is visible to the owner or the kernel (nobody else
-    /// touches `data` yet), at most once.
-    pub(crate) unsafe fn build_sqe(&self) -> io_uring::squeue::Entry {
-        // SAFETY: guaranteed by the caller: the submitter has exclusive access.
-        self.data.with_mut(|data| unsafe {
-            (*data)
-                .as_mut()
-                .expect("op data is present until completion")
-                .build()
-        })
-    }
-
-    /// Takes the data back when the op could not be submitted at all.
-    ///
-    /// # Safety
-    /// Only before the SQE was handed to the ring (the kernel never saw the data).
-    pub(crate) unsafe fn take_unsubmitted(&self) -> T {
-        // SAFETY: guaranteed by the caller.
-        self.data
-            .with_mut(|data| unsafe { (*data).take() })
-            .expect("op data is present until completion")
-    }
-
-    /// Waiter side: returns the output once the final CQE is in.
-    pub(crate) fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<T::Output> {
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            self.waker.register(cx.waker());
-            if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
-                return Poll::Pending;
-            }
-        }
-        let state = self.state.load(Ordering::Acquire);
-        // SAFETY: COMPLETE is set (Acquire pairs with the owner's AcqRel), so the owner
-        // and the kernel are done with the data; the waiter is its only user now.
-        let data = self.data.with_mut(|data| unsafe { (*data).take() });
-        let data = data.expect("op polled after it returned Ready");
-        Poll::Ready(if state & NOT_SUBMITTED != 0 {
-            data.not_submitted(self.submit_error())
-        } else {
-            data.complete(self.cqe())
-        })
-    }
-
-    /// Waiter side, on drop: gives up the result. Returns true when the op is still in
-    /// flight, so the caller should request its cancellation.
-    pub(crate) fn orphan(&self) -> bool {
-        drop(self.waker.take());
-        let prev = self.state.fetch_or(ORPHANED, Ordering::AcqRel);
-        // Mutation point: not checking COMPLETE frees data the kernel owns.
-        let prev = if mutation!("orphan_check") {
-            prev | COMPLETE
-        } else {
-            prev
-        };
-        if prev & COMPLETE != 0 {
-            // The CQE came in but nobody took it: we release what it produced.
-            // SAFETY: COMPLETE and ORPHANED are both set and we set the second one: the
-            // data is ours alone.
-            self.release(prev);
-            return false;
-        }
-        true
-    }
-
-    /// Releases the data of a completed op nobody waits for. Only the party that set
-    /// the second of COMPLETE and ORPHANED calls it, with the state it saw.
-    fn release(&self, state: u32) {
-        // SAFETY: guaranteed by the caller: the data is ours alone.
-        let Some(data) = self.data.with_mut(|data| unsafe { (*data).take() }) else {
-            return;
-        };
-        if state & NOT_SUBMITTED != 0 {
-            drop(data.not_submitted(self.submit_error()));
-        } else {
-            data.orphaned(self.cqe());
-        }
-    }
-
-    /// Why the SQE never reached the kernel (recorded as a CQE result).
-    fn submit_error(&self) -> io::Error {
-        io::Error::from_raw_os_error(-self.result.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn is_complete(&self) -> bool {
-        self.state.load(Ordering::Acquire) & COMPLETE != 0
-    }
-
-    fn cqe(&self) -> Cqe {
-        Cqe {
-            result: self.result.load(Ordering::Relaxed),
-            flags: self.flags.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl<T: Operation> Completion for OpCell<T> {
-    fn key(&self) -> u64 {
+    /// The user_data this op was submitted with (its slab key).
+    pub(crate) fn key(&self) -> u64 {
         self.key.load(Ordering::Relaxed)
     }
 
-    fn set_key(&self, key: u64) {
+    /// Records the key; called by the owner before the SQE is pushed.
+    pub(crate) fn set_key(&self, key: u64) {
         self.key.store(key, Ordering::Relaxed);
     }
 
-    fn complete(&self, cqe: Cqe, last: bool) {
+    /// Another reference to this cell (the caller holds one, so it is alive).
+    pub(crate) fn handle(&self) -> CellHandle {
+        self.state.fetch_add(REFERENCE, Ordering::Relaxed);
+        CellHandle {
+            ptr: NonNull::from(self),
+        }
+    }
+
+    /// The buffer pool the op selects from, if any (multishot ops only, see
+    /// [`MultishotOperation::buf_select`]).
+    pub(crate) fn buf_select(&self) -> Option<&BufSelect> {
+        // SAFETY: the table is the one of this cell's type.
+        self.vtable.buf_select.and_then(|f| unsafe { f(self) })
+    }
+
+    /// Records one CQE. `last` is false while the kernel promises more CQEs
+    /// (`IORING_CQE_F_MORE`). Runs on the owner thread, which holds a reference.
+    #[inline]
+    pub(crate) fn complete(&self, cqe: Cqe, last: bool) {
+        if self.vtable.multishot {
+            self.multishot().complete(self, cqe, last);
+            return;
+        }
         // Only the owner writes result/flags/MORE_SEEN, so plain loads are exact here.
         let more_seen = self.state.load(Ordering::Relaxed) & MORE_SEEN != 0;
         if !more_seen {
@@ -194,78 +153,580 @@ impl<T: Operation> Completion for OpCell<T> {
             self.state.fetch_or(MORE_SEEN, Ordering::Relaxed);
             return;
         }
-        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        self.finish(COMPLETE);
+    }
+
+    /// Completes an op whose SQE never reached the kernel, because of `err`. Runs on
+    /// the owner thread, or on any thread once the ring is closed.
+    pub(crate) fn fail_unsubmitted(&self, err: &io::Error) {
+        if self.vtable.multishot {
+            self.multishot().complete(self, Cqe::from_error(err), true);
+            return;
+        }
+        self.result
+            .store(Cqe::from_error(err).result, Ordering::Relaxed);
+        self.finish(COMPLETE | NOT_SUBMITTED);
+    }
+
+    /// Owner side of a single-shot op: sets COMPLETE (with `bits`), then releases the
+    /// data if the waiter is gone, or wakes it if it left a waker.
+    fn finish(&self, bits: u32) {
+        // An add, not an or: `bits` are set once, by this call, so they are clear here,
+        // and an add whose old value is used is one `lock xadd` where an or is a CAS
+        // loop.
+        let prev = self.state.fetch_add(bits, Ordering::AcqRel);
+        debug_assert_eq!(prev & bits, 0, "an op completed twice");
         if prev & ORPHANED != 0 {
             // The waiter is gone (ORPHANED) and the kernel is done (final CQE): the data
             // is ours alone.
-            self.release(prev | COMPLETE);
-        } else {
-            self.waker.wake();
+            // SAFETY: we set the second of COMPLETE and ORPHANED.
+            unsafe { (self.vtable.release)(self, prev | bits) };
+        } else if prev & AWAITER != 0 {
+            // SAFETY: AWAITER was set when we set COMPLETE: the slot is ours, and the
+            // waiter, which will see COMPLETE, never touches it again (`state.rs`).
+            let waker = self.waker.with_mut(|slot| unsafe { (*slot).take() });
+            if let Some(waker) = waker {
+                waker.wake();
+            }
         }
     }
 
-    fn fail_unsubmitted(&self, err: &io::Error) {
-        self.result
-            .store(Cqe::from_error(err).result, Ordering::Relaxed);
-        let prev = self
-            .state
-            .fetch_or(COMPLETE | NOT_SUBMITTED, Ordering::AcqRel);
-        if prev & ORPHANED != 0 {
-            // The waiter is gone and the kernel never had the data: it is ours alone.
-            self.release(prev | COMPLETE | NOT_SUBMITTED);
-        } else {
-            self.waker.wake();
-        }
-    }
-
-    fn mark_cancel(&self) -> bool {
+    /// Marks that a cancel has been requested. Returns false when one already was, or
+    /// when the op has completed (so there is nothing to cancel).
+    pub(crate) fn mark_cancel(&self) -> bool {
         let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
         prev & (CANCEL_REQUESTED | COMPLETE) == 0
     }
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    /// Waiter side of a single-shot op, when its `state` (just loaded) says it is not
+    /// complete: leaves `waker` for the owner. Returns the state after, in which COMPLETE
+    /// may now be set (then the output is ready and nobody will wake the waker).
+    fn register(&self, waker: &Waker, state: u32) -> u32 {
+        let id = WakerId::of(waker);
+        if state & AWAITER != 0 {
+            // SAFETY: `registered` is the waiter's alone.
+            let same = self.registered.with_mut(|r| unsafe { *r == Some(id) });
+            if same {
+                // The slot holds this very waker (or the owner is taking it to wake it).
+                return state;
+            }
+            // Take the slot back to put the new waker in. AWAITER is set (we saw it, and
+            // only we clear it), so subtracting it clears it, in one `lock xadd`.
+            let prev = self.state.fetch_sub(AWAITER, Ordering::Acquire);
+            if prev & COMPLETE != 0 {
+                // The owner has the slot and wakes the old waker; the output is in.
+                return prev;
+            }
+        }
+        // SAFETY: AWAITER is clear and COMPLETE was not set when it was cleared, so the
+        // owner will not touch the slot unless it sees AWAITER, which we set below.
+        self.waker
+            .with_mut(|slot| unsafe { *slot = Some(waker.clone()) });
+        // SAFETY: `registered` is the waiter's alone.
+        self.registered.with_mut(|r| unsafe { *r = Some(id) });
+        // Release: the owner that sees AWAITER sees the waker. If COMPLETE is already
+        // set, the owner saw no AWAITER and wakes nobody: the caller returns Ready.
+        // AWAITER is clear (only we set it), so an add sets it.
+        self.state.fetch_add(AWAITER, Ordering::AcqRel) | AWAITER
+    }
+
+    fn multishot(&self) -> &MultishotCore {
+        debug_assert!(self.vtable.multishot);
+        // SAFETY: the cell is a `MultishotCell`, whose `repr(C)` prefix is a header
+        // followed by the core; `MultishotPrefix` has the same prefix.
+        unsafe { &(*(self as *const Header).cast::<MultishotPrefix>()).core }
+    }
+
+    /// Drops one reference; the last one frees the cell.
+    ///
+    /// # Safety
+    /// The caller owns a reference to `ptr`'s cell and does not use it afterwards.
+    unsafe fn release_ref(ptr: NonNull<Header>) {
+        // SAFETY: the caller's reference keeps the cell alive until this RMW.
+        let header = unsafe { ptr.as_ref() };
+        let prev = header.state.fetch_sub(REFERENCE, Ordering::AcqRel);
+        if prev & REFS == REFERENCE {
+            // SAFETY: that was the last reference; every other party's accesses happen
+            // before their releases, which our AcqRel RMW read.
+            unsafe { (header.vtable.dealloc)(ptr) };
+        }
+    }
+
+    /// Drops one reference, freeing the cell without an RMW when the caller can see it
+    /// holds the only one.
+    ///
+    /// # Safety
+    /// As for [`Header::release_ref`].
+    unsafe fn release_ref_last_likely(ptr: NonNull<Header>) {
+        // SAFETY: the caller's reference keeps the cell alive.
+        let header = unsafe { ptr.as_ref() };
+        if header.state.load(Ordering::Acquire) & REFS == REFERENCE {
+            // SAFETY: ours is the only reference: nobody else can reach the cell, and the
+            // Acquire load ordered their accesses before their releases, before this.
+            unsafe { (header.vtable.dealloc)(ptr) };
+        } else {
+            // SAFETY: guaranteed by the caller.
+            unsafe { Header::release_ref(ptr) };
+        }
+    }
 }
 
-/// Shared state of a multishot op: a queue of CQEs instead of one result.
-pub(crate) struct MultishotCell<T> {
-    state: AtomicU32,
-    key: AtomicU64,
+/// An untyped, counted reference to a cell: what the ring holds (its slab), and what
+/// travels through a mailbox. Dropping it drops the reference.
+pub(crate) struct CellHandle {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: a handle is a counted reference to a `Send + Sync` header; the data behind it
+// is only reached through the state protocol.
+unsafe impl Send for CellHandle {}
+// SAFETY: as above.
+unsafe impl Sync for CellHandle {}
+
+impl CellHandle {
+    /// Whether `self` refers to `cell`.
+    pub(crate) fn is(&self, cell: &Header) -> bool {
+        std::ptr::eq(self.ptr.as_ptr(), cell)
+    }
+}
+
+impl std::ops::Deref for CellHandle {
+    type Target = Header;
+
+    fn deref(&self) -> &Header {
+        // SAFETY: our reference keeps the cell alive.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl Clone for CellHandle {
+    fn clone(&self) -> Self {
+        self.handle()
+    }
+}
+
+impl Drop for CellHandle {
+    fn drop(&mut self) {
+        // SAFETY: we own a reference and are done with it.
+        unsafe { Header::release_ref(self.ptr) };
+    }
+}
+
+/// A cell as another thread's mailbox carries it (`shared.rs`): the rare path of
+/// submissions and cancels from threads that do not own the ring, so a boxed trait
+/// object is fine there.
+pub(crate) trait Completion: Send + Sync {
+    /// The cell.
+    fn cell(&self) -> &CellHandle;
+    /// Completes an op whose SQE never reached the kernel, because of `err`. Runs on
+    /// the owner thread, or on any thread once the ring is closed.
+    fn fail_unsubmitted(&self, err: &io::Error);
+}
+
+impl Completion for CellHandle {
+    fn cell(&self) -> &CellHandle {
+        self
+    }
+
+    fn fail_unsubmitted(&self, err: &io::Error) {
+        Header::fail_unsubmitted(self, err);
+    }
+}
+
+/// Wraps `cell` for a mailbox.
+pub(crate) fn remote(cell: CellHandle) -> Arc<dyn Completion> {
+    Arc::new(cell)
+}
+
+/// A single-shot op's cell.
+#[repr(C)]
+struct OpCell<T> {
+    header: Header,
+    /// The op's data. Owned by the submitter until the SQE is pushed, by the kernel until
+    /// the final CQE, then by whichever party the state word names (see `state.rs`).
+    data: UnsafeCell<Option<T>>,
+}
+
+/// The waiter's reference to a single-shot op's cell.
+///
+/// Its `Send`/`Sync` impls ask for nothing but `T: Send` (no `Operation` bound, which
+/// would bring `'static` along): an async block holding an op must be provably `Send`
+/// for every lifetime the compiler erased in it, as it was with `Arc<OpCell<T>>`.
+pub(crate) struct OpRef<T> {
+    ptr: NonNull<OpCell<T>>,
+    _data: PhantomData<T>,
+}
+
+// SAFETY: the waiter's reference moves with its future; `T: Send` lets the data move
+// to whichever thread takes it.
+unsafe impl<T: Send> Send for OpRef<T> {}
+// SAFETY: `&OpRef` only reads atomics; the data is reached through `&self` methods the
+// state protocol gives to one party at a time.
+unsafe impl<T: Send> Sync for OpRef<T> {}
+
+impl<T: Operation> OpCell<T> {
+    const VTABLE: VTable = VTable {
+        multishot: false,
+        release: Self::release,
+        dealloc: Self::dealloc,
+        buf_select: None,
+    };
+
+    /// Releases the data of a completed op nobody waits for.
+    ///
+    /// # Safety
+    /// Only the party that set the second of COMPLETE and ORPHANED calls it, with the
+    /// state it saw: the data is its alone.
+    unsafe fn release(header: &Header, state: u32) {
+        // SAFETY: `header` is the first field of an `OpCell<T>` (the table is its type's).
+        let cell = unsafe { &*(header as *const Header).cast::<OpCell<T>>() };
+        // SAFETY: guaranteed by the caller: the data is ours alone.
+        let Some(data) = cell.data.with_mut(|data| unsafe { (*data).take() }) else {
+            return;
+        };
+        if state & NOT_SUBMITTED != 0 {
+            drop(data.not_submitted(submit_error(header)));
+        } else {
+            data.orphaned(cqe(header));
+        }
+    }
+
+    /// # Safety
+    /// The last reference to the cell is gone.
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        let ptr = ptr.cast::<OpCell<T>>();
+        // SAFETY: no reference is left, so nobody else touches the cell: it is ours to
+        // drop. The waker and the data are taken through their cells first so the loom
+        // models see the free as an access ordered after every other party's.
+        // Those two are all an `OpCell` has to drop (the rest of the header is atomics,
+        // a `&'static` and a `Copy` id), so nothing is left for a `drop_in_place`.
+        unsafe {
+            let cell = ptr.as_ref();
+            drop(cell.header.waker.with_mut(|slot| (*slot).take()));
+            drop(cell.data.with_mut(|data| (*data).take()));
+            cache::free(ptr.cast(), Layout::new::<OpCell<T>>());
+        }
+    }
+}
+
+impl<T: Operation> OpRef<T> {
+    /// A cell for `data`, with two references: the waiter's, and one for the ring,
+    /// which the caller hands over with the SQE.
+    pub(crate) fn new(data: T) -> (OpRef<T>, CellHandle) {
+        let ptr = cache::alloc(Layout::new::<OpCell<T>>()).cast::<OpCell<T>>();
+        // SAFETY: a fresh block with the size and alignment of an `OpCell<T>`.
+        unsafe {
+            ptr.as_ptr().write(OpCell {
+                header: Header::new(&OpCell::<T>::VTABLE, 2),
+                data: UnsafeCell::new(Some(data)),
+            })
+        };
+        let handle = CellHandle { ptr: ptr.cast() };
+        (
+            OpRef {
+                ptr,
+                _data: PhantomData,
+            },
+            handle,
+        )
+    }
+
+    fn cell(&self) -> &OpCell<T> {
+        // SAFETY: our reference keeps the cell alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.cell().header
+    }
+
+    /// Builds the SQE from the data at its final address.
+    ///
+    /// # Safety
+    /// Must be called before the op is visible to the owner or the kernel (nobody else
+    /// touches `data` yet), at most once.
+    pub(crate) unsafe fn build_sqe(&self) -> io_uring::squeue::Entry {
+        // SAFETY: guaranteed by the caller: the submitter has exclusive access.
+        self.cell().data.with_mut(|data| unsafe {
+            (*data)
+                .as_mut()
+                .expect("op data is present until completion")
+                .build()
+        })
+    }
+
+    /// Leaves `waker` for the owner before the op is shared: plain writes, no RMW, so
+    /// the first poll of a submitted op costs none (the waiter then finds its own waker
+    /// registered).
+    ///
+    /// # Safety
+    /// Must be called before the op is visible to the owner or the kernel, at most once.
+    pub(crate) unsafe fn register_unshared(&self, waker: &Waker) {
+        let header = self.header();
+        // SAFETY: guaranteed by the caller: nobody else can reach the cell yet.
+        header
+            .waker
+            .with_mut(|slot| unsafe { *slot = Some(waker.clone()) });
+        // SAFETY: as above.
+        header
+            .registered
+            .with_mut(|r| unsafe { *r = Some(WakerId::of(waker)) });
+        // Not shared yet: a load and a store are the whole protocol.
+        let state = header.state.load(Ordering::Relaxed);
+        header.state.store(state | AWAITER, Ordering::Relaxed);
+    }
+
+    /// Takes the data back when the op could not be submitted at all.
+    ///
+    /// # Safety
+    /// Only before the SQE was handed to the ring (the kernel never saw the data).
+    pub(crate) unsafe fn take_unsubmitted(&self) -> T {
+        // SAFETY: guaranteed by the caller.
+        self.cell()
+            .data
+            .with_mut(|data| unsafe { (*data).take() })
+            .expect("op data is present until completion")
+    }
+
+    /// Waiter side: returns the output once the final CQE is in.
+    pub(crate) fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let header = self.header();
+        let mut state = header.state.load(Ordering::Acquire);
+        if state & COMPLETE == 0 {
+            state = header.register(cx.waker(), state);
+            if state & COMPLETE == 0 {
+                return Poll::Pending;
+            }
+        }
+        // SAFETY: COMPLETE is set (our Acquire pairs with the owner's AcqRel), so the
+        // owner and the kernel are done with the data; the waiter is its only user now.
+        let data = self.cell().data.with_mut(|data| unsafe { (*data).take() });
+        let data = data.expect("op polled after it returned Ready");
+        Poll::Ready(if state & NOT_SUBMITTED != 0 {
+            data.not_submitted(submit_error(header))
+        } else {
+            data.complete(cqe(header))
+        })
+    }
+
+    /// Waiter side, on drop: gives up the result. Returns true when the op is still in
+    /// flight, so the caller should request its cancellation.
+    pub(crate) fn orphan(&self) -> bool {
+        let header = self.header();
+        // One RMW sets ORPHANED and takes the waker slot back (clears AWAITER). Only the
+        // waiter changes either bit, so it knows both: ORPHANED is clear (orphaning
+        // happens once) and AWAITER is what it last left, and one add does both.
+        let awaiter = header.state.load(Ordering::Relaxed) & AWAITER;
+        let prev = header
+            .state
+            .fetch_add(ORPHANED.wrapping_sub(awaiter), Ordering::AcqRel);
+        // Mutation point: not checking COMPLETE frees data the kernel owns.
+        let prev = if mutation!("orphan_check") {
+            prev | COMPLETE
+        } else {
+            prev
+        };
+        if prev & COMPLETE != 0 {
+            // The CQE came in but nobody took it: we release what it produced.
+            // SAFETY: COMPLETE and ORPHANED are both set and we set the second one: the
+            // data is ours alone.
+            unsafe { OpCell::<T>::release(header, prev) };
+            return false;
+        }
+        if prev & AWAITER != 0 {
+            // SAFETY: we cleared AWAITER before COMPLETE was set: the slot is ours, and
+            // the owner will see no AWAITER.
+            drop(header.waker.with_mut(|slot| unsafe { (*slot).take() }));
+        }
+        true
+    }
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.header().is_complete()
+    }
+}
+
+impl<T> Drop for OpRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: the waiter's reference, given up with the future. Usually the owner
+        // let go first (it completed the op before waking us), so this is the last one.
+        unsafe { Header::release_ref_last_likely(self.ptr.cast()) };
+    }
+}
+
+/// Why the SQE never reached the kernel (recorded as a CQE result).
+fn submit_error(header: &Header) -> io::Error {
+    io::Error::from_raw_os_error(-header.result.load(Ordering::Relaxed))
+}
+
+fn cqe(header: &Header) -> Cqe {
+    Cqe {
+        result: header.result.load(Ordering::Relaxed),
+        flags: header.flags.load(Ordering::Relaxed),
+    }
+}
+
+/// What every multishot cell has after its header: a queue of CQEs instead of one
+/// result, and its waker.
+struct MultishotCore {
     items: SegQueue<Cqe>,
     waker: AtomicWaker,
+}
+
+impl MultishotCore {
+    /// Owner side: queues one CQE and wakes the waiter (or releases the item if the
+    /// waiter is gone).
+    fn complete(&self, header: &Header, cqe: Cqe, last: bool) {
+        self.items.push(cqe);
+        // An RMW even for intermediate CQEs: it orders the push before the waiter's
+        // `orphan` (or makes us see ORPHANED), so an item is never stranded. An add (one
+        // `lock xadd`, where an or whose result is used is a CAS loop): COMPLETE is set
+        // once, by the final CQE.
+        let prev = header
+            .state
+            .fetch_add(if last { COMPLETE } else { 0 }, Ordering::AcqRel);
+        if prev & ORPHANED != 0 {
+            // SAFETY: the waiter is gone; whoever drains the queue releases the items.
+            unsafe { (header.vtable.release)(header, prev) };
+        } else {
+            self.waker.wake();
+        }
+    }
+}
+
+/// The type-independent prefix of a [`MultishotCell`].
+#[repr(C)]
+struct MultishotPrefix {
+    header: Header,
+    core: MultishotCore,
+}
+
+/// A multishot op's cell.
+#[repr(C)]
+struct MultishotCell<T> {
+    prefix: MultishotPrefix,
     /// Anything the op pins for its whole life (none of the current multishot ops needs
     /// more than an fd, but the data stays alive until the final CQE regardless).
     data: T,
 }
 
 impl<T: MultishotOperation> MultishotCell<T> {
-    pub(crate) fn new(data: T) -> Self {
-        Self {
-            state: AtomicU32::new(0),
-            key: AtomicU64::new(u64::MAX),
-            items: SegQueue::new(),
-            waker: AtomicWaker::new(),
-            data,
+    const VTABLE: VTable = VTable {
+        multishot: true,
+        release: Self::release,
+        dealloc: Self::dealloc,
+        buf_select: Some(Self::buf_select),
+    };
+
+    fn of(header: &Header) -> &MultishotCell<T> {
+        // SAFETY: `header` is the first field of a `MultishotCell<T>` (the table that
+        // leads here is its type's).
+        unsafe { &*(header as *const Header).cast::<MultishotCell<T>>() }
+    }
+
+    /// # Safety
+    /// Only after ORPHANED is set (the items are nobody's).
+    unsafe fn release(header: &Header, _state: u32) {
+        Self::of(header).release_items();
+    }
+
+    /// # Safety
+    /// Only on a `MultishotCell<T>`'s header.
+    unsafe fn buf_select(header: &Header) -> Option<&BufSelect> {
+        Self::of(header).data.buf_select()
+    }
+
+    /// # Safety
+    /// The last reference to the cell is gone.
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        let ptr = ptr.cast::<MultishotCell<T>>();
+        // SAFETY: no reference is left, so nobody else touches the cell.
+        unsafe {
+            std::ptr::drop_in_place(ptr.as_ptr());
+            cache::free(ptr.cast(), Layout::new::<MultishotCell<T>>());
         }
     }
 
+    fn release_items(&self) {
+        while let Some(cqe) = self.prefix.core.items.pop() {
+            self.data.orphaned_item(cqe);
+        }
+    }
+}
+
+/// The waiter's reference to a multishot op's cell (bounds as for [`OpRef`]).
+pub(crate) struct MultishotRef<T> {
+    ptr: NonNull<MultishotCell<T>>,
+    _data: PhantomData<T>,
+}
+
+// SAFETY: the data of a multishot op is `Send + Sync`; the rest is atomic.
+unsafe impl<T: Send + Sync> Send for MultishotRef<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for MultishotRef<T> {}
+
+impl<T: MultishotOperation> MultishotRef<T> {
+    /// A cell for `data`, with the waiter's reference and one for the ring.
+    pub(crate) fn new(data: T) -> (MultishotRef<T>, CellHandle) {
+        let ptr = cache::alloc(Layout::new::<MultishotCell<T>>()).cast::<MultishotCell<T>>();
+        // SAFETY: a fresh block with the size and alignment of a `MultishotCell<T>`.
+        unsafe {
+            ptr.as_ptr().write(MultishotCell {
+                prefix: MultishotPrefix {
+                    header: Header::new(&MultishotCell::<T>::VTABLE, 2),
+                    core: MultishotCore {
+                        items: SegQueue::new(),
+                        waker: AtomicWaker::new(),
+                    },
+                },
+                data,
+            })
+        };
+        let handle = CellHandle { ptr: ptr.cast() };
+        (
+            MultishotRef {
+                ptr,
+                _data: PhantomData,
+            },
+            handle,
+        )
+    }
+
+    fn cell(&self) -> &MultishotCell<T> {
+        // SAFETY: our reference keeps the cell alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.cell().prefix.header
+    }
+
     pub(crate) fn build_sqe(&self) -> io_uring::squeue::Entry {
-        self.data.build()
+        self.cell().data.build()
     }
 
     /// Makes an item of a CQE that did not come from the kernel (a submission error).
     pub(crate) fn item_for(&self, cqe: Cqe) -> T::Item {
-        self.data.item(cqe)
+        self.cell().data.item(cqe)
     }
 
     /// Waiter side: the next item, `None` once the final CQE has been consumed.
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
-        if let Some(cqe) = self.items.pop() {
-            return Poll::Ready(Some(self.data.item(cqe)));
+        let cell = self.cell();
+        let core = &cell.prefix.core;
+        if let Some(cqe) = core.items.pop() {
+            return Poll::Ready(Some(cell.data.item(cqe)));
         }
-        self.waker.register(cx.waker());
+        core.waker.register(cx.waker());
         // The owner pushes before it sets COMPLETE, so after seeing COMPLETE one more pop
         // finds anything pushed with the final CQE.
-        let complete = self.state.load(Ordering::Acquire) & COMPLETE != 0;
-        match self.items.pop() {
-            Some(cqe) => Poll::Ready(Some(self.data.item(cqe))),
+        let complete = self.header().is_complete();
+        match core.items.pop() {
+            Some(cqe) => Poll::Ready(Some(cell.data.item(cqe))),
             None if complete => Poll::Ready(None),
             None => Poll::Pending,
         }
@@ -273,53 +734,19 @@ impl<T: MultishotOperation> MultishotCell<T> {
 
     /// Waiter side, on drop. Returns true when the caller should request cancellation.
     pub(crate) fn orphan(&self) -> bool {
-        drop(self.waker.take());
-        let prev = self.state.fetch_or(ORPHANED, Ordering::AcqRel);
-        self.release_items();
+        let cell = self.cell();
+        drop(cell.prefix.core.waker.take());
+        // ORPHANED is set once, here: an add is one `lock xadd`.
+        let prev = self.header().state.fetch_add(ORPHANED, Ordering::AcqRel);
+        cell.release_items();
         prev & COMPLETE == 0
-    }
-
-    fn release_items(&self) {
-        while let Some(cqe) = self.items.pop() {
-            self.data.orphaned_item(cqe);
-        }
     }
 }
 
-impl<T: MultishotOperation> Completion for MultishotCell<T> {
-    fn key(&self) -> u64 {
-        self.key.load(Ordering::Relaxed)
-    }
-
-    fn buf_select(&self) -> Option<&BufSelect> {
-        self.data.buf_select()
-    }
-
-    fn set_key(&self, key: u64) {
-        self.key.store(key, Ordering::Relaxed);
-    }
-
-    fn fail_unsubmitted(&self, err: &io::Error) {
-        self.complete(Cqe::from_error(err), true);
-    }
-
-    fn complete(&self, cqe: Cqe, last: bool) {
-        self.items.push(cqe);
-        // An RMW even for intermediate CQEs: it orders the push before the waiter's
-        // `orphan` (or makes us see ORPHANED), so an item is never stranded.
-        let prev = self
-            .state
-            .fetch_or(if last { COMPLETE } else { 0 }, Ordering::AcqRel);
-        if prev & ORPHANED != 0 {
-            self.release_items();
-        } else {
-            self.waker.wake();
-        }
-    }
-
-    fn mark_cancel(&self) -> bool {
-        let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
-        prev & (CANCEL_REQUESTED | COMPLETE) == 0
+impl<T> Drop for MultishotRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: the waiter's reference, given up with the stream.
+        unsafe { Header::release_ref(self.ptr.cast()) };
     }
 }
 
@@ -328,7 +755,11 @@ mod loom_models {
     //! Where a CQE meets the future waiting for it. The op's data (the buffer the kernel
     //! writes) is released exactly once, and only after the final CQE, whoever goes
     //! last: the waiter that takes the output, the waiter that drops the future
-    //! (orphan), or the owner's CQE after an orphan.
+    //! (orphan), or the owner's CQE after an orphan. The cell itself is freed exactly
+    //! once, by whoever drops the last reference, after everyone else is done with it:
+    //! freeing takes the waker slot and the data through their loom cells, so loom
+    //! flags a free not ordered after the other party's last access. And a waiter that
+    //! returned Pending is always woken, through whichever waker it left last.
     //!
     //! The buffer is a loom cell that the "kernel" (the owner thread, just before it
     //! reaps the CQE) writes and that releasing the data writes too, so loom flags any
@@ -337,15 +768,15 @@ mod loom_models {
     //! kernel still writes.
 
     use std::sync::Arc as StdArc;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Poll, Wake, Waker};
 
     use loom::cell::UnsafeCell;
-    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
     use loom::sync::Arc;
     use loom::thread;
     use std::sync::atomic::Ordering::SeqCst;
 
-    use super::{Completion, OpCell};
+    use super::{cache, CellHandle, OpRef};
     use crate::cqe::Cqe;
     use crate::operation::Operation;
     use crate::sync::model::model;
@@ -392,41 +823,67 @@ mod loom_models {
         }
     }
 
+    /// A waker that records that it was woken.
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: StdArc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    fn flag() -> (StdArc<Flag>, Waker) {
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        (flag.clone(), Waker::from(flag))
+    }
+
     struct Setup {
-        cell: StdArc<OpCell<Buf>>,
+        cell: OpRef<Buf>,
+        ring: CellHandle,
         kernel: Arc<Mem>,
         released: Arc<AtomicUsize>,
+        freed_before: usize,
     }
 
     fn setup() -> Setup {
         let kernel = Arc::new(Mem(UnsafeCell::new(0u8)));
         let released = Arc::new(AtomicUsize::new(0));
-        let cell = StdArc::new(OpCell::new(Buf {
+        let freed_before = cache::FREED.with(|n| n.get());
+        let (cell, ring) = OpRef::new(Buf {
             mem: kernel.clone(),
             released: released.clone(),
-        }));
+        });
         Setup {
             cell,
+            ring,
             kernel,
             released,
+            freed_before,
         }
     }
 
-    /// The ring owner: the kernel fills the buffer, then the owner reaps the final CQE.
-    fn spawn_owner(cell: StdArc<OpCell<Buf>>, kernel: Arc<Mem>) -> thread::JoinHandle<()> {
+    /// The cell was freed exactly once since `setup`.
+    fn freed_once(freed_before: usize) {
+        assert_eq!(cache::FREED.with(|n| n.get()) - freed_before, 1);
+    }
+
+    /// The ring owner: the kernel fills the buffer, then the owner reaps the final CQE
+    /// and drops the slab's reference.
+    fn spawn_owner(ring: CellHandle, kernel: Arc<Mem>) -> thread::JoinHandle<()> {
         thread::spawn(move || {
             kernel.0.with_mut(|p| {
                 // SAFETY: the kernel owns the buffer until the CQE (loom checks it).
                 unsafe { *p = 7 }
             });
             drop(kernel);
-            cell.complete(
+            ring.complete(
                 Cqe {
                     result: 1,
                     flags: 0,
                 },
                 true,
             );
+            drop(ring);
         })
     }
 
@@ -434,10 +891,12 @@ mod loom_models {
     fn orphan_racing_the_cqe_releases_exactly_once() {
         model(|| {
             let s = setup();
-            let owner = spawn_owner(s.cell.clone(), s.kernel);
+            let owner = spawn_owner(s.ring, s.kernel);
             s.cell.orphan();
+            drop(s.cell);
             owner.join().unwrap();
             assert_eq!(s.released.load(SeqCst), 1);
+            freed_once(s.freed_before);
         });
     }
 
@@ -445,35 +904,104 @@ mod loom_models {
     fn cqe_racing_a_poll_wakes_the_waiter() {
         model(|| {
             let s = setup();
-            let owner = spawn_owner(s.cell.clone(), s.kernel);
+            let owner = spawn_owner(s.ring, s.kernel);
             let out = loom::future::block_on(std::future::poll_fn(|cx| s.cell.poll_complete(cx)));
             assert_eq!(out, 7);
+            drop(s.cell);
             owner.join().unwrap();
             assert_eq!(s.released.load(SeqCst), 1);
+            freed_once(s.freed_before);
         });
     }
 
     /// The future is polled on one worker, then its task is stolen and the future
     /// dropped on another, while the owner reaps the CQE: the data is released once,
-    /// after the CQE.
+    /// after the CQE, and the cell freed once, after both are done with it.
     #[test]
     fn poll_then_drop_on_another_thread_vs_cqe() {
         model(|| {
             let s = setup();
-            let owner = spawn_owner(s.cell.clone(), s.kernel);
-            let first = {
-                let cell = s.cell.clone();
-                thread::spawn(move || cell.poll_complete(&mut Context::from_waker(Waker::noop())))
-            };
-            match first.join().unwrap() {
+            let owner = spawn_owner(s.ring, s.kernel);
+            let cell = s.cell;
+            let (first, cell) = thread::spawn(move || {
+                let poll = cell.poll_complete(&mut Context::from_waker(Waker::noop()));
+                (poll, cell)
+            })
+            .join()
+            .unwrap();
+            match first {
                 Poll::Ready(out) => assert_eq!(out, 7),
                 // The task moved to this thread, which drops the future.
                 Poll::Pending => {
-                    s.cell.orphan();
+                    cell.orphan();
                 }
             }
+            drop(cell);
             owner.join().unwrap();
             assert_eq!(s.released.load(SeqCst), 1);
+            freed_once(s.freed_before);
+        });
+    }
+
+    /// The op is submitted with the first poll's waker already in its cell (as `Op`
+    /// does); the task is polled again with that waker, then (stolen) with another,
+    /// while the owner reaps the CQE: the waker slot changes hands without a race, and a
+    /// poll that returned Pending is followed by a wake of the waker it left. Planting a
+    /// re-registration that writes the slot without taking it back first (no
+    /// `fetch_and(!AWAITER)`) makes loom flag the slot.
+    #[test]
+    fn poll_with_a_new_waker_vs_cqe() {
+        model(|| {
+            let s = setup();
+            let (a, waker_a) = flag();
+            let (b, waker_b) = flag();
+            // SAFETY: the owner thread does not exist yet: the cell is not shared.
+            unsafe { s.cell.register_unshared(&waker_a) };
+            let owner = spawn_owner(s.ring, s.kernel);
+            let first = s.cell.poll_complete(&mut Context::from_waker(&waker_a));
+            let second = match first {
+                Poll::Ready(out) => Poll::Ready(out),
+                Poll::Pending => s.cell.poll_complete(&mut Context::from_waker(&waker_b)),
+            };
+            owner.join().unwrap();
+            match second {
+                Poll::Ready(out) => assert_eq!(out, 7),
+                Poll::Pending => {
+                    assert!(b.0.load(SeqCst), "the last waker left was never woken");
+                    let out = s.cell.poll_complete(&mut Context::from_waker(&waker_b));
+                    assert_eq!(out, Poll::Ready(7));
+                }
+            }
+            let _ = a;
+            drop(s.cell);
+            assert_eq!(s.released.load(SeqCst), 1);
+            freed_once(s.freed_before);
+        });
+    }
+
+    /// The waiter takes the output and drops its reference while the owner is still
+    /// waking it: the one that drops the last reference frees the cell, after the
+    /// other's last access (the waiter frees without an RMW when it sees itself alone;
+    /// planting a Relaxed load there makes loom flag the free).
+    #[test]
+    fn last_reference_frees_after_the_other_party() {
+        model(|| {
+            let s = setup();
+            let owner = spawn_owner(s.ring, s.kernel);
+            let (_flag, waker) = flag();
+            let mut cx = Context::from_waker(&waker);
+            let cell = s.cell;
+            loop {
+                if let Poll::Ready(out) = cell.poll_complete(&mut cx) {
+                    assert_eq!(out, 7);
+                    break;
+                }
+                thread::yield_now();
+            }
+            drop(cell);
+            owner.join().unwrap();
+            assert_eq!(s.released.load(SeqCst), 1);
+            freed_once(s.freed_before);
         });
     }
 }

@@ -14,13 +14,13 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use crate::cell::{Completion, MultishotCell, OpCell};
+use crate::cell::{self, CellHandle, Header, MultishotRef, OpRef};
 use crate::context::{self, Target};
 use crate::cqe::Cqe;
 use crate::handle::RingHandle;
 use crate::operation::{MultishotOperation, Operation};
 use crate::pending::PendingOp;
-use crate::sync::Arc;
+use crate::shared;
 
 /// The future of a submitted (or about to be submitted) [`Operation`].
 ///
@@ -35,8 +35,9 @@ enum OpState<T: Operation> {
     /// Cancelled before it was ever submitted: completes with ECANCELED.
     CancelledEarly(Option<T>),
     Submitted {
-        cell: Arc<OpCell<T>>,
-        ring: RingHandle,
+        cell: OpRef<T>,
+        /// The id of the ring it was submitted on.
+        ring: u32,
         /// What a task dump says the poller waits on while this is pending.
         wait: PendingOp,
     },
@@ -57,10 +58,7 @@ impl<T: Operation> Op<T> {
     pub fn cancel(&mut self) {
         match &mut self.state {
             OpState::Unsubmitted(data) => self.state = OpState::CancelledEarly(data.take()),
-            OpState::Submitted { cell, ring, .. } => {
-                let op: Arc<dyn Completion> = cell.clone();
-                request_cancel(ring, op);
-            }
+            OpState::Submitted { cell, ring, .. } => request_cancel(*ring, cell.header()),
             OpState::CancelledEarly(_) | OpState::Done => {}
         }
     }
@@ -85,42 +83,59 @@ impl<T: Operation> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
-        loop {
-            match &mut this.state {
-                OpState::Unsubmitted(data) => {
-                    let data = data.take().expect("op data present before submission");
-                    let cell = Arc::new(OpCell::new(data));
-                    // SAFETY: the cell is not shared yet; this is its only build.
-                    let sqe = unsafe { cell.build_sqe() };
-                    let wait = PendingOp::of_sqe(&sqe);
-                    match submit(sqe, cell.clone()) {
-                        Ok(ring) => this.state = OpState::Submitted { cell, ring, wait },
-                        Err(err) => {
-                            this.state = OpState::Done;
-                            // SAFETY: submission failed, so the kernel never saw the data.
-                            let data = unsafe { cell.take_unsubmitted() };
-                            return Poll::Ready(data.not_submitted(err));
-                        }
+        // The poll that waits on a submitted op, kept apart from the first one (which
+        // builds and submits) so it stays small.
+        let OpState::Submitted { cell, wait, .. } = &this.state else {
+            return this.poll_unsubmitted(cx);
+        };
+        let Poll::Ready(output) = cell.poll_complete(cx) else {
+            wait.report();
+            return Poll::Pending;
+        };
+        this.state = OpState::Done;
+        Poll::Ready(output)
+    }
+}
+
+impl<T: Operation> Op<T> {
+    /// A poll before submission: submits the op with the poller's waker already in its
+    /// cell (or completes it, if it was cancelled first or cannot be submitted).
+    #[inline(never)]
+    fn poll_unsubmitted(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
+        match &mut self.state {
+            OpState::Unsubmitted(data) => {
+                let data = data.take().expect("op data present before submission");
+                let (cell, handle) = OpRef::new(data);
+                // SAFETY: the cell is not shared yet; this is its only build.
+                let sqe = unsafe { cell.build_sqe() };
+                // SAFETY: as above; this is the only registration before submission.
+                unsafe { cell.register_unshared(cx.waker()) };
+                let wait = PendingOp::of_sqe(&sqe);
+                match submit(sqe, handle) {
+                    // The waker is in the cell: a CQE from now on wakes it.
+                    Ok(ring) => {
+                        wait.report();
+                        self.state = OpState::Submitted { cell, ring, wait };
+                        Poll::Pending
+                    }
+                    Err(err) => {
+                        self.state = OpState::Done;
+                        // SAFETY: submission failed, so the kernel never saw the data.
+                        let data = unsafe { cell.take_unsubmitted() };
+                        Poll::Ready(data.not_submitted(err))
                     }
                 }
-                OpState::CancelledEarly(data) => {
-                    let data = data.take().expect("op data present before submission");
-                    this.state = OpState::Done;
-                    return Poll::Ready(data.complete(Cqe {
-                        result: -libc::ECANCELED,
-                        flags: 0,
-                    }));
-                }
-                OpState::Submitted { cell, wait, .. } => {
-                    let Poll::Ready(output) = cell.poll_complete(cx) else {
-                        wait.report();
-                        return Poll::Pending;
-                    };
-                    this.state = OpState::Done;
-                    return Poll::Ready(output);
-                }
-                OpState::Done => panic!("uringo op polled after it completed"),
             }
+            OpState::CancelledEarly(data) => {
+                let data = data.take().expect("op data present before submission");
+                self.state = OpState::Done;
+                Poll::Ready(data.complete(Cqe {
+                    result: -libc::ECANCELED,
+                    flags: 0,
+                }))
+            }
+            OpState::Submitted { .. } => unreachable!("handled by poll"),
+            OpState::Done => panic!("uringo op polled after it completed"),
         }
     }
 }
@@ -129,8 +144,7 @@ impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
         if let OpState::Submitted { cell, ring, .. } = &self.state {
             if cell.orphan() {
-                let op: Arc<dyn Completion> = cell.clone();
-                request_cancel(ring, op);
+                request_cancel(*ring, cell.header());
             }
         }
     }
@@ -162,8 +176,8 @@ pub struct Multishot<T: MultishotOperation> {
 enum MultishotState<T: MultishotOperation> {
     Unsubmitted(Option<T>),
     Submitted {
-        cell: Arc<MultishotCell<T>>,
-        ring: RingHandle,
+        cell: MultishotRef<T>,
+        ring: u32,
         wait: PendingOp,
     },
     Failed,
@@ -185,10 +199,10 @@ impl<T: MultishotOperation> Multishot<T> {
             match &mut self.state {
                 MultishotState::Unsubmitted(data) => {
                     let data = data.take().expect("op data present before submission");
-                    let cell = Arc::new(MultishotCell::new(data));
+                    let (cell, handle) = MultishotRef::new(data);
                     let sqe = cell.build_sqe();
                     let wait = PendingOp::of_sqe(&sqe);
-                    match submit(sqe, cell.clone()) {
+                    match submit(sqe, handle) {
                         Ok(ring) => self.state = MultishotState::Submitted { cell, ring, wait },
                         Err(err) => {
                             let item = cell.item_for(Cqe::from_error(&err));
@@ -220,10 +234,7 @@ impl<T: MultishotOperation> Multishot<T> {
     /// Asks the kernel to stop the op; the stream ends after the remaining CQEs.
     pub fn cancel(&mut self) {
         match &mut self.state {
-            MultishotState::Submitted { cell, ring, .. } => {
-                let op: Arc<dyn Completion> = cell.clone();
-                request_cancel(ring, op);
-            }
+            MultishotState::Submitted { cell, ring, .. } => request_cancel(*ring, cell.header()),
             MultishotState::Unsubmitted(_) => self.state = MultishotState::Finished,
             _ => {}
         }
@@ -234,8 +245,7 @@ impl<T: MultishotOperation> Drop for Multishot<T> {
     fn drop(&mut self) {
         if let MultishotState::Submitted { cell, ring, .. } = &self.state {
             if cell.orphan() {
-                let op: Arc<dyn Completion> = cell.clone();
-                request_cancel(ring, op);
+                request_cancel(*ring, cell.header());
             }
         }
     }
@@ -249,17 +259,18 @@ impl<T: MultishotOperation> fmt::Debug for Multishot<T> {
     }
 }
 
-/// Sends an op to the ring this thread submits to.
-fn submit(sqe: squeue::Entry, op: Arc<dyn Completion>) -> io::Result<RingHandle> {
+/// Sends an op to the ring this thread submits to, handing it the ring's reference to
+/// the cell. Returns the ring's id.
+fn submit(sqe: squeue::Entry, op: CellHandle) -> io::Result<u32> {
     match context::target() {
         Some(Target::Local(ring)) => {
             ring.submit(sqe, op)?;
-            Ok(RingHandle::new(ring.shared.clone()))
+            Ok(ring.shared.id)
         }
         Some(Target::Remote(shared)) => {
             let handle = RingHandle::new(shared);
-            match handle.submit_remote(sqe, op) {
-                Ok(()) => Ok(handle),
+            match handle.submit_remote(sqe, cell::remote(op)) {
+                Ok(()) => Ok(handle.id()),
                 // Same answer as for ops in flight when a ring is dropped.
                 Err(_) => Err(io::Error::from_raw_os_error(libc::ECANCELED)),
             }
@@ -271,13 +282,15 @@ fn submit(sqe: squeue::Entry, op: Arc<dyn Completion>) -> io::Result<RingHandle>
     }
 }
 
-/// Cancels on the owner's ring directly when we are on its thread, else by mailbox.
-fn request_cancel(ring: &RingHandle, op: Arc<dyn Completion>) {
-    let op = match context::with_ring(ring.id(), |local| local.cancel(&op)) {
-        Some(()) => return,
-        None => op,
-    };
-    ring.cancel_remote(op);
+/// Cancels on the owner's ring directly when we are on its thread, else by mailbox (a
+/// ring that is gone has cancelled everything itself).
+fn request_cancel(ring: u32, op: &Header) {
+    if context::with_ring(ring, |local| local.cancel(op)).is_some() {
+        return;
+    }
+    if let Some(shared) = shared::lookup(ring) {
+        RingHandle::new(shared).cancel_remote(cell::remote(op.handle()));
+    }
 }
 
 /// Implements `IntoFuture` for op structs so `ReadAt::new(..).await` works.
@@ -293,3 +306,33 @@ macro_rules! into_op_future {
     )*};
 }
 pub(crate) use into_op_future;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::io;
+    use std::sync::Arc;
+
+    use crate::op::{Anchored, Nop, Op, Recv, SharedFd};
+    use crate::IoBufMut;
+
+    fn assert_send<F: Future + Send>(_: F) {}
+
+    /// Awaits an op that holds a `SharedFd` (a `dyn` with an implied `'static`) while
+    /// borrowing one, as the executor's socket helpers do.
+    async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
+        let _ = Nop::new().await;
+        Op::new(Anchored::new(Recv::new(fd.as_raw_fd(), buf), fd.clone())).await
+    }
+
+    /// A task that awaits such a helper must be provably `Send` for every lifetime the
+    /// compiler erased in it: with an `Operation` bound (and so `'static`) on the cell
+    /// reference's `Send` impl, the executor's `spawn(async move { f(&x).await })`
+    /// failed with "implementation of `Send` is not general enough".
+    #[test]
+    fn op_futures_stay_send_across_borrows() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd: SharedFd = Arc::new(a);
+        assert_send(async move { read(&fd, Vec::with_capacity(8)).await });
+    }
+}

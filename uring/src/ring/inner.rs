@@ -14,7 +14,7 @@ use slab::Slab;
 
 use super::features::RingFeatures;
 use crate::buf_ring::BufRings;
-use crate::cell::Completion;
+use crate::cell::{CellHandle, Header};
 use crate::cqe::RawCqe;
 use crate::fault::Faults;
 use crate::shared::RingShared;
@@ -25,7 +25,7 @@ pub(crate) struct RingInner {
     pub(super) uring: RefCell<IoUring>,
     /// In-flight user ops by user_data. The slab's reference keeps each op's data (and so
     /// every buffer the kernel was given) alive until the op's final CQE.
-    pub(super) slots: RefCell<Slab<Arc<dyn Completion>>>,
+    pub(super) slots: RefCell<Slab<CellHandle>>,
     /// CQEs pulled out of the CQ to make room while submitting (EBUSY); dispatched first
     /// by the next drain.
     pub(super) backlog: RefCell<VecDeque<RawCqe>>,
@@ -59,7 +59,7 @@ pub(super) struct Reconcile {
     /// Cancels sent and not answered yet.
     pub(super) awaiting: usize,
     /// What each cancel asked about, by payload.
-    pub(super) asked: HashMap<u32, Arc<dyn Completion>>,
+    pub(super) asked: HashMap<u32, CellHandle>,
     /// Which eventfd read was asked about (its arming count), if one was in flight.
     pub(super) asked_eventfd: Option<u64>,
     /// Payloads the kernel answered ENOENT for.
@@ -82,8 +82,7 @@ impl Drop for RingInner {
     }
 }
 
-/// Same op, compared by address only (vtable pointers of `dyn` may differ between
-/// codegen units for the same type).
-pub(super) fn same_op(a: &Arc<dyn Completion>, b: &Arc<dyn Completion>) -> bool {
-    std::ptr::eq(Arc::as_ptr(a) as *const u8, Arc::as_ptr(b) as *const u8)
+/// Same op: the slab's handle refers to `cell`.
+pub(super) fn same_op(slot: &CellHandle, cell: &Header) -> bool {
+    slot.is(cell)
 }

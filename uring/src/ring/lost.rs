@@ -27,10 +27,9 @@ use std::collections::HashMap;
 use io_uring::opcode;
 
 use super::inner::{same_op, Reconcile, RingInner};
-use crate::cell::Completion;
+use crate::cell::CellHandle;
 use crate::cqe::{token, Cqe};
 use crate::metrics::Counters;
-use crate::sync::Arc;
 
 /// The payload that stands for the eventfd read in a round (slab keys stay far below).
 const EVENTFD: u32 = u32::MAX;
@@ -54,7 +53,7 @@ impl RingInner {
 
     /// Starts a round: one cancel per op in flight, answered with its result.
     fn ask_kernel(&self) {
-        let ops: Vec<(u32, Arc<dyn Completion>)> = self
+        let ops: Vec<(u32, CellHandle)> = self
             .slots
             .borrow()
             .iter()
@@ -143,7 +142,7 @@ impl RingInner {
             if !still_here {
                 continue;
             }
-            self.slots.borrow_mut().remove(key);
+            let op = self.slots.borrow_mut().remove(key);
             tracing::warn!(ring = self.shared.id, user_data = key, "op's CQE was lost");
             op.complete(
                 Cqe {

@@ -16,17 +16,17 @@ use std::time::Duration;
 use io_uring::{opcode, squeue};
 
 use super::inner::{same_op, RingInner};
-use crate::cell::Completion;
+use crate::cell::{CellHandle, Header};
 use crate::cqe::token;
 use crate::metrics::Counters;
 use crate::shared::Request;
-use crate::sync::Arc;
+use crate::sync::Ordering;
 use crate::sys::{self, GeteventsArg, KernelTimespec};
 
 impl RingInner {
     /// Submits a user op: assigns its user_data and queues its SQE. On error the op was
     /// not queued and the kernel never saw its data.
-    pub(crate) fn submit(&self, sqe: squeue::Entry, op: Arc<dyn Completion>) -> io::Result<()> {
+    pub(crate) fn submit(&self, sqe: squeue::Entry, op: CellHandle) -> io::Result<()> {
         if let Some(select) = op.buf_select() {
             // The pool's buffer ring must exist on this ring before the kernel sees an SQE
             // naming its group; registering here, on the owner, covers remote submissions.
@@ -38,16 +38,24 @@ impl RingInner {
         let key = self.slots.borrow().vacant_key() as u64;
         op.set_key(key);
         self.push_sqe(&sqe.user_data(key))?;
-        let actual = self.slots.borrow_mut().insert(op) as u64;
-        debug_assert_eq!(actual, key);
+        let in_flight = {
+            let mut slots = self.slots.borrow_mut();
+            let actual = slots.insert(op) as u64;
+            debug_assert_eq!(actual, key);
+            slots.len() as u64
+        };
         Counters::bump(&self.shared.counters.submitted, 1);
-        self.publish_in_flight();
+        // The in-flight gauge (`publish_in_flight`), from the borrow we already hold.
+        self.shared
+            .counters
+            .in_flight
+            .store(in_flight, Ordering::Relaxed);
         tracing::trace!(ring = self.shared.id, user_data = key, "op submitted");
         Ok(())
     }
 
     /// Requests cancellation of `op` if it is still in flight on this ring.
-    pub(crate) fn cancel(&self, op: &Arc<dyn Completion>) {
+    pub(crate) fn cancel(&self, op: &Header) {
         // A remote submission of this op may still sit in the mailbox.
         if !self.shared.mailbox.is_empty() {
             self.drain_mailbox();
@@ -199,15 +207,20 @@ impl RingInner {
 
     /// Takes every queued remote request and acts on it.
     pub(super) fn drain_mailbox(&self) {
+        // Most ticks find it empty, which this tells for less than a failed pop. A push
+        // it misses is followed by a wake, so the next tick takes it.
+        if self.shared.mailbox.is_empty() {
+            return;
+        }
         while let Some(request) = self.shared.mailbox.pop() {
             match request {
                 Request::Submit { sqe, op } => {
-                    if let Err(err) = self.submit(sqe, op.clone()) {
+                    if let Err(err) = self.submit(sqe, op.cell().clone()) {
                         tracing::warn!(ring = self.shared.id, %err, "remote submission failed");
                         op.fail_unsubmitted(&err);
                     }
                 }
-                Request::Cancel(op) => self.cancel(&op),
+                Request::Cancel(op) => self.cancel(op.cell()),
             }
         }
     }
