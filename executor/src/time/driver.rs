@@ -25,18 +25,38 @@ use crate::loom::SegQueue;
 /// days) before its far-future list.
 pub(crate) const TICK: Duration = Duration::from_micros(250);
 
+/// Nanoseconds per tick.
+const TICK_NANOS: u32 = TICK.subsec_nanos();
+
+/// Ticks per second. A second is a whole number of ticks (checked below), so a
+/// duration's ticks are its whole seconds' ticks plus its nanoseconds' ticks, each in
+/// `u64`: no 128-bit division (`__udivti3`, a call on x86-64) on every timer
+/// registration and every scheduler tick that checks the wheel.
+const TICKS_PER_SEC: u64 = 1_000_000_000 / TICK_NANOS as u64;
+const _: () = assert!(TICK.as_secs() == 0 && 1_000_000_000 % TICK_NANOS == 0);
+
+/// `d` in whole ticks, rounded up when `ceil` (saturating at `u64::MAX`).
+#[inline]
+fn ticks(d: Duration, ceil: bool) -> u64 {
+    let nanos = d.subsec_nanos();
+    let part = if ceil {
+        nanos.div_ceil(TICK_NANOS)
+    } else {
+        nanos / TICK_NANOS
+    };
+    d.as_secs()
+        .saturating_mul(TICKS_PER_SEC)
+        .saturating_add(u64::from(part))
+}
+
 /// Converts an instant to the tick at or after it (so a timer never fires early).
 pub(crate) fn deadline_tick(origin: Instant, deadline: Instant) -> u64 {
-    let d = deadline.saturating_duration_since(origin);
-    let nanos = d.as_nanos();
-    let tick = TICK.as_nanos();
-    (nanos.div_ceil(tick)).min(u64::MAX as u128) as u64
+    ticks(deadline.saturating_duration_since(origin), true)
 }
 
 /// The tick `now` falls in (rounded down).
 pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
-    (now.saturating_duration_since(origin).as_nanos() / TICK.as_nanos()).min(u64::MAX as u128)
-        as u64
+    ticks(now.saturating_duration_since(origin), false)
 }
 
 /// What other threads may touch of a worker's timers.
@@ -158,5 +178,67 @@ impl TimerDriver {
         remote.len.store(self.wheel.len(), Ordering::Relaxed);
         remote.armed.store(self.armed, Ordering::Relaxed);
         remote.cancelled.store(self.cancelled, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The 128-bit formulas the `u64` ones replaced.
+    fn reference(d: Duration, ceil: bool) -> u64 {
+        let (nanos, tick) = (d.as_nanos(), TICK.as_nanos());
+        let t = if ceil {
+            nanos.div_ceil(tick)
+        } else {
+            nanos / tick
+        };
+        t.min(u64::MAX as u128) as u64
+    }
+
+    #[test]
+    fn tick_conversion_matches_the_128_bit_formula() {
+        let tick = u64::from(TICK_NANOS);
+        let mut durations = vec![
+            Duration::ZERO,
+            Duration::MAX,
+            Duration::from_secs(u64::MAX / TICKS_PER_SEC),
+        ];
+        for secs in [
+            0,
+            1,
+            2,
+            59,
+            3_600,
+            86_400 * 365 * 30,
+            u64::MAX / TICKS_PER_SEC + 1,
+        ] {
+            for nanos in [
+                0,
+                1,
+                tick - 1,
+                tick,
+                tick + 1,
+                999_999_999 - tick,
+                999_999_999,
+            ] {
+                durations.push(Duration::new(secs, nanos as u32));
+            }
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..10_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            durations.push(Duration::new(
+                state % (1 << 40),
+                (state >> 34) as u32 % 1_000_000_000,
+            ));
+        }
+        for d in durations {
+            for ceil in [false, true] {
+                assert_eq!(ticks(d, ceil), reference(d, ceil), "{d:?} ceil={ceil}");
+            }
+        }
     }
 }

@@ -43,6 +43,20 @@ impl TimerEntry {
         }
     }
 
+    /// An entry whose waiter is `waker` from the start: for a `Sleep` armed on the
+    /// worker that owns the wheel, which stores it before the entry is inserted, so no
+    /// fire can come before it.
+    pub(crate) fn with_waker(deadline_tick: u64, waker: Waker) -> TimerEntry {
+        TimerEntry {
+            state: AtomicU32::new(PENDING),
+            slot: Mutex::new(Slot {
+                waker: Some(waker),
+                key: None,
+            }),
+            deadline_tick,
+        }
+    }
+
     pub(crate) fn is_fired(&self) -> bool {
         self.state.load(Ordering::Acquire) == FIRED
     }

@@ -37,12 +37,12 @@ fn fire_vs_cancel_from_another_thread() {
         let origin = Instant::now();
         let remote = Arc::new(TimerRemote::default());
         let mut driver = TimerDriver::new(origin);
-        // A `Sleep` polled on the owner: due at tick 1, so the next tick fires it.
-        let entry = Arc::new(TimerEntry::new(1));
-        let key = driver.insert(entry.clone());
+        // A `Sleep` armed on the owner (`Sleep::arm`): created holding its waker, due
+        // at tick 1, so the next tick fires it.
         let (waker, wakes) = CountingWaker::new();
-        let saw_fired = entry.register(&waker);
-        assert!(!saw_fired, "nothing fires before the owner's tick");
+        let entry = Arc::new(TimerEntry::with_waker(1, waker.clone()));
+        let key = driver.insert(entry.clone());
+        assert!(!entry.is_fired(), "nothing fires before the owner's tick");
 
         let owner = {
             let remote = remote.clone();

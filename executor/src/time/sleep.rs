@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use uringo_timers::TimerKey;
@@ -171,22 +171,32 @@ impl Sleep {
         }
     }
 
-    fn register(&mut self) {
+    /// The first poll: completes at once if the deadline has passed, else puts the
+    /// timer on this worker's wheel (or hands it to a worker). On a worker, the clock
+    /// read and the insert share one lookup of the worker context, and the entry is
+    /// created holding `waker`: only this thread can fire it, and not before this poll
+    /// returns, so the waker needs no separate registration under the entry's lock.
+    fn arm(&mut self, waker: &Waker) -> Armed {
         let deadline = self.deadline;
-        let registered = context::with_worker(|cx| {
+        let local = context::with_worker(|cx| {
             let cx = cx?;
+            if deadline <= cx.shared.clock.now() {
+                return Some(None);
+            }
             let tick = deadline_tick(cx.shared.clock_origin, deadline);
-            let entry = Arc::new(TimerEntry::new(tick));
+            let entry = Arc::new(TimerEntry::with_waker(tick, waker.clone()));
             let key = cx.with_timers(|t| t.insert(entry.clone()));
-            Some(State::Local {
+            Some(Some(State::Local {
                 shared: cx.shared.clone(),
                 worker: cx.index,
                 key,
                 entry,
-            })
+            }))
         });
-        self.state = match registered {
-            Some(state) => state,
+        self.state = match local {
+            Some(Some(state)) => state,
+            Some(None) => State::Elapsed,
+            None if deadline <= super::clock::now() => State::Elapsed,
             None => {
                 let handle = Handle::try_current().unwrap_or_else(|_| {
                     panic!("uringo::time::sleep polled outside a uringo runtime: there is no timer wheel to put it on")
@@ -200,7 +210,30 @@ impl Sleep {
                 }
             }
         };
+        match self.state {
+            State::Elapsed => Armed::Elapsed,
+            State::Local { .. } => Armed::Waiting,
+            _ => Armed::Handed,
+        }
     }
+
+    /// Records what the task now waits for (task dumps).
+    fn pending(&self) -> Poll<()> {
+        crate::observe::wait::record(crate::observe::wait::Wait::Timer {
+            at: crate::observe::clock::nanos_since_origin(self.deadline),
+        });
+        Poll::Pending
+    }
+}
+
+/// What the first poll of a [`Sleep`] did.
+enum Armed {
+    /// The deadline had passed.
+    Elapsed,
+    /// On this worker's wheel, with the waker stored.
+    Waiting,
+    /// Handed to a worker: the waker still has to be registered.
+    Handed,
 }
 
 /// Removes a timer from `worker`'s wheel: directly when we are that worker, through its
@@ -226,12 +259,14 @@ impl Future for Sleep {
         let coop = std::task::ready!(coop::poll_proceed(cx));
         let this = self.get_mut();
         if let State::Unregistered = this.state {
-            if this.deadline <= super::clock::now() {
-                this.state = State::Elapsed;
-                coop.made_progress();
-                return Poll::Ready(());
+            match this.arm(cx.waker()) {
+                Armed::Elapsed => {
+                    coop.made_progress();
+                    return Poll::Ready(());
+                }
+                Armed::Waiting => return this.pending(),
+                Armed::Handed => {}
             }
-            this.register();
         }
         let fired = match &this.state {
             State::Local { entry, .. } | State::Remote { entry, .. } => entry.register(cx.waker()),
@@ -243,10 +278,7 @@ impl Future for Sleep {
             coop.made_progress();
             Poll::Ready(())
         } else {
-            crate::observe::wait::record(crate::observe::wait::Wait::Timer {
-                at: crate::observe::clock::nanos_since_origin(this.deadline),
-            });
-            Poll::Pending
+            this.pending()
         }
     }
 }
