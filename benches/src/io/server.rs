@@ -84,6 +84,22 @@ impl Server {
         .find(|s| s.name() == name)
     }
 
+    /// The hand-written floor this server's CPU per request is measured against (the
+    /// "× floor" column): the echo floor for echo servers, the proxy floor for TCP
+    /// proxies.
+    pub fn floor(self) -> Option<Server> {
+        match self {
+            Server::Uringo
+            | Server::UringoPool
+            | Server::Tokio
+            | Server::Floor
+            | Server::Monoio => Some(Server::Floor),
+            Server::ProxyUringo | Server::ProxyTokio | Server::ProxyFloor => {
+                Some(Server::ProxyFloor)
+            }
+        }
+    }
+
     /// Whether this is a proxy (it needs `--upstream ADDR`).
     pub fn is_proxy(self) -> bool {
         matches!(
