@@ -169,8 +169,8 @@ fn bar(name: &str, value: f64) -> Bar {
 
 fn colour(name: &str) -> &'static str {
     match name {
-        "uringo" => URINGO,
-        "tokio" => TOKIO,
+        "uringo" | "http-proxy" => URINGO,
+        "tokio" | "http-proxy-tokio" => TOKIO,
         _ => OTHER,
     }
 }

@@ -11,6 +11,7 @@ pub mod child;
 pub mod echo;
 pub mod floor;
 pub mod floor_proxy;
+pub mod http;
 pub mod idle;
 pub mod rawring;
 pub mod server;
@@ -23,13 +24,14 @@ use idle::IdleResult;
 use server::Server;
 
 /// The I/O shapes: name, and whether a run without `--filter` includes it.
-pub const SHAPES: [(&str, bool); 7] = [
+pub const SHAPES: [(&str, bool); 8] = [
     ("echo_pingpong", true),
     ("echo_pingpong_pool", false),
     ("echo_floor", true),
     ("echo_monoio", false),
     ("proxy", true),
     ("proxy_floor", true),
+    ("http_proxy", true),
     ("idle_rss", true),
 ];
 
@@ -48,6 +50,8 @@ pub struct IoConfig {
     pub connections: usize,
     /// Echo: message size in bytes.
     pub size: usize,
+    /// http_proxy: client connections, one request in flight each.
+    pub http_connections: usize,
     /// Idle: connections per round.
     pub idle_connections: usize,
     /// CPU the server child is pinned to.
@@ -68,6 +72,7 @@ impl IoConfig {
             window: echo::DEFAULT_WINDOW,
             connections: 100,
             size: 1024,
+            http_connections: 64,
             idle_connections: 10_000,
             server_cpu: two_cpus.then_some(0),
             client_cpu: two_cpus.then_some(1),
@@ -82,6 +87,7 @@ impl IoConfig {
             warmup: Duration::from_millis(50),
             window: Duration::from_millis(200),
             connections: 4,
+            http_connections: 4,
             idle_connections: 50,
             ..IoConfig::new(1)
         }
