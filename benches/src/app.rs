@@ -58,7 +58,12 @@ monoio's own echo example on its io_uring driver; not in the default run), proxy
 (the same load through a TCP proxy pinned to CPU 0: uringo copy_bidirectional
 vs tokio copy_bidirectional, upstream a uringo echo on CPU 1), proxy_floor (that uringo
 proxy against the proxy floor: the same proxy written straight on io_uring with no
-runtime, src/io/floor_proxy.rs), idle_rss
+runtime, src/io/floor_proxy.rs), http_proxy (HTTP/1.1 keep-alive GETs from 64
+connections through the http-proxy example, uringo + hyper, vs the same proxy on tokio,
+http-proxy-tokio, one worker pinned to CPU 0; upstream a uringo HTTP server on CPU 1;
+the two binaries are looked for beside this one: build them with
+cargo build --release -p uringo-examples --bin http-proxy --bin http-proxy-tokio),
+idle_rss
 (server RSS growth with 10 000 idle connections; uringo pool, uringo read, tokio read).";
 
 /// Which binary is running: they share everything but their defaults.
@@ -353,7 +358,8 @@ pub fn main(program: Program) -> ExitCode {
     }
     if args.aa {
         for skipped in io_shapes.iter().filter(|s| **s != "echo_pingpong") {
-            // (echo_pingpong_pool, the floors, monoio, proxy and idle_rss compare different servers)
+            // (echo_pingpong_pool, the floors, monoio, the proxies and idle_rss compare
+            // different servers)
             eprintln!("{skipped:<24} skipped: not an A/A shape (no uringo-vs-tokio timing)");
         }
     }
@@ -395,8 +401,15 @@ pub fn main(program: Program) -> ExitCode {
         );
     }
     for (mode, results) in &echo_tables {
+        let http = match results.iter().any(|c| c.a.is_http_proxy()) {
+            true => format!(
+                "; http_proxy: {} connections, HTTP/1.1 keep-alive GET",
+                args.io.http_connections
+            ),
+            false => String::new(),
+        };
         println!(
-            "\n{mode}, echo ping-pong ({} connections x {} B, {:?} windows; req/s ratio above 1 and CPU ratio below 1 favour the left side):\n{}",
+            "\n{mode}, echo ping-pong ({} connections x {} B{http}, {:?} windows; req/s ratio above 1 and CPU ratio below 1 favour the left side):\n{}",
             args.io.connections,
             args.io.size,
             args.io.window,
@@ -467,6 +480,22 @@ fn run_echo(
     // uringo's proxy against the proxy floor: the same load, no runtime.
     if selected.contains(&"proxy_floor") && a != b {
         runs.push(("proxy_floor", Server::ProxyUringo, Server::ProxyFloor));
+    }
+    // The HTTP reverse proxies (binaries of uringo-examples) in front of an HTTP/1.1
+    // upstream: http-proxy (uringo + hyper) against http-proxy-tokio (hyper on tokio).
+    if selected.contains(&"http_proxy") && a != b {
+        match io::http::missing_binaries().as_slice() {
+            [] => runs.push(("http_proxy", Server::HttpProxy, Server::HttpProxyTokio)),
+            missing => {
+                let missing: Vec<_> = missing.iter().map(|p| p.display().to_string()).collect();
+                eprintln!(
+                    "{:<24}skipped: {} not found; build them with {}",
+                    "http_proxy",
+                    missing.join(" and "),
+                    io::http::BUILD_HINT
+                );
+            }
+        }
     }
     if !runs.is_empty() {
         raise_fd_limit();

@@ -63,19 +63,35 @@ pub(crate) fn report(
         );
         let cpu: Vec<Row> = results
             .iter()
-            .map(|c| {
+            .zip(crate::io::floor_multiples(results))
+            .map(|(c, (fa, fb))| {
                 let (a, b) = c.cpu_us();
+                let floor =
+                    |m: Option<f64>| m.map_or_else(String::new, |m| format!(" ({m:.2}× floor)"));
+                let mut note = format!("ratio {:.2}", a / b);
+                if fa.is_some() || fb.is_some() {
+                    let _ = write!(
+                        note,
+                        " · × floor {}, {}",
+                        crate::io::floor_text(fa),
+                        crate::io::floor_text(fb)
+                    );
+                }
                 Row {
                     label: c.shape.to_owned(),
-                    bars: vec![bar(c.a.name(), a), bar(c.b.name(), b)],
-                    note: format!("ratio {:.2}", a / b),
+                    bars: vec![
+                        bar(c.a.name(), a).with_extra(floor(fa)),
+                        bar(c.b.name(), b).with_extra(floor(fb)),
+                    ],
+                    note,
                 }
             })
             .collect();
         section(
             &mut body,
             &format!("Echo ping-pong server CPU per request ({mode})"),
-            "server CPU µs per request from /proc — shorter is cheaper",
+            "server CPU µs per request from /proc — shorter is cheaper; × floor: over the \
+             hand-written io_uring floor's (echo_floor, proxy_floor) in this run",
             "µs",
             &cpu,
         );
@@ -127,6 +143,14 @@ time; medians. Ratios are uringo / tokio.</p>
 struct Bar {
     name: String,
     value: f64,
+    /// Shown after the figure (e.g. the multiple of the floor).
+    extra: String,
+}
+
+impl Bar {
+    fn with_extra(self, extra: String) -> Bar {
+        Bar { extra, ..self }
+    }
 }
 
 struct Row {
@@ -139,13 +163,14 @@ fn bar(name: &str, value: f64) -> Bar {
     Bar {
         name: name.to_owned(),
         value,
+        extra: String::new(),
     }
 }
 
 fn colour(name: &str) -> &'static str {
     match name {
-        "uringo" => URINGO,
-        "tokio" => TOKIO,
+        "uringo" | "http-proxy" => URINGO,
+        "tokio" | "http-proxy-tokio" => TOKIO,
         _ => OTHER,
     }
 }
@@ -164,7 +189,7 @@ fn section(out: &mut String, title: &str, subtitle: &str, unit: &str, rows: &[Ro
         .map(|r| r.bars.len() as f64 * (bar_h + 2.0) + gap)
         .sum::<f64>()
         + gap;
-    let width = label_w + BAR_WIDTH + 170.0;
+    let width = label_w + BAR_WIDTH + 260.0;
     let _ = writeln!(
         out,
         "<h2>{}</h2><p class=\"sub\">{}</p>\n<svg class=\"chart\" width=\"{width}\" height=\"{height}\" role=\"img\">",
@@ -197,7 +222,7 @@ fn section(out: &mut String, title: &str, subtitle: &str, unit: &str, rows: &[Ro
             let _ = writeln!(
                 out,
                 "<rect class=\"bar\" x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bar_h}\" fill=\"{}\"><title>{}: {} {unit}</title></rect>\
-                 <text x=\"{:.1}\" y=\"{:.1}\">{} {} {unit}</text>",
+                 <text x=\"{:.1}\" y=\"{:.1}\">{} {} {unit}{}</text>",
                 colour(&b.name),
                 escape(&b.name),
                 figure(b.value),
@@ -205,6 +230,7 @@ fn section(out: &mut String, title: &str, subtitle: &str, unit: &str, rows: &[Ro
                 y + bar_h - 3.0,
                 escape(&b.name),
                 figure(b.value),
+                escape(&b.extra),
             );
             y += bar_h + 2.0;
         }

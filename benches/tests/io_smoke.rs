@@ -132,6 +132,12 @@ fn smoke_run_of_the_floors_forwards_and_echoes() {
         stdout.contains("| proxy_floor (proxy-uringo vs proxy-floor) |"),
         "{stdout}"
     );
+    // The "× floor" column: each side's server CPU over its floor's; a floor's own is 1.
+    assert!(stdout.contains("server CPU × floor"), "{stdout}");
+    for e in echo {
+        positive(e, "a_cpu_x_floor");
+        assert_eq!(e["b_cpu_x_floor"], 1.0, "{e}");
+    }
 }
 
 #[test]

@@ -95,6 +95,9 @@ pub fn compare(
 }
 
 fn round(server: Server, cfg: &IoConfig) -> io::Result<EchoRound> {
+    if server.is_http_proxy() {
+        return super::http::round(server, cfg);
+    }
     // A proxy forwards to a uringo echo server sharing the load generator's CPU, so the
     // proxy has its CPU to itself and its figures are the proxy's alone.
     let upstream = match server.is_proxy() {
@@ -109,17 +112,29 @@ fn round(server: Server, cfg: &IoConfig) -> io::Result<EchoRound> {
         size: cfg.size,
         cpu: cfg.client_cpu,
     })?;
-    sleep(cfg.warmup);
-    let me = std::process::id();
-    let (t0, done0, cpu0) = (Instant::now(), load.completed(), child.cpu_time()?);
-    let client0 = process_cpu_time(me)?;
-    sleep(cfg.window);
-    let (t1, done1, cpu1) = (Instant::now(), load.completed(), child.cpu_time()?);
-    let client1 = process_cpu_time(me)?;
+    let r = measure(server, cfg, || load.completed(), || child.cpu_time());
     // Stopping also checks every echo: a server that garbled one fails the round.
     load.stop()?;
     drop(child);
     drop(upstream);
+    r
+}
+
+/// Warm-up, then the window: requests `completed` over it, the server's CPU time
+/// (`server_cpu`) and this process's (the load generator's) per request.
+pub(super) fn measure(
+    server: Server,
+    cfg: &IoConfig,
+    completed: impl Fn() -> u64,
+    server_cpu: impl Fn() -> io::Result<Duration>,
+) -> io::Result<EchoRound> {
+    sleep(cfg.warmup);
+    let me = std::process::id();
+    let (t0, done0, cpu0) = (Instant::now(), completed(), server_cpu()?);
+    let client0 = process_cpu_time(me)?;
+    sleep(cfg.window);
+    let (t1, done1, cpu1) = (Instant::now(), completed(), server_cpu()?);
+    let client1 = process_cpu_time(me)?;
     let requests = done1 - done0;
     if requests == 0 {
         return Err(io::Error::other(format!(

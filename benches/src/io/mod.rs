@@ -11,6 +11,7 @@ pub mod child;
 pub mod echo;
 pub mod floor;
 pub mod floor_proxy;
+pub mod http;
 pub mod idle;
 pub mod rawring;
 pub mod server;
@@ -23,13 +24,14 @@ use idle::IdleResult;
 use server::Server;
 
 /// The I/O shapes: name, and whether a run without `--filter` includes it.
-pub const SHAPES: [(&str, bool); 7] = [
+pub const SHAPES: [(&str, bool); 8] = [
     ("echo_pingpong", true),
     ("echo_pingpong_pool", false),
     ("echo_floor", true),
     ("echo_monoio", false),
     ("proxy", true),
     ("proxy_floor", true),
+    ("http_proxy", true),
     ("idle_rss", true),
 ];
 
@@ -48,6 +50,8 @@ pub struct IoConfig {
     pub connections: usize,
     /// Echo: message size in bytes.
     pub size: usize,
+    /// http_proxy: client connections, one request in flight each.
+    pub http_connections: usize,
     /// Idle: connections per round.
     pub idle_connections: usize,
     /// CPU the server child is pinned to.
@@ -68,6 +72,7 @@ impl IoConfig {
             window: echo::DEFAULT_WINDOW,
             connections: 100,
             size: 1024,
+            http_connections: 64,
             idle_connections: 10_000,
             server_cpu: two_cpus.then_some(0),
             client_cpu: two_cpus.then_some(1),
@@ -82,6 +87,7 @@ impl IoConfig {
             warmup: Duration::from_millis(50),
             window: Duration::from_millis(200),
             connections: 4,
+            http_connections: 4,
             idle_connections: 50,
             ..IoConfig::new(1)
         }
@@ -96,6 +102,39 @@ impl IoConfig {
             ..IoConfig::new(rounds)
         }
     }
+}
+
+/// Each row's server CPU per request as a multiple of its floor's (`a`, then `b`): the
+/// echo floor (from the echo_floor row) for echo servers, the proxy floor (from
+/// proxy_floor) for TCP proxies. `None` where that floor did not run among `results`
+/// or the server has no floor.
+pub fn floor_multiples(results: &[EchoComparison]) -> Vec<(Option<f64>, Option<f64>)> {
+    let floor_cpu = |floor: Server| {
+        results.iter().find_map(|c| {
+            let (ca, cb) = c.cpu_us();
+            match (c.a == floor, c.b == floor) {
+                (true, _) => Some(ca),
+                (_, true) => Some(cb),
+                _ => None,
+            }
+        })
+    };
+    let multiple = |server: Server, cpu: f64| {
+        let floor = floor_cpu(server.floor()?)?;
+        (floor > 0.0 && floor.is_finite() && cpu.is_finite()).then(|| cpu / floor)
+    };
+    results
+        .iter()
+        .map(|c| {
+            let (ca, cb) = c.cpu_us();
+            (multiple(c.a, ca), multiple(c.b, cb))
+        })
+        .collect()
+}
+
+/// A multiple of the floor as the tables show it: `1.42`, or `—` without a floor.
+pub fn floor_text(m: Option<f64>) -> String {
+    m.map_or_else(|| "—".to_owned(), |m| format!("{m:.2}"))
 }
 
 /// The echo table: requests/s and server CPU µs per request, both sides, and ratios.
@@ -114,10 +153,10 @@ pub fn echo_table(results: &[EchoComparison]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| shape | {a} req/s | {b} req/s | ratio req/s | {a} server CPU µs/req | {b} server CPU µs/req | ratio CPU | CPU spread (min..max) | client CPU µs/req ({a}, {b}) |"
+        "| shape | {a} req/s | {b} req/s | ratio req/s | {a} server CPU µs/req | {b} server CPU µs/req | ratio CPU | CPU spread (min..max) | server CPU × floor ({a}, {b}) | client CPU µs/req ({a}, {b}) |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---|");
-    for c in results {
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---|---|");
+    for (c, (fa, fb)) in results.iter().zip(floor_multiples(results)) {
         let (ra, rb) = c.rps();
         let (ca, cb) = c.cpu_us();
         let (lo, hi) = c
@@ -136,9 +175,13 @@ pub fn echo_table(results: &[EchoComparison]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {shape} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} | {la:.2}, {lb:.2} |",
+            "| {shape} | {ra:.0} | {rb:.0} | {:.2} | {ca:.2} | {cb:.2} | {:.2} | {lo:.2}..{hi:.2} | {} | {la:.2}, {lb:.2} |",
             ra / rb,
             ca / cb,
+            match (fa, fb) {
+                (None, None) => "—".to_owned(),
+                _ => format!("{}, {}", floor_text(fa), floor_text(fb)),
+            },
         );
     }
     out
@@ -180,8 +223,12 @@ pub fn idle_table(results: &[IdleResult]) -> String {
 pub fn json(echo: &[(&str, Vec<EchoComparison>)], idle: &[IdleResult]) -> serde_json::Value {
     let echo: Vec<_> = echo
         .iter()
-        .flat_map(|(mode, cmps)| cmps.iter().map(move |c| (mode, c)))
-        .map(|(mode, c)| {
+        .flat_map(|(mode, cmps)| {
+            cmps.iter()
+                .zip(floor_multiples(cmps))
+                .map(move |(c, f)| (mode, c, f))
+        })
+        .map(|(mode, c, (fa, fb))| {
             let (ra, rb) = c.rps();
             let (ca, cb) = c.cpu_us();
             let (la, lb) = c.client_cpu_us();
@@ -201,6 +248,9 @@ pub fn json(echo: &[(&str, Vec<EchoComparison>)], idle: &[IdleResult]) -> serde_
                 "b_cpu_us_per_req": cb,
                 "a_client_cpu_us_per_req": la,
                 "b_client_cpu_us_per_req": lb,
+                // Server CPU per request over its floor's (null: no floor in this run).
+                "a_cpu_x_floor": fa,
+                "b_cpu_x_floor": fb,
                 "a_rounds": rounds(&c.a_rounds),
                 "b_rounds": rounds(&c.b_rounds),
             })
@@ -224,4 +274,76 @@ pub fn json(echo: &[(&str, Vec<EchoComparison>)], idle: &[IdleResult]) -> serde_
         })
         .collect();
     serde_json::json!({ "echo": echo, "idle": idle })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::echo::EchoRound;
+    use super::*;
+
+    fn cmp(shape: &'static str, a: Server, ca: f64, b: Server, cb: f64) -> EchoComparison {
+        let round = |cpu| EchoRound {
+            rps: 1000.0,
+            cpu_us_per_req: cpu,
+            client_cpu_us_per_req: 1.0,
+            requests: 100,
+        };
+        EchoComparison {
+            shape,
+            a,
+            b,
+            a_rounds: vec![round(ca)],
+            b_rounds: vec![round(cb)],
+        }
+    }
+
+    #[test]
+    fn floor_multiples_divide_by_the_matching_floor_of_the_run() {
+        let results = [
+            cmp("echo_pingpong", Server::Uringo, 15.0, Server::Tokio, 20.0),
+            cmp("echo_floor", Server::UringoPool, 12.0, Server::Floor, 10.0),
+            cmp("proxy", Server::ProxyUringo, 30.0, Server::ProxyTokio, 45.0),
+            cmp(
+                "proxy_floor",
+                Server::ProxyUringo,
+                30.0,
+                Server::ProxyFloor,
+                15.0,
+            ),
+        ];
+        let m = floor_multiples(&results);
+        assert_eq!(m[0], (Some(1.5), Some(2.0)));
+        assert_eq!(m[1], (Some(1.2), Some(1.0)));
+        assert_eq!(m[2], (Some(2.0), Some(3.0)));
+        assert_eq!(m[3], (Some(2.0), Some(1.0)));
+        let table = echo_table(&results);
+        assert!(
+            table.contains("server CPU × floor (uringo, tokio)"),
+            "{table}"
+        );
+        assert!(table.contains("| 1.50, 2.00 |"), "{table}");
+        assert!(table.contains("| 2.00, 3.00 |"), "{table}");
+    }
+
+    #[test]
+    fn without_its_floor_a_row_shows_a_dash() {
+        let results = [
+            cmp("echo_pingpong", Server::Uringo, 15.0, Server::Tokio, 20.0),
+            cmp(
+                "proxy_floor",
+                Server::ProxyUringo,
+                30.0,
+                Server::ProxyFloor,
+                15.0,
+            ),
+        ];
+        let m = floor_multiples(&results);
+        assert_eq!(m[0], (None, None));
+        assert_eq!(m[1], (Some(2.0), Some(1.0)));
+        let table = echo_table(&results);
+        assert!(table.contains("| — |"), "{table}");
+        let doc = json(&[("ab", results.to_vec())], &[]);
+        assert!(doc["echo"][0]["a_cpu_x_floor"].is_null());
+        assert_eq!(doc["echo"][1]["a_cpu_x_floor"], 2.0);
+    }
 }

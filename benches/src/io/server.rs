@@ -48,6 +48,15 @@ pub enum Server {
     /// monoio on its io_uring driver, one thread, each connection as monoio's own echo
     /// example writes it: a `Vec` read into and written back whole.
     Monoio,
+    /// The http_proxy shape's upstream: uringo, answering every HTTP/1.1 request on a
+    /// keep-alive connection with a small fixed response (`http::RESPONSE`).
+    HttpUpstream,
+    /// The `http-proxy` example (uringo + hyper through `uringo::compat`), run as its
+    /// own binary (see `http.rs`), not through `--serve`.
+    HttpProxy,
+    /// The `http-proxy-tokio` example: the same request handling with hyper on tokio;
+    /// its own binary too.
+    HttpProxyTokio,
 }
 
 impl Server {
@@ -65,10 +74,14 @@ impl Server {
             Server::Floor => "floor",
             Server::ProxyFloor => "proxy-floor",
             Server::Monoio => "monoio",
+            Server::HttpUpstream => "http-upstream",
+            Server::HttpProxy => "http-proxy",
+            Server::HttpProxyTokio => "http-proxy-tokio",
         }
     }
 
-    /// The server named `name`.
+    /// The server named `name`, among those `--serve` runs (not the HTTP proxies, which
+    /// are binaries of their own).
     pub fn parse(name: &str) -> Option<Server> {
         [
             Server::Uringo,
@@ -79,9 +92,33 @@ impl Server {
             Server::Floor,
             Server::ProxyFloor,
             Server::Monoio,
+            Server::HttpUpstream,
         ]
         .into_iter()
         .find(|s| s.name() == name)
+    }
+
+    /// The hand-written floor this server's CPU per request is measured against (the
+    /// "× floor" column): the echo floor for echo servers, the proxy floor for TCP
+    /// proxies.
+    pub fn floor(self) -> Option<Server> {
+        match self {
+            Server::Uringo
+            | Server::UringoPool
+            | Server::Tokio
+            | Server::Floor
+            | Server::Monoio => Some(Server::Floor),
+            Server::ProxyUringo | Server::ProxyTokio | Server::ProxyFloor => {
+                Some(Server::ProxyFloor)
+            }
+            Server::HttpUpstream | Server::HttpProxy | Server::HttpProxyTokio => None,
+        }
+    }
+
+    /// Whether this is one of the HTTP reverse proxies, binaries of uringo-examples run
+    /// as they are (`http.rs`).
+    pub fn is_http_proxy(self) -> bool {
+        matches!(self, Server::HttpProxy | Server::HttpProxyTokio)
     }
 
     /// Whether this is a proxy (it needs `--upstream ADDR`).
@@ -142,7 +179,8 @@ pub fn main(args: &[String]) -> io::Result<()> {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
     // The runtime must outlive the control loop; it is torn down by process exit.
     let _runtime = match server {
-        Server::Uringo | Server::UringoPool | Server::ProxyUringo => {
+        Server::HttpProxy | Server::HttpProxyTokio => return Err(usage()),
+        Server::Uringo | Server::UringoPool | Server::ProxyUringo | Server::HttpUpstream => {
             let rt = uringo::Builder::new()
                 .worker_threads(1)
                 .pin_workers(cpu.is_some())
@@ -156,6 +194,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
                     Serve::Pool(uringo::net::BufPool::new(POOL_BUFS, BUF_SIZE)?)
                 }
                 (Server::ProxyUringo, Some(upstream)) => Serve::Proxy(upstream),
+                (Server::HttpUpstream, _) => Serve::Http,
                 _ => Serve::Echo,
             };
             rt.spawn(uringo_accept(listener, serve, started.clone()));
@@ -236,6 +275,7 @@ enum Serve {
     Echo,
     Pool(uringo::net::BufPool),
     Proxy(SocketAddr),
+    Http,
 }
 
 async fn uringo_accept(
@@ -264,6 +304,7 @@ async fn uringo_accept(
             Serve::Proxy(upstream) => {
                 uringo::spawn(connection(started, uringo_proxy(stream, *upstream)))
             }
+            Serve::Http => uringo::spawn(connection(started, super::http::upstream(stream))),
         };
     }
 }
