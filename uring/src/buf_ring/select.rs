@@ -1,8 +1,8 @@
 //! The op side of a pool ([`BufSelect`]) and the received bytes ([`PooledBuf`]).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Deref;
-use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
 
 use io_uring::cqueue;
