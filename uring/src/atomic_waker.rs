@@ -72,7 +72,7 @@ impl AtomicWaker {
                 // The owner is waking right now; whatever it wakes may be stale, so
                 // wake the current waker too.
                 waker.wake_by_ref();
-                std::hint::spin_loop();
+                crate::sync::spin_loop();
             }
             state => {
                 // Only one waiter registers at a time (it holds `&mut` on the op).

@@ -25,12 +25,11 @@
 mod cache;
 
 use std::alloc::Layout;
+use std::collections::VecDeque;
 use std::io;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWakerVTable, Waker};
-
-use crossbeam_queue::SegQueue;
 
 use crate::atomic_waker::AtomicWaker;
 use crate::buf_ring::BufSelect;
@@ -39,7 +38,7 @@ use crate::operation::{MultishotOperation, Operation};
 use crate::state::{
     AWAITER, CANCEL_REQUESTED, COMPLETE, MORE_SEEN, NOT_SUBMITTED, ORPHANED, REFERENCE, REFS,
 };
-use crate::sync::{Arc, AtomicI32, AtomicU32, AtomicU64, Ordering, UnsafeCell};
+use crate::sync::{Arc, AtomicI32, AtomicU32, AtomicU64, Mutex, Ordering, UnsafeCell};
 
 /// What depends on the op's type, one static table per type. None of it is on the
 /// path of an op that is awaited to completion, except `dealloc`, once.
@@ -572,16 +571,46 @@ fn cqe(header: &Header) -> Cqe {
 
 /// What every multishot cell has after its header: a queue of CQEs instead of one
 /// result, and its waker.
+///
+/// The queue is a mutex around a `VecDeque` with its length beside it, not a lock-free
+/// queue: the waiter polls a stream far more often than it finds an item (every poll of
+/// a task that waits on several things), and a lock-free queue's empty pop costs a full
+/// fence, where `queued` answers with one load; and an idle connection's stream carries
+/// 40 bytes of queue instead of 256 of cache-padded indices. The owner and the waiter
+/// rarely meet in the lock.
 struct MultishotCore {
-    items: SegQueue<Cqe>,
+    items: Mutex<VecDeque<Cqe>>,
+    /// How many CQEs `items` holds, changed only under its lock, so it is exact
+    /// whenever the lock is free. The owner raises it with each push; the waiter (or
+    /// whoever releases the items of an orphaned stream) lowers it with each pop. A
+    /// reader without the lock sees a count that was true at some point: zero means
+    /// "nothing queued as of the owner's last publication", and the waker protocol
+    /// (register, then look again) covers a push that lands right after.
+    queued: AtomicU32,
     waker: AtomicWaker,
 }
 
 impl MultishotCore {
+    fn push(&self, cqe: Cqe) {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        items.push_back(cqe);
+        self.queued.fetch_add(1, Ordering::Release);
+    }
+
+    fn pop(&self) -> Option<Cqe> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let cqe = items.pop_front()?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Some(cqe)
+    }
+
     /// Owner side: queues one CQE and wakes the waiter (or releases the item if the
     /// waiter is gone).
     fn complete(&self, header: &Header, cqe: Cqe, last: bool) {
-        self.items.push(cqe);
+        self.push(cqe);
         // An RMW even for intermediate CQEs: it orders the push before the waiter's
         // `orphan` (or makes us see ORPHANED), so an item is never stranded. An add (one
         // `lock xadd`, where an or whose result is used is a CAS loop): COMPLETE is set
@@ -652,7 +681,7 @@ impl<T: MultishotOperation> MultishotCell<T> {
     }
 
     fn release_items(&self) {
-        while let Some(cqe) = self.prefix.core.items.pop() {
+        while let Some(cqe) = self.prefix.core.pop() {
             self.data.orphaned_item(cqe);
         }
     }
@@ -679,7 +708,8 @@ impl<T: MultishotOperation> MultishotRef<T> {
                 prefix: MultishotPrefix {
                     header: Header::new(&MultishotCell::<T>::VTABLE, 2),
                     core: MultishotCore {
-                        items: SegQueue::new(),
+                        items: Mutex::new(VecDeque::new()),
+                        queued: AtomicU32::new(0),
                         waker: AtomicWaker::new(),
                     },
                 },
@@ -718,14 +748,19 @@ impl<T: MultishotOperation> MultishotRef<T> {
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
         let cell = self.cell();
         let core = &cell.prefix.core;
-        if let Some(cqe) = core.items.pop() {
+        if let Some(cqe) = core.pop() {
             return Poll::Ready(Some(cell.data.item(cqe)));
         }
         core.waker.register(cx.waker());
+        // Mutation point: not looking again after registering misses a CQE queued (and
+        // its wake spent) in between.
+        if mutation!("multishot_recheck") {
+            return Poll::Pending;
+        }
         // The owner pushes before it sets COMPLETE, so after seeing COMPLETE one more pop
         // finds anything pushed with the final CQE.
         let complete = self.header().is_complete();
-        match core.items.pop() {
+        match core.pop() {
             Some(cqe) => Poll::Ready(Some(cell.data.item(cqe))),
             None if complete => Poll::Ready(None),
             None => Poll::Pending,
@@ -776,8 +811,9 @@ mod loom_models {
     use loom::thread;
     use std::sync::atomic::Ordering::SeqCst;
 
-    use super::{cache, CellHandle, OpRef};
+    use super::{cache, CellHandle, MultishotRef, OpRef};
     use crate::cqe::Cqe;
+    use crate::operation::MultishotOperation;
     use crate::operation::Operation;
     use crate::sync::model::model;
 
@@ -1002,6 +1038,60 @@ mod loom_models {
             owner.join().unwrap();
             assert_eq!(s.released.load(SeqCst), 1);
             freed_once(s.freed_before);
+        });
+    }
+
+    /// A multishot op that yields each CQE's result.
+    struct Results;
+
+    // SAFETY: the SQE carries no pointers (a NOP).
+    unsafe impl MultishotOperation for Results {
+        type Item = i32;
+
+        fn build(&self) -> io_uring::squeue::Entry {
+            io_uring::opcode::Nop::new().build()
+        }
+
+        fn item(&self, cqe: Cqe) -> i32 {
+            cqe.result
+        }
+    }
+
+    /// The owner queues two CQEs, the second final, while the waiter polls the stream to
+    /// its end: the waiter gets both, in order, then the end, and is never left waiting
+    /// for a wake that was spent before it registered (mutation `multishot_recheck`
+    /// leaves it so, and loom reports the deadlock).
+    #[test]
+    fn multishot_items_racing_the_waiter_are_all_delivered_in_order() {
+        model(|| {
+            let (stream, ring) = MultishotRef::new(Results);
+            let owner = thread::spawn(move || {
+                ring.complete(
+                    Cqe {
+                        result: 1,
+                        flags: 0,
+                    },
+                    false,
+                );
+                ring.complete(
+                    Cqe {
+                        result: 2,
+                        flags: 0,
+                    },
+                    true,
+                );
+                drop(ring);
+            });
+            let got = loom::future::block_on(async {
+                let mut got = Vec::new();
+                while let Some(item) = std::future::poll_fn(|cx| stream.poll_next(cx)).await {
+                    got.push(item);
+                }
+                got
+            });
+            assert_eq!(got, [1, 2]);
+            owner.join().unwrap();
+            drop(stream);
         });
     }
 }

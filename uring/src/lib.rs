@@ -10,10 +10,11 @@
 //!
 //! An op is submitted on the ring of the thread that first polls it. The task that awaits
 //! it may be stolen by another worker before the CQE arrives, but the CQE still lands on
-//! the original ring. So the place the result lands is shared: each op has one `Arc`
-//! *completion cell* (`cell.rs`) holding an atomic state word (`state.rs`), the result,
-//! the CQE flags, a waker slot (`atomic_waker.rs`) and the op's data. The ring keeps one
-//! reference in a slab keyed by user_data; the future keeps the other. The ring's owner
+//! the original ring. So the place the result lands is shared: each op has one
+//! reference-counted *completion cell* (`cell.rs`, from a per-thread cache of blocks)
+//! holding an atomic state word (`state.rs`, which also carries the count), the result,
+//! the CQE flags, a waker slot and the op's data. The ring keeps one reference in a slab
+//! keyed by user_data; the future keeps the other. The ring's owner
 //! records the CQE and wakes whoever waits, on whatever thread that is.
 //!
 //! ## 2. The kernel owns a buffer from submission to CQE

@@ -5,8 +5,9 @@
 //! loom models (`#[cfg(all(test, loom))]` modules next to the code they check, such as
 //! the one in `buf_ring/ring_bufs.rs`) run the real code, not a copy of it.
 //! Nothing else in the crate may name `std::sync::atomic` directly. `Arc` stays std's
-//! under loom: the slab stores `Arc<dyn Completion>`, and loom's `Arc` cannot be coerced
-//! to a trait object; reference counting is not what those models check.
+//! under loom: an op submitted from a thread without a ring travels the mailbox as an
+//! `Arc<dyn Completion>`, and loom's `Arc` cannot be coerced to a trait object. (The
+//! completion cells count their references in their own state word, which loom sees.)
 //!
 //! Two things loom would otherwise get wrong are swapped too. Loom runs its threads on
 //! one OS thread, so "which thread is this" asks loom. And crossbeam's queues are built
@@ -64,6 +65,19 @@ pub(crate) fn current_thread() -> ThreadId {
 pub(crate) fn current_thread() -> ThreadId {
     loom::thread::current().id()
 }
+
+/// A spin-wait hint; under loom a yield, so a model lets the thread being waited for run.
+#[cfg(not(loom))]
+pub(crate) use std::hint::spin_loop;
+
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now as spin_loop;
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::Mutex;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Mutex;
 
 #[cfg(not(loom))]
 pub(crate) use crossbeam_queue::ArrayQueue;
