@@ -135,8 +135,16 @@ impl Header {
     /// (`IORING_CQE_F_MORE`). Runs on the owner thread, which holds a reference.
     #[inline]
     pub(crate) fn complete(&self, cqe: Cqe, last: bool) {
+        self.complete_at(cqe, last, 0);
+    }
+
+    /// [`Header::complete`] for a CQE whose bytes start `buf_start` bytes into their
+    /// provided buffer (incremental buffer rings; see `BufSelect::on_cqe`). A multishot
+    /// op's item is made with it ([`MultishotOperation::item_at`]).
+    #[inline]
+    pub(crate) fn complete_at(&self, cqe: Cqe, last: bool, buf_start: u32) {
         if self.vtable.multishot {
-            self.multishot().complete(self, cqe, last);
+            self.multishot().complete(self, (cqe, buf_start), last);
             return;
         }
         // Only the owner writes result/flags/MORE_SEEN, so plain loads are exact here.
@@ -159,7 +167,8 @@ impl Header {
     /// the owner thread, or on any thread once the ring is closed.
     pub(crate) fn fail_unsubmitted(&self, err: &io::Error) {
         if self.vtable.multishot {
-            self.multishot().complete(self, Cqe::from_error(err), true);
+            self.multishot()
+                .complete(self, (Cqe::from_error(err), 0), true);
             return;
         }
         self.result
@@ -579,7 +588,8 @@ fn cqe(header: &Header) -> Cqe {
 /// 40 bytes of queue instead of 256 of cache-padded indices. The owner and the waiter
 /// rarely meet in the lock.
 struct MultishotCore {
-    items: Mutex<VecDeque<Cqe>>,
+    /// Each CQE with where its bytes start in their provided buffer.
+    items: Mutex<VecDeque<(Cqe, u32)>>,
     /// How many CQEs `items` holds, changed only under its lock, so it is exact
     /// whenever the lock is free. The owner raises it with each push; the waiter (or
     /// whoever releases the items of an orphaned stream) lowers it with each pop. A
@@ -591,13 +601,13 @@ struct MultishotCore {
 }
 
 impl MultishotCore {
-    fn push(&self, cqe: Cqe) {
+    fn push(&self, item: (Cqe, u32)) {
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        items.push_back(cqe);
+        items.push_back(item);
         self.queued.fetch_add(1, Ordering::Release);
     }
 
-    fn pop(&self) -> Option<Cqe> {
+    fn pop(&self) -> Option<(Cqe, u32)> {
         if self.queued.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -609,8 +619,8 @@ impl MultishotCore {
 
     /// Owner side: queues one CQE and wakes the waiter (or releases the item if the
     /// waiter is gone).
-    fn complete(&self, header: &Header, cqe: Cqe, last: bool) {
-        self.push(cqe);
+    fn complete(&self, header: &Header, item: (Cqe, u32), last: bool) {
+        self.push(item);
         // An RMW even for intermediate CQEs: it orders the push before the waiter's
         // `orphan` (or makes us see ORPHANED), so an item is never stranded. An add (one
         // `lock xadd`, where an or whose result is used is a CAS loop): COMPLETE is set
@@ -681,8 +691,8 @@ impl<T: MultishotOperation> MultishotCell<T> {
     }
 
     fn release_items(&self) {
-        while let Some(cqe) = self.prefix.core.pop() {
-            self.data.orphaned_item(cqe);
+        while let Some((cqe, buf_start)) = self.prefix.core.pop() {
+            self.data.orphaned_item_at(cqe, buf_start);
         }
     }
 }
@@ -748,8 +758,8 @@ impl<T: MultishotOperation> MultishotRef<T> {
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
         let cell = self.cell();
         let core = &cell.prefix.core;
-        if let Some(cqe) = core.pop() {
-            return Poll::Ready(Some(cell.data.item(cqe)));
+        if let Some((cqe, buf_start)) = core.pop() {
+            return Poll::Ready(Some(cell.data.item_at(cqe, buf_start)));
         }
         core.waker.register(cx.waker());
         // Mutation point: not looking again after registering misses a CQE queued (and
@@ -761,7 +771,7 @@ impl<T: MultishotOperation> MultishotRef<T> {
         // finds anything pushed with the final CQE.
         let complete = self.header().is_complete();
         match core.pop() {
-            Some(cqe) => Poll::Ready(Some(cell.data.item(cqe))),
+            Some((cqe, buf_start)) => Poll::Ready(Some(cell.data.item_at(cqe, buf_start))),
             None if complete => Poll::Ready(None),
             None => Poll::Pending,
         }

@@ -70,6 +70,24 @@ pub unsafe trait MultishotOperation: core::marker::Send + Sync + 'static {
         let _ = cqe;
     }
 
+    /// [`MultishotOperation::item`] for an op that selects buffers
+    /// ([`MultishotOperation::buf_select`]): `buf_start` is where the CQE's bytes start
+    /// in their buffer, nonzero only on an incremental buffer ring (pass it to
+    /// [`BufSelect::take`]). The ring calls this one; by default it calls `item`. An op
+    /// that wraps another must forward this and [`MultishotOperation::orphaned_item_at`]
+    /// to it, or the wrapped op reads its bytes from the buffer's start.
+    fn item_at(&self, cqe: Cqe, buf_start: u32) -> Self::Item {
+        let _ = buf_start;
+        self.item(cqe)
+    }
+
+    /// [`MultishotOperation::orphaned_item`] with the CQE's `buf_start` (see
+    /// [`MultishotOperation::item_at`]).
+    fn orphaned_item_at(&self, cqe: Cqe, buf_start: u32) {
+        let _ = buf_start;
+        self.orphaned_item(cqe)
+    }
+
     /// The pool the kernel picks this op's buffers from (`IOSQE_BUFFER_SELECT`), if any.
     ///
     /// The ring asks right before it pushes the SQE, on its owner thread: it registers

@@ -40,7 +40,7 @@
 //! message (as any read of a byte stream may). Each CQE but the one that finishes a
 //! buffer carries `IORING_CQE_F_BUF_MORE`. The owner keeps, per buffer, how far it is
 //! filled (in CQ order, which is the order the kernel filled it), and each CQE's start
-//! reaches the reader through its op's `BufSelect`. A buffer goes back to the ring when
+//! travels with the CQE in its op's queue to the reader. A buffer goes back to the ring when
 //! both the kernel has finished it and every chunk of it has dropped: a count per buffer,
 //! documented on `RingBufs::refs`, and checked by a loom model next to it.
 //!

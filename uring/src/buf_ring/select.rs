@@ -1,9 +1,8 @@
 //! The op side of a pool ([`BufSelect`]) and the received bytes ([`PooledBuf`]).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use io_uring::cqueue;
 
@@ -21,12 +20,6 @@ use crate::sync::Arc;
 pub struct BufSelect {
     pub(super) pool: BufPool,
     pub(super) bound: OnceLock<Arc<RingBufs>>,
-    /// Incremental buffers only: where each dispatched chunk starts in its buffer, in CQE
-    /// order. The owner pushes one per CQE with a buffer before it hands the CQE on, and
-    /// `take` pops one per such CQE, in the same order. A mutex, not a lock-free queue:
-    /// the two sides rarely meet, and every idle connection carries one (a `SegQueue`
-    /// is 256 bytes of cache-padded indices).
-    starts: Mutex<VecDeque<u32>>,
 }
 
 impl BufSelect {
@@ -35,7 +28,6 @@ impl BufSelect {
         BufSelect {
             pool: pool.clone(),
             bound: OnceLock::new(),
-            starts: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -49,32 +41,31 @@ impl BufSelect {
         self.pool.group()
     }
 
-    fn starts(&self) -> std::sync::MutexGuard<'_, VecDeque<u32>> {
-        self.starts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub(crate) fn bound(&self) -> Option<&Arc<RingBufs>> {
         self.bound.get()
     }
 
     /// Owner side, at dispatch: accounts for the buffer a CQE carries.
-    pub(crate) fn on_cqe(&self, cqe: &Cqe) {
+    /// Returns where the CQE's bytes start in their buffer (0 unless the ring is
+    /// incremental), which the ring hands to the op's item ([`MultishotOperation::item_at`]).
+    ///
+    /// [`MultishotOperation::item_at`]: crate::op::MultishotOperation::item_at
+    pub(crate) fn on_cqe(&self, cqe: &Cqe) -> u32 {
         let (Some(bufs), Some(bid)) = (self.bound.get(), cqueue::buffer_select(cqe.flags)) else {
-            return;
+            return 0;
         };
         if usize::from(bid) >= bufs.count() {
-            return; // `take` reports it.
+            return 0; // `take` reports it.
         }
         let len = u32::try_from(cqe.result).unwrap_or(0);
-        let start = bufs.dispatched(bid, len, cqueue::buffer_more(cqe.flags));
-        if bufs.incremental {
-            self.starts().push_back(start);
-        }
+        bufs.dispatched(bid, len, cqueue::buffer_more(cqe.flags))
     }
 
-    /// The buffer `cqe` carries, holding the `cqe.result` bytes received. `None` when the
-    /// CQE carries no buffer. Each CQE must be taken at most once.
-    pub fn take(&self, cqe: &Cqe) -> Option<PooledBuf> {
+    /// The buffer `cqe` carries, holding the `cqe.result` bytes received from
+    /// `buf_start` on (the value the ring passes to
+    /// [`MultishotOperation::item_at`](crate::op::MultishotOperation::item_at)). `None`
+    /// when the CQE carries no buffer. Each CQE must be taken at most once.
+    pub fn take(&self, cqe: &Cqe, buf_start: u32) -> Option<PooledBuf> {
         let bid = cqueue::buffer_select(cqe.flags)?;
         let bufs = self.bound.get()?;
         if usize::from(bid) >= bufs.count() {
@@ -85,19 +76,7 @@ impl BufSelect {
             );
             return None;
         }
-        let start = if bufs.incremental {
-            let Some(start) = self.starts().pop_front() else {
-                tracing::error!(
-                    ring = bufs.ring_id,
-                    bid,
-                    "a chunk's start was never recorded"
-                );
-                return None;
-            };
-            start.min(bufs.buf_size)
-        } else {
-            0
-        };
+        let start = buf_start.min(bufs.buf_size);
         let len = u32::try_from(cqe.result)
             .unwrap_or(0)
             .min(bufs.buf_size - start);

@@ -97,6 +97,14 @@ unsafe impl<T: MultishotOperation, A: core::marker::Send + Sync + 'static> Multi
         self.op.orphaned_item(cqe)
     }
 
+    fn item_at(&self, cqe: Cqe, buf_start: u32) -> T::Item {
+        self.op.item_at(cqe, buf_start)
+    }
+
+    fn orphaned_item_at(&self, cqe: Cqe, buf_start: u32) {
+        self.op.orphaned_item_at(cqe, buf_start)
+    }
+
     fn buf_select(&self) -> Option<&crate::buf_ring::BufSelect> {
         self.op.buf_select()
     }

@@ -56,7 +56,11 @@ unsafe impl MultishotOperation for RecvMulti {
     }
 
     fn item(&self, cqe: Cqe) -> Self::Item {
-        let buf = self.select.take(&cqe);
+        self.item_at(cqe, 0)
+    }
+
+    fn item_at(&self, cqe: Cqe, buf_start: u32) -> Self::Item {
+        let buf = self.select.take(&cqe, buf_start);
         let len = cqe.io_result()?;
         match buf {
             Some(buf) => Ok(buf),
@@ -68,7 +72,11 @@ unsafe impl MultishotOperation for RecvMulti {
     }
 
     fn orphaned_item(&self, cqe: Cqe) {
-        drop(self.select.take(&cqe));
+        self.orphaned_item_at(cqe, 0)
+    }
+
+    fn orphaned_item_at(&self, cqe: Cqe, buf_start: u32) {
+        drop(self.select.take(&cqe, buf_start));
     }
 
     fn buf_select(&self) -> Option<&BufSelect> {

@@ -136,11 +136,9 @@ impl RingInner {
         let select = cqueue::buffer_select(cqe.flags)
             .and(op.as_ref())
             .and_then(|op| op.buf_select());
-        if let Some(select) = select {
-            select.on_cqe(&cqe);
-        }
+        let buf_start = select.map_or(0, |select| select.on_cqe(&cqe));
         match op {
-            Some(op) => op.complete(cqe, last),
+            Some(op) => op.complete_at(cqe, last, buf_start),
             None => {
                 Counters::bump(&self.shared.counters.unknown_cqes, 1);
                 tracing::warn!(
