@@ -13,8 +13,10 @@
 use std::future::Future;
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use uringo_examples::loadgen;
 
@@ -309,14 +311,41 @@ async fn uringo_accept(
     }
 }
 
-/// A connection's task on either runtime: counted as started, then `job`.
-async fn connection(started: Arc<AtomicUsize>, job: impl Future<Output = io::Result<()>>) {
-    // Awaited where it lies: `job.await` would move it into a second slot of this
-    // future, and every task would carry the connection's state twice.
-    let job = std::pin::pin!(job);
-    started.fetch_add(1, Ordering::SeqCst);
-    if let Err(err) = job.await {
-        tracing::debug!(%err, "connection failed");
+pin_project_lite::pin_project! {
+    /// A connection's task on either runtime: counted as started when first polled,
+    /// then `job`, whose error is logged. A future of its own, not an `async fn`: one
+    /// that takes `job` and awaits it keeps it twice (its argument and its awaited
+    /// value get separate slots), which doubled every task of the idle shape.
+    struct Connection<F> {
+        started: Option<Arc<AtomicUsize>>,
+        #[pin]
+        job: F,
+    }
+}
+
+fn connection<F: Future<Output = io::Result<()>>>(
+    started: Arc<AtomicUsize>,
+    job: F,
+) -> Connection<F> {
+    Connection {
+        started: Some(started),
+        job,
+    }
+}
+
+impl<F: Future<Output = io::Result<()>>> Future for Connection<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if let Some(started) = this.started.take() {
+            started.fetch_add(1, Ordering::SeqCst);
+        }
+        let res = std::task::ready!(this.job.poll(cx));
+        if let Err(err) = res {
+            tracing::debug!(%err, "connection failed");
+        }
+        Poll::Ready(())
     }
 }
 
