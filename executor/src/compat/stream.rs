@@ -2,18 +2,9 @@
 //! at most one receive and one send in flight.
 //!
 //! The poll-based traits this adapter serves lend it a borrowed buffer for the length of
-//! one call; io_uring needs a buffer it can own until the CQE. So a receive lands in the
-//! read buffer and is copied out.
-//!
-//! Writes first try the caller's own bytes: one `sendmsg` with `MSG_DONTWAIT`, which
-//! either hands some of them to the kernel at once or fails with `EAGAIN` without
-//! waiting. Only what the socket cannot take at once is copied into the write buffer and
-//! sent as a ring op. A ring send costs a copy, an SQE, a CQE and a second poll of the
-//! caller's task, which for hyper is a whole pass through its connection state machine;
-//! a direct send costs one system call, and a socket with room (the usual case for a
-//! server's responses) takes every byte of it. Reads stay on the ring: a direct read
-//! would cost a failed system call on every read that has to wait, which is most of a
-//! server's reads.
+//! one call; io_uring needs a buffer it can own until the CQE. So every byte goes
+//! through a buffer the adapter owns: a receive lands in the read buffer and is copied
+//! out, a write is copied into the write buffer and sent from there.
 
 use std::fmt;
 use std::future::Future;
@@ -33,7 +24,7 @@ use crate::runtime::coop;
 /// Default capacity of the read buffer: one receive asks the kernel for up to this much.
 pub const DEFAULT_READ_CAPACITY: usize = 16 * 1024;
 
-/// Default capacity of the write buffer: the most one write call copies for a ring send.
+/// Default capacity of the write buffer: the most one write call sends in one batch.
 pub const DEFAULT_WRITE_CAPACITY: usize = 64 * 1024;
 
 /// A uringo stream that [`Compat`] can adapt: a connected, stream-oriented socket that
@@ -58,15 +49,12 @@ impl<S: StreamSocket + Unpin> CompatStream for S {}
 /// # Writes
 ///
 /// * **`poll_write` returns `Ready` only once the kernel has taken the bytes.** It
-///   first offers the caller's bytes to the socket directly (one `sendmsg` that does not
-///   wait): whatever the socket takes at once is reported as written, possibly fewer
-///   bytes than offered, as any write may. When the socket has no room, it copies up to
-///   the write buffer's capacity (64 KiB by default) into the write buffer, submits a
-///   send, and returns `Pending` until the send's CQE; a short send is continued from
-///   where it stopped. So `Ready(Ok(n))` means *n bytes were handed to the kernel*, and
-///   a send error is returned by the very call whose bytes failed. (The alternative,
-///   answering `Ready(Ok(n))` as soon as the bytes are copied, is faster for tiny writes
-///   but reports a failed send on some later, unrelated call.)
+///   copies up to the write buffer's capacity (64 KiB by default) into the write
+///   buffer, submits a send, and returns `Pending` until the send's CQE; a short send
+///   is continued from where it stopped. So `Ready(Ok(n))` means *n bytes were handed
+///   to the kernel*, and a send error is returned by the very call whose bytes failed.
+///   (The alternative, answering `Ready(Ok(n))` as soon as the bytes are copied, is
+///   faster for tiny writes but reports a failed send on some later, unrelated call.)
 /// * **`Pending` means the bytes are already in flight.** Call again with the same
 ///   bytes, as every user of these traits does (`write_all`, `copy`, hyper): the retry
 ///   returns their count once sent, and sends nothing twice. A call made with
@@ -84,8 +72,7 @@ impl<S: StreamSocket + Unpin> CompatStream for S {}
 ///   from inside its flush (hyper's HTTP/1 client does) and does not loop would never
 ///   be polled again. The extra poll costs one run-queue push.
 /// * **`poll_shutdown`** flushes, then shuts the write half (the peer reads EOF).
-/// * **Vectored writes** go to the socket as one `sendmsg`, or, when it has no room, are
-///   coalesced into the write buffer and sent as one batch.
+/// * **Vectored writes** are coalesced into the write buffer and sent as one batch.
 ///
 /// # Dropping
 ///
@@ -154,7 +141,7 @@ impl<S: CompatStream> Compat<S> {
 
     /// Wraps `stream` with a read buffer of `read_capacity` bytes (the most one receive
     /// asks for) and a write buffer of `write_capacity` bytes (the most one write call
-    /// copies, when the socket cannot take its bytes at once). A capacity of 0 is raised to 1: an empty receive would look like EOF.
+    /// sends). A capacity of 0 is raised to 1: an empty receive would look like EOF.
     ///
     /// ```
     /// # uringo::Runtime::new().unwrap().block_on(async {
@@ -325,20 +312,6 @@ impl<S: CompatStream> Compat<S> {
             coop.made_progress();
             return Poll::Ready(Ok(0));
         }
-        // Nothing is in flight (drained above), so the caller's bytes go next.
-        match send_now(self.fd(), bufs) {
-            Ok(sent) if sent > 0 => {
-                coop.made_progress();
-                return Poll::Ready(Ok(sent));
-            }
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => {
-                coop.made_progress();
-                return Poll::Ready(Err(err));
-            }
-        }
         let mut batch = self.write.buf.take().unwrap_or_default();
         batch.clear();
         let len = total.min(self.write.capacity);
@@ -440,31 +413,6 @@ impl<S: CompatStream> Compat<S> {
         Poll::Ready(result)
     }
 }
-
-/// Sends what the socket takes of `bufs` right now, without waiting: `sendmsg` with
-/// `MSG_DONTWAIT` (an `EAGAIN` when it has no room) and `MSG_NOSIGNAL` (an `EPIPE`, not a
-/// signal, when the peer is gone).
-fn send_now(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    let bufs = &bufs[..bufs.len().min(MAX_IOVECS)];
-    // SAFETY: an all-zero msghdr is valid (no name, no control data).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    // `IoSlice` is ABI-compatible with `iovec` on Unix (std guarantees it); the kernel
-    // only reads through the pointer.
-    msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-    msg.msg_iovlen = bufs.len() as _;
-    // SAFETY: `msg` points at `bufs`, which outlive the call; the call does not keep any
-    // pointer past its return.
-    let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-    if sent < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(sent as usize)
-    }
-}
-
-/// The most slices one `sendmsg` takes (`IOV_MAX` on Linux); a longer list is sent in
-/// parts, as any short write.
-const MAX_IOVECS: usize = 1024;
 
 /// Whether the concatenation of `bufs` begins with `prefix`.
 fn starts_with(bufs: &[IoSlice<'_>], mut prefix: &[u8]) -> bool {
