@@ -53,6 +53,15 @@ impl Config {
     }
 }
 
+/// What a connection's job of [`LoadGen::start_with`] shares with the load.
+#[derive(Clone, Debug)]
+pub struct Counters {
+    /// Exchanges completed and checked, over all connections.
+    pub completed: Arc<AtomicU64>,
+    /// Set when the load stops: finish the exchange in flight and return.
+    pub stop: Arc<AtomicBool>,
+}
+
 /// A running load: every connection is established and pinging.
 pub struct LoadGen {
     rt: Runtime,
@@ -65,17 +74,45 @@ impl LoadGen {
     /// Connects every connection (`TCP_NODELAY` on), then starts them all pinging.
     /// Fails if a connection cannot be made or the config is empty.
     pub fn start(cfg: &Config) -> io::Result<LoadGen> {
-        if cfg.connections == 0 || cfg.size == 0 {
+        if cfg.size == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "loadgen needs at least one connection and a message of at least one byte",
+                "loadgen needs a message of at least one byte",
             ));
         }
-        let rt = client_runtime(cfg.cpu)?;
-        let (addr, n) = (cfg.addr, cfg.connections);
+        let size = cfg.size;
+        LoadGen::start_with(
+            cfg.addr,
+            cfg.connections,
+            cfg.cpu,
+            move |i, stream, done| ping(stream, message(size, i), done.completed, done.stop),
+        )
+    }
+
+    /// The same machinery for another protocol: connects `connections` connections to
+    /// `addr` (`TCP_NODELAY` on) from a one-worker runtime pinned to `cpu` if given, and
+    /// runs `job(i, stream, counters)` on each; a job counts each exchange it checked
+    /// in `counters.completed` and ends once `counters.stop` is set.
+    pub fn start_with<F, Fut>(
+        addr: SocketAddr,
+        connections: usize,
+        cpu: Option<usize>,
+        job: F,
+    ) -> io::Result<LoadGen>
+    where
+        F: Fn(usize, TcpStream, Counters) -> Fut,
+        Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+    {
+        if connections == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a load needs at least one connection",
+            ));
+        }
+        let rt = client_runtime(cpu)?;
         let streams = rt.block_on(async move {
-            let mut streams = Vec::with_capacity(n);
-            for _ in 0..n {
+            let mut streams = Vec::with_capacity(connections);
+            for _ in 0..connections {
                 let stream = TcpStream::connect(addr).await?;
                 stream.set_nodelay(true)?;
                 streams.push(stream);
@@ -88,8 +125,11 @@ impl LoadGen {
             .into_iter()
             .enumerate()
             .map(|(i, stream)| {
-                let (completed, stop) = (completed.clone(), stop.clone());
-                rt.spawn(ping(stream, message(cfg.size, i), completed, stop))
+                let counters = Counters {
+                    completed: completed.clone(),
+                    stop: stop.clone(),
+                };
+                rt.spawn(job(i, stream, counters))
             })
             .collect();
         Ok(LoadGen {

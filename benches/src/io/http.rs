@@ -10,7 +10,7 @@
 //! one skips the shape with a message saying how to build it.
 //!
 //! The upstream is [`upstream`], a uringo server in a `--serve http-upstream` child on
-//! the client CPU, answering every request with [`RESPONSE`]. The load is [`HttpLoad`]:
+//! the client CPU, answering every request with [`RESPONSE`]. The load is [`requests`] on each connection of a `LoadGen`:
 //! N keep-alive connections on a uringo runtime pinned to the client CPU, each sending
 //! `GET /` and waiting for the whole response before the next, and checking it is a 200
 //! with [`BODY`] (anything else fails the round, so the run).
@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use uringo::buf::IoBuf;
 use uringo::net::TcpStream;
-use uringo::{JoinHandle, Runtime};
-use uringo_examples::loadgen::pin_current_thread;
+
+use uringo_examples::loadgen::{pin_current_thread, LoadGen};
 
 use super::child::{process_cpu_time, ServerChild};
 use super::echo::{measure, EchoRound};
@@ -70,7 +70,13 @@ pub fn round(server: Server, cfg: &IoConfig) -> io::Result<EchoRound> {
     // Upstream and load share the client CPU, so the proxy has its CPU to itself.
     let upstream = ServerChild::start(Server::HttpUpstream, cfg.client_cpu)?;
     let proxy = ProxyChild::start(server, cfg.server_cpu, upstream.addr())?;
-    let load = HttpLoad::start(proxy.addr, cfg.http_connections, cfg.client_cpu)?;
+    // The HTTP/1.1 load: keep-alive connections, one request in flight each.
+    let load = LoadGen::start_with(
+        proxy.addr,
+        cfg.http_connections,
+        cfg.client_cpu,
+        |_, stream, counters| requests(stream, counters.completed, counters.stop),
+    )?;
     let r = measure(server, cfg, || load.completed(), || proxy.cpu_time());
     // Stopping also checks every response: one that was not the upstream's fails.
     load.stop()?;
@@ -224,86 +230,6 @@ fn parse_response(buf: &[u8]) -> io::Result<Option<usize>> {
         ));
     }
     Ok(Some(end))
-}
-
-/// The HTTP/1.1 load: keep-alive connections, one request in flight each.
-pub struct HttpLoad {
-    rt: Runtime,
-    completed: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    tasks: Vec<JoinHandle<io::Result<()>>>,
-}
-
-impl HttpLoad {
-    /// Connects `connections` connections to `addr` (`TCP_NODELAY` on) from a uringo
-    /// runtime with one worker pinned to `cpu` if given, and starts them all requesting.
-    pub fn start(addr: SocketAddr, connections: usize, cpu: Option<usize>) -> io::Result<HttpLoad> {
-        if connections == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the HTTP load needs at least one connection",
-            ));
-        }
-        // Workers inherit the CPU mask of the thread that builds the runtime.
-        let rt = std::thread::spawn(move || {
-            if let Some(cpu) = cpu {
-                pin_current_thread(cpu)?;
-            }
-            uringo::Builder::new()
-                .worker_threads(1)
-                .pin_workers(cpu.is_some())
-                .build()
-        })
-        .join()
-        .map_err(|_| io::Error::other("building the HTTP load's runtime panicked"))??;
-        let streams = rt.block_on(async move {
-            let mut streams = Vec::with_capacity(connections);
-            for _ in 0..connections {
-                let stream = TcpStream::connect(addr).await?;
-                stream.set_nodelay(true)?;
-                streams.push(stream);
-            }
-            io::Result::Ok(streams)
-        })?;
-        let completed = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = streams
-            .into_iter()
-            .map(|stream| rt.spawn(requests(stream, completed.clone(), stop.clone())))
-            .collect();
-        Ok(HttpLoad {
-            rt,
-            completed,
-            stop,
-            tasks,
-        })
-    }
-
-    /// Responses received and checked so far, over all connections.
-    pub fn completed(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
-    }
-
-    /// Lets each connection finish its request in flight, closes them and returns the
-    /// total completed; the first error (a bad response, a reset) if there was one.
-    pub fn stop(self) -> io::Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        let tasks = self.tasks;
-        let first_err = self.rt.block_on(async move {
-            let mut first_err = None;
-            for task in tasks {
-                let res = task.await.unwrap_or_else(|e| Err(io::Error::other(e)));
-                if let Err(err) = res {
-                    first_err.get_or_insert(err);
-                }
-            }
-            first_err
-        });
-        match first_err {
-            Some(err) => Err(err),
-            None => Ok(self.completed.load(Ordering::Relaxed)),
-        }
-    }
 }
 
 /// One connection: `GET /`, the whole response read and checked, again until `stop`.
