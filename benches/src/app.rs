@@ -481,6 +481,14 @@ fn run_echo(
     if selected.contains(&"proxy_floor") && a != b {
         runs.push(("proxy_floor", Server::ProxyUringo, Server::ProxyFloor));
     }
+    // What registered files save the proxy floor: the same loop with IOSQE_FIXED_FILE.
+    if selected.contains(&"proxy_floor_fixed") && a != b {
+        runs.push((
+            "proxy_floor_fixed",
+            Server::ProxyFloor,
+            Server::ProxyFloorFixed,
+        ));
+    }
     // The HTTP reverse proxies (binaries of uringo-examples) in front of an HTTP/1.1
     // upstream: http-proxy (uringo + hyper) against http-proxy-tokio (hyper on tokio).
     if selected.contains(&"http_proxy") && a != b {

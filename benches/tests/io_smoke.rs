@@ -140,6 +140,38 @@ fn smoke_run_of_the_floors_forwards_and_echoes() {
     }
 }
 
+/// The proxy floor on a registered file table forwards like the plain one (every round
+/// completes requests, each echo verified by the load generator).
+#[test]
+fn smoke_run_of_the_proxy_floor_on_registered_files_forwards() {
+    let dir = std::env::temp_dir().join(format!("uringo-fixed-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("io.json");
+    let out = headtohead()
+        .args(["--smoke", "--filter", "proxy_floor_fixed"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "headtohead failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let echo = doc["io"]["echo"].as_array().unwrap();
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0]["b"], "proxy-floor-fixed");
+    for round in ["a_rounds", "b_rounds"]
+        .iter()
+        .flat_map(|k| echo[0][k].as_array().unwrap())
+    {
+        assert!(round["requests"].as_u64().unwrap() > 0, "{round}");
+    }
+}
+
 #[test]
 fn a_bad_serve_request_fails_with_a_message() {
     let out = headtohead().args(["--serve", "nginx"]).output().unwrap();

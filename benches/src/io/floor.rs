@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use io_uring::{cqueue, squeue};
 
-use super::rawring::{self, BufRing, Chunk};
+use super::rawring::{self, BufRing, Chunk, Socket};
 
 /// What a CQE completes: the top byte of its user_data.
 const ACCEPT: u64 = 1 << 56;
@@ -56,7 +56,7 @@ pub fn serve(listener: TcpListener, started: &AtomicUsize) -> io::Result<()> {
                     match (res, cqueue::buffer_select(flags)) {
                         (n, Some(bid)) if n > 0 => {
                             let chunk = Chunk::received(bid, n as usize);
-                            pending.push(chunk.send(&bufs, fd, send_data(fd, bid)));
+                            pending.push(chunk.send(&bufs, Socket::Fd(fd), send_data(fd, bid)));
                             sending.insert(bid, (fd, chunk));
                             if !cqueue::more(flags) {
                                 pending.push(recv(fd));
@@ -80,7 +80,7 @@ pub fn serve(listener: TcpListener, started: &AtomicUsize) -> io::Result<()> {
                         continue;
                     };
                     if chunk.advance(res) {
-                        pending.push(chunk.send(&bufs, fd, send_data(fd, bid)));
+                        pending.push(chunk.send(&bufs, Socket::Fd(fd), send_data(fd, bid)));
                         sending.insert(bid, (fd, chunk));
                     } else {
                         bufs.give_back(bid);
@@ -93,7 +93,7 @@ pub fn serve(listener: TcpListener, started: &AtomicUsize) -> io::Result<()> {
 }
 
 fn recv(fd: RawFd) -> squeue::Entry {
-    rawring::recv(fd, RECV | fd as u32 as u64)
+    rawring::recv(Socket::Fd(fd), RECV | fd as u32 as u64)
 }
 
 fn send_data(fd: RawFd, bid: u16) -> u64 {

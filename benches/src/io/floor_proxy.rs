@@ -18,10 +18,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use io_uring::types::Fd;
+use io_uring::types::{Fd, Fixed};
 use io_uring::{cqueue, opcode, squeue};
 
-use super::rawring::{self, BufRing, Chunk};
+use super::rawring::{self, BufRing, Chunk, Socket};
 
 /// What a CQE completes: the top byte of its user_data. Below it, the side (bit 48: 0
 /// the client, 1 the upstream), the connection's slot (bits 16..48) and, for a send, the
@@ -72,12 +72,32 @@ struct Proxy {
     /// The upstream's address, leaked: the kernel reads it when a connect is submitted,
     /// and nothing here frees what an SQE points to.
     upstream: &'static (libc::sockaddr_storage, libc::socklen_t),
+    /// Ops name a connection's sockets by their slots in the ring's registered file
+    /// table (`2 * slot + side`), not by fd.
+    fixed: bool,
+    /// Slots of connections closed since the last enter whose table entries are still to
+    /// clear; a slot is reused only after that (clearing a reused slot's entries would
+    /// drop the new connection's sockets).
+    closing: Vec<u32>,
 }
+
+/// Entries of the registered file table of `proxy-floor-fixed` (two per connection
+/// slot, so 4096 connections at once). The kernel refuses a table larger than the
+/// process's fd limit.
+const FIXED_FILES: u32 = 1 << 13;
 
 /// Proxies every connection accepted on `listener` to `upstream` until the process
 /// exits; counts accepted connections in `started`.
-pub fn serve(listener: TcpListener, upstream: SocketAddr, started: &AtomicUsize) -> io::Result<()> {
+pub fn serve(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    started: &AtomicUsize,
+    fixed: bool,
+) -> io::Result<()> {
     let mut ring = rawring::ring()?;
+    if fixed {
+        ring.submitter().register_files_sparse(FIXED_FILES)?;
+    }
     let mut proxy = Proxy {
         bufs: BufRing::new(&ring)?,
         conns: Vec::new(),
@@ -86,6 +106,8 @@ pub fn serve(listener: TcpListener, upstream: SocketAddr, started: &AtomicUsize)
         returned: false,
         pending: Vec::new(),
         upstream: Box::leak(Box::new(sockaddr(upstream))),
+        fixed,
+        closing: Vec::new(),
     };
     let listen_fd = listener.as_raw_fd();
     proxy.pending.push(rawring::accept(listen_fd, ACCEPT));
@@ -101,7 +123,14 @@ pub fn serve(listener: TcpListener, upstream: SocketAddr, started: &AtomicUsize)
             if data & KIND == ACCEPT {
                 if res >= 0 {
                     started.fetch_add(1, Ordering::SeqCst);
-                    proxy.accepted(res);
+                    if let Some((slot, fds)) = proxy.accepted(res) {
+                        // Before the next enter submits the connection's first ops. A
+                        // slot past the table is left out: its ops fail with EBADF and
+                        // the connection closes like any failed one.
+                        if fixed && 2 * slot < FIXED_FILES {
+                            ring.submitter().register_files_update(2 * slot, &fds)?;
+                        }
+                    }
                 }
                 if !cqueue::more(flags) {
                     proxy.pending.push(rawring::accept(listen_fd, ACCEPT));
@@ -120,6 +149,13 @@ pub fn serve(listener: TcpListener, upstream: SocketAddr, started: &AtomicUsize)
             proxy.settle(slot);
         }
         proxy.rearm_starved();
+        for slot in std::mem::take(&mut proxy.closing) {
+            if 2 * slot < FIXED_FILES {
+                ring.submitter()
+                    .register_files_update(2 * slot, &[-1, -1])?;
+            }
+            proxy.free.push(slot);
+        }
     }
 }
 
@@ -130,8 +166,9 @@ impl Proxy {
             .expect("a CQE names a live connection: slots are freed only with no op in flight")
     }
 
-    /// A client arrived: open its upstream socket and connect it.
-    fn accepted(&mut self, client: RawFd) {
+    /// A client arrived: open its upstream socket and connect it. Returns the
+    /// connection's slot and its two fds.
+    fn accepted(&mut self, client: RawFd) -> Option<(u32, [RawFd; 2])> {
         let (addr, len) = self.upstream;
         let family = libc::c_int::from(addr.ss_family);
         // SAFETY: plain socket creation; the fd returned is ours alone.
@@ -140,7 +177,7 @@ impl Proxy {
             tracing::debug!(err = %io::Error::last_os_error(), "upstream socket failed");
             // SAFETY: `client` was just accepted and no operation uses it yet.
             unsafe { libc::close(client) };
-            return;
+            return None;
         }
         rawring::set_nodelay(client);
         rawring::set_nodelay(up);
@@ -168,6 +205,19 @@ impl Proxy {
                 .build()
                 .user_data(tag(CONNECT, slot, UPSTREAM));
         self.pending.push(connect);
+        Some((slot, [client, up]))
+    }
+
+    /// How ops name side `side` of the connection in `slot`.
+    fn socket(&self, slot: u32, side: usize) -> Socket {
+        let conn = self.conns[slot as usize]
+            .as_ref()
+            .expect("a live connection");
+        if self.fixed {
+            Socket::Fixed(2 * slot + side as u32)
+        } else {
+            Socket::Fd(conn.fds[side])
+        }
     }
 
     /// The upstream connect completed: start reading both sides, or give up.
@@ -185,10 +235,10 @@ impl Proxy {
     }
 
     fn arm(&mut self, slot: u32, side: usize) {
-        let conn = self.conn(slot);
-        conn.ops += 1;
-        let fd = conn.fds[side];
-        self.pending.push(rawring::recv(fd, tag(RECV, slot, side)));
+        self.conn(slot).ops += 1;
+        let socket = self.socket(slot, side);
+        self.pending
+            .push(rawring::recv(socket, tag(RECV, slot, side)));
     }
 
     /// A recv CQE on `side`: forward its buffer, or note the end of the stream, a want
@@ -254,6 +304,7 @@ impl Proxy {
 
     /// Sends what is left of direction `dir`'s front chunk to the other side.
     fn send_front(&mut self, slot: u32, dir: usize) {
+        let socket = self.socket(slot, 1 - dir);
         let conn = self.conns[slot as usize]
             .as_mut()
             .expect("a live connection");
@@ -261,7 +312,7 @@ impl Proxy {
         let chunk = conn.queue[dir].front().expect("a chunk to send");
         let sqe = chunk.send(
             &self.bufs,
-            conn.fds[1 - dir],
+            socket,
             tag(SEND, slot, dir) | u64::from(chunk.bid),
         );
         self.pending.push(sqe);
@@ -276,10 +327,11 @@ impl Proxy {
         }
         conn.shut[side] = true;
         conn.ops += 1;
-        let sqe = opcode::Shutdown::new(Fd(conn.fds[1 - side]), libc::SHUT_WR)
-            .build()
-            .user_data(tag(SHUTDOWN, slot, side));
-        self.pending.push(sqe);
+        let sqe = match self.socket(slot, 1 - side) {
+            Socket::Fd(fd) => opcode::Shutdown::new(Fd(fd), libc::SHUT_WR).build(),
+            Socket::Fixed(index) => opcode::Shutdown::new(Fixed(index), libc::SHUT_WR).build(),
+        };
+        self.pending.push(sqe.user_data(tag(SHUTDOWN, slot, side)));
     }
 
     /// An error (a negative `res`) on the connection: drop what is queued and end both
@@ -324,7 +376,11 @@ impl Proxy {
         // A queued chunk's front is in flight, so with none in flight all are sent.
         debug_assert!(conn.queue.iter().all(VecDeque::is_empty));
         self.conns[slot as usize] = None;
-        self.free.push(slot);
+        if self.fixed {
+            self.closing.push(slot);
+        } else {
+            self.free.push(slot);
+        }
     }
 
     fn give_back(&mut self, bid: u16) {

@@ -24,13 +24,14 @@ use idle::IdleResult;
 use server::Server;
 
 /// The I/O shapes: name, and whether a run without `--filter` includes it.
-pub const SHAPES: [(&str, bool); 8] = [
+pub const SHAPES: [(&str, bool); 9] = [
     ("echo_pingpong", true),
     ("echo_pingpong_pool", false),
     ("echo_floor", true),
     ("echo_monoio", false),
     ("proxy", true),
     ("proxy_floor", true),
+    ("proxy_floor_fixed", false),
     ("http_proxy", true),
     ("idle_rss", true),
 ];

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::types::{BufRingEntry, Fd};
+use io_uring::types::{BufRingEntry, Fd, Fixed};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 
 /// Buffers in the provided-buffer ring (a power of two).
@@ -153,14 +153,25 @@ impl Chunk {
         }
     }
 
-    /// An `IORING_OP_SEND` to `fd` of what is left of the chunk.
-    pub fn send(&self, bufs: &BufRing, fd: RawFd, user_data: u64) -> squeue::Entry {
+    /// An `IORING_OP_SEND` to `socket` of what is left of the chunk.
+    pub fn send(&self, bufs: &BufRing, socket: Socket, user_data: u64) -> squeue::Entry {
         // SAFETY: offset < len <= BUF_SIZE (`advance` keeps it so): inside buffer `bid`.
         let at = unsafe { bufs.buf(self.bid).add(self.offset) };
-        opcode::Send::new(Fd(fd), at, (self.len - self.offset) as u32)
-            .build()
-            .user_data(user_data)
+        let len = (self.len - self.offset) as u32;
+        let sqe = match socket {
+            Socket::Fd(fd) => opcode::Send::new(Fd(fd), at, len).build(),
+            Socket::Fixed(index) => opcode::Send::new(Fixed(index), at, len).build(),
+        };
+        sqe.user_data(user_data)
     }
+}
+
+/// How an SQE names a socket: by fd, or by its index in the ring's registered file table
+/// (`IOSQE_FIXED_FILE`, which spares the kernel a file lookup and reference per op).
+#[derive(Clone, Copy, Debug)]
+pub enum Socket {
+    Fd(RawFd),
+    Fixed(u32),
 }
 
 /// A multishot accept on `fd`.
@@ -170,11 +181,13 @@ pub fn accept(fd: RawFd, user_data: u64) -> squeue::Entry {
         .user_data(user_data)
 }
 
-/// A multishot recv on `fd` into the buffer ring.
-pub fn recv(fd: RawFd, user_data: u64) -> squeue::Entry {
-    opcode::RecvMulti::new(Fd(fd), GROUP)
-        .build()
-        .user_data(user_data)
+/// A multishot recv on `socket` into the buffer ring.
+pub fn recv(socket: Socket, user_data: u64) -> squeue::Entry {
+    let sqe = match socket {
+        Socket::Fd(fd) => opcode::RecvMulti::new(Fd(fd), GROUP).build(),
+        Socket::Fixed(index) => opcode::RecvMulti::new(Fixed(index), GROUP).build(),
+    };
+    sqe.user_data(user_data)
 }
 
 /// Sets `TCP_NODELAY` on `fd`, as every server in the benchmark does (ping-pong of small

@@ -47,6 +47,9 @@ pub enum Server {
     /// The proxy floor: the TCP proxy written straight on io_uring, no runtime
     /// (`floor_proxy.rs`).
     ProxyFloor,
+    /// The proxy floor naming its sockets by index in a registered file table
+    /// (`IOSQE_FIXED_FILE`), to measure what registered files save.
+    ProxyFloorFixed,
     /// monoio on its io_uring driver, one thread, each connection as monoio's own echo
     /// example writes it: a `Vec` read into and written back whole.
     Monoio,
@@ -75,6 +78,7 @@ impl Server {
             Server::ProxyTokio => "proxy-tokio",
             Server::Floor => "floor",
             Server::ProxyFloor => "proxy-floor",
+            Server::ProxyFloorFixed => "proxy-floor-fixed",
             Server::Monoio => "monoio",
             Server::HttpUpstream => "http-upstream",
             Server::HttpProxy => "http-proxy",
@@ -93,6 +97,7 @@ impl Server {
             Server::ProxyTokio,
             Server::Floor,
             Server::ProxyFloor,
+            Server::ProxyFloorFixed,
             Server::Monoio,
             Server::HttpUpstream,
         ]
@@ -110,9 +115,10 @@ impl Server {
             | Server::Tokio
             | Server::Floor
             | Server::Monoio => Some(Server::Floor),
-            Server::ProxyUringo | Server::ProxyTokio | Server::ProxyFloor => {
-                Some(Server::ProxyFloor)
-            }
+            Server::ProxyUringo
+            | Server::ProxyTokio
+            | Server::ProxyFloor
+            | Server::ProxyFloorFixed => Some(Server::ProxyFloor),
             Server::HttpUpstream | Server::HttpProxy | Server::HttpProxyTokio => None,
         }
     }
@@ -127,7 +133,7 @@ impl Server {
     pub fn is_proxy(self) -> bool {
         matches!(
             self,
-            Server::ProxyUringo | Server::ProxyTokio | Server::ProxyFloor
+            Server::ProxyUringo | Server::ProxyTokio | Server::ProxyFloor | Server::ProxyFloorFixed
         )
     }
 }
@@ -216,7 +222,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
             rt.spawn(tokio_accept(listener, upstream, started.clone()));
             Runtime::Tokio(rt)
         }
-        Server::Floor | Server::ProxyFloor | Server::Monoio => {
+        Server::Floor | Server::ProxyFloor | Server::ProxyFloorFixed | Server::Monoio => {
             let listener = std::net::TcpListener::bind(addr)?;
             announce(listener.local_addr()?)?;
             let started = started.clone();
@@ -224,8 +230,9 @@ pub fn main(args: &[String]) -> io::Result<()> {
             // monoio's runtime, which is not Send, is built on the thread it runs on).
             std::thread::spawn(move || {
                 let res = match (server, upstream) {
-                    (Server::ProxyFloor, Some(upstream)) => {
-                        super::floor_proxy::serve(listener, upstream, &started)
+                    (Server::ProxyFloor | Server::ProxyFloorFixed, Some(upstream)) => {
+                        let fixed = server == Server::ProxyFloorFixed;
+                        super::floor_proxy::serve(listener, upstream, &started, fixed)
                     }
                     (Server::Monoio, _) => monoio_serve(listener, started),
                     _ => super::floor::serve(listener, &started),
