@@ -18,27 +18,10 @@ fn positive(v: &serde_json::Value, key: &str) -> f64 {
 
 #[test]
 fn smoke_run_of_the_io_shapes_yields_positive_figures() {
-    let dir = std::env::temp_dir().join(format!("uringo-io-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("io.json");
-    let out = headtohead()
-        .args([
-            "--smoke",
-            "--filter",
-            "echo_pingpong,echo_pingpong_pool,echo_monoio,idle_rss",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "headtohead failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (_, doc) = smoke_json(
+        "uringo-io-smoke",
+        "echo_pingpong,echo_pingpong_pool,echo_monoio,idle_rss",
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 
     let echo = doc["io"]["echo"].as_array().unwrap();
     let shapes: Vec<_> = echo.iter().map(|e| e["shape"].as_str().unwrap()).collect();
@@ -79,24 +62,7 @@ fn smoke_run_of_the_io_shapes_yields_positive_figures() {
 /// servers when they are not its header's.
 #[test]
 fn smoke_run_of_the_floors_forwards_and_echoes() {
-    let dir = std::env::temp_dir().join(format!("uringo-floor-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("io.json");
-    let out = headtohead()
-        .args(["--smoke", "--filter", "echo_floor,proxy_floor"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "headtohead failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let (stdout, doc) = smoke_json("uringo-floor-smoke", "echo_floor,proxy_floor");
 
     let echo = doc["io"]["echo"].as_array().unwrap();
     let pairs: Vec<_> = echo
@@ -144,23 +110,7 @@ fn smoke_run_of_the_floors_forwards_and_echoes() {
 /// completes requests, each echo verified by the load generator).
 #[test]
 fn smoke_run_of_the_proxy_floor_on_registered_files_forwards() {
-    let dir = std::env::temp_dir().join(format!("uringo-fixed-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("io.json");
-    let out = headtohead()
-        .args(["--smoke", "--filter", "proxy_floor_fixed"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "headtohead failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let (_, doc) = smoke_json("uringo-fixed-smoke", "proxy_floor_fixed");
     let echo = doc["io"]["echo"].as_array().unwrap();
     assert_eq!(echo.len(), 1);
     assert_eq!(echo[0]["b"], "proxy-floor-fixed");
@@ -170,6 +120,27 @@ fn smoke_run_of_the_proxy_floor_on_registered_files_forwards() {
     {
         assert!(round["requests"].as_u64().unwrap() > 0, "{round}");
     }
+}
+
+/// Runs `headtohead --smoke --filter FILTER --json` (the JSON in a temporary directory
+/// named after `tag`); returns its stdout and the JSON, after checking it succeeded.
+fn smoke_json(tag: &str, filter: &str) -> (String, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("io.json");
+    let out = headtohead()
+        .args(["--smoke", "--filter", filter, "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "headtohead failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (String::from_utf8_lossy(&out.stdout).into_owned(), doc)
 }
 
 #[test]
