@@ -19,7 +19,7 @@ use uringo::net::{TcpListener, TcpStream};
 use uringo::Builder;
 
 fn rt() -> uringo::Runtime {
-    Builder::new().worker_threads(2).build().unwrap()
+    common::watch(Builder::new().worker_threads(2).build().unwrap())
 }
 
 /// xorshift, so the tests need no rand crate.

@@ -15,7 +15,7 @@ use uringo::net::{
 use uringo::{Builder, Runtime};
 
 fn rt(workers: usize) -> Runtime {
-    Builder::new().worker_threads(workers).build().unwrap()
+    common::watch(Builder::new().worker_threads(workers).build().unwrap())
 }
 
 /// Deterministic test bytes.

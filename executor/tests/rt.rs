@@ -10,7 +10,7 @@ use common::{oneshot, with_watchdog, DropCounter};
 use uringo::{Builder, Handle, Runtime};
 
 fn rt(workers: usize) -> Runtime {
-    Builder::new().worker_threads(workers).build().unwrap()
+    common::watch(Builder::new().worker_threads(workers).build().unwrap())
 }
 
 #[test]

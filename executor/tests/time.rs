@@ -14,7 +14,7 @@ use uringo::time::{interval_at, sleep, sleep_until, timeout, MissedTickBehavior}
 use uringo::Builder;
 
 fn rt(workers: usize) -> uringo::Runtime {
-    Builder::new().worker_threads(workers).build().unwrap()
+    common::watch(Builder::new().worker_threads(workers).build().unwrap())
 }
 
 /// xorshift, so the test needs no rand crate.

@@ -96,8 +96,66 @@ impl Drop for Tracked {
     }
 }
 
-/// Runs `f` on a thread and fails the test if it does not finish within `HANG`.
+/// Runtimes built inside a watchdog's thread, by that thread's name, so a hang can say
+/// what each task waits on.
+static WATCHED: Mutex<Vec<(String, uringo::Handle)>> = Mutex::new(Vec::new());
+
+/// Registers `rt` with the watchdog running on this thread (if any): on a hang its task
+/// dump and per-worker counters are printed before the test fails.
+pub fn watch(rt: uringo::Runtime) -> uringo::Runtime {
+    if let Some(name) = std::thread::current().name() {
+        WATCHED
+            .lock()
+            .unwrap()
+            .push((name.to_string(), rt.handle().clone()));
+    }
+    rt
+}
+
+/// What each runtime registered under `name` is doing: every task and what it waits on,
+/// and each worker's counters.
+fn hang_report(name: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (_, handle) in WATCHED.lock().unwrap().iter().filter(|(n, _)| n == name) {
+        let m = handle.metrics();
+        let _ = writeln!(
+            out,
+            "{:#}searching {} parked {} global queue {}",
+            handle.dump(),
+            m.num_searching_workers(),
+            m.num_parked_workers(),
+            m.global_queue_depth()
+        );
+        for w in 0..m.num_workers() {
+            let _ = writeln!(
+                out,
+                "worker {w}: ticks {} polls {} parks {} unparks {} reaps {} timers {} steals {}",
+                m.worker_tick_count(w),
+                m.worker_poll_count(w),
+                m.worker_park_count(w),
+                m.worker_unpark_count(w),
+                m.worker_ring_reap_count(w),
+                m.worker_timer_count(w),
+                m.worker_steal_count(w),
+            );
+        }
+    }
+    out
+}
+
+/// Runs `f` on a thread and fails the test if it does not finish within `HANG`; runtimes
+/// passed through [`watch`] on that thread are described in the failure.
 pub fn with_watchdog<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    struct Unwatch(String);
+    impl Drop for Unwatch {
+        fn drop(&mut self) {
+            if let Ok(mut w) = WATCHED.lock() {
+                w.retain(|(n, _)| *n != self.0);
+            }
+        }
+    }
+    let _unwatch = Unwatch(name.to_string());
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::Builder::new()
         .name(name.to_string())
@@ -113,7 +171,7 @@ pub fn with_watchdog<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send
             Ok(r) => r,
             Err(p) => std::panic::resume_unwind(p),
         },
-        Err(_) => panic!("{name}: hung for {HANG:?}"),
+        Err(_) => panic!("{name}: hung for {HANG:?}\n{}", hang_report(name)),
     }
 }
 
