@@ -190,3 +190,52 @@ pub(crate) fn kernel_release() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// `IORING_RECVSEND_BUNDLE`, a flag of a recv SQE's `ioprio`.
+const IORING_RECVSEND_BUNDLE: u16 = 1 << 4;
+
+/// Makes a buffer-selecting recv SQE a bundle recv (one CQE may carry several buffers).
+/// The ring decides this only once it has bound the op to its buffer ring, after the
+/// submitter built the SQE, and the `io-uring` crate has no setter for `ioprio`.
+pub(crate) fn mark_recv_bundle(sqe: &mut io_uring::squeue::Entry) {
+    // `squeue::Entry` is `#[repr(C)]` around the kernel's `io_uring_sqe`, whose ABI puts
+    // `ioprio`, a u16, at byte 2 (after `opcode` and `flags`, one byte each); the test
+    // below checks this against the crate's own bundle opcodes.
+    const IOPRIO: usize = 2;
+    let base = (sqe as *mut io_uring::squeue::Entry).cast::<u8>();
+    // SAFETY: the entry is 64 bytes, so bytes 2..4 are inside it, and we hold it
+    // exclusively (`&mut`); unaligned access makes no claim about the field's alignment.
+    unsafe {
+        let ioprio = base.add(IOPRIO).cast::<u16>();
+        ioprio.write_unaligned(ioprio.read_unaligned() | IORING_RECVSEND_BUNDLE);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use io_uring::squeue::{Entry, Flags};
+    use io_uring::{opcode, types::Fd};
+
+    fn bytes(sqe: &Entry) -> [u8; 64] {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        // SAFETY: `Entry` is a 64-byte `#[repr(C)]` struct of plain integers (checked
+        // size above), so every byte is initialized and readable.
+        unsafe { std::ptr::read((sqe as *const Entry).cast::<[u8; 64]>()) }
+    }
+
+    #[test]
+    fn marking_a_recv_as_a_bundle_matches_the_bundle_opcodes() {
+        let mut sqe = opcode::RecvMulti::new(Fd(3), 7).build().user_data(9);
+        super::mark_recv_bundle(&mut sqe);
+        let want = opcode::RecvMultiBundle::new(Fd(3), 7).build().user_data(9);
+        assert_eq!(bytes(&sqe), bytes(&want));
+
+        let mut sqe = opcode::Recv::new(Fd(3), std::ptr::null_mut(), 0)
+            .buf_group(7)
+            .build()
+            .flags(Flags::BUFFER_SELECT);
+        super::mark_recv_bundle(&mut sqe);
+        let want = opcode::RecvBundle::new(Fd(3), 7).build();
+        assert_eq!(bytes(&sqe), bytes(&want));
+    }
+}

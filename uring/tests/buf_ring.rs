@@ -24,39 +24,61 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A ring whose buffer rings are not incremental even where the kernel has
-/// `IOU_PBUF_RING_INC`: every chunk takes a buffer of its own, which is what the tests
-/// that count buffers count.
+/// A ring with neither incremental buffers nor bundles, even where the kernel has them:
+/// every chunk takes a buffer of its own and every CQE carries one, which is what the
+/// tests that count buffers count.
 fn whole_buffer_ring() -> Ring {
     Ring::builder()
         .pretend_missing(KernelFeature::BufRingIncremental)
+        .pretend_missing(KernelFeature::RecvBundle)
         .build()
         .unwrap()
 }
 
-/// The buffer modes this kernel offers: whole buffers (false), and incremental buffers
-/// (true) when it has `IOU_PBUF_RING_INC`.
-fn each_buffer_mode() -> Vec<bool> {
-    if Ring::new().unwrap().features().buf_ring_incremental {
-        vec![false, true]
-    } else {
-        eprintln!("this kernel has no IOU_PBUF_RING_INC: incremental mode not tested");
-        vec![false]
-    }
+/// How a ring hands out provided buffers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Mode {
+    /// `IOU_PBUF_RING_INC`: chunks share a buffer.
+    incremental: bool,
+    /// Recv bundles: a CQE may carry several buffers.
+    bundles: bool,
 }
 
-/// A ring in buffer mode `incremental` (see [`each_buffer_mode`]).
-fn ring_in_mode(incremental: bool) -> Ring {
-    let ring = if incremental {
-        Ring::new().unwrap()
-    } else {
-        whole_buffer_ring()
-    };
-    assert_eq!(ring.features().buf_ring_incremental, incremental);
+/// Every buffer mode this kernel offers, the plain one (both features off) first.
+fn each_buffer_mode() -> Vec<Mode> {
+    let features = Ring::new().unwrap().features().clone();
+    let mut modes = Vec::new();
+    for incremental in [false, true] {
+        for bundles in [false, true] {
+            if (incremental && !features.buf_ring_incremental) || (bundles && !features.recv_bundle)
+            {
+                eprintln!("this kernel lacks incremental: {incremental} bundles: {bundles}");
+                continue;
+            }
+            modes.push(Mode {
+                incremental,
+                bundles,
+            });
+        }
+    }
+    modes
+}
+
+/// A ring in buffer mode `mode` (see [`each_buffer_mode`]).
+fn ring_in_mode(mode: Mode) -> Ring {
+    let mut builder = Ring::builder();
+    if !mode.incremental {
+        builder.pretend_missing(KernelFeature::BufRingIncremental);
+    }
+    if !mode.bundles {
+        builder.pretend_missing(KernelFeature::RecvBundle);
+    }
+    let ring = builder.build().unwrap();
+    assert_eq!(ring.features().buf_ring_incremental, mode.incremental);
+    assert_eq!(ring.features().recv_bundle, mode.bundles);
     ring
 }
 
-/// Lets the ring dispatch everything pending (including cancellation CQEs).
 fn settle(ring: &Ring) {
     for _ in 0..100 {
         ring.block_on(async { Nop::new().await.unwrap() });
@@ -70,9 +92,9 @@ fn settle(ring: &Ring) {
 
 #[test]
 fn megabyte_streams_in_order_through_four_buffers_while_the_reader_holds_three() {
-    for incremental in each_buffer_mode() {
+    for mode in each_buffer_mode() {
         with_deadline(move || {
-            let ring = ring_in_mode(incremental);
+            let ring = ring_in_mode(mode);
             let pool = BufPool::new(4, 4096).unwrap();
             let (mut tx, rx) = UnixStream::pair().unwrap();
             let sent = pattern(1 << 20);
@@ -98,10 +120,17 @@ fn megabyte_streams_in_order_through_four_buffers_while_the_reader_holds_three()
             });
             writer.join().unwrap();
             assert_eq!(received.len(), sent.len());
-            assert!(received == sent, "bytes differ or arrived out of order");
             assert!(
-                pool.enobufs() > 0,
-                "the pool never ran dry; the test proved nothing"
+                received == sent,
+                "bytes differ or arrived out of order ({mode:?})"
+            );
+            // A bundle that takes the last free buffers ends the multishot without an
+            // error, and the stream re-arms; by then the reader has usually returned a
+            // buffer, so a bundle recv seldom sees ENOBUFS here (`a_starved_stream_wakes`
+            // starves one on purpose).
+            assert!(
+                pool.enobufs() > 0 || (mode.bundles && pool.bundles() > 0),
+                "the pool never ran dry; the test proved nothing ({mode:?})"
             );
             assert_eq!(pool.available(), pool.capacity());
             assert_eq!(pool.capacity(), 4);
@@ -166,8 +195,15 @@ fn a_buffer_dropped_on_another_thread_goes_back_to_its_ring() {
 
 #[test]
 fn a_starved_stream_wakes_when_another_thread_returns_a_buffer() {
-    with_deadline(|| {
-        let ring = whole_buffer_ring();
+    // Whole buffers, so that two small messages take both.
+    for mode in each_buffer_mode().into_iter().filter(|m| !m.incremental) {
+        a_starved_stream_wakes(mode);
+    }
+}
+
+fn a_starved_stream_wakes(mode: Mode) {
+    with_deadline(move || {
+        let ring = ring_in_mode(mode);
         let pool = BufPool::new(2, 64).unwrap();
         let (mut tx, rx) = UnixStream::pair().unwrap();
         ring.block_on(async {
@@ -199,9 +235,9 @@ fn a_starved_stream_wakes_when_another_thread_returns_a_buffer() {
 
 #[test]
 fn dropping_the_stream_mid_flight_returns_every_buffer() {
-    for incremental in each_buffer_mode() {
+    for mode in each_buffer_mode() {
         with_deadline(move || {
-            let ring = ring_in_mode(incremental);
+            let ring = ring_in_mode(mode);
             let pool = BufPool::new(16, 1024).unwrap();
             let (mut tx, rx) = UnixStream::pair().unwrap();
             tx.set_nonblocking(true).unwrap();
@@ -257,9 +293,9 @@ async fn join_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) ->
 
 #[test]
 fn two_hundred_idle_connections_hold_no_buffer_then_all_get_their_data() {
-    for incremental in each_buffer_mode() {
+    for mode in each_buffer_mode() {
         with_deadline(move || {
-            let ring = ring_in_mode(incremental);
+            let ring = ring_in_mode(mode);
             let pool = BufPool::new(32, 512).unwrap();
             let pairs: Vec<(UnixStream, UnixStream)> =
                 (0..200).map(|_| UnixStream::pair().unwrap()).collect();
@@ -441,12 +477,11 @@ fn pools_and_buffers_cross_threads() {
 /// kernel, and after `resume` the bytes go on in order.
 #[test]
 fn pausing_and_resuming_mid_flow_loses_and_reorders_nothing() {
-    let modes = each_buffer_mode()
-        .into_iter()
-        .map(|incremental| (incremental, false));
-    for (incremental, single_shot) in modes.chain([(false, true)]) {
+    let plain = each_buffer_mode()[0];
+    let modes = each_buffer_mode().into_iter().map(|mode| (mode, false));
+    for (mode, single_shot) in modes.chain([(plain, true)]) {
         with_deadline(move || {
-            let ring = ring_in_mode(incremental);
+            let ring = ring_in_mode(mode);
             let pool = BufPool::new(8, 1024).unwrap();
             if single_shot {
                 pool.use_single_shot();
@@ -502,11 +537,14 @@ fn pausing_and_resuming_mid_flow_loses_and_reorders_nothing() {
 /// thread.
 #[test]
 fn incremental_chunks_share_a_buffer_that_returns_after_its_last_chunk() {
-    if !each_buffer_mode().contains(&true) {
-        return;
+    for mode in each_buffer_mode().into_iter().filter(|m| m.incremental) {
+        incremental_chunks_share_a_buffer(mode);
     }
-    with_deadline(|| {
-        let ring = ring_in_mode(true);
+}
+
+fn incremental_chunks_share_a_buffer(mode: Mode) {
+    with_deadline(move || {
+        let ring = ring_in_mode(mode);
         let pool = BufPool::new(2, 1000).unwrap();
         let (mut tx, rx) = UnixStream::pair().unwrap();
         ring.block_on(async {
@@ -559,4 +597,53 @@ fn incremental_chunks_share_a_buffer_that_returns_after_its_last_chunk() {
         settle(&ring);
         assert_eq!(pool.available(), 2);
     });
+}
+
+/// Recv bundles: bytes already waiting in a TCP socket come out of one receive spread over
+/// several buffers, yielded one after another, whole and in order, and every buffer goes
+/// back. Without bundles (the feature forced off) no receive carries more than one.
+#[test]
+fn waiting_bytes_arrive_in_bundles_of_buffers_where_the_kernel_takes_them() {
+    for mode in each_buffer_mode() {
+        with_deadline(move || {
+            let ring = ring_in_mode(mode);
+            let pool = BufPool::new(64, 4096).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut tx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (rx, _) = listener.accept().unwrap();
+            let sent = pattern(192 * 1024);
+            let writer = {
+                let sent = sent.clone();
+                std::thread::spawn(move || {
+                    // In three bursts, each waiting in the socket before the recv sees it.
+                    for part in sent.chunks(64 * 1024) {
+                        tx.write_all(part).unwrap();
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                })
+            };
+            let received = ring.block_on(async {
+                let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+                let mut received = Vec::with_capacity(sent.len());
+                while received.len() < sent.len() {
+                    let buf = stream.next().await.unwrap().unwrap();
+                    assert!(!buf.is_empty() && buf.len() <= 4096);
+                    received.extend_from_slice(&buf);
+                }
+                received
+            });
+            writer.join().unwrap();
+            assert!(
+                received == sent,
+                "bytes differ or arrived out of order ({mode:?})"
+            );
+            if mode.bundles {
+                assert!(pool.bundles() > 0, "no receive took a bundle ({mode:?})");
+            } else {
+                assert_eq!(pool.bundles(), 0, "a bundle with bundles off ({mode:?})");
+            }
+            settle(&ring);
+            assert_eq!(pool.available(), pool.capacity(), "{mode:?}");
+        });
+    }
 }

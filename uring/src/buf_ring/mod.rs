@@ -44,6 +44,23 @@
 //! both the kernel has finished it and every chunk of it has dropped: a count per buffer,
 //! documented on `RingBufs::refs`, and checked by a loom model next to it.
 //!
+//! ## Bundles
+//!
+//! Where the kernel takes recv bundles (`IORING_RECVSEND_BUNDLE`, 6.10; used from 6.15,
+//! see [`crate::KernelFeature::RecvBundle`]), [`crate::op::RecvMultiStream`] asks for
+//! them: one CQE then carries the bytes of several buffers, and names only the first.
+//! The kernel takes a bundle's buffers from consecutive ring entries, so the owner, which
+//! writes the entries, keeps which buffer it wrote at each entry and where each buffer
+//! was written. At dispatch it walks the entries from the first buffer's, splitting the
+//! CQE's bytes into one piece per buffer (with incremental buffers, the first piece
+//! starts at the first buffer's fill and only the last may leave its buffer unfinished).
+//! The pieces are resolved then, not when the reader looks, because by that time the
+//! entries may hold other buffers. They wait in the op's `BufSelect` in CQ order, and the
+//! stream yields them one by one, each a `PooledBuf` returned on its own. A bundle that
+//! takes the last free buffers ends the multishot without an error; the stream re-arms
+//! as after any other such end. The ring makes the op a bundle recv only once it has
+//! bound it, since only then is it known whether this ring takes bundles.
+//!
 //! ## Running out
 //!
 //! When every buffer is out, the kernel ends the multishot recv with `ENOBUFS`; the bytes
@@ -90,4 +107,5 @@ mod select;
 pub use pool::BufPool;
 pub(crate) use registry::BufRings;
 pub(crate) use ring_bufs::{BufWaiter, RingBufs};
+pub(crate) use select::Bundle;
 pub use select::{BufSelect, PooledBuf};

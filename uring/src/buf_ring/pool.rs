@@ -47,6 +47,7 @@ pub(super) struct PoolShared {
     pub(super) count: u16,
     pub(super) size: u32,
     enobufs: AtomicU64,
+    bundles: AtomicU64,
     fallback: AtomicBool,
     /// The tally of every ring's registration of this pool, for the counters. Touched
     /// when a ring registers the pool and when counters are read, never per buffer.
@@ -93,6 +94,7 @@ impl BufPool {
                 count: count as u16,
                 size: size32,
                 enobufs: AtomicU64::new(0),
+                bundles: AtomicU64::new(0),
                 fallback: AtomicBool::new(false),
                 rings: Mutex::new(Vec::new()),
             }),
@@ -141,6 +143,12 @@ impl BufPool {
         self.shared.enobufs.load(Ordering::Relaxed)
     }
 
+    /// How many receives delivered several buffers at once (recv bundles, where the
+    /// kernel has them; see [`crate::KernelFeature::RecvBundle`]).
+    pub fn bundles(&self) -> u64 {
+        self.shared.bundles.load(Ordering::Relaxed)
+    }
+
     /// Whether streams on this pool use single-shot recv into owned buffers
     /// ([`BufPool::use_single_shot`]).
     pub fn is_fallback(&self) -> bool {
@@ -151,6 +159,10 @@ impl BufPool {
     /// to compare the two paths. Cannot be undone.
     pub fn use_single_shot(&self) {
         self.shared.fallback.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn note_bundle(&self) {
+        self.shared.bundles.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn note_enobufs(&self) {

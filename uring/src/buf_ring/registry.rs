@@ -18,13 +18,16 @@ pub(crate) struct BufRings {
     by_group: HashMap<u16, Arc<RingBufs>>,
     /// Register buffer rings with `IOU_PBUF_RING_INC` (the kernel has it).
     incremental: bool,
+    /// Recv ops may take bundles on this ring (the kernel has them and they are trusted).
+    bundles: bool,
 }
 
 impl BufRings {
-    pub(crate) fn new(incremental: bool) -> BufRings {
+    pub(crate) fn new(incremental: bool, bundles: bool) -> BufRings {
         BufRings {
             by_group: HashMap::new(),
             incremental,
+            bundles,
         }
     }
 
@@ -50,7 +53,12 @@ impl BufRings {
             }
             alive
         });
-        let bufs = Arc::new(RingBufs::new(ring_id, pool, self.incremental)?);
+        let bufs = Arc::new(RingBufs::new(
+            ring_id,
+            pool,
+            self.incremental,
+            self.bundles,
+        )?);
         if let Some(errno) = faults.buf_ring_register() {
             return Err(io::Error::from_raw_os_error(errno));
         }
@@ -61,6 +69,7 @@ impl BufRings {
             count = pool.buf_count(),
             size = pool.buf_size(),
             incremental = self.incremental,
+            bundles = self.bundles,
             "buffer ring registered"
         );
         let mut rings = pool.shared.rings.lock().unwrap_or_else(|e| e.into_inner());

@@ -80,6 +80,15 @@ pub(crate) struct RingBufs {
     /// sets it to 1 before the kernel can see the buffer and only increments it while
     /// the kernel's unit is still in it, so it never rises from zero.
     refs: Box<[AtomicU32]>,
+    /// Recv ops on this ring may take bundles (`IORING_RECVSEND_BUNDLE`): one CQE for
+    /// several buffers, taken from consecutive ring entries from the one it names.
+    pub(super) bundles: bool,
+    /// Bundles only, per ring entry (index masked): the buffer written there. Only the
+    /// owner reads or writes it (atomic for `Sync` only).
+    bid_at: Box<[AtomicU32]>,
+    /// Bundles only, per buffer: the ring position (unmasked tail) it was last written
+    /// at, so a CQE's first buffer says where its bundle starts. Owner only.
+    position_of: Box<[AtomicU32]>,
     /// Buffer ids dropped off the owner thread, waiting for the owner to re-add them.
     returns: ArrayQueue<u16>,
     /// Streams starved by `ENOBUFS`, woken when a buffer comes back.
@@ -95,10 +104,15 @@ unsafe impl Send for RingBufs {}
 unsafe impl Sync for RingBufs {}
 
 impl RingBufs {
-    pub(super) fn new(ring_id: u32, pool: &BufPool, incremental: bool) -> io::Result<RingBufs> {
+    pub(super) fn new(
+        ring_id: u32,
+        pool: &BufPool,
+        incremental: bool,
+        bundles: bool,
+    ) -> io::Result<RingBufs> {
         let count = pool.buf_count();
-        let per_buffer = || {
-            let len = if incremental { count } else { 0 };
+        let per_buffer = |wanted: bool| {
+            let len = if wanted { count } else { 0 };
             (0..len).map(|_| AtomicU32::new(0)).collect::<Box<[_]>>()
         };
         let entries = Region::zeroed(
@@ -117,8 +131,11 @@ impl RingBufs {
             tail: AtomicU32::new(0),
             tally: Arc::new(Tally::default()),
             incremental,
-            filled: per_buffer(),
-            refs: per_buffer(),
+            filled: per_buffer(incremental),
+            refs: per_buffer(incremental),
+            bundles,
+            bid_at: per_buffer(bundles),
+            position_of: per_buffer(bundles),
             returns: ArrayQueue::new(count),
             waiters: SegQueue::new(),
             pool: Arc::downgrade(&pool.shared),
@@ -147,6 +164,11 @@ impl RingBufs {
             self.filled[usize::from(bid)].store(0, Ordering::Relaxed);
         }
         let tail = self.tail.load(Ordering::Relaxed);
+        if self.bundles {
+            self.bid_at[(tail & u32::from(self.mask)) as usize]
+                .store(u32::from(bid), Ordering::Relaxed);
+            self.position_of[usize::from(bid)].store(tail, Ordering::Relaxed);
+        }
         let base = self.entries.ptr.cast::<BufRingEntry>();
         // SAFETY: the index is masked into the `count` entries of the region. The entry at
         // `tail` is outside the kernel's [head, tail) window, so the kernel does not read
@@ -253,6 +275,50 @@ impl RingBufs {
         start
     }
 
+    /// Owner side, at dispatch of a CQE that carries `len` bytes from buffer `first` on,
+    /// possibly spilling into the buffers after it in the ring (a bundle). Returns each
+    /// buffer's piece as (buffer, start, length), accounted for as [`dispatched`] does
+    /// one; `more` is the CQE's `BUF_MORE` and concerns its last buffer only (the kernel
+    /// finished every buffer before it).
+    ///
+    /// The buffers after `first` are the ring entries after the one `first` was written
+    /// at: the kernel takes a bundle's buffers from consecutive entries, and never skips
+    /// one. That is why this runs at dispatch, on the owner: by the time a reader looks,
+    /// those entries may hold other buffers.
+    ///
+    /// [`dispatched`]: RingBufs::dispatched
+    pub(super) fn dispatched_bundle(
+        &self,
+        first: u16,
+        len: u32,
+        more: bool,
+        mut piece: impl FnMut(u16, u32, u32),
+    ) {
+        let mut bid = first;
+        let mut left = len;
+        for step in 0..self.count() as u32 {
+            let start = if self.incremental {
+                self.filled[usize::from(bid)].load(Ordering::Relaxed)
+            } else {
+                0
+            };
+            let room = self.buf_size.saturating_sub(start);
+            let last = left <= room || !self.bundles || step + 1 == self.count() as u32;
+            let this = left.min(room);
+            let start = self.dispatched(bid, this, more && last);
+            piece(bid, start, this);
+            left -= this;
+            if last {
+                break;
+            }
+            let position = self.position_of[usize::from(first)]
+                .load(Ordering::Relaxed)
+                .wrapping_add(step + 1);
+            bid = self.bid_at[(position & u32::from(self.mask)) as usize].load(Ordering::Relaxed)
+                as u16;
+        }
+    }
+
     /// Drops one use of buffer `bid` (a chunk, or the kernel's); the last gives the
     /// buffer back. From any thread.
     pub(super) fn release(&self, bid: u16) {
@@ -348,7 +414,7 @@ mod loom_models {
     fn foreign_give_back_vs_owner_drain_keeps_the_count_exact() {
         model(|| {
             let pool = BufPool::new(1, 8).unwrap();
-            let bufs = Arc::new(RingBufs::new(1, &pool, false).unwrap());
+            let bufs = Arc::new(RingBufs::new(1, &pool, false, false).unwrap());
             bufs.fill();
             bufs.publish();
             bufs.taken();
@@ -382,7 +448,7 @@ mod loom_models {
     fn incremental_buffer_goes_back_once_after_its_last_user() {
         model(|| {
             let pool = BufPool::new(1, 8).unwrap();
-            let bufs = Arc::new(RingBufs::new(1, &pool, true).unwrap());
+            let bufs = Arc::new(RingBufs::new(1, &pool, true, false).unwrap());
             bufs.fill();
             bufs.publish();
             // The first chunk of buffer 0, the kernel going on filling it.

@@ -1,5 +1,6 @@
 //! The op side of a pool ([`BufSelect`]) and the received bytes ([`PooledBuf`]).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::OnceLock;
@@ -9,7 +10,15 @@ use io_uring::cqueue;
 use super::pool::BufPool;
 use super::ring_bufs::RingBufs;
 use crate::cqe::Cqe;
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex};
+
+/// The `buf_start` [`BufSelect::on_cqe`] gives a CQE whose bytes span several buffers (a
+/// bundle): its pieces wait in the selection's queue instead. A real start is always
+/// below the buffer size, which is at most `u32::MAX`.
+const SPANS_BUFFERS: u32 = u32::MAX;
+
+/// One buffer's part of a bundle: buffer id, start in the buffer, length.
+type Piece = (u16, u32, u32);
 
 /// How an op takes its buffers from a [`BufPool`] (`IOSQE_BUFFER_SELECT`): which group to
 /// name in the SQE, and, once the ring has bound it, which ring's buffers its CQEs carry.
@@ -20,6 +29,15 @@ use crate::sync::Arc;
 pub struct BufSelect {
     pub(super) pool: BufPool,
     pub(super) bound: OnceLock<Arc<RingBufs>>,
+    /// The op takes bundles where the ring can ([`BufSelect::with_bundles`]).
+    bundles: bool,
+    /// The pieces of each CQE that spanned several buffers, oldest first, for the
+    /// reader's [`BufSelect::take_all`]: the owner resolves which buffers a bundle took
+    /// when it dispatches the CQE, since only then are they still the ring entries after
+    /// the first. Allocated at the first such CQE: boxed, so that the selection of every
+    /// idle connection is 8 bytes here rather than a `VecDeque`'s 32.
+    #[allow(clippy::box_collection)]
+    spans: Mutex<Option<Box<VecDeque<Vec<Piece>>>>>,
 }
 
 impl BufSelect {
@@ -28,7 +46,25 @@ impl BufSelect {
         BufSelect {
             pool: pool.clone(),
             bound: OnceLock::new(),
+            bundles: false,
+            spans: Mutex::new(None),
         }
+    }
+
+    /// Selects buffers from `pool`, and lets one CQE carry several of them where the
+    /// ring takes bundles ([`crate::KernelFeature::RecvBundle`]). The op's items must
+    /// then come from [`BufSelect::take_all`].
+    pub(crate) fn with_bundles(pool: &BufPool) -> BufSelect {
+        BufSelect {
+            bundles: true,
+            ..BufSelect::new(pool)
+        }
+    }
+
+    /// Whether the ring should submit the op as a bundle recv: it asked for bundles
+    /// and the ring it is bound to takes them.
+    pub(crate) fn takes_bundles(&self) -> bool {
+        self.bundles && self.bound.get().is_some_and(|bufs| bufs.bundles)
     }
 
     /// The pool.
@@ -58,7 +94,65 @@ impl BufSelect {
             return 0; // `take` reports it.
         }
         let len = u32::try_from(cqe.result).unwrap_or(0);
-        bufs.dispatched(bid, len, cqueue::buffer_more(cqe.flags))
+        let more = cqueue::buffer_more(cqe.flags);
+        if !self.takes_bundles() {
+            return bufs.dispatched(bid, len, more);
+        }
+        let mut first = None;
+        let mut spans: Vec<Piece> = Vec::new();
+        bufs.dispatched_bundle(bid, len, more, |bid, start, len| match first {
+            None => first = Some((bid, start, len)),
+            Some(piece) => {
+                if spans.is_empty() {
+                    spans.push(piece);
+                }
+                spans.push((bid, start, len));
+            }
+        });
+        if spans.is_empty() {
+            return first.map_or(0, |(_, start, _)| start);
+        }
+        self.pool.note_bundle();
+        self.spans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Default::default)
+            .push_back(spans);
+        SPANS_BUFFERS
+    }
+
+    /// The buffers `cqe` carries, in order: one, or several for a bundle (an op made
+    /// with [`BufSelect::with_bundles`]). `None` when the CQE carries no buffer. Each
+    /// CQE must be taken at most once, and in the order of the op's CQEs.
+    pub(crate) fn take_all(&self, cqe: &Cqe, buf_start: u32) -> Option<Bundle> {
+        if buf_start != SPANS_BUFFERS {
+            return self.take(cqe, buf_start).map(|first| Bundle {
+                first,
+                rest: Vec::new(),
+            });
+        }
+        let bufs = self.bound.get()?;
+        let pieces = self
+            .spans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|spans| spans.pop_front())?;
+        // Newest first, so that popping the rest yields them in order.
+        let mut rest: Vec<PooledBuf> = pieces
+            .into_iter()
+            .rev()
+            .map(|(bid, start, len)| PooledBuf {
+                inner: Inner::Ring {
+                    bufs: bufs.clone(),
+                    bid,
+                    start,
+                    len,
+                },
+            })
+            .collect();
+        let first = rest.pop()?;
+        Some(Bundle { first, rest })
     }
 
     /// The buffer `cqe` carries, holding the `cqe.result` bytes received from
@@ -98,6 +192,13 @@ impl fmt::Debug for BufSelect {
             .field("bound", &self.bound.get().map(|b| b.ring_id))
             .finish()
     }
+}
+
+/// The buffers of one CQE: one, or several for a bundle.
+pub(crate) struct Bundle {
+    pub(crate) first: PooledBuf,
+    /// The buffers after `first`, last first (pop them to go on in order).
+    pub(crate) rest: Vec<PooledBuf>,
 }
 
 /// Received bytes in a buffer of a [`BufPool`]. Dropping it gives the buffer back to the

@@ -19,7 +19,7 @@ use io_uring::{opcode, squeue, types};
 use super::anchored::{Anchored, SharedFd};
 use super::future::{Multishot, Op};
 use super::net::Recv;
-use crate::buf_ring::{BufPool, BufSelect, BufWaiter, PooledBuf, RingBufs};
+use crate::buf_ring::{BufPool, BufSelect, BufWaiter, Bundle, PooledBuf, RingBufs};
 use crate::cqe::Cqe;
 use crate::operation::MultishotOperation;
 use crate::sync::Arc;
@@ -84,6 +84,55 @@ unsafe impl MultishotOperation for RecvMulti {
     }
 }
 
+/// The multishot recv behind [`RecvMultiStream`]: [`RecvMulti`], but taking bundles
+/// where the ring can, so a CQE carries one buffer or several.
+struct StreamRecv {
+    fd: RawFd,
+    select: Arc<BufSelect>,
+}
+
+// SAFETY: as for `RecvMulti`: the SQE carries no pointers, and the pool buffers it
+// fills stay registered until after the op's final CQE.
+unsafe impl MultishotOperation for StreamRecv {
+    type Item = io::Result<Bundle>;
+
+    fn build(&self) -> squeue::Entry {
+        // The ring makes it a bundle recv once bound, if it can (`BufSelect::takes_bundles`).
+        opcode::RecvMulti::new(types::Fd(self.fd), self.select.group()).build()
+    }
+
+    fn item(&self, cqe: Cqe) -> Self::Item {
+        self.item_at(cqe, 0)
+    }
+
+    fn item_at(&self, cqe: Cqe, buf_start: u32) -> Self::Item {
+        let bufs = self.select.take_all(&cqe, buf_start);
+        let len = cqe.io_result()?;
+        match bufs {
+            Some(bufs) => Ok(bufs),
+            None if len == 0 => Ok(Bundle {
+                first: PooledBuf::owned(Vec::new()),
+                rest: Vec::new(),
+            }),
+            None => Err(io::Error::other(
+                "multishot recv completed with data but without a provided buffer",
+            )),
+        }
+    }
+
+    fn orphaned_item(&self, cqe: Cqe) {
+        self.orphaned_item_at(cqe, 0)
+    }
+
+    fn orphaned_item_at(&self, cqe: Cqe, buf_start: u32) {
+        drop(self.select.take_all(&cqe, buf_start));
+    }
+
+    fn buf_select(&self) -> Option<&BufSelect> {
+        Some(&self.select)
+    }
+}
+
 /// An ordered stream of the bytes received on a socket, in buffers of a [`BufPool`]:
 /// multishot recv that re-arms itself when the pool runs dry.
 ///
@@ -129,6 +178,8 @@ pub struct RecvMultiStream {
     pool: BufPool,
     state: State,
     waiter: Option<Arc<BufWaiter>>,
+    /// The buffers of a bundle after the one yielded, last first.
+    pending: Vec<PooledBuf>,
 }
 
 /// The single-shot recv of the fallback mode, holding the socket like every op here.
@@ -138,7 +189,7 @@ enum State {
     /// Arm a new multishot recv on the next poll.
     Idle,
     Armed {
-        op: Multishot<Anchored<RecvMulti, Option<SharedFd>>>,
+        op: Multishot<Anchored<StreamRecv, Option<SharedFd>>>,
         select: Arc<BufSelect>,
     },
     /// The pool ran dry on this ring: wait for a buffer to come back.
@@ -180,6 +231,7 @@ impl RecvMultiStream {
             pool: pool.clone(),
             state: State::Idle,
             waiter: None,
+            pending: Vec::new(),
         }
     }
 
@@ -195,6 +247,7 @@ impl RecvMultiStream {
             pool: pool.clone(),
             state: State::Idle,
             waiter: None,
+            pending: Vec::new(),
         }
     }
 
@@ -270,7 +323,7 @@ impl RecvMultiStream {
     /// yielded: no recv is in flight, so bytes read from the socket by other means now
     /// come after every chunk this stream gave out.
     pub fn is_stopped(&self) -> bool {
-        matches!(self.state, State::Paused | State::Done)
+        matches!(self.state, State::Paused | State::Done) && self.pending.is_empty()
     }
 
     /// The next chunk, an error, or `None` at EOF (and after an error).
@@ -280,6 +333,9 @@ impl RecvMultiStream {
 
     /// Polls for the next chunk (see [`RecvMultiStream::next`]).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<PooledBuf>>> {
+        if let Some(buf) = self.pending.pop() {
+            return Poll::Ready(Some(Ok(buf)));
+        }
         loop {
             match &mut self.state {
                 State::Idle | State::Starved(_) | State::Fallback(None) if self.paused => {
@@ -288,8 +344,8 @@ impl RecvMultiStream {
                 State::Paused => return Poll::Pending,
                 State::Idle if self.pool.is_fallback() => self.state = State::Fallback(None),
                 State::Idle => {
-                    let select = Arc::new(BufSelect::new(&self.pool));
-                    let recv = RecvMulti {
+                    let select = Arc::new(BufSelect::with_bundles(&self.pool));
+                    let recv = StreamRecv {
                         fd: self.fd,
                         select: select.clone(),
                     };
@@ -297,26 +353,26 @@ impl RecvMultiStream {
                     self.state = State::Armed { op, select };
                 }
                 State::Armed { op, select } => {
-                    let item = std::task::ready!(op.poll_next(cx));
-                    if let Some(Ok(buf)) = &item {
-                        if !buf.is_empty() {
-                            return Poll::Ready(item);
+                    let end = match std::task::ready!(op.poll_next(cx)) {
+                        Some(Ok(bufs)) if !bufs.first.is_empty() => {
+                            self.pending = bufs.rest;
+                            return Poll::Ready(Some(Ok(bufs.first)));
                         }
-                    }
-                    // Every other item ends this recv.
-                    let cancelled = std::mem::take(&mut self.cancelling);
-                    match item {
-                        Some(Ok(_)) => {
+                        Some(Ok(_eof)) => {
                             self.state = State::Done;
                             return Poll::Ready(None);
                         }
+                        Some(Err(err)) => Some(err),
+                        None => None,
+                    };
+                    // Every other item ends this recv.
+                    let cancelled = std::mem::take(&mut self.cancelling);
+                    match end {
                         // The end of a recv that `pause` cancelled: arm again on resume.
-                        Some(Err(err))
-                            if cancelled && err.raw_os_error() == Some(libc::ECANCELED) =>
-                        {
+                        Some(err) if cancelled && err.raw_os_error() == Some(libc::ECANCELED) => {
                             self.state = State::Idle;
                         }
-                        Some(Err(err)) if err.raw_os_error() == Some(libc::ENOBUFS) => {
+                        Some(err) if err.raw_os_error() == Some(libc::ENOBUFS) => {
                             self.pool.note_enobufs();
                             tracing::debug!(
                                 fd = self.fd,
@@ -328,7 +384,7 @@ impl RecvMultiStream {
                                 None => State::Idle,
                             };
                         }
-                        Some(Err(err)) => {
+                        Some(err) => {
                             self.state = State::Done;
                             return Poll::Ready(Some(Err(err)));
                         }

@@ -55,6 +55,7 @@ pub enum KernelFeature {
     /// `IORING_OP_MSG_RING`: a ring posts a CQE into another (5.18).
     MsgRing,
     /// `IORING_FEAT_RECVSEND_BUNDLE`: one recv CQE may carry several buffers (6.10).
+    /// Used only from Linux 6.15 on (see [`bundles_trusted`]).
     RecvBundle,
     /// `IOU_PBUF_RING_INC`: a provided buffer is consumed a chunk at a time (6.12).
     BufRingIncremental,
@@ -152,6 +153,29 @@ impl fmt::Display for KernelFeature {
     }
 }
 
+/// Whether recv bundles can be used on kernel `release` (`uname -r`), given that it
+/// advertises them.
+///
+/// Mainline 6.15 is the first release where bundles are both whole and in order:
+/// - 6.10–6.14 map a single buffer per bundle on an incremental ring (so they gain
+///   nothing there);
+/// - stable kernels of the 6.12–6.14 series shipped a backport that could hand out a
+///   bundle's buffers out of order on short receives (liburing issue 1409), fixed in
+///   6.14.9 and later stables. A reordered stream is silent data corruption, and no
+///   probe can tell a fixed stable kernel from a broken one.
+///
+/// So bundles are left off below 6.15, as if the kernel lacked them. An unparsable
+/// release counts as too old.
+pub(crate) fn bundles_trusted(release: &str) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (6, 15),
+        _ => false,
+    }
+}
+
 /// What the ring was set up with and which optional kernel features it found. Logged at
 /// `debug` when a ring is created; [`crate::Ring::features`] returns it.
 ///
@@ -168,7 +192,7 @@ pub struct RingFeatures {
     /// an enter skips the fd table lookup. False when the thread's 16 slots are taken or
     /// the builder said no.
     pub registered_ring_fd: bool,
-    /// [`KernelFeature::RecvBundle`].
+    /// [`KernelFeature::RecvBundle`], on a kernel where bundles are trusted (6.15+).
     pub recv_bundle: bool,
     /// [`KernelFeature::BufRingIncremental`].
     pub buf_ring_incremental: bool,
@@ -203,5 +227,22 @@ impl fmt::Display for RingFeatures {
             write!(f, " {sign}{}", feature.name())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bundles_trusted;
+
+    #[test]
+    fn bundles_are_trusted_from_6_15_on() {
+        assert!(bundles_trusted("6.15.0"));
+        assert!(bundles_trusted("6.18.44-generic"));
+        assert!(bundles_trusted("7.0.0"));
+        assert!(!bundles_trusted("6.14.11"));
+        assert!(!bundles_trusted("6.12.48+deb13-amd64"));
+        assert!(!bundles_trusted("6.1.0"));
+        assert!(!bundles_trusted("garbage"));
+        assert!(!bundles_trusted(""));
     }
 }

@@ -85,7 +85,8 @@ impl RingInner {
             registered_ring_fd: registered_index.is_some(),
             recv_bundle: optional(
                 KernelFeature::RecvBundle,
-                params.is_feature_recvsend_bundle(),
+                params.is_feature_recvsend_bundle()
+                    && super::features::bundles_trusted(&sys::kernel_release()),
             ),
             buf_ring_incremental,
             no_iowait: optional(KernelFeature::NoIowait, params.is_feature_no_iowait()),
@@ -99,7 +100,10 @@ impl RingInner {
             uring: RefCell::new(uring),
             slots: RefCell::new(Slab::with_capacity(features.sq_entries as usize)),
             backlog: RefCell::new(VecDeque::new()),
-            buf_rings: RefCell::new(BufRings::new(features.buf_ring_incremental)),
+            buf_rings: RefCell::new(BufRings::new(
+                features.buf_ring_incremental,
+                features.recv_bundle,
+            )),
             shared,
             enter_target: match registered_index {
                 Some(index) => EnterTarget::Registered(index),

@@ -26,7 +26,7 @@ use crate::sys::{self, GeteventsArg, KernelTimespec};
 impl RingInner {
     /// Submits a user op: assigns its user_data and queues its SQE. On error the op was
     /// not queued and the kernel never saw its data.
-    pub(crate) fn submit(&self, sqe: squeue::Entry, op: CellHandle) -> io::Result<()> {
+    pub(crate) fn submit(&self, mut sqe: squeue::Entry, op: CellHandle) -> io::Result<()> {
         if let Some(select) = op.buf_select() {
             // The pool's buffer ring must exist on this ring before the kernel sees an SQE
             // naming its group; registering here, on the owner, covers remote submissions.
@@ -34,6 +34,9 @@ impl RingInner {
             self.buf_rings
                 .borrow_mut()
                 .bind(self.shared.id, &uring, select, &self.faults)?;
+            if select.takes_bundles() {
+                sys::mark_recv_bundle(&mut sqe);
+            }
         }
         let key = self.slots.borrow().vacant_key() as u64;
         op.set_key(key);
