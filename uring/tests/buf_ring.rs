@@ -647,3 +647,54 @@ fn waiting_bytes_arrive_in_bundles_of_buffers_where_the_kernel_takes_them() {
         });
     }
 }
+
+/// A bundle's buffers are whatever the ring entries after its first one hold, not the
+/// next buffer ids: with buffers given back in reverse, a bundle spans ids 7, 6, 5, ...
+/// and its bytes still come out whole and in order.
+#[test]
+fn a_bundle_over_buffers_given_back_out_of_order_keeps_its_bytes_in_order() {
+    for mode in each_buffer_mode() {
+        with_deadline(move || {
+            let ring = ring_in_mode(mode);
+            let pool = BufPool::new(8, 1024).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut tx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (rx, _) = listener.accept().unwrap();
+            let sent = pattern(24 * 1024);
+            ring.block_on(async {
+                let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+                // Eight messages of one buffer each, every buffer then held.
+                let mut held = Vec::new();
+                for part in sent[..8 * 1024].chunks(1024) {
+                    tx.write_all(part).unwrap();
+                    let mut got = 0;
+                    while got < part.len() {
+                        let buf = stream.next().await.unwrap().unwrap();
+                        assert_eq!(&*buf, &part[got..got + buf.len()]);
+                        got += buf.len();
+                        held.push(buf);
+                    }
+                }
+                // Back in reverse: the ring's next entries hold the ids high to low.
+                while let Some(buf) = held.pop() {
+                    drop(buf);
+                }
+                let writer = {
+                    let rest = sent[8 * 1024..].to_vec();
+                    std::thread::spawn(move || tx.write_all(&rest).unwrap())
+                };
+                let mut received = sent[..8 * 1024].to_vec();
+                while received.len() < sent.len() {
+                    received.extend_from_slice(&stream.next().await.unwrap().unwrap());
+                }
+                writer.join().unwrap();
+                assert!(received == sent, "bytes differ or arrived out of order ({mode:?})");
+            });
+            if mode.bundles {
+                assert!(pool.bundles() > 0, "no receive took a bundle ({mode:?})");
+            }
+            settle(&ring);
+            assert_eq!(pool.available(), pool.capacity(), "{mode:?}");
+        });
+    }
+}
