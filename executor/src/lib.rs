@@ -225,6 +225,7 @@ pub use runtime::{
 pub use task::{spawn, spawn_blocking, JoinError, JoinHandle};
 pub use trace::TaskMeta;
 pub use uringo_macros::{main, test};
+pub use uringo_uring::KernelFeature;
 
 /// Owned buffers for I/O (the kernel holds them while an operation is in flight).
 pub mod buf {

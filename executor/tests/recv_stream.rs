@@ -303,3 +303,55 @@ fn peer_reset_gives_an_error_item() {
         });
     });
 }
+
+/// `Builder::avoid_kernel_feature(RecvBundle)` keeps a runtime off recv bundles even where
+/// the kernel has them; without it, bytes waiting in a socket arrive in bundles there.
+/// Either way they arrive whole and in order.
+#[test]
+fn avoiding_recv_bundles_takes_none_and_loses_nothing() {
+    let kernel_bundles = uringo_uring::Ring::new().unwrap().features().recv_bundle;
+    for avoid in [true, false] {
+        with_watchdog("recv_stream_avoid_bundles", move || {
+            let mut builder = Builder::new();
+            builder.worker_threads(1);
+            if avoid {
+                builder.avoid_kernel_feature(uringo::KernelFeature::RecvBundle);
+            }
+            let rt = common::watch(builder.build().unwrap());
+            let pool = BufPool::new(64, 4096).unwrap();
+            let listener = listener();
+            let (mut client, server) = connected(&listener);
+            let sent = pattern(192 * 1024);
+            let writer = {
+                let sent = sent.clone();
+                std::thread::spawn(move || {
+                    // In bursts that wait in the socket before the recv sees them.
+                    for part in sent.chunks(64 * 1024) {
+                        client.write_all(part).unwrap();
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                })
+            };
+            let task_pool = pool.clone();
+            let want = sent.len();
+            let received = rt
+                .block_on(rt.spawn(async move {
+                    let mut chunks = server.recv_stream(&task_pool);
+                    let mut received = Vec::with_capacity(want);
+                    while received.len() < want {
+                        received.extend_from_slice(&chunks.next().await.unwrap().unwrap());
+                    }
+                    received
+                }))
+                .unwrap();
+            writer.join().unwrap();
+            assert!(received == sent, "bytes differ or arrived out of order");
+            if avoid || !kernel_bundles {
+                assert_eq!(pool.bundles(), 0, "a bundle with bundles avoided");
+            } else {
+                assert!(pool.bundles() > 0, "no receive took a bundle");
+            }
+            rt.block_on(all_buffers_back(&pool));
+        });
+    }
+}

@@ -688,7 +688,10 @@ fn a_bundle_over_buffers_given_back_out_of_order_keeps_its_bytes_in_order() {
                     received.extend_from_slice(&stream.next().await.unwrap().unwrap());
                 }
                 writer.join().unwrap();
-                assert!(received == sent, "bytes differ or arrived out of order ({mode:?})");
+                assert!(
+                    received == sent,
+                    "bytes differ or arrived out of order ({mode:?})"
+                );
             });
             if mode.bundles {
                 assert!(pool.bundles() > 0, "no receive took a bundle ({mode:?})");

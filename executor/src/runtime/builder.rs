@@ -23,6 +23,8 @@ pub struct Builder {
     pub(crate) worker_threads: Option<usize>,
     pub(crate) pin_workers: Option<bool>,
     pub(crate) ring_entries: u32,
+    /// Optional kernel features the worker rings leave unused.
+    avoided: Vec<uringo_uring::KernelFeature>,
     pub(crate) global_queue_interval: u32,
     pub(crate) event_interval: u32,
     pub(crate) max_runnext_polls: u32,
@@ -56,6 +58,7 @@ impl Default for Builder {
             worker_threads: None,
             pin_workers: None,
             ring_entries: 256,
+            avoided: Vec::new(),
             global_queue_interval: 61,
             event_interval: 61,
             max_runnext_polls: 3,
@@ -105,6 +108,35 @@ impl Builder {
     pub fn pin_workers(&mut self, pin: bool) -> &mut Self {
         self.pin_workers = Some(pin);
         self
+    }
+
+    /// Leaves an optional kernel feature unused on every worker's ring, even where the
+    /// kernel has it: to compare the two paths, or to steer clear of a kernel bug in
+    /// the feature. Required features cannot be avoided (the call is ignored for them).
+    ///
+    /// ```
+    /// use uringo::{Builder, KernelFeature};
+    ///
+    /// let rt = Builder::new()
+    ///     .worker_threads(1)
+    ///     .avoid_kernel_feature(KernelFeature::RecvBundle)
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn avoid_kernel_feature(&mut self, feature: uringo_uring::KernelFeature) -> &mut Self {
+        self.avoided.push(feature);
+        self
+    }
+
+    /// The ring builder each worker uses.
+    pub(crate) fn ring_builder(&self) -> uringo_uring::RingBuilder {
+        let mut ring = uringo_uring::Ring::builder();
+        ring.sq_entries(self.ring_entries);
+        for feature in &self.avoided {
+            ring.avoid(*feature);
+        }
+        ring
     }
 
     /// Submission queue size of each worker's ring (default 256; the CQ is 4× that).
@@ -429,6 +461,7 @@ impl fmt::Debug for Builder {
             .field("worker_threads", &self.worker_threads)
             .field("pin_workers", &self.pin_workers)
             .field("ring_entries", &self.ring_entries)
+            .field("avoided", &self.avoided)
             .field("global_queue_interval", &self.global_queue_interval)
             .field("event_interval", &self.event_interval)
             .field("max_blocking_threads", &self.max_blocking_threads)

@@ -120,11 +120,11 @@ impl Runtime {
             let cpu = pin
                 .then(|| cpus.get(index % cpus.len().max(1)).copied())
                 .flatten();
-            let ring_entries = b.ring_entries;
+            let ring = b.ring_builder();
             let hooks = b.hooks.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", b.thread_name))
-                .spawn(move || worker_main(handle, index, local, ring_entries, cpu, ready, hooks));
+                .spawn(move || worker_main(handle, index, local, ring, cpu, ready, hooks));
             match spawned {
                 Ok(thread) => workers.push(thread),
                 Err(err) => {
@@ -307,7 +307,7 @@ fn worker_main(
     handle: Handle,
     index: usize,
     local: queue::Local<crate::runtime::task::Notified>,
-    ring_entries: u32,
+    ring: uringo_uring::RingBuilder,
     cpu: Option<usize>,
     ready: mpsc::Sender<(usize, io::Result<()>)>,
     hooks: ThreadHooks,
@@ -315,10 +315,7 @@ fn worker_main(
     if let Some(cpu) = cpu {
         pin_to_cpu(index, cpu);
     }
-    let ring = match uringo_uring::Ring::builder()
-        .sq_entries(ring_entries)
-        .build()
-    {
+    let ring = match ring.build() {
         Ok(ring) => ring,
         Err(err) => {
             let _ = ready.send((index, Err(err)));

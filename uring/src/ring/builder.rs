@@ -7,7 +7,6 @@
 use std::io;
 use std::time::Duration;
 
-#[cfg(feature = "fault-injection")]
 use super::features::KernelFeature;
 
 /// Configures and creates a [`crate::Ring`].
@@ -28,6 +27,8 @@ pub struct RingBuilder {
     pub(crate) msg_ring_wakeups: bool,
     pub(crate) drop_timeout: Duration,
     pub(crate) allow_small_cq: bool,
+    /// Optional features not to use, whatever the kernel offers.
+    pub(crate) avoided: Vec<KernelFeature>,
     /// Features to treat as absent, whatever the kernel says (tests only).
     #[cfg(feature = "fault-injection")]
     pub(crate) missing: Vec<KernelFeature>,
@@ -42,6 +43,7 @@ impl Default for RingBuilder {
             msg_ring_wakeups: true,
             drop_timeout: Duration::from_secs(5),
             allow_small_cq: false,
+            avoided: Vec::new(),
             #[cfg(feature = "fault-injection")]
             missing: Vec::new(),
         }
@@ -97,6 +99,24 @@ impl RingBuilder {
         self
     }
 
+    /// Leaves an optional kernel feature unused even where the kernel has it, as if it
+    /// lacked it: to compare the two paths, or to steer clear of a kernel bug in it.
+    /// Required features cannot be avoided (the call is ignored for them).
+    ///
+    /// ```
+    /// use uringo_uring::{KernelFeature, Ring};
+    ///
+    /// let ring = Ring::builder().avoid(KernelFeature::RecvBundle).build()?;
+    /// assert!(!ring.features().recv_bundle);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn avoid(&mut self, feature: KernelFeature) -> &mut Self {
+        if !feature.is_required() {
+            self.avoided.push(feature);
+        }
+        self
+    }
+
     /// Makes the ring behave as if the kernel lacked `feature` (test builds only, see
     /// the crate docs): a required feature makes `build` fail with the error a kernel
     /// without it gets, an optional one reads as absent in [`super::RingFeatures`].
@@ -107,7 +127,10 @@ impl RingBuilder {
     }
 
     /// Whether `feature` was declared missing with `pretend_missing`.
-    pub(crate) fn pretends_missing(&self, feature: super::features::KernelFeature) -> bool {
+    pub(crate) fn pretends_missing(&self, feature: KernelFeature) -> bool {
+        if self.avoided.contains(&feature) {
+            return true;
+        }
         #[cfg(feature = "fault-injection")]
         return self.missing.contains(&feature);
         #[cfg(not(feature = "fault-injection"))]
