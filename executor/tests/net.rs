@@ -712,3 +712,26 @@ fn read_exact_fills_initialised_buffers_from_the_start() {
         assert_eq!(buf, b"efgh");
     });
 }
+
+/// A connection task carries the futures of the reads and writes it awaits for as long as
+/// it lives, idle or not (an echo task waiting in its read still has room for the write
+/// it does after): they stay a handful of words, not hundreds of bytes.
+#[test]
+fn read_and_write_all_futures_stay_small() {
+    let rt = rt(1);
+    rt.block_on(async {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let read = a.read(Vec::with_capacity(16));
+        let write_all = a.write_all(vec![1u8; 16]);
+        assert!(
+            std::mem::size_of_val(&read) <= 64,
+            "read: {} bytes",
+            std::mem::size_of_val(&read)
+        );
+        assert!(
+            std::mem::size_of_val(&write_all) <= 160,
+            "write_all: {} bytes",
+            std::mem::size_of_val(&write_all)
+        );
+    });
+}

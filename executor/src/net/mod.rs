@@ -22,6 +22,7 @@ pub mod split;
 mod tcp;
 mod udp;
 mod unix;
+mod write_all;
 
 pub use lookup::{lookup_host, ToSocketAddrs};
 pub use recv_stream::{BufPool, PooledBuf, RecvStream};

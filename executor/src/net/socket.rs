@@ -34,28 +34,40 @@ pub(crate) type SocketOp<T> = Op<Anchored<T, SharedFd>>;
 /// `async fn`: rustc cannot prove an `async fn`'s `T: Operation` bound for `&'static str`
 /// buffers when it checks a caller's future for `Send`.)
 pub(crate) fn run<T: Operation>(fd: &SharedFd, op: T) -> Coop<SocketOp<T>> {
-    Coop::new(Op::new(Anchored::new(op, fd.clone())))
+    run_on(fd.clone(), op)
+}
+
+/// [`run`] with the socket handed over rather than cloned.
+fn run_on<T: Operation>(fd: SharedFd, op: T) -> Coop<SocketOp<T>> {
+    Coop::new(Op::new(Anchored::new(op, fd)))
 }
 
 /// Receives into `buf` from its start up to its capacity. `Ok(0)` is end of stream.
-pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
-    run(fd, Recv::new(fd.as_raw_fd(), buf)).await
+///
+/// This and the other single-op calls here return the op's future itself rather than
+/// wrap it in an `async fn`: a wrapper would keep its arguments beside the op that
+/// already holds them, and a task that awaits a read or a write carries that future's
+/// size for as long as it lives, idle or not.
+pub(crate) fn read<B: IoBufMut>(fd: SharedFd, buf: B) -> Coop<SocketOp<Recv<B>>> {
+    let raw = fd.as_raw_fd();
+    run_on(fd, Recv::new(raw, buf))
 }
 
 /// Like [`read`], but leaves the bytes in the socket (`MSG_PEEK`).
-pub(crate) async fn peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
-    run(fd, Recv::new(fd.as_raw_fd(), buf).flags(libc::MSG_PEEK)).await
+pub(crate) fn peek<B: IoBufMut>(fd: SharedFd, buf: B) -> Coop<SocketOp<Recv<B>>> {
+    let raw = fd.as_raw_fd();
+    run_on(fd, Recv::new(raw, buf).flags(libc::MSG_PEEK))
 }
 
 /// Fills `buf` from its start to its capacity, like [`read`] but until full (whatever
 /// the buffer held is overwritten, as `read` overwrites it); end of stream first is
 /// `UnexpectedEof`. The bytes read so far stay in the buffer either way.
-pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Result<()>, B) {
+pub(crate) async fn read_exact<B: IoBufMut>(fd: SharedFd, buf: B) -> (io::Result<()>, B) {
     let total = buf.bytes_total();
     let mut filled = 0;
     let mut buf = buf;
     while filled < total {
-        let (res, slice) = read(fd, buf.slice(filled..total)).await;
+        let (res, slice) = read(fd.clone(), buf.slice(filled..total)).await;
         buf = slice.into_inner();
         match res {
             Ok(0) => {
@@ -73,13 +85,19 @@ pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> (io::Resul
 /// Sends some of `buf`'s initialized bytes, zero-copy when the buffer is at least
 /// `zerocopy_from` bytes long. Returns how many were sent.
 pub(crate) async fn write<B: IoBuf>(
-    fd: &SharedFd,
+    fd: SharedFd,
     buf: B,
     zerocopy_from: Option<usize>,
 ) -> (io::Result<usize>, B) {
     match zerocopy_from {
-        Some(min) if buf.bytes_init() >= min => send_zc(fd, buf).await,
-        _ => run(fd, Send::new(fd.as_raw_fd(), buf)).await,
+        // Boxed: the zero-copy path's two ops would otherwise double the size of every
+        // write future, zero-copy or not; it runs for large buffers only, where one
+        // allocation is small next to the send. (`WriteAll` has no such cost.)
+        Some(min) if buf.bytes_init() >= min => Box::pin(send_zc(&fd, buf)).await,
+        _ => {
+            let raw = fd.as_raw_fd();
+            run_on(fd, Send::new(raw, buf)).await
+        }
     }
 }
 
@@ -96,39 +114,25 @@ pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> (io::Result<usiz
 }
 
 /// Sends all of `buf`'s initialized bytes.
-pub(crate) async fn write_all<B: IoBuf>(
-    fd: &SharedFd,
+pub(crate) fn write_all<B: IoBuf>(
+    fd: SharedFd,
     buf: B,
     zerocopy_from: Option<usize>,
-) -> (io::Result<()>, B) {
-    let total = buf.bytes_init();
-    let mut written = 0;
-    let mut buf = buf;
-    while written < total {
-        let (res, slice) = write(fd, buf.slice(written..total), zerocopy_from).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => {
-                let err = io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer");
-                return (Err(err), buf);
-            }
-            Ok(n) => written += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return (Err(err), buf),
-        }
-    }
-    (Ok(()), buf)
+) -> super::write_all::WriteAll<B> {
+    super::write_all::WriteAll::new(fd, buf, zerocopy_from)
 }
 
 /// Scatter read: fills `bufs` in order.
-pub(crate) async fn readv<B: IoBufMut>(fd: &SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-    let (res, bufs) = run(fd, RecvMsg::new(fd.as_raw_fd(), bufs)).await;
+pub(crate) async fn readv<B: IoBufMut>(fd: SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+    let raw = fd.as_raw_fd();
+    let (res, bufs) = run_on(fd, RecvMsg::new(raw, bufs)).await;
     (res.map(|(n, _)| n), bufs)
 }
 
 /// Gather write: sends the initialized bytes of `bufs` in order, possibly partly.
-pub(crate) async fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-    run(fd, SendMsg::new(fd.as_raw_fd(), bufs, None)).await
+pub(crate) async fn writev<B: IoBuf>(fd: SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+    let raw = fd.as_raw_fd();
+    run_on(fd, SendMsg::new(raw, bufs, None)).await
 }
 
 /// Shuts down the read half, write half or both.

@@ -93,32 +93,40 @@ macro_rules! read_methods {
     () => {
         /// Reads into `buf` (from its start, up to its capacity). `Ok(0)` is end of
         /// stream. Dropping the future cancels the read; bytes it had received are lost.
-        pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-            crate::net::socket::read(&crate::net::split::Sealed::shared_fd(self.stream()), buf)
-                .await
+        ///
+        /// These methods return their op's future directly rather than being `async
+        /// fn`s, which would store their arguments twice (see `net/socket.rs`).
+        pub fn read<B: IoBufMut>(
+            &self,
+            buf: B,
+        ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + '_ {
+            crate::net::socket::read(crate::net::split::Sealed::shared_fd(self.stream()), buf)
         }
 
         /// Reads until `buf` is full: from its start to its capacity, like `read`
         /// (what it held is overwritten). End of stream first is `UnexpectedEof`, with
         /// the bytes read so far in the buffer.
-        pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> (io::Result<()>, B) {
-            crate::net::socket::read_exact(
-                &crate::net::split::Sealed::shared_fd(self.stream()),
-                buf,
-            )
-            .await
+        pub fn read_exact<B: IoBufMut>(
+            &self,
+            buf: B,
+        ) -> impl std::future::Future<Output = (io::Result<()>, B)> + '_ {
+            crate::net::socket::read_exact(crate::net::split::Sealed::shared_fd(self.stream()), buf)
         }
 
         /// Reads into several buffers, filling each before the next.
-        pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-            crate::net::socket::readv(&crate::net::split::Sealed::shared_fd(self.stream()), bufs)
-                .await
+        pub fn readv<B: IoBufMut>(
+            &self,
+            bufs: Vec<B>,
+        ) -> impl std::future::Future<Output = (io::Result<usize>, Vec<B>)> + '_ {
+            crate::net::socket::readv(crate::net::split::Sealed::shared_fd(self.stream()), bufs)
         }
 
         /// Reads without removing the bytes from the socket (`MSG_PEEK`).
-        pub async fn peek<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-            crate::net::socket::peek(&crate::net::split::Sealed::shared_fd(self.stream()), buf)
-                .await
+        pub fn peek<B: IoBufMut>(
+            &self,
+            buf: B,
+        ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + '_ {
+            crate::net::socket::peek(crate::net::split::Sealed::shared_fd(self.stream()), buf)
         }
     };
 }
@@ -129,29 +137,37 @@ macro_rules! write_methods {
     () => {
         /// Writes some of `buf`'s initialized bytes; returns how many. Dropping the future
         /// cancels the write; some bytes may have been sent.
-        pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        pub fn write<B: IoBuf>(
+            &self,
+            buf: B,
+        ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + '_ {
+            let stream = self.stream();
             crate::net::socket::write(
-                &crate::net::split::Sealed::shared_fd(self.stream()),
+                crate::net::split::Sealed::shared_fd(stream),
                 buf,
-                self.stream().zerocopy_threshold(),
+                stream.zerocopy_threshold(),
             )
-            .await
         }
 
         /// Writes all of `buf`'s initialized bytes. On error, some may have been sent.
-        pub async fn write_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
+        pub fn write_all<B: IoBuf>(
+            &self,
+            buf: B,
+        ) -> impl std::future::Future<Output = (io::Result<()>, B)> + '_ {
+            let stream = self.stream();
             crate::net::socket::write_all(
-                &crate::net::split::Sealed::shared_fd(self.stream()),
+                crate::net::split::Sealed::shared_fd(stream),
                 buf,
-                self.stream().zerocopy_threshold(),
+                stream.zerocopy_threshold(),
             )
-            .await
         }
 
         /// Writes several buffers in order, possibly partly; returns how many bytes.
-        pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
-            crate::net::socket::writev(&crate::net::split::Sealed::shared_fd(self.stream()), bufs)
-                .await
+        pub fn writev<B: IoBuf>(
+            &self,
+            bufs: Vec<B>,
+        ) -> impl std::future::Future<Output = (io::Result<usize>, Vec<B>)> + '_ {
+            crate::net::socket::writev(crate::net::split::Sealed::shared_fd(self.stream()), bufs)
         }
     };
 }

@@ -77,17 +77,17 @@ impl UdpSocket {
 
     /// Sends one datagram to the connected peer.
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        socket::write(&self.shared_fd(), buf, None).await
+        socket::write(self.shared_fd(), buf, None).await
     }
 
     /// Receives one datagram from the connected peer.
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        socket::read(&self.shared_fd(), buf).await
+        socket::read(self.shared_fd(), buf).await
     }
 
     /// Receives the next datagram without taking it off the queue.
     pub async fn peek<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        socket::peek(&self.shared_fd(), buf).await
+        socket::peek(self.shared_fd(), buf).await
     }
 
     fn shared_fd(&self) -> socket::SharedFd {

@@ -90,12 +90,12 @@ impl UnixDatagram {
 
     /// Sends one datagram to the connected peer.
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        socket::write(&self.shared_fd(), buf, None).await
+        socket::write(self.shared_fd(), buf, None).await
     }
 
     /// Receives one datagram (truncated to the buffer's capacity).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        socket::read(&self.shared_fd(), buf).await
+        socket::read(self.shared_fd(), buf).await
     }
 
     /// The local address.
