@@ -1,7 +1,8 @@
 //! The raw syscalls the `io-uring` crate does not expose in the form we need: `enter`
 //! with a registered ring index (its `Submitter` forgets the registration between
-//! calls) and the EXT_ARG wait argument, the probe for registered wait regions, and
-//! `uname` for naming the kernel in errors.
+//! calls) and the EXT_ARG wait argument, the probe for registered wait regions, a
+//! buffer ring's head, marking a recv SQE a bundle, and `uname` for naming the kernel in
+//! errors.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -13,6 +14,8 @@ pub(crate) const ENTER_REGISTERED_RING: u32 = 1 << 4;
 const REGISTER_RING_FDS: libc::c_uint = 20;
 const UNREGISTER_RING_FDS: libc::c_uint = 21;
 const REGISTER_MEM_REGION: libc::c_uint = 34;
+/// `IORING_REGISTER_PBUF_STATUS` (6.8): a buffer ring's head as the kernel sees it.
+const REGISTER_PBUF_STATUS: libc::c_uint = 26;
 
 /// `struct __kernel_timespec`.
 #[repr(C)]
@@ -175,6 +178,41 @@ pub(crate) fn knows_registered_wait(ring_fd: RawFd) -> bool {
         )
     };
     ret < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
+/// `struct io_uring_buf_status`.
+#[repr(C)]
+#[derive(Default)]
+struct BufStatus {
+    buf_group: u32,
+    head: u32,
+    resv: [u32; 8],
+}
+
+/// The head of buffer group `group`'s ring on io_uring `ring_fd`: the next entry the
+/// kernel takes (`IORING_REGISTER_PBUF_STATUS`, 6.8; every kernel with incremental
+/// buffers has it).
+pub(crate) fn buf_ring_head(ring_fd: RawFd, group: u16) -> io::Result<u16> {
+    let mut status = BufStatus {
+        buf_group: u32::from(group),
+        ..BufStatus::default()
+    };
+    // SAFETY: the kernel reads and writes the one `io_uring_buf_status` we pass, which
+    // lives across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd,
+            REGISTER_PBUF_STATUS,
+            &mut status as *mut BufStatus,
+            1,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The kernel keeps the head in 16 bits.
+    Ok(status.head as u16)
 }
 
 /// The running kernel's release (`uname -r`), for error messages.

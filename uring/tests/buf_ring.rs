@@ -701,3 +701,41 @@ fn a_bundle_over_buffers_given_back_out_of_order_keeps_its_bytes_in_order() {
         });
     }
 }
+
+/// A CQE the kernel drops (EBADR) takes its chunk's bytes with it, and its op ends
+/// cancelled. An incremental buffer that chunk was part of must not go out of step: the
+/// next stream's bytes are read from where the kernel put them, not from where the lost
+/// chunk began.
+#[test]
+fn after_a_dropped_cqe_an_incremental_buffer_is_read_where_the_kernel_filled_it() {
+    for mode in each_buffer_mode().into_iter().filter(|m| m.incremental) {
+        with_deadline(move || {
+            let ring = ring_in_mode(mode);
+            let pool = BufPool::new(2, 1000).unwrap();
+            let (mut tx, rx) = UnixStream::pair().unwrap();
+            ring.block_on(async {
+                let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+                tx.write_all(&[1; 100]).unwrap();
+                let first = stream.next().await.unwrap().unwrap();
+                assert_eq!(&*first, &[1; 100]);
+                ring.inject(uringo_uring::Fault::DropCqe);
+                tx.write_all(&[2; 100]).unwrap();
+                // The CQE of those bytes is lost: the ring finds out, cancels the recv,
+                // and the stream ends with the error.
+                let end = stream.next().await;
+                assert!(matches!(end, Some(Err(_))), "{mode:?}: {end:?}");
+                drop(stream);
+                let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
+                tx.write_all(&[3; 100]).unwrap();
+                let next = stream.next().await.unwrap().unwrap();
+                assert!(
+                    next.iter().all(|b| *b == 3),
+                    "{mode:?}: read bytes the kernel did not put there: {:?}",
+                    &next[..8.min(next.len())]
+                );
+                drop(first);
+            });
+            settle(&ring);
+        });
+    }
+}

@@ -104,6 +104,14 @@ impl BufRings {
         }
     }
 
+    /// After a lost CQE, puts incremental buffers back in step with the kernel (see
+    /// `RingBufs::resync_after_loss` for when this may run).
+    pub(crate) fn resync_after_loss(&self, uring: &IoUring) {
+        for bufs in self.by_group.values() {
+            bufs.resync_after_loss(std::os::fd::AsRawFd::as_raw_fd(uring));
+        }
+    }
+
     /// Unregisters everything (the ring's ops are all complete).
     pub(crate) fn unregister_all(&mut self, uring: &IoUring) {
         for (_, bufs) in self.by_group.drain() {

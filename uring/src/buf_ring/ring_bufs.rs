@@ -319,6 +319,58 @@ impl RingBufs {
         }
     }
 
+    /// Incremental only: puts the fill of the buffer the kernel is filling back in step
+    /// after a CQE was lost (EBADR). The lost CQE's chunk never reached `dispatched`, so
+    /// the fill counted for its buffer stops short of what the kernel wrote, and every
+    /// later chunk of that buffer would be read from too early: the lost bytes, served as
+    /// new ones. The kernel keeps its own count in the ring entry it is filling (it moves
+    /// the entry's address past each chunk it commits), and the entry at its head is that
+    /// buffer, if any; the other entries are untouched, and a buffer the lost CQE
+    /// finished has left the ring (it never comes back: the pool is one buffer short).
+    ///
+    /// Owner thread only, right after a drain that dispatched every CQE the kernel has
+    /// posted, with no enter since: only then does the entry's count match the chunks
+    /// dispatched plus the lost ones.
+    pub(super) fn resync_after_loss(&self, ring_fd: std::os::fd::RawFd) {
+        if !self.incremental {
+            return;
+        }
+        let head = match crate::sys::buf_ring_head(ring_fd, self.group) {
+            Ok(head) => head,
+            Err(err) => {
+                tracing::warn!(ring = self.ring_id, group = self.group, %err, "cannot read a buffer ring's head to resync it");
+                return;
+            }
+        };
+        if head == self.tail.load(Ordering::Relaxed) as u16 {
+            return; // Every buffer is out: none is being filled.
+        }
+        let base = self.entries.ptr.cast::<BufRingEntry>();
+        // SAFETY: the index is masked into the region's `count` entries. The kernel writes
+        // the entry only while it commits a chunk to it, inside an enter of this thread
+        // (recvs on sockets run in this ring's task work, never on io-wq); none runs now.
+        let entry = unsafe { std::ptr::read_volatile(base.add(usize::from(head & self.mask))) };
+        let bid = entry.bid();
+        if usize::from(bid) >= self.count() {
+            return;
+        }
+        let filled = entry
+            .addr()
+            .saturating_sub(self.buf_ptr(bid) as u64)
+            .min(u64::from(self.buf_size)) as u32;
+        let counted = self.filled[usize::from(bid)].swap(filled, Ordering::Relaxed);
+        if counted != filled {
+            tracing::warn!(
+                ring = self.ring_id,
+                group = self.group,
+                bid,
+                counted,
+                filled,
+                "incremental buffer resynced after a lost CQE"
+            );
+        }
+    }
+
     /// Drops one use of buffer `bid` (a chunk, or the kernel's); the last gives the
     /// buffer back. From any thread.
     pub(super) fn release(&self, bid: u16) {

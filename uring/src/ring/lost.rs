@@ -21,6 +21,9 @@
 //!
 //! What cannot be recovered is what the lost CQE carried: the bytes a recv took from
 //! its socket, or a provided buffer it was given (the pool is one buffer short after).
+//! What must be recovered is an incremental buffer's fill, which the owner counts from
+//! the CQEs it sees: after the final drain, each buffer ring's count is reset from the
+//! kernel's own (`RingBufs::resync_after_loss`).
 
 use std::collections::HashMap;
 
@@ -120,6 +123,11 @@ impl RingInner {
             tracing::warn!(ring = self.shared.id, %err, "enter before settling lost CQEs failed");
         }
         let mut dispatched = self.drain_cq();
+        // Every CQE the kernel posted is dispatched and none can come in before our next
+        // enter: the moment incremental buffers can be put back in step.
+        self.buf_rings
+            .borrow()
+            .resync_after_loss(&self.uring.borrow());
         for payload in round.unknown {
             if payload == EVENTFD {
                 let same_read = round.asked_eventfd == Some(self.eventfd_arms.get());
