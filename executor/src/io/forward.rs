@@ -140,7 +140,7 @@ impl<'a> Forward<'a> {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn counts(&self) -> Counts {
         self.counts
     }

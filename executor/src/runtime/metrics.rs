@@ -58,7 +58,7 @@ impl RuntimeMetrics {
         let from_workers: u64 = (0..self.num_workers())
             .map(|w| WorkerMetrics::get(&self.worker(w).spawns))
             .sum();
-        from_workers + shared.remote_spawns.load(Ordering::Relaxed)
+        from_workers + shared.outside.spawns.load(Ordering::Relaxed)
     }
 
     /// Tasks waiting in the global injection queue.
@@ -70,7 +70,8 @@ impl RuntimeMetrics {
     pub fn remote_schedule_count(&self) -> u64 {
         self.handle
             .shared()
-            .remote_schedules
+            .outside
+            .schedules
             .load(Ordering::Relaxed)
     }
 

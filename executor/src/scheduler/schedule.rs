@@ -54,7 +54,7 @@ pub(crate) fn spawned(
         match cx {
             Some(cx) => cx.stats().spawned(),
             None => {
-                shared.remote_spawns.fetch_add(1, Ordering::Relaxed);
+                shared.outside.spawns.fetch_add(1, Ordering::Relaxed);
             }
         }
         match (on, cx) {

@@ -2,6 +2,8 @@
 //! the outside view of each worker ([`Remote`]).
 
 use std::sync::OnceLock;
+
+use crossbeam_utils::CachePadded;
 use std::time::Instant;
 
 use uringo_uring::RingHandle;
@@ -54,6 +56,20 @@ impl Remote {
     }
 }
 
+/// What threads that are not workers write as they spawn, wake and do I/O, on cache
+/// lines of its own: every worker reads `Shared::shutdown` and the config on every
+/// tick, and a line shared with these counters would move to the spawning thread's
+/// core and back on every remote spawn.
+#[derive(Default)]
+pub(crate) struct Outside {
+    /// Tasks scheduled from outside the runtime's workers (into the injector).
+    pub(crate) schedules: AtomicU64,
+    /// Tasks spawned from threads that are not workers.
+    pub(crate) spawns: AtomicU64,
+    /// Round-robin choice of the worker that serves a thread without a ring or wheel.
+    next_fallback: AtomicUsize,
+}
+
 /// State shared by every worker of one runtime (Go's `sched`).
 pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
@@ -67,12 +83,8 @@ pub(crate) struct Shared {
     #[cfg(feature = "test-util")]
     pub(crate) paused_time: crate::time::auto_advance::PausedTime,
     shutdown: AtomicBool,
-    /// Round-robin choice of the worker that serves a thread without a ring or wheel.
-    next_fallback: AtomicUsize,
-    /// Tasks scheduled from outside the runtime's workers (into the injector).
-    pub(crate) remote_schedules: AtomicU64,
-    /// Tasks spawned from threads that are not workers.
-    pub(crate) remote_spawns: AtomicU64,
+    /// What threads outside the runtime write on every spawn and wake.
+    pub(crate) outside: CachePadded<Outside>,
     /// The live-task count at which the next leak warning fires (`usize::MAX`: off);
     /// doubled each time one fires (`Builder::task_count_warning`).
     pub(crate) next_task_warning: AtomicUsize,
@@ -107,9 +119,7 @@ impl Shared {
             #[cfg(feature = "test-util")]
             paused_time: Default::default(),
             shutdown: AtomicBool::new(false),
-            next_fallback: AtomicUsize::new(0),
-            remote_schedules: AtomicU64::new(0),
-            remote_spawns: AtomicU64::new(0),
+            outside: CachePadded::new(Outside::default()),
             next_task_warning: AtomicUsize::new(usize::MAX),
             clock_origin,
         }
@@ -134,13 +144,13 @@ impl Shared {
 
     /// A ring for a thread that has none (round robin over the workers).
     pub(crate) fn fallback_ring(&self) -> Option<RingHandle> {
-        let i = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
+        let i = self.outside.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
         self.remotes[i].ring.get().cloned()
     }
 
     /// Schedules a task from a thread that is not one of our workers.
     pub(crate) fn schedule_remote(&self, task: Notified, how: Scheduled) {
-        self.remote_schedules.fetch_add(1, Ordering::Relaxed);
+        self.outside.schedules.fetch_add(1, Ordering::Relaxed);
         if self.config.poll_timing {
             task.header().stamp.store(
                 crate::observe::clock::recent(),
@@ -211,7 +221,8 @@ impl Shared {
     pub(crate) fn register_remote_timer(&self, deadline: Instant) -> (usize, Arc<TimerEntry>) {
         let tick = crate::time::deadline_tick(self.clock_origin, deadline);
         let entry = Arc::new(TimerEntry::new(tick));
-        let worker = self.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
+        let worker =
+            self.outside.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
         let remote = &self.remotes[worker];
         remote.timers.registrations.push(entry.clone());
         remote.unpark();
