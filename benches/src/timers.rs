@@ -8,7 +8,8 @@
 //!   wrapping an operation that completes at once (no timer should ever be armed).
 //!
 //! [`lateness`] is not a ratio but a distribution: how late timers fire
-//! (fire time minus deadline) on each runtime.
+//! (fire time minus deadline) on each runtime, beside the floor: one plain thread that
+//! sleeps until each deadline in turn, so the host's own wake-up latency shows.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -103,12 +104,22 @@ fn timeout_ready<R: Rt>(rt: &R, b: &mut Bencher) {
     });
 }
 
-/// Fire time minus deadline, for 10 000 sleeps with deadlines spread over 0–200 ms.
-fn lateness_sample<R: Rt>(rt: &R) -> Vec<Duration> {
-    let base = Instant::now() + Duration::from_millis(5);
-    let handles: Vec<_> = (0..10_000u64)
-        .map(|i| {
-            let deadline = base + Duration::from_micros((i * 7919) % 200_000);
+/// Sleeps per lateness round at `--scale 1`.
+pub const LATENESS_SLEEPS: u64 = 10_000;
+
+/// The deadlines of one lateness round: `n` spread over 0–200 ms after a base that
+/// leaves 2 µs per sleep, plus 5 ms, for spawning and arming them all. So the figure is
+/// how late armed timers fire, not how long 100 000 spawns take; a runtime that cannot
+/// arm that fast shows up as late.
+fn lateness_deadlines(n: u64) -> impl Iterator<Item = Instant> {
+    let base = Instant::now() + Duration::from_millis(5) + Duration::from_micros(2 * n);
+    (0..n).map(move |i| base + Duration::from_micros((i * 7919) % 200_000))
+}
+
+/// Fire time minus deadline, for `n` sleeps with deadlines spread over 0–200 ms.
+fn lateness_sample<R: Rt>(rt: &R, n: u64) -> Vec<Duration> {
+    let handles: Vec<_> = lateness_deadlines(n)
+        .map(|deadline| {
             rt.spawn_remote(async move {
                 R::sleep_until(deadline).await;
                 Instant::now().saturating_duration_since(deadline)
@@ -124,24 +135,53 @@ fn lateness_sample<R: Rt>(rt: &R) -> Vec<Duration> {
     })
 }
 
-/// Percentiles of timer lateness per runtime, over `cfg.rounds` alternating rounds
-/// (one runtime alive at a time).
-pub fn lateness(cfg: &Config) -> std::io::Result<Vec<(Peer, Vec<Duration>)>> {
-    let mut out = vec![(Peer::Uringo, Vec::new()), (Peer::Tokio, Vec::new())];
+/// The floor: the same deadlines on one plain thread that sleeps until the earliest
+/// one not yet due and then counts every deadline that has passed as fired, the way a
+/// timer wheel with no tick would. What is left is the host's wake-up latency.
+fn lateness_floor(n: u64) -> Vec<Duration> {
+    let mut deadlines: Vec<Instant> = lateness_deadlines(n).collect();
+    deadlines.sort_unstable();
+    let mut late = Vec::with_capacity(deadlines.len());
+    let mut next = 0;
+    while next < deadlines.len() {
+        let now = Instant::now();
+        if let Some(wait) = deadlines[next].checked_duration_since(now) {
+            std::thread::sleep(wait);
+            continue;
+        }
+        while next < deadlines.len() && deadlines[next] <= now {
+            late.push(now - deadlines[next]);
+            next += 1;
+        }
+    }
+    late
+}
+
+/// Percentiles of timer lateness per runtime and for the floor, over `cfg.rounds`
+/// alternating rounds (one runtime alive at a time), each of `LATENESS_SLEEPS` times
+/// `--scale` sleeps.
+pub fn lateness(cfg: &Config) -> std::io::Result<Vec<(&'static str, Vec<Duration>)>> {
+    let n = ((LATENESS_SLEEPS as f64 * cfg.scale).round() as u64).max(1);
+    let mut out = vec![
+        (Peer::Uringo.name(), Vec::new()),
+        (Peer::Tokio.name(), Vec::new()),
+        ("floor (one thread sleeping)", Vec::new()),
+    ];
     for _ in 0..cfg.rounds {
-        for (peer, all) in out.iter_mut() {
-            let sample = match peer {
-                Peer::Uringo => {
+        for (i, (_, all)) in out.iter_mut().enumerate() {
+            let sample = match i {
+                0 => {
                     let rt = uringo::Builder::new().worker_threads(cfg.workers).build()?;
-                    lateness_sample(&rt)
+                    lateness_sample(&rt, n)
                 }
-                Peer::Tokio => {
+                1 => {
                     let rt = tokio::runtime::Builder::new_multi_thread()
                         .worker_threads(cfg.workers)
                         .enable_all()
                         .build()?;
-                    lateness_sample(&rt)
+                    lateness_sample(&rt, n)
                 }
+                _ => lateness_floor(n),
             };
             all.extend(sample);
         }
