@@ -367,14 +367,20 @@ fn eof_ends_the_stream() {
     });
 }
 
+/// A connected loopback TCP pair: (client, server).
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
+}
+
 #[test]
 fn peer_reset_gives_an_error_item() {
     with_deadline(|| {
         let ring = Ring::new().unwrap();
         let pool = BufPool::new(4, 64).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let (client, server) = tcp_pair();
         let linger = libc::linger {
             l_onoff: 1,
             l_linger: 0,
@@ -608,9 +614,7 @@ fn waiting_bytes_arrive_in_bundles_of_buffers_where_the_kernel_takes_them() {
         with_deadline(move || {
             let ring = ring_in_mode(mode);
             let pool = BufPool::new(64, 4096).unwrap();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let mut tx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let (rx, _) = listener.accept().unwrap();
+            let (mut tx, rx) = tcp_pair();
             let sent = pattern(192 * 1024);
             let writer = {
                 let sent = sent.clone();
@@ -657,9 +661,7 @@ fn a_bundle_over_buffers_given_back_out_of_order_keeps_its_bytes_in_order() {
         with_deadline(move || {
             let ring = ring_in_mode(mode);
             let pool = BufPool::new(8, 1024).unwrap();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let mut tx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let (rx, _) = listener.accept().unwrap();
+            let (mut tx, rx) = tcp_pair();
             let sent = pattern(24 * 1024);
             ring.block_on(async {
                 let mut stream = RecvMultiStream::new(rx.as_raw_fd(), &pool);
