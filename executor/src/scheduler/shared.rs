@@ -13,13 +13,13 @@ use super::idle::Idle;
 use super::inject::Injector;
 use super::queue::Steal;
 use super::Config;
-use crate::loom::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::observe::metrics::WorkerMetrics;
 use crate::observe::poll_watch::PollWatch;
 use crate::observe::stats::Scheduled;
 use crate::runtime::task::{Notified, OwnedTasks};
 use crate::time::clock::Clock;
-use crate::time::{TimerEntry, TimerRemote};
+use crate::time::TimerRemote;
 
 /// The parts of a worker that other threads touch.
 pub(crate) struct Remote {
@@ -216,17 +216,18 @@ impl Shared {
     }
 
     /// Arms a timer for a thread that owns no wheel: a worker (round robin, returned
-    /// with the entry) inserts it on its next tick; it is woken so that a parked worker
-    /// recomputes its timeout.
-    pub(crate) fn register_remote_timer(&self, deadline: Instant) -> (usize, Arc<TimerEntry>) {
+    /// with the timer's slot in its `TimerSlots`) inserts it on its next tick; it is
+    /// woken so that a parked worker recomputes its timeout.
+    pub(crate) fn register_remote_timer(&self, deadline: Instant) -> (usize, u32) {
         let tick = crate::time::deadline_tick(self.clock_origin, deadline);
-        let entry = Arc::new(TimerEntry::new(tick));
         let worker =
             self.outside.next_fallback.fetch_add(1, Ordering::Relaxed) % self.remotes.len();
         let remote = &self.remotes[worker];
-        remote.timers.registrations.push(entry.clone());
+        let slot = remote.timers.slots.take_remote();
+        remote.timers.slots.get(slot).arm(None);
+        remote.timers.registrations.push((slot, tick));
         remote.unpark();
-        (worker, entry)
+        (worker, slot)
     }
 
     /// Whether any queue holds a task (the last searcher's check before parking).

@@ -6,14 +6,15 @@
 //! its worker, and other threads reach it through two lock-free queues the worker drains
 //! on every tick and before it parks.
 
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 #[cfg(not(loom))]
 use crossbeam_queue::SegQueue;
 use uringo_timers::{TimerKey, TimerWheel};
 
-use super::entry::TimerEntry;
-use crate::loom::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+use super::slots::TimerSlots;
+use crate::loom::sync::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 use crate::loom::SegQueue;
 
@@ -61,8 +62,10 @@ pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
 
 /// What other threads may touch of a worker's timers.
 pub(crate) struct TimerRemote {
-    /// Timers armed by threads that own no wheel, to insert.
-    pub registrations: SegQueue<Arc<TimerEntry>>,
+    /// The entries of this worker's timers (`time/slots.rs`).
+    pub slots: TimerSlots,
+    /// Timers armed by threads that own no wheel, to insert: slot and deadline tick.
+    pub registrations: SegQueue<(u32, u64)>,
     /// Keys of timers dropped on other threads (remote registrations included, once
     /// inserted), to remove.
     pub cancellations: SegQueue<TimerKey>,
@@ -83,6 +86,7 @@ pub(crate) struct TimerRemote {
 impl Default for TimerRemote {
     fn default() -> TimerRemote {
         TimerRemote {
+            slots: TimerSlots::default(),
             registrations: SegQueue::default(),
             cancellations: SegQueue::default(),
             len: AtomicUsize::new(0),
@@ -94,9 +98,11 @@ impl Default for TimerRemote {
     }
 }
 
-/// The worker-owned wheel.
+/// The worker-owned wheel, holding the slot of each timer in it.
 pub(crate) struct TimerDriver {
-    wheel: TimerWheel<Arc<TimerEntry>>,
+    wheel: TimerWheel<u32>,
+    /// Slots this worker's timers gave back on this worker, to hand out first.
+    free: Vec<u32>,
     origin: Instant,
     /// Counted here, published with the length: the wheel is the worker's alone.
     armed: u64,
@@ -107,21 +113,51 @@ impl TimerDriver {
     pub(crate) fn new(origin: Instant) -> TimerDriver {
         TimerDriver {
             wheel: TimerWheel::new(),
+            free: Vec::new(),
             origin,
             armed: 0,
             cancelled: 0,
         }
     }
 
-    pub(crate) fn insert(&mut self, entry: Arc<TimerEntry>) -> TimerKey {
-        let tick = entry.deadline_tick;
-        self.armed += 1;
-        self.wheel.insert(tick, entry)
+    /// A free slot of `slots` (this worker's), for a timer armed here.
+    pub(crate) fn take_slot(&mut self, slots: &TimerSlots) -> u32 {
+        slots.take(&mut self.free)
     }
 
-    pub(crate) fn cancel(&mut self, key: TimerKey) {
-        if self.wheel.cancel(key).is_some() {
+    /// Lets go of one hold on `slot`, on this worker; the last one gives it back, and
+    /// returns the waker it may still hold for the caller to drop once the driver is
+    /// no longer borrowed ([`TimerEntry::take_waker`](super::entry::TimerEntry::take_waker)).
+    #[must_use = "drop the waker outside the driver's borrow"]
+    pub(crate) fn release(&mut self, slots: &TimerSlots, slot: u32) -> Option<Waker> {
+        let entry = slots.get(slot);
+        if !entry.release() {
+            return None;
+        }
+        let waker = entry.take_waker();
+        self.free.push(slot);
+        waker
+    }
+
+    /// The slots given back on this worker (for the models).
+    #[cfg(all(test, loom))]
+    pub(crate) fn free_slots(&self) -> &[u32] {
+        &self.free
+    }
+
+    /// Puts an armed slot in the wheel: the wheel's hold is now the wheel's.
+    pub(crate) fn insert(&mut self, tick: u64, slot: u32) -> TimerKey {
+        self.armed += 1;
+        self.wheel.insert(tick, slot)
+    }
+
+    /// Removes a timer, and with it the wheel's hold; a stale key (the timer fired or
+    /// was removed) does nothing.
+    pub(crate) fn cancel(&mut self, slots: &TimerSlots, key: TimerKey) {
+        if let Some(slot) = self.wheel.cancel(key) {
             self.cancelled += 1;
+            // No waker is left: the `Sleep` took it when it cancelled, and polls no more.
+            drop(self.release(slots, slot));
         }
     }
 
@@ -133,24 +169,28 @@ impl TimerDriver {
     /// Applies what other threads queued.
     pub(crate) fn drain_remote(&mut self, remote: &TimerRemote) {
         while let Some(key) = remote.cancellations.pop() {
-            self.cancel(key);
+            self.cancel(&remote.slots, key);
         }
-        while let Some(entry) = remote.registrations.pop() {
+        while let Some((slot, tick)) = remote.registrations.pop() {
             // A remote timer dropped before we got to it never enters the wheel; one
             // dropped after comes back through `cancellations`.
-            TimerEntry::adopt(entry, |entry| self.insert(entry));
+            if !remote.slots.get(slot).adopt(|| self.insert(tick, slot)) {
+                // As in `cancel`: the cancel took the waker.
+                drop(self.release(&remote.slots, slot));
+            }
         }
     }
 
-    /// Takes the next expired timer, if any, without allocating. The caller fires it
-    /// with no borrow of the driver held (firing wakes a task, which may arm a timer).
-    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Arc<TimerEntry>> {
+    /// Takes the next expired timer's slot, if any, without allocating. The caller
+    /// fires it with no borrow of the driver held (firing wakes a task, which may arm
+    /// a timer), then lets go of the wheel's hold ([`TimerDriver::release`]).
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<u32> {
         let next = self.wheel.next_expiration()?;
         let now = now_tick(self.origin, now);
         if next > now {
             return None;
         }
-        self.wheel.poll(now).map(|(_, entry)| entry)
+        self.wheel.poll(now).map(|(_, slot)| slot)
     }
 
     /// How long the worker may sleep before a timer is due (`None`: no timers).

@@ -16,7 +16,10 @@
 //!   through the cancellation queue and wakes the worker again, so a `timeout` in a
 //!   loop on such a thread leaves nothing behind in the wheel;
 //! * each worker fires what is due on every scheduler tick and parks in its ring with
-//!   the nearest deadline as the `io_uring_enter` timeout.
+//!   the nearest deadline as the `io_uring_enter` timeout;
+//! * a timer's entry is a slot in its worker's arrays of entries (`slots.rs`), reused
+//!   once the wheel and the `Sleep` have both let go, so arming allocates nothing in a
+//!   steady state.
 //!
 //! Resolution is 250 µs (`driver::TICK`); a timer never fires before its deadline.
 
@@ -29,10 +32,10 @@ mod interval;
 #[cfg(feature = "test-util")]
 mod pause;
 mod sleep;
+pub(crate) mod slots;
 mod timeout;
 
 pub(crate) use driver::{TimerDriver, TimerRemote};
-pub(crate) use entry::TimerEntry;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 #[cfg(feature = "test-util")]
 pub use pause::{advance, pause, resume};

@@ -59,9 +59,10 @@ pub(crate) fn far_future() -> Instant {
 
 /// The future returned by [`sleep`] and [`sleep_until`].
 ///
-/// Nothing is allocated or registered until the first poll; dropping it before the
-/// deadline removes the timer (from another thread, through the owning worker's
-/// cancellation queue: no lock is shared between timers).
+/// Nothing is registered until the first poll. Arming it allocates nothing once its
+/// worker has held as many timers at a time before (the entry is a reused slot of the
+/// worker's); dropping it before the deadline removes the timer (from another thread,
+/// through the owning worker's cancellation queue: no lock is shared between timers).
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
@@ -70,19 +71,19 @@ pub struct Sleep {
 
 enum State {
     Unregistered,
-    /// In the wheel of `worker`, under `key`.
+    /// In the wheel of `worker`, under `key`; this `Sleep` holds `slot`.
     Local {
         shared: Arc<Shared>,
         worker: usize,
         key: TimerKey,
-        entry: Arc<TimerEntry>,
+        slot: u32,
     },
     /// Handed to `worker` by a thread without a wheel; `worker` keeps the key in the
     /// entry once it has inserted it.
     Remote {
         shared: Arc<Shared>,
         worker: usize,
-        entry: Arc<TimerEntry>,
+        slot: u32,
     },
     Elapsed,
 }
@@ -95,10 +96,27 @@ impl Sleep {
 
     /// Whether the deadline has been reached (as observed by a poll).
     pub fn is_elapsed(&self) -> bool {
+        match self.held() {
+            Some((shared, worker, slot)) => entry(shared, worker, slot).is_fired(),
+            None => matches!(self.state, State::Elapsed),
+        }
+    }
+
+    /// The runtime, worker and slot of the timer this `Sleep` holds, if it holds one.
+    fn held(&self) -> Option<(&Arc<Shared>, usize, u32)> {
         match &self.state {
-            State::Elapsed => true,
-            State::Local { entry, .. } | State::Remote { entry, .. } => entry.is_fired(),
-            State::Unregistered => false,
+            State::Local {
+                shared,
+                worker,
+                slot,
+                ..
+            }
+            | State::Remote {
+                shared,
+                worker,
+                slot,
+            } => Some((shared, *worker, *slot)),
+            State::Unregistered | State::Elapsed => None,
         }
     }
 
@@ -121,10 +139,10 @@ impl Sleep {
             shared,
             worker,
             key,
-            entry,
+            slot,
         } = &this.state
         {
-            if !entry.is_fired() {
+            if !entry(shared, *worker, *slot).is_fired() {
                 let moved = with_current_worker(shared, |cx| match cx {
                     Some(cx) if cx.index == *worker => {
                         let tick = deadline_tick(shared.clock_origin, deadline);
@@ -141,34 +159,46 @@ impl Sleep {
         this.state = State::Unregistered;
     }
 
+    /// Gives the timer up: removes it from the wheel unless it fired, and lets go of
+    /// this `Sleep`'s hold on the slot.
     fn deregister(&mut self) {
         match std::mem::replace(&mut self.state, State::Unregistered) {
             State::Local {
                 shared,
                 worker,
                 key,
-                entry,
+                slot,
             } => {
-                if entry.cancel() {
+                if entry(&shared, worker, slot).cancel() {
                     cancel_in_wheel(&shared, worker, key);
                 }
+                release(&shared, worker, slot);
             }
             State::Remote {
                 shared,
                 worker,
-                entry,
+                slot,
             } => {
                 // Not yet inserted: the owner skips it. Inserted: the owner removes it,
                 // woken for it because none of its own tasks waits on this timer and
                 // it might otherwise sleep until the deadline before looking.
-                if let Some(key) = entry.cancel_adopted() {
+                if let Some(key) = entry(&shared, worker, slot).cancel_adopted() {
                     if cancel_in_wheel(&shared, worker, key) {
                         shared.remotes[worker].unpark();
                     }
                 }
+                release(&shared, worker, slot);
             }
             State::Unregistered | State::Elapsed => {}
         }
+    }
+
+    /// The timer fired and this poll saw it: lets go of the slot.
+    fn elapse(&mut self) {
+        if let Some((shared, worker, slot)) = self.held() {
+            release(shared, worker, slot);
+        }
+        self.state = State::Elapsed;
     }
 
     /// The first poll: completes at once if the deadline has passed, else puts the
@@ -184,13 +214,17 @@ impl Sleep {
                 return Some(None);
             }
             let tick = deadline_tick(cx.shared.clock_origin, deadline);
-            let entry = Arc::new(TimerEntry::with_waker(tick, waker.clone()));
-            let key = cx.with_timers(|t| t.insert(entry.clone()));
+            let slots = &cx.remote().timers.slots;
+            let (key, slot) = cx.with_timers(|t| {
+                let slot = t.take_slot(slots);
+                slots.get(slot).arm(Some(waker.clone()));
+                (t.insert(tick, slot), slot)
+            });
             Some(Some(State::Local {
                 shared: cx.shared.clone(),
                 worker: cx.index,
                 key,
-                entry,
+                slot,
             }))
         });
         self.state = match local {
@@ -202,11 +236,11 @@ impl Sleep {
                     panic!("uringo::time::sleep polled outside a uringo runtime: there is no timer wheel to put it on")
                 });
                 let shared = handle.shared().clone();
-                let (worker, entry) = shared.register_remote_timer(deadline);
+                let (worker, slot) = shared.register_remote_timer(deadline);
                 State::Remote {
                     shared,
                     worker,
-                    entry,
+                    slot,
                 }
             }
         };
@@ -236,12 +270,38 @@ enum Armed {
     Handed,
 }
 
+/// The entry in `worker`'s slot `slot`, which the caller holds.
+fn entry(shared: &Shared, worker: usize, slot: u32) -> &TimerEntry {
+    shared.remotes[worker].timers.slots.get(slot)
+}
+
+/// Lets go of a `Sleep`'s hold on its slot; the last holder gives it back, to the
+/// worker's own free list when we are that worker.
+fn release(shared: &Arc<Shared>, worker: usize, slot: u32) {
+    let slots = &shared.remotes[worker].timers.slots;
+    let leftover = with_current_worker(shared, |cx| match cx {
+        Some(cx) if cx.index == worker => Some(cx.with_timers(|t| t.release(slots, slot))),
+        _ => None,
+    });
+    match leftover {
+        Some(waker) => drop(waker),
+        None => {
+            let entry = slots.get(slot);
+            if entry.release() {
+                let waker = entry.take_waker();
+                slots.give_back(slot);
+                drop(waker);
+            }
+        }
+    }
+}
+
 /// Removes a timer from `worker`'s wheel: directly when we are that worker, through its
 /// cancellation queue otherwise (then returns true).
 fn cancel_in_wheel(shared: &Arc<Shared>, worker: usize, key: TimerKey) -> bool {
     let done = with_current_worker(shared, |cx| match cx {
         Some(cx) if cx.index == worker => {
-            cx.with_timers(|t| t.cancel(key));
+            cx.with_timers(|t| t.cancel(&cx.remote().timers.slots, key));
             true
         }
         _ => false,
@@ -268,13 +328,15 @@ impl Future for Sleep {
                 Armed::Handed => {}
             }
         }
-        let fired = match &this.state {
-            State::Local { entry, .. } | State::Remote { entry, .. } => entry.register(cx.waker()),
-            State::Elapsed => true,
-            State::Unregistered => unreachable!("registered above"),
+        let fired = match this.held() {
+            Some((shared, worker, slot)) => entry(shared, worker, slot).register(cx.waker()),
+            None => {
+                debug_assert!(matches!(this.state, State::Elapsed), "armed above");
+                true
+            }
         };
         if fired {
-            this.state = State::Elapsed;
+            this.elapse();
             coop.made_progress();
             Poll::Ready(())
         } else {

@@ -26,12 +26,14 @@ impl<D: Driver> Worker<'_, D> {
             loop {
                 // Popped in a statement of its own: the wheel is not borrowed while the
                 // timer fires.
-                let entry = cx.timers().borrow_mut().pop_expired(now);
-                let Some(entry) = entry else { break };
+                let slot = cx.timers().borrow_mut().pop_expired(now);
+                let Some(slot) = slot else { break };
                 if fired == 0 {
                     cx.stats().timers_due();
                 }
-                entry.fire();
+                remote.slots.get(slot).fire();
+                let leftover = cx.timers().borrow_mut().release(&remote.slots, slot);
+                drop(leftover);
                 fired += 1;
             }
             fired
