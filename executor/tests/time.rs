@@ -302,6 +302,39 @@ fn sleep_reset_moves_the_deadline() {
     .unwrap();
 }
 
+/// A `Sleep` armed on a worker and one handed to a worker by `block_on`'s thread both
+/// outlive their runtime: they stay pending, and dropping them afterwards, on a thread
+/// of no runtime, gives their slots back without touching a worker that is gone.
+#[test]
+// The spawned task's output is the armed `Sleep` itself: the test hands it out.
+#[allow(clippy::async_yields_async)]
+fn sleeps_that_outlive_their_runtime_stay_pending_and_drop_cleanly() {
+    with_watchdog("sleeps outliving the runtime", || {
+        let rt = rt(1);
+        let (on_worker, from_block_on) = rt.block_on(async {
+            let on_worker = uringo::spawn(async {
+                let mut s = Box::pin(sleep(Duration::from_secs(60)));
+                let polled = std::future::poll_fn(|cx| Poll::Ready(s.as_mut().poll(cx))).await;
+                assert!(polled.is_pending());
+                s
+            })
+            .await
+            .unwrap();
+            let mut from_block_on = Box::pin(sleep(Duration::from_secs(60)));
+            let polled =
+                std::future::poll_fn(|cx| Poll::Ready(from_block_on.as_mut().poll(cx))).await;
+            assert!(polled.is_pending());
+            (on_worker, from_block_on)
+        });
+        drop(rt);
+        assert!(!on_worker.is_elapsed());
+        assert!(!from_block_on.is_elapsed());
+        std::thread::spawn(move || drop((on_worker, from_block_on)))
+            .join()
+            .unwrap();
+    });
+}
+
 #[test]
 #[should_panic(expected = "outside a uringo runtime")]
 fn sleep_outside_a_runtime_panics_clearly() {
