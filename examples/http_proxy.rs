@@ -30,8 +30,8 @@ Flags:
   --workers N                   worker threads (and SO_REUSEPORT listeners) [default: 2]
   --connect-timeout DURATION    limit on connecting to one upstream [default: 3s]
   --upstream-timeout DURATION   limit on an upstream's response head (then 504) [default: 30s]
-  --header-timeout DURATION     limit on reading a request head, keep-alive wait and TLS
-                                handshake included [default: 30s]
+  --header-timeout DURATION     limit on reading a request head, a new connection's and
+                                the keep-alive wait and TLS handshake included [default: 30s]
   --max-header-bytes N          largest request head (then 431); at least 8192 [default: 16384]
   --max-body-bytes N            largest request body (then 413) [default: 10485760]
   --pool-size N                 idle keep-alive connections kept per upstream [default: 256]

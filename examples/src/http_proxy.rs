@@ -32,7 +32,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -107,8 +107,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Limit from sending a request upstream to receiving its response head (then 504).
     pub upstream_timeout: Duration,
-    /// Limit on reading a request head from a client, including the wait for the next
-    /// request on a keep-alive connection, and on the TLS handshake.
+    /// Limit on reading a request head from a client, including a new connection's wait
+    /// for its first request and the wait for the next one on a keep-alive connection,
+    /// and on the TLS handshake.
     pub header_read_timeout: Duration,
     /// Largest request head accepted (then 431); at least [`MIN_HEADER_BYTES`].
     pub max_header_bytes: usize,
@@ -513,18 +514,39 @@ impl HttpProxy {
         I: Read + Write + Unpin + Send + 'static,
     {
         let proxy = self.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.forwarder.handle(req, peer).await) }
-        });
+        let requested = Arc::new(AtomicBool::new(false));
+        let service = {
+            let requested = requested.clone();
+            hyper::service::service_fn(move |req| {
+                requested.store(true, Ordering::Relaxed);
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.forwarder.handle(req, peer).await) }
+            })
+        };
+        // The first request's head must arrive within the header timeout, counted from
+        // here: hyper-util's `auto` reads the first bytes to tell HTTP/1 from HTTP/2
+        // with no limit of its own, and hyper's header timeout starts only after it.
+        // Without this, connections that never send a byte are held until the client
+        // closes them.
+        let first_request_late = async {
+            uringo::time::sleep(self.config.header_read_timeout).await;
+            if requested.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
         let mut conn = pin!(self.server.serve_connection_with_upgrades(io, service));
-        let served = match futures_util::future::select(conn.as_mut(), pin!(stop.cancelled())).await
-        {
+        let (stopped, first_request_late) = (pin!(stop.cancelled()), pin!(first_request_late));
+        let ended = futures_util::future::select(stopped, first_request_late);
+        let served = match futures_util::future::select(conn.as_mut(), ended).await {
             Either::Left((served, _)) => served,
-            Either::Right(((), mut conn)) => {
+            Either::Right((Either::Left(_), mut conn)) => {
                 // Finish the requests in progress, if any, then close.
                 conn.as_mut().graceful_shutdown();
                 conn.await
+            }
+            Either::Right((Either::Right(_), _)) => {
+                tracing::debug!(%peer, "no request within the header timeout");
+                return;
             }
         };
         if let Err(err) = served {

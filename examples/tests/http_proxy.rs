@@ -245,6 +245,42 @@ fn connections_over_the_limit_are_closed() {
     assert_eq!(first.send(&get("/one-again")).status, 200);
 }
 
+/// A client that connects and sends nothing, one that stops halfway through a request
+/// head, and one idle on keep-alive after a response are each closed once the header
+/// timeout passes.
+#[test]
+fn clients_that_send_no_request_head_in_time_are_closed() {
+    let (upstream, _) = echo_upstream();
+    let proxy = Program::start(
+        BIN,
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--header-timeout",
+            "300ms",
+        ],
+    );
+    let connect = || {
+        let stream = TcpStream::connect(proxy.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+    };
+    let mut silent = connect();
+    let mut halfway = connect();
+    halfway.write_all(b"GET / HTTP/1.1\r\nHost: exam").unwrap();
+    let mut kept_alive = Client::connect(proxy.addr);
+    assert_eq!(kept_alive.send(&get("/once")).status, 200);
+    assert!(closed_by_peer(&mut silent), "a silent client was kept");
+    assert!(
+        closed_by_peer(&mut halfway),
+        "a half-sent head was waited for"
+    );
+    assert!(
+        closed_by_peer(&mut kept_alive.reader),
+        "an idle keep-alive connection was kept"
+    );
+}
+
 /// An upstream that switches protocols on `Upgrade: websocket` and then echoes bytes
 /// upper-cased, as a stand-in for a WebSocket server.
 fn upgrading_upstream() -> SocketAddr {
