@@ -31,15 +31,6 @@ fn process_timers(driver: &mut TimerDriver, remote: &TimerRemote) -> usize {
     fired
 }
 
-/// A `Sleep` lets go of its slot on a thread that is not the owner (`sleep::release`).
-fn release_elsewhere(slots: &TimerSlots, slot: u32) {
-    let entry = slots.get(slot);
-    if entry.release() {
-        drop(entry.take_waker());
-        slots.give_back(slot);
-    }
-}
-
 /// The slot went back exactly once, to the owner's list or through `returned`, and
 /// holds no waker.
 fn assert_given_back_once(driver: &TimerDriver, slots: &TimerSlots, slot: u32) {
@@ -86,7 +77,7 @@ fn fire_vs_cancel_from_another_thread() {
             remote.cancellations.push(key);
         }
         let fired = entry.is_fired();
-        release_elsewhere(&remote.slots, slot);
+        remote.slots.release_elsewhere(slot);
         let (mut driver, popped) = owner.join().unwrap();
         // A cancellation queued after the owner's second tick.
         process_timers(&mut driver, &remote);
@@ -132,7 +123,7 @@ fn remote_registration_vs_cancel() {
         }
         let cancelled = entry.is_cancelled();
         let fired = entry.is_fired();
-        release_elsewhere(&remote.slots, slot);
+        remote.slots.release_elsewhere(slot);
         let (mut driver, popped) = owner.join().unwrap();
         // The owner's next tick.
         process_timers(&mut driver, &remote);
@@ -171,7 +162,7 @@ fn fire_vs_poll_from_another_thread() {
         assert!(saw_fired || wakes.wakes() == 1, "wake-up lost");
         assert!(wakes.wakes() <= 1);
         // The `Sleep` completes (or, had it not seen the fire, its next poll would).
-        release_elsewhere(&remote.slots, slot);
+        remote.slots.release_elsewhere(slot);
         assert_given_back_once(&driver, &remote.slots, slot);
         drop(waker);
     });

@@ -285,14 +285,7 @@ fn release(shared: &Arc<Shared>, worker: usize, slot: u32) {
     });
     match leftover {
         Some(waker) => drop(waker),
-        None => {
-            let entry = slots.get(slot);
-            if entry.release() {
-                let waker = entry.take_waker();
-                slots.give_back(slot);
-                drop(waker);
-            }
-        }
+        None => slots.release_elsewhere(slot),
     }
 }
 

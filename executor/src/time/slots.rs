@@ -112,9 +112,15 @@ impl TimerSlots {
         index.unwrap_or_else(|| self.grow())
     }
 
-    /// Gives back a slot whose last holder let go on a thread other than the owner.
-    pub(crate) fn give_back(&self, index: u32) {
-        self.lock_returned().push(index);
+    /// Lets go of one hold on slot `index` on a thread that is not the owner; the last
+    /// holder gives the slot back through `returned`, and drops any waker left in it.
+    pub(crate) fn release_elsewhere(&self, index: u32) {
+        let entry = self.get(index);
+        if entry.release() {
+            let waker = entry.take_waker();
+            self.lock_returned().push(index);
+            drop(waker);
+        }
     }
 
     /// A slot never handed out before, creating its segment when it is the first.
@@ -180,8 +186,10 @@ mod tests {
         // Released on the owner: its own list.
         free.push(a);
         assert_eq!(slots.take(&mut free), a);
-        // Released elsewhere: taken back once the owner's list is empty.
-        slots.give_back(b);
+        // Released elsewhere by both holders: taken back once the owner's list is empty.
+        slots.get(b).arm(None);
+        slots.release_elsewhere(b);
+        slots.release_elsewhere(b);
         assert_eq!(slots.take(&mut free), b);
         assert_eq!(slots.take_remote(), 2, "nothing free: a new slot");
         // Slots past the first segment live in the next one.
