@@ -124,10 +124,7 @@ impl BufPool {
     /// Buffers the kernel can fill right now (or will be able to as soon as their ring's
     /// owner runs its next tick), across every ring.
     pub fn available(&self) -> usize {
-        self.live_rings()
-            .iter()
-            .map(|ring| ring.available.load(Ordering::Acquire) as usize)
-            .sum()
+        available_in(&self.live_rings())
     }
 
     /// Buffers holding received data: the kernel has filled them and they have not been
@@ -135,7 +132,12 @@ impl BufPool {
     /// finished it, until the last chunk of it drops; one still being filled counts as
     /// available.)
     pub fn in_use(&self) -> usize {
-        self.capacity() - self.available().min(self.capacity())
+        // One look at the rings: a ring registering between two looks (a worker's first
+        // use of the pool) would make the difference underflow.
+        let rings = self.live_rings();
+        let available = available_in(&rings);
+        let capacity = rings.len() * self.buf_count();
+        capacity - available.min(capacity)
     }
 
     /// How many times a multishot recv ran the pool dry (`ENOBUFS`) and was re-armed.
@@ -179,6 +181,14 @@ impl BufPool {
             .filter(|ring| ring.registered.load(Ordering::Acquire))
             .collect()
     }
+}
+
+/// Buffers the kernel can fill across `rings`.
+fn available_in(rings: &[Arc<Tally>]) -> usize {
+    rings
+        .iter()
+        .map(|ring| ring.available.load(Ordering::Acquire) as usize)
+        .sum()
 }
 
 impl fmt::Debug for BufPool {
