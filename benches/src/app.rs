@@ -40,7 +40,7 @@ usage: headtohead [--workers N] [--rounds N] [--filter NAME[,NAME..]] [--all] [-
   --lateness    instead of ratios: how late timers fire on each runtime (p50, p99, max),
                 beside one plain sleeping thread; 10 000 sleeps x --scale
   --overheads   instead of ratios: what uringo's task registry costs a spawn
-                (spawn_many_local), its per-poll timing a poll (yield_many) and its
+                (spawn_many_local), its poll timing a poll (yield_many) and its
                 search spin a hand-off (chained_spawn), each against uringo with it
                 off and tokio; then uringo's scheduling latency and poll time under
                 yield_many
@@ -583,7 +583,7 @@ fn lateness(cfg: &Config) -> ExitCode {
     }
 }
 
-/// `--overheads`: the cost of the task registry and of per-poll timing, and the
+/// `--overheads`: the cost of the task registry and of poll timing, and the
 /// scheduling latency under yield_many (see `overheads.rs`).
 fn run_overheads(cfg: &Config, json: Option<&str>) -> ExitCode {
     let machine = report::Machine::detect();
@@ -608,7 +608,7 @@ fn run_overheads(cfg: &Config, json: Option<&str>) -> ExitCode {
         }
     };
     println!(
-        "\nwhat three scheduler switches cost: the task registry, per-poll timing and the search spin ({} rounds per variant, alternating; cost per op = difference of medians / ops per iteration, in wall time: with {} workers busy, the CPU time per op is up to {}x that):\n{}",
+        "\nwhat three scheduler switches cost: the task registry, poll timing and the search spin ({} rounds per variant, alternating; cost per op = difference of medians / ops per iteration, in wall time: with {} workers busy, the CPU time per op is up to {}x that):\n{}",
         cfg.rounds,
         cfg.workers,
         cfg.workers,

@@ -6,9 +6,9 @@
 //! - **the live-task registry** (what task dumps and shutdown use: every spawn enters
 //!   the task, every completion removes it) on spawn_many_local, 10 000 spawns per
 //!   iteration: uringo as built by default vs `Builder::__without_task_registry()`;
-//! - **per-poll timing** (one time-stamp-counter read per poll, feeding the
-//!   scheduling-latency and poll-time histograms) on yield_many, 200 000 yields per
-//!   iteration: uringo as built by default vs `Builder::poll_timing(false)`;
+//! - **poll timing** (a random one in 8 polls timed with the time-stamp counter,
+//!   feeding the scheduling-latency and poll-time histograms) on yield_many, 200 000
+//!   yields per iteration: uringo as built by default vs `Builder::poll_timing(false)`;
 //! - **the search spin** (a searching worker watches for work for 5 µs before it
 //!   parks) on chained_spawn, 1 000 hand-offs per iteration: uringo as built by default
 //!   vs `Builder::search_spin(Duration::ZERO)`. Its cost is CPU when work comes
@@ -42,7 +42,7 @@ pub enum Variant {
     UringoAgain,
     /// uringo without the live-task registry.
     UringoNoRegistry,
-    /// uringo without per-poll timing.
+    /// uringo without poll timing.
     UringoUntimed,
     /// uringo whose searching worker parks at once instead of spinning first.
     UringoNoSpin,
@@ -485,12 +485,13 @@ mod tests {
         assert_eq!(o.experiments[2].without, UringoNoSpin);
         assert_eq!(o.latency.rounds, 2);
         // yield_many at scale 0.01: one measured iteration per round, 200 200 polls,
-        // each with its scheduling latency recorded as it starts.
-        let polls = o.latency.sched_latency.count();
-        assert!(polls >= 2 * 200_200, "{:?}", o.latency.sched_latency);
+        // one in 8 of them (at random) with its scheduling latency recorded as it
+        // starts.
+        let timed = o.latency.sched_latency.count();
+        assert!(timed >= 2 * 200_200 / 12, "{:?}", o.latency.sched_latency);
         // A poll's time is recorded as it ends: the last poll of a round can end after
         // the round's closing snapshot, at most one per worker.
-        assert!(o.latency.poll_time.count() + 2 * 2 >= polls);
+        assert!(o.latency.poll_time.count() + 2 * 2 >= timed);
         assert!(o.tables().contains("| task registry (spawn_many_local"));
         assert!(o.tables().contains("| search spin (chained_spawn"));
         let json = o.json();

@@ -154,7 +154,11 @@ mod tests {
         let mut total = SchedLatency::default();
         let mut whole_runtime = 0;
         for _ in 0..2 {
-            let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
+            let rt = uringo::Builder::new()
+                .worker_threads(1)
+                .poll_timing_sample(1)
+                .build()
+                .unwrap();
             let mut probe = total.watch(rt.metrics());
             round_on_uringo(&rt, &shape(), &cfg(), Some(&mut probe)).unwrap();
             whole_runtime += rt.metrics().sched_latency().count();

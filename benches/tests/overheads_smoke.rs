@@ -81,7 +81,11 @@ fn overheads_smoke_run_prints_the_tables_and_writes_every_figure() {
     assert_eq!(latency["rounds"], 1);
     for hist in ["sched_latency", "poll_time"] {
         let h = &latency[hist];
-        assert!(h["samples"].as_u64().unwrap() >= 200_000, "{hist}: {h}");
+        // One poll in 8 of the round's 200 200 is timed, at random.
+        assert!(
+            h["samples"].as_u64().unwrap() >= 200_000 / 12,
+            "{hist}: {h}"
+        );
         let (p50, p99, max) = (
             h["p50_ns"].as_u64().unwrap(),
             h["p99_ns"].as_u64().unwrap(),

@@ -70,9 +70,10 @@
 //! ## Seeing what the scheduler does
 //!
 //! [`RuntimeMetrics`] counts, and keeps two log-scale histograms per worker: scheduling
-//! latency (wake to poll, Go's `/sched/latencies`) and poll time, fed by one read of
-//! the time-stamp counter per poll (`observe/clock.rs`; [`Builder::poll_timing`] turns
-//! it off). `URINGO_SCHEDTRACE=<ms>` prints Go-style `SCHED` lines, with the
+//! latency (wake to poll, Go's `/sched/latencies`) and poll time, fed like Go's by a
+//! random sample of the polls (one in 8, each timed with the time-stamp counter:
+//! `observe/clock.rs`; [`Builder::poll_timing_sample`] sets the share,
+//! [`Builder::poll_timing`] turns it off). `URINGO_SCHEDTRACE=<ms>` prints Go-style `SCHED` lines, with the
 //! interval's `schedlat_p99`; `URINGO_TRACE=<path>` (or [`Builder::trace_recorder`])
 //! records every spawn, poll, wake, steal and park and writes `<path>.json` for Perfetto
 //! and `<path>.html`, a self-contained zoomable timeline ([`trace`] explains the format

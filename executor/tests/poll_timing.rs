@@ -1,4 +1,5 @@
-//! Per-poll timing: the scheduling-latency and poll-time histograms of `RuntimeMetrics`.
+//! Poll timing: the scheduling-latency and poll-time histograms of `RuntimeMetrics`,
+//! for every poll (`poll_timing_sample(1)`) or for a random sample (the default).
 
 mod common;
 
@@ -12,11 +13,15 @@ fn polls(m: &uringo::RuntimeMetrics) -> u64 {
     (0..m.num_workers()).map(|w| m.worker_poll_count(w)).sum()
 }
 
-/// Every poll a worker runs adds exactly one sample to each histogram.
+/// Timing every poll, each poll a worker runs adds exactly one sample to each histogram.
 #[test]
 fn each_poll_adds_one_sample_to_each_histogram() {
     with_watchdog("one_sample_per_poll", || {
-        let rt = uringo::Builder::new().worker_threads(2).build().unwrap();
+        let rt = uringo::Builder::new()
+            .worker_threads(2)
+            .poll_timing_sample(1)
+            .build()
+            .unwrap();
         rt.block_on(async {
             let tasks: Vec<_> = (0..200)
                 .map(|i| {
@@ -62,6 +67,7 @@ fn a_wait_behind_a_long_poll_shows_in_both_histograms() {
         let rt = uringo::Builder::new()
             .worker_threads(1)
             .stuck_poll_threshold(None)
+            .poll_timing_sample(1)
             .build()
             .unwrap();
         let busy = Duration::from_millis(30);
@@ -104,6 +110,104 @@ fn a_wait_behind_a_long_poll_shows_in_both_histograms() {
             poll_time.max()
         );
     });
+}
+
+/// By default one poll in 8 is timed, at random: the histograms hold about an eighth
+/// of the polls, spread over all the tasks, and their quantiles still say how long
+/// tasks waited. Here 100 tasks each yield 200 times on one worker, so every poll but a
+/// task's first waits behind the other 99 tasks' polls: the sampled median must be
+/// about that, not zero.
+#[test]
+fn by_default_a_random_eighth_of_the_polls_is_timed() {
+    with_watchdog("sampled_timing", || {
+        let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
+        let tasks = 100;
+        let yields = 200;
+        rt.block_on(async {
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    uringo::spawn(async move {
+                        for _ in 0..yields {
+                            uringo::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+        let m = rt.metrics();
+        drop(rt);
+        let polls = polls(&m);
+        assert!(polls >= (tasks * (yields + 1)) as u64, "{polls} polls");
+        let latency = m.sched_latency();
+        let poll_time = m.poll_time();
+        // One in 8 on average: 20 100 polls give 2 512 ± 47 (one standard deviation).
+        let (low, high) = (polls / 12, polls / 5);
+        assert!(
+            (low..=high).contains(&latency.count()),
+            "{} of {polls} polls timed, expected about an eighth",
+            latency.count()
+        );
+        assert_eq!(poll_time.count(), latency.count());
+        // A yielded task waits for the other 99 tasks' polls: its latency is at least
+        // 99 polls' worth of the mean poll time, whatever the machine's speed.
+        assert!(
+            latency.p50() >= poll_time.p50() * 20,
+            "median latency {:?} vs median poll time {:?}: the sample is not of waits \
+             behind 99 other tasks",
+            latency.p50(),
+            poll_time.p50()
+        );
+    });
+}
+
+/// `URINGO_POLL_TIMING` picks the default: `0` is off, `n` samples one in `n`.
+#[test]
+fn the_environment_sets_the_default_sampling() {
+    with_watchdog("timing_env", || {
+        let timed = |env: &str| {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "env_child", "--nocapture", "--include-ignored"])
+                .env("URINGO_POLL_TIMING", env)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{text}");
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix("timed="))
+                .unwrap_or_else(|| panic!("no timed= line in {text}"));
+            let (timed, polls) = line.split_once('/').unwrap();
+            (timed.parse::<u64>().unwrap(), polls.parse::<u64>().unwrap())
+        };
+        let (off, polls) = timed("0");
+        assert!(polls >= 2000);
+        assert_eq!(off, 0);
+        let (every, polls) = timed("1");
+        assert_eq!(every, polls);
+        let (half, polls) = timed("2");
+        assert!(
+            (polls / 3..=polls * 2 / 3).contains(&half),
+            "{half}/{polls}"
+        );
+    });
+}
+
+/// Run by `the_environment_sets_the_default_sampling` in a process of its own.
+#[test]
+#[ignore = "run by the_environment_sets_the_default_sampling"]
+fn env_child() {
+    let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
+    rt.block_on(async {
+        for _ in 0..1000 {
+            uringo::spawn(uringo::task::yield_now()).await.unwrap();
+        }
+    });
+    let m = rt.metrics();
+    drop(rt);
+    println!("timed={}/{}", m.sched_latency().count(), polls(&m));
 }
 
 /// With timing off nothing is recorded, and dumps have no last-poll times.

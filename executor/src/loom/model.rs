@@ -110,7 +110,7 @@ pub(crate) fn runtime(workers: usize) -> (Arc<Shared>, Vec<Local<Notified>>) {
 pub(crate) fn runtime_with(workers: usize, config: Config) -> (Arc<Shared>, Vec<Local<Notified>>) {
     let (locals, steals): (Vec<_>, Vec<_>) = (0..workers).map(|_| queue::local()).unzip();
     let config = Config {
-        poll_timing: false,
+        poll_timing: None,
         search_spin: std::time::Duration::from_micros(5),
         ..config
     };

@@ -1,9 +1,10 @@
-//! The clock behind per-poll timing: scheduling latency, poll time, and the spawn and
+//! The clock behind poll timing: scheduling latency, poll time, and the spawn and
 //! last-poll stamps of a task dump.
 //!
-//! Timing every poll means reading a clock on every poll, and `Instant::now()` costs
-//! about 26 ns on the 2-vCPU VM the benches run on — half of what a whole `yield_now`
-//! round trip costs. So this clock counts *ticks*:
+//! Timing a poll means reading a clock at the wake and around the poll, and
+//! `Instant::now()` costs about 26 ns on the 2-vCPU VM the benches run on — half of
+//! what a whole `yield_now` round trip costs. So only a random sample of the polls is
+//! timed ([`Sampling`]), and this clock counts *ticks*:
 //!
 //! * the CPU's time-stamp counter (`rdtsc`, about 10 ns there) when the kernel itself
 //!   keeps time with it (`/sys/.../current_clocksource` is `tsc`: the kernel has checked
@@ -15,13 +16,12 @@
 //! with a rate measured between the first reading and that moment, so the hot path
 //! never multiplies and the rate gets more precise the longer the process runs.
 //!
-//! A worker also keeps its latest reading in a thread-local ([`recent`]): it reads the
-//! clock when a poll ends (which is also when the next one starts, unless the worker
-//! did something else in between) and after parking, and everything stamped on that
-//! thread in the meantime — a task woken or spawned during a poll — takes that value
-//! instead of reading the clock again. A wake during a poll is therefore stamped with
-//! the poll's start: its measured latency can be longer than the true one by at most
-//! the waking poll's duration.
+//! A worker also keeps its latest reading in a thread-local ([`recent`]): the end of its
+//! last timed poll (which is also the start of the next, if that one is timed too and
+//! the worker did nothing else in between), a timed wake, or the end of a park. Untimed
+//! stamps (a dump's "runnable since" and "last polled") take that value instead of
+//! reading the clock: they can be older than the truth by the time since the worker last
+//! read it, a few polls on average. Timed stamps are always fresh readings.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +119,93 @@ pub(crate) fn refresh() -> u64 {
     let t = now().max(1);
     RECENT.with(|r| r.set(t));
     t
+}
+
+/// Which scheduling events are timed: one in `n` on average, each chosen at random on
+/// the thread that makes the task runnable. Go's scheduler does the same for its
+/// `/sched/latencies` metric (`gTrackingPeriod`, 8): timing every event costs a clock
+/// read per poll, which a poll that does almost nothing (a `yield_now` loop) pays for
+/// with a fifth of its time, and a uniform sample gives the same distribution.
+///
+/// A timed event is marked in its stamp (see [`Sampling::stamp`]): the stamp is a fresh
+/// reading with its lowest bit set. Every other stamp has that bit clear, so a task
+/// carries its own "time this one" flag from the wake to the poll, with no extra word
+/// and no second decision at the poll (which could not know when the wake happened).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sampling {
+    /// An event is timed when this thread's next random `u32` is below this; 2^32
+    /// times every event.
+    below: u64,
+}
+
+/// One scheduling event in this many is timed unless the builder says otherwise (Go's
+/// `gTrackingPeriod`).
+pub(crate) const DEFAULT_SAMPLE: u32 = 8;
+
+/// The stamp bit that says "this scheduling event is timed" (see [`Sampling`]).
+const TIMED: u64 = 1;
+
+impl Sampling {
+    /// One event in `n` (at least 1: every event).
+    pub(crate) fn one_in(n: u32) -> Sampling {
+        Sampling {
+            below: (1u64 << 32) / u64::from(n.max(1)),
+        }
+    }
+
+    /// The stamp of a task made runnable now on this thread: for a sampled event a
+    /// fresh reading marked [`is_timed`], else this thread's [`recent`] reading,
+    /// unmarked (good enough for a dump's "runnable since", and free).
+    #[inline]
+    pub(crate) fn stamp(self) -> u64 {
+        if u64::from(next_random()) < self.below {
+            let t = now();
+            // A worker keeps the fresher reading; other threads keep none.
+            RECENT.with(|r| {
+                if r.get() != 0 {
+                    r.set(t.max(1));
+                }
+            });
+            t | TIMED
+        } else {
+            untimed(recent())
+        }
+    }
+}
+
+/// Whether `stamp` marks a timed scheduling event (see [`Sampling`]).
+#[inline]
+pub(crate) fn is_timed(stamp: u64) -> bool {
+    stamp & TIMED != 0
+}
+
+/// `t` as a stamp that marks nothing (one tick of precision is given up for the mark).
+#[inline]
+pub(crate) fn untimed(t: u64) -> u64 {
+    t & !TIMED
+}
+
+crate::loom::thread_locals! {
+    /// This thread's xorshift32 state for [`Sampling`]; 0 until first used.
+    static RANDOM: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A cheap pseudo-random `u32` (xorshift32), never 0. Only sampling uses it: it needs
+/// no quality beyond spreading the timed events evenly over tasks and time.
+#[inline]
+fn next_random() -> u32 {
+    RANDOM.with(|r| {
+        let mut x = r.get();
+        if x == 0 {
+            // Seeded from the clock and the thread's own slot, so threads differ.
+            x = (now() as u32 ^ (r as *const Cell<u32> as usize as u32)) | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        r.set(x);
+        x
+    })
 }
 
 /// Stops this thread from handing out stale readings (a worker about to exit).

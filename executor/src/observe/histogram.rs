@@ -88,8 +88,11 @@ impl Recorder {
 /// ```
 /// let rt = uringo::Builder::new().worker_threads(1).build()?;
 /// rt.block_on(async {
-///     uringo::spawn(async {}).await.unwrap();
+///     for _ in 0..1000 {
+///         uringo::spawn(async {}).await.unwrap();
+///     }
 /// });
+/// // A random sample of the polls, one in 8 by default.
 /// let latency = rt.metrics().worker_sched_latency(0);
 /// assert!(latency.count() >= 1);
 /// assert!(latency.p50() <= latency.p99() && latency.p99() <= latency.max());

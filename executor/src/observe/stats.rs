@@ -7,15 +7,16 @@
 //! in one place:
 //!
 //! * counters are per-worker, single-writer (`metrics.rs`): a relaxed load and store;
-//! * per-poll timing (on unless `Builder::poll_timing(false)`) reads the clock once per
-//!   poll: a poll's start is the reading that ended the previous poll when the worker
-//!   went straight from one to the next (`clock_fresh`), a fresh reading otherwise. The
-//!   start minus the wake stamp in the task's header feeds the scheduling-latency
-//!   histogram, the end minus the start the poll-time histogram, and the start becomes
-//!   the dump's "last polled" stamp;
-//! * wakes and spawns on a worker are stamped with that thread's recent reading, with no
-//!   clock read of their own; a wake during a poll can therefore overstate its latency
-//!   by at most that poll's duration;
+//! * poll timing (on unless `Builder::poll_timing(false)`) times a random sample of
+//!   the polls, one in 8 by default (`clock::Sampling`). The thread that makes a task
+//!   runnable decides: a sampled wake or spawn is stamped with a fresh reading, marked
+//!   as timed, any other with the thread's recent reading. A poll of a task whose stamp
+//!   is marked reads the clock at its start (or reuses the reading that ended the
+//!   previous poll, when the worker went straight from one to the next: `clock_fresh`)
+//!   and at its end: the start minus the wake stamp feeds the scheduling-latency
+//!   histogram, the end minus the start the poll-time histogram. Any other poll reads
+//!   no clock. Either way the poll leaves a "last polled" stamp for dumps: its start, or
+//!   the worker's recent reading;
 //! * the event recorder and task hooks (`trace/`) are an `Option` each site tests once;
 //! * busy time is measured per park cycle: two clock reads per sleep, not per poll.
 
@@ -23,7 +24,7 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::clock;
+use super::clock::{self, Sampling};
 use super::metrics::WorkerMetrics;
 use super::poll_watch::PollWatch;
 use crate::runtime::task::Notified;
@@ -45,10 +46,10 @@ pub(crate) enum Scheduled {
 pub(crate) struct WorkerStats {
     index: usize,
     /// `Config::poll_timing`.
-    timing: bool,
-    /// The thread's recent clock reading was taken at the end of the last poll and
-    /// nothing but queue operations happened since: it can serve as the next poll's
-    /// start.
+    sampling: Option<Sampling>,
+    /// The thread's recent clock reading was taken at the end of the last poll, which
+    /// was timed, and nothing but queue operations happened since: it can serve as the
+    /// next poll's start.
     clock_fresh: Cell<bool>,
     /// When the worker last woke (or started).
     busy_since: Cell<Instant>,
@@ -57,10 +58,14 @@ pub(crate) struct WorkerStats {
 }
 
 impl WorkerStats {
-    pub(crate) fn new(index: usize, timing: bool, probe: Option<WorkerProbe>) -> WorkerStats {
+    pub(crate) fn new(
+        index: usize,
+        sampling: Option<Sampling>,
+        probe: Option<WorkerProbe>,
+    ) -> WorkerStats {
         WorkerStats {
             index,
-            timing,
+            sampling,
             clock_fresh: Cell::new(false),
             busy_since: Cell::new(Instant::now()),
             probe,
@@ -105,37 +110,18 @@ impl Stats<'_> {
         WorkerMetrics::bump(&self.metrics.ticks, 1);
     }
 
-    /// The thread's recent clock reading is about to go stale (the worker reaps, fires
-    /// timers or steals): the next poll must read the clock. With `refresh`, read it
-    /// now, for the tasks that are about to be woken.
+    /// The worker did something other than polling (it reaps, fires timers or
+    /// steals): the next timed poll must read the clock for its start.
     #[inline]
-    pub(crate) fn clock_stale(&self, refresh: bool) {
-        if self.own.timing {
-            self.own.clock_fresh.set(false);
-            if refresh {
-                clock::refresh();
-            }
-        }
+    pub(crate) fn clock_stale(&self) {
+        self.own.clock_fresh.set(false);
     }
 
-    /// A batch of polls starts: returns the reading the first starts at (0 when timing
-    /// is off).
+    /// Polls `task` with everything observed around it: the monitor's watch, the
+    /// counters, the latency and poll-time histograms, the dump stamps, the recorder
+    /// and hooks.
     #[inline]
-    pub(crate) fn polls_start(&self) -> u64 {
-        if !self.own.timing {
-            0
-        } else if self.own.clock_fresh.get() {
-            clock::recent()
-        } else {
-            clock::refresh()
-        }
-    }
-
-    /// Polls `task`, which starts at reading `start`, with everything observed around
-    /// it: the monitor's watch, the counters, the latency and poll-time histograms, the
-    /// dump stamps, the recorder and hooks. Returns the reading the poll ended at.
-    #[inline]
-    pub(crate) fn poll(&self, task: Notified, start: u64, from_runnext: bool) -> u64 {
+    pub(crate) fn poll(&self, task: Notified, from_runnext: bool) {
         let m = self.metrics;
         self.watch.enter(&task);
         WorkerMetrics::bump(&m.polls, 1);
@@ -144,21 +130,35 @@ impl Stats<'_> {
         }
         let header = task.header();
         header.last_worker.store(self.own.index as u16, Relaxed);
-        if !self.own.timing {
-            self.run(task);
-            return 0;
+        if self.own.sampling.is_none() {
+            return self.run(task);
         }
-        // The stamp says when it was woken; from now on, when this poll started. Nobody
-        // else writes it meanwhile: we hold the task's only queue entry, and a wake
-        // before the poll ends only sets a bit (the next schedule comes after it).
+        // The stamp says when it was made runnable; from now on, when it was last
+        // polled. Nobody else writes it meanwhile: we hold the task's only queue entry,
+        // and a wake before the poll ends only sets a bit (the next schedule comes after
+        // it). The header may be freed by the poll (the task completes): it is not
+        // touched after `run`.
         let woken = header.stamp.load(Relaxed);
-        header.stamp.store(start, Relaxed);
+        if !clock::is_timed(woken) {
+            // Not in the sample: no clock read. A dump's "last polled" gets the
+            // worker's latest reading (never earlier than the wake stamp).
+            header
+                .stamp
+                .store(clock::untimed(clock::recent().max(woken)), Relaxed);
+            self.own.clock_fresh.set(false);
+            return self.run(task);
+        }
+        let start = if self.own.clock_fresh.get() {
+            clock::recent()
+        } else {
+            clock::refresh()
+        };
+        header.stamp.store(clock::untimed(start), Relaxed);
         m.sched_latency.record(start.saturating_sub(woken));
-        // The header may be freed by the poll (the task completes): not touched after.
         self.run(task);
         let end = clock::refresh();
         m.poll_time.record(end.saturating_sub(start));
-        end
+        self.own.clock_fresh.set(true);
     }
 
     /// One poll, with the recorder's and hooks' calls around it when they are on.
@@ -174,22 +174,22 @@ impl Stats<'_> {
         probe.after_poll(meta);
     }
 
-    /// A batch of polls ended: the clock reading it ended at can start the next one.
+    /// A batch of polls ended.
     #[inline]
     pub(crate) fn polls_end(&self, forced_yields: u64) {
         self.watch.exit();
-        self.own.clock_fresh.set(self.own.timing);
         if forced_yields > 0 {
             WorkerMetrics::bump(&self.metrics.budget_forced_yields, forced_yields);
         }
     }
 
-    /// A task was scheduled on this worker: stamp its wake time, count it, record it.
+    /// A task was scheduled on this worker: stamp its wake time (timed or not, see the
+    /// module doc), count it, record it.
     #[inline]
     pub(crate) fn scheduled(&self, task: &Notified, how: Scheduled) {
         WorkerMetrics::bump(&self.metrics.local_schedules, 1);
-        if self.own.timing {
-            task.header().stamp.store(clock::recent(), Relaxed);
+        if let Some(sampling) = self.own.sampling {
+            task.header().stamp.store(sampling.stamp(), Relaxed);
         }
         if let Some(probe) = &self.own.probe {
             let kind = match how {
@@ -224,7 +224,7 @@ impl Stats<'_> {
     #[inline]
     pub(crate) fn reaping(&self) {
         WorkerMetrics::bump(&self.metrics.ring_reaps, 1);
-        self.clock_stale(true);
+        self.clock_stale();
     }
 
     #[inline]
@@ -249,10 +249,10 @@ impl Stats<'_> {
         WorkerMetrics::bump(&self.metrics.timers_fired, fired);
     }
 
-    /// Timers are about to fire: the tasks they wake are stamped with a fresh reading.
+    /// Timers are about to fire.
     #[inline]
     pub(crate) fn timers_due(&self) {
-        self.clock_stale(true);
+        self.clock_stale();
     }
 
     /// This worker took `count` tasks from `victim` (`victim_metrics`), `task` first.
@@ -302,7 +302,11 @@ impl Stats<'_> {
 
     /// The worker woke; `parked` is what the park returned.
     pub(crate) fn unparked(&self, parked: &std::io::Result<usize>) {
-        self.clock_stale(true);
+        self.clock_stale();
+        if self.own.sampling.is_some() {
+            // The park forgot the thread's reading; untimed stamps need one again.
+            clock::refresh();
+        }
         if let Some(probe) = &self.own.probe {
             probe.record(Kind::Unpark, 0, *parked.as_ref().unwrap_or(&0) as u64);
         }

@@ -39,7 +39,8 @@ pub struct Builder {
     pub(crate) trace_path: Option<std::path::PathBuf>,
     pub(crate) trace_events_per_worker: usize,
     pub(crate) task_hooks: crate::trace::TaskHooks,
-    pub(crate) poll_timing: bool,
+    /// `None`: off; `Some(n)`: one scheduling event in `n` timed.
+    pub(crate) poll_timing: Option<u32>,
     pub(crate) task_registry: bool,
     pub(crate) search_spin: Duration,
     pub(crate) dump_on_signal: Option<(i32, bool)>,
@@ -51,6 +52,17 @@ pub struct Builder {
 /// `chained_spawn`, and with the backoff costs no measurable CPU when work arrives
 /// sporadically (the `trickle` bench; benches/README.md).
 const DEFAULT_SEARCH_SPIN: Duration = Duration::from_micros(5);
+
+/// `URINGO_POLL_TIMING`: `0` turns poll timing off, a number `n` times one scheduling
+/// event in `n`; unset or anything else leaves the default (one in 8).
+fn poll_timing_from_env(value: Option<String>) -> Option<u32> {
+    let default = Some(crate::observe::clock::DEFAULT_SAMPLE);
+    match value.as_deref().map(str::trim).map(str::parse::<u32>) {
+        Some(Ok(0)) => None,
+        Some(Ok(n)) => Some(n),
+        _ => default,
+    }
+}
 
 impl Default for Builder {
     fn default() -> Self {
@@ -73,7 +85,7 @@ impl Default for Builder {
             trace_path: None,
             trace_events_per_worker: 1 << 16,
             task_hooks: Default::default(),
-            poll_timing: std::env::var("URINGO_POLL_TIMING").map_or(true, |v| v.trim() != "0"),
+            poll_timing: poll_timing_from_env(std::env::var("URINGO_POLL_TIMING").ok()),
             task_registry: true,
             search_spin: std::env::var("URINGO_SEARCH_SPIN_NS")
                 .ok()
@@ -376,14 +388,15 @@ impl Builder {
         self
     }
 
-    /// Whether every poll is timed: the scheduling-latency and poll-time histograms of
+    /// Whether polls are timed: the scheduling-latency and poll-time histograms of
     /// [`RuntimeMetrics`](crate::RuntimeMetrics) (`worker_sched_latency`,
     /// `worker_poll_time`), the `schedlat_p99=` of the schedtrace line and the
-    /// time-since-last-poll of a task dump. On by default: it costs one read of the
-    /// time-stamp counter per poll (about 10 ns, see `runtime/clock.rs`), which only
-    /// polls that do almost nothing notice — `yield_now` loops, say.
-    /// `URINGO_POLL_TIMING=0` in the environment turns it off without a rebuild (this
-    /// method wins).
+    /// time-since-last-poll of a task dump. On by default, for a random sample of one
+    /// poll in 8 (see [`poll_timing_sample`](Self::poll_timing_sample)): a timed poll
+    /// reads the time-stamp counter twice (about 10 ns each, see `observe/clock.rs`),
+    /// the others not at all. `URINGO_POLL_TIMING=0` in the environment turns it off
+    /// without a rebuild, `URINGO_POLL_TIMING=n` samples one poll in `n` (this method
+    /// and `poll_timing_sample` win).
     ///
     /// ```
     /// let rt = uringo::Builder::new().poll_timing(false).build()?;
@@ -392,7 +405,44 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn poll_timing(&mut self, on: bool) -> &mut Self {
-        self.poll_timing = on;
+        self.poll_timing = on.then(|| {
+            self.poll_timing
+                .unwrap_or(crate::observe::clock::DEFAULT_SAMPLE)
+        });
+        self
+    }
+
+    /// Times one poll in `one_in`, picked at random when the task is made runnable, and
+    /// turns poll timing on. The histograms then hold a uniform sample of the polls:
+    /// their quantiles estimate those of every poll, their counts are about one in
+    /// `one_in` of the polls. Default 8, as Go samples its scheduling latencies
+    /// (`gTrackingPeriod`); 1 times every poll, as tokio's poll-time histogram does
+    /// when enabled, for a clock read per poll.
+    ///
+    /// A timed poll's latency runs from the wake itself (the waking thread reads the
+    /// clock), so it is exact; an untimed wake is stamped with the worker's latest
+    /// reading, which only a dump's "runnable since" uses.
+    ///
+    /// ```
+    /// let rt = uringo::Builder::new().worker_threads(1).poll_timing_sample(1).build()?;
+    /// rt.block_on(async {
+    ///     for _ in 0..100 {
+    ///         uringo::spawn(uringo::task::yield_now()).await.unwrap();
+    ///     }
+    /// });
+    /// // Every poll timed: two per task.
+    /// assert!(rt.metrics().worker_sched_latency(0).count() >= 200);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// When `one_in` is 0.
+    pub fn poll_timing_sample(&mut self, one_in: u32) -> &mut Self {
+        assert!(
+            one_in > 0,
+            "poll_timing_sample(0): use poll_timing(false) to turn timing off"
+        );
+        self.poll_timing = Some(one_in);
         self
     }
 

@@ -187,7 +187,7 @@ fn dump_all(signal: i32) {
         tracing::debug!(signal = signal_name, "no live runtime to dump");
     }
     for (id, name, full, shared) in targets {
-        let dump = TaskDump::of(&shared.owned, shared.config.poll_timing);
+        let dump = TaskDump::of(&shared.owned, shared.config.poll_timing.is_some());
         drop(shared);
         let header = format!(
             "uringo: {signal_name}: task dump of runtime {name:?} (#{id}) at {}",

@@ -188,7 +188,7 @@ impl Handle {
     /// it with `{}` for counts per spawn location, `{:#}` for every task).
     pub fn dump(&self) -> crate::runtime::task::TaskDump {
         let shared = self.shared();
-        crate::runtime::task::TaskDump::of(&shared.owned, shared.config.poll_timing)
+        crate::runtime::task::TaskDump::of(&shared.owned, shared.config.poll_timing.is_some())
     }
 
     /// Runs a blocking closure on the blocking pool.

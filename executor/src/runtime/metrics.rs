@@ -240,15 +240,16 @@ impl RuntimeMetrics {
         self.handle.shared().remotes[worker].steal.len()
     }
 
-    /// Scheduling latency on `worker`: for each poll, the time from the task being
+    /// Scheduling latency on `worker`: for each timed poll, the time from the task being
     /// woken (or spawned) to the poll starting — how long runnable work waited for a
-    /// worker, Go's `/sched/latencies:seconds`. A wake during another task's poll is
-    /// stamped with that poll's start (see `runtime/clock.rs`), so a sample can overstate
-    /// the wait by up to the waking poll's duration. Empty when the runtime was built
-    /// with [`poll_timing(false)`](crate::Builder::poll_timing).
+    /// worker, Go's `/sched/latencies:seconds`. Like Go's, it is a random sample, one
+    /// poll in 8 unless [`Builder::poll_timing_sample`](crate::Builder::poll_timing_sample)
+    /// says otherwise: its quantiles estimate those of all polls, its count is about an
+    /// eighth of [`worker_poll_count`](Self::worker_poll_count). Empty when the runtime
+    /// was built with [`poll_timing(false)`](crate::Builder::poll_timing).
     ///
     /// ```
-    /// let rt = uringo::Builder::new().worker_threads(1).build()?;
+    /// let rt = uringo::Builder::new().worker_threads(1).poll_timing_sample(1).build()?;
     /// rt.block_on(async {
     ///     for _ in 0..100 {
     ///         uringo::spawn(uringo::task::yield_now()).await.unwrap();
@@ -265,7 +266,7 @@ impl RuntimeMetrics {
             .snapshot_at(clock::nanos_per_tick())
     }
 
-    /// Time inside each poll on `worker` (see
+    /// Time inside each timed poll on `worker` (see
     /// [`worker_sched_latency`](Self::worker_sched_latency) for when it is recorded).
     pub fn worker_poll_time(&self, worker: usize) -> DurationHistogram {
         self.worker(worker)

@@ -81,7 +81,7 @@ impl Runtime {
             global_queue_interval: b.global_queue_interval,
             event_interval: b.event_interval,
             max_runnext_polls: b.max_runnext_polls,
-            poll_timing: b.poll_timing,
+            poll_timing: b.poll_timing.map(crate::observe::clock::Sampling::one_in),
             task_registry: b.task_registry,
             search_spin: b.search_spin,
             instruments: crate::trace::Instruments::new(

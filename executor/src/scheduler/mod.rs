@@ -34,8 +34,9 @@ pub(crate) struct Config {
     pub(crate) event_interval: u32,
     /// Consecutive runnext polls before the runnext task must go through the queue.
     pub(crate) max_runnext_polls: u32,
-    /// Time every poll: scheduling-latency and poll-time histograms, last-poll stamps.
-    pub(crate) poll_timing: bool,
+    /// Poll timing (scheduling-latency and poll-time histograms, last-poll stamps), and
+    /// which share of the scheduling events it times; `None`: off.
+    pub(crate) poll_timing: Option<crate::observe::clock::Sampling>,
     /// Enter tasks in the live-task registry (off only to measure what it costs).
     pub(crate) task_registry: bool,
     /// How long a searching worker that found nothing keeps looking before it parks.
@@ -46,13 +47,15 @@ pub(crate) struct Config {
 
 impl Default for Config {
     /// Go's constants: the injector every 61 ticks, the ring every 61 ticks, runnext at
-    /// most 3 polls in a row; polls timed; no recorder, no hooks.
+    /// most 3 polls in a row; one poll in 8 timed; no recorder, no hooks.
     fn default() -> Config {
         Config {
             global_queue_interval: 61,
             event_interval: 61,
             max_runnext_polls: 3,
-            poll_timing: true,
+            poll_timing: Some(crate::observe::clock::Sampling::one_in(
+                crate::observe::clock::DEFAULT_SAMPLE,
+            )),
             task_registry: true,
             search_spin: std::time::Duration::ZERO,
             instruments: crate::trace::Instruments::default(),

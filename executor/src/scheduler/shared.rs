@@ -151,11 +151,10 @@ impl Shared {
     /// Schedules a task from a thread that is not one of our workers.
     pub(crate) fn schedule_remote(&self, task: Notified, how: Scheduled) {
         self.outside.schedules.fetch_add(1, Ordering::Relaxed);
-        if self.config.poll_timing {
-            task.header().stamp.store(
-                crate::observe::clock::recent(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+        if let Some(sampling) = self.config.poll_timing {
+            task.header()
+                .stamp
+                .store(sampling.stamp(), std::sync::atomic::Ordering::Relaxed);
         }
         if how == Scheduled::Wake && self.config.instruments.is_on() {
             let id = task.id_and_location().0.as_u64();
@@ -178,11 +177,10 @@ impl Shared {
     /// Puts a new task in worker `index`'s inbox and unparks that worker (sticky: if it
     /// is awake, its next park returns at once, after its next tick took the task).
     pub(crate) fn schedule_on(&self, index: usize, task: Notified) {
-        if self.config.poll_timing {
-            task.header().stamp.store(
-                crate::observe::clock::recent(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+        if let Some(sampling) = self.config.poll_timing {
+            task.header()
+                .stamp
+                .store(sampling.stamp(), std::sync::atomic::Ordering::Relaxed);
         }
         let remote = &self.remotes[index];
         if let Err(task) = remote.inbox.push(task) {

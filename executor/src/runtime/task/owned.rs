@@ -123,11 +123,12 @@ impl OwnedTasks {
             location,
         } = init.into();
         let (task, notified, join) = super::new_task(future, scheduler, id, location);
-        // Until it is first scheduled, the stamp says when the task was spawned.
-        task.raw()
-            .header()
-            .stamp
-            .store(spawned_at, std::sync::atomic::Ordering::Relaxed);
+        // Until it is first scheduled, the stamp says when the task was spawned (and
+        // marks no timed event: see `observe/clock.rs`).
+        task.raw().header().stamp.store(
+            crate::observe::clock::untimed(spawned_at),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if !self.enabled {
             drop(task);
             return (join, Some(notified));

@@ -179,7 +179,7 @@ fn run_seed(seed: u64) -> Result<(), Vec<String>> {
     let config = Config {
         global_queue_interval: interval,
         event_interval: *rng.pick(&[61, 61, 1, 4, 17]),
-        poll_timing: false,
+        poll_timing: None,
         search_spin: Duration::ZERO,
         ..Config::default()
     };

@@ -202,8 +202,7 @@ impl<'a, D: Driver> Worker<'a, D> {
         let max_runnext = cx.shared.config.max_runnext_polls;
         coop::budget(|| {
             cx.set_in_task(true);
-            let mut clock = stats.polls_start();
-            clock = stats.poll(task, clock, false);
+            stats.poll(task, false);
             let mut runnext_polls = 0;
             while let Some(next) = cx.with_local(|local| local.take_runnext()) {
                 if !coop::has_budget_remaining() || runnext_polls >= max_runnext {
@@ -216,7 +215,7 @@ impl<'a, D: Driver> Worker<'a, D> {
                     break;
                 }
                 runnext_polls += 1;
-                clock = stats.poll(next, clock, true);
+                stats.poll(next, true);
             }
             cx.set_in_task(false);
         });

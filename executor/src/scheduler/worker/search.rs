@@ -11,7 +11,7 @@ impl<D: Driver> Worker<'_, D> {
     /// already search. Returns the first stolen task; the rest are in our queue.
     pub(super) fn steal_work(&mut self) -> Option<Notified> {
         let cx = self.cx;
-        cx.stats().clock_stale(false);
+        cx.stats().clock_stale();
         if !self.core.is_searching {
             if !cx.shared.idle.transition_worker_to_searching() {
                 return None;
