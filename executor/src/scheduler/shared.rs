@@ -223,7 +223,7 @@ impl Shared {
         let remote = &self.remotes[worker];
         let slot = remote.timers.slots.take_remote();
         remote.timers.slots.get(slot).arm(None);
-        remote.timers.registrations.push((slot, tick));
+        remote.timers.queue_registration(slot, tick);
         remote.unpark();
         (worker, slot)
     }

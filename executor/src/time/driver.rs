@@ -4,7 +4,7 @@
 //! Go keeps a timer heap per P; uringo keeps a hierarchical wheel (`uringo-timers`) per
 //! worker. Nothing here takes a lock shared by two timers: the wheel is touched only by
 //! its worker, and other threads reach it through two lock-free queues the worker drains
-//! on every tick and before it parks.
+//! on the next tick, told to by one flag (`TimerRemote::queued`).
 
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crossbeam_queue::SegQueue;
 use uringo_timers::{TimerKey, TimerWheel};
 
 use super::slots::TimerSlots;
-use crate::loom::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 use crate::loom::SegQueue;
 
@@ -64,11 +64,22 @@ pub(crate) fn now_tick(origin: Instant, now: Instant) -> u64 {
 pub(crate) struct TimerRemote {
     /// The entries of this worker's timers (`time/slots.rs`).
     pub slots: TimerSlots,
-    /// Timers armed by threads that own no wheel, to insert: slot and deadline tick.
-    pub registrations: SegQueue<(u32, u64)>,
+    /// Timers armed by threads that own no wheel, to insert: slot and deadline tick
+    /// ([`TimerRemote::queue_registration`]).
+    registrations: SegQueue<(u32, u64)>,
     /// Keys of timers dropped on other threads (remote registrations included, once
-    /// inserted), to remove.
-    pub cancellations: SegQueue<TimerKey>,
+    /// inserted), to remove ([`TimerRemote::queue_cancellation`]).
+    cancellations: SegQueue<TimerKey>,
+    /// Something may be waiting in `registrations` or `cancellations`, so the owner's
+    /// tick costs one load of a line nobody writes instead of four (each queue's head
+    /// and tail). Raised by the thread that queued, *after* its push (a Release swap);
+    /// cleared by the owner with an Acquire swap *before* it drains
+    /// (`TimerDriver::drain_remote`).
+    /// An item is therefore never stranded: either the owner's swap reads the store
+    /// that followed its push, and then sees the push, or that store comes after the
+    /// swap and the flag is set for the next tick. A set flag with empty queues (items
+    /// drained after the swap that set it again) costs one empty drain.
+    queued: AtomicBool,
     /// Timers in the wheel (a gauge for metrics).
     pub len: AtomicUsize,
     /// Timers ever inserted into the wheel (published by the worker).
@@ -83,12 +94,46 @@ pub(crate) struct TimerRemote {
     pub next_wake: AtomicU64,
 }
 
+impl TimerRemote {
+    /// Queues a timer armed on a thread without a wheel (slot and deadline tick) for the
+    /// owner to insert on its next tick.
+    pub(crate) fn queue_registration(&self, slot: u32, tick: u64) {
+        self.queue(&self.registrations, (slot, tick));
+    }
+
+    /// Queues the removal of a timer dropped on another thread.
+    pub(crate) fn queue_cancellation(&self, key: TimerKey) {
+        self.queue(&self.cancellations, key);
+    }
+
+    fn queue<T>(&self, queue: &SegQueue<T>, item: T) {
+        // Mutation point: the flag set before the push lets the owner's drain run
+        // between the two and strand the item.
+        if crate::loom::mutation!("timer_queued_flag") {
+            self.queued.swap(true, Ordering::Release);
+            return queue.push(item);
+        }
+        queue.push(item);
+        // An RMW, not a plain store: a store would do in the C++ memory model too, but
+        // loom orders concurrent plain stores only partially and then lets the owner's
+        // next swap read an older value than the newest; RMWs it orders totally.
+        self.queued.swap(true, Ordering::Release);
+    }
+
+    /// Whether another thread may have queued something since the owner last drained.
+    #[inline]
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
 impl Default for TimerRemote {
     fn default() -> TimerRemote {
         TimerRemote {
             slots: TimerSlots::default(),
             registrations: SegQueue::default(),
             cancellations: SegQueue::default(),
+            queued: AtomicBool::new(false),
             len: AtomicUsize::new(0),
             armed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
@@ -166,8 +211,11 @@ impl TimerDriver {
         self.wheel.reset(key, tick)
     }
 
-    /// Applies what other threads queued.
+    /// Applies what other threads queued (see `TimerRemote::queued`).
     pub(crate) fn drain_remote(&mut self, remote: &TimerRemote) {
+        if !remote.queued.swap(false, Ordering::Acquire) {
+            return;
+        }
         while let Some(key) = remote.cancellations.pop() {
             self.cancel(&remote.slots, key);
         }

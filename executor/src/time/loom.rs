@@ -74,7 +74,7 @@ fn fire_vs_cancel_from_another_thread() {
         let entry = remote.slots.get(slot);
         let cancelled = entry.cancel();
         if cancelled {
-            remote.cancellations.push(key);
+            remote.queue_cancellation(key);
         }
         let fired = entry.is_fired();
         remote.slots.release_elsewhere(slot);
@@ -108,7 +108,7 @@ fn remote_registration_vs_cancel() {
         let remote = Arc::new(TimerRemote::default());
         let slot = remote.slots.take_remote();
         remote.slots.get(slot).arm(None);
-        remote.registrations.push((slot, 1));
+        remote.queue_registration(slot, 1);
         let owner = {
             let remote = remote.clone();
             thread::spawn(move || {
@@ -119,7 +119,7 @@ fn remote_registration_vs_cancel() {
         };
         let entry = remote.slots.get(slot);
         if let Some(key) = entry.cancel_adopted() {
-            remote.cancellations.push(key);
+            remote.queue_cancellation(key);
         }
         let cancelled = entry.is_cancelled();
         let fired = entry.is_fired();
@@ -165,5 +165,52 @@ fn fire_vs_poll_from_another_thread() {
         remote.slots.release_elsewhere(slot);
         assert_given_back_once(&driver, &remote.slots, slot);
         drop(waker);
+    });
+}
+
+/// Other threads queue a registration and a cancellation (of timers far from due, so
+/// nothing fires to hide a lost one) while the owner drains: whatever the owner's drain
+/// missed, its next tick applies, because each queuing thread raises `queued` after its
+/// push (`TimerRemote::queued`). Mutation `timer_queued_flag` raises it before the
+/// push: a drain between the two clears the flag and strands the item.
+#[test]
+fn queued_changes_reach_the_wheel_by_the_owners_next_tick() {
+    model(|| {
+        let far = 1 << 20;
+        let remote = Arc::new(TimerRemote::default());
+        let mut driver = TimerDriver::new(Instant::now());
+        // A timer on the owner's wheel, whose `Sleep` is dropped on another thread.
+        let owned = driver.take_slot(&remote.slots);
+        remote.slots.get(owned).arm(None);
+        let key = driver.insert(far, owned);
+        // A timer armed on a thread without a wheel.
+        let foreign = remote.slots.take_remote();
+        remote.slots.get(foreign).arm(None);
+
+        let owner = {
+            let remote = remote.clone();
+            thread::spawn(move || {
+                driver.drain_remote(&remote);
+                driver
+            })
+        };
+        let canceller = {
+            let remote = remote.clone();
+            thread::spawn(move || {
+                assert!(remote.slots.get(owned).cancel());
+                remote.queue_cancellation(key);
+            })
+        };
+        remote.queue_registration(foreign, far);
+        canceller.join().unwrap();
+        let mut driver = owner.join().unwrap();
+        // The owner's next tick.
+        driver.drain_remote(&remote);
+        driver.publish_len(&remote);
+        let cancelled = remote.cancelled.load(loom::sync::atomic::Ordering::Relaxed);
+        let inserted = remote.armed.load(loom::sync::atomic::Ordering::Relaxed);
+        assert_eq!(cancelled, 1, "a cancellation was stranded in its queue");
+        assert_eq!(inserted, 2, "a registration was stranded in its queue");
+        assert_eq!(remote.len.load(loom::sync::atomic::Ordering::Relaxed), 1);
     });
 }

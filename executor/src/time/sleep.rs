@@ -300,7 +300,7 @@ fn cancel_in_wheel(shared: &Arc<Shared>, worker: usize, key: TimerKey) -> bool {
         _ => false,
     });
     if !done {
-        shared.remotes[worker].timers.cancellations.push(key);
+        shared.remotes[worker].timers.queue_cancellation(key);
     }
     !done
 }

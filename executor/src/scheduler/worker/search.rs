@@ -82,7 +82,7 @@ impl<D: Driver> Worker<'_, D> {
                 || shared.any_work_queued()
                 || !self.cx.remote().inbox.is_empty()
                 || self.driver.has_events()
-                || !timers.registrations.is_empty()
+                || timers.has_queued()
             {
                 self.cx.stats().spin_found();
                 self.core.spin.found();

@@ -14,7 +14,7 @@ impl<D: Driver> Worker<'_, D> {
     pub(super) fn process_timers(&mut self) -> bool {
         let cx = self.cx;
         let remote = &cx.remote().timers;
-        if !remote.cancellations.is_empty() || !remote.registrations.is_empty() {
+        if remote.has_queued() {
             cx.with_timers(|t| t.drain_remote(remote));
         }
         if !cx.timers().borrow().has_timers() {
