@@ -119,7 +119,7 @@ impl<'a, D: Driver> Worker<'a, D> {
         Worker {
             cx,
             driver,
-            core: Core::new(cx.index),
+            core: Core::new(cx.index, &cx.shared.config),
         }
     }
 
@@ -135,13 +135,13 @@ impl<'a, D: Driver> Worker<'a, D> {
         tracing::debug!(worker = cx.index, "worker started");
         cx.stats().started();
         while !shared.is_shutdown() {
-            self.core.tick = self.core.tick.wrapping_add(1);
             cx.stats().tick();
             self.process_timers();
-            if self.core.tick % shared.config.event_interval == 0 {
+            if self.core.reap_turn.tick() {
                 self.reap();
             }
-            if let Some(task) = self.next_task() {
+            let injector_turn = self.core.injector_turn.tick();
+            if let Some(task) = self.next_task(injector_turn) {
                 self.run_task(task);
                 continue;
             }
@@ -165,14 +165,16 @@ impl<'a, D: Driver> Worker<'a, D> {
         self.shut_down();
     }
 
-    fn next_task(&mut self) -> Option<Notified> {
+    /// The task this tick runs; `injector_turn`: the injector goes before the local
+    /// queue.
+    fn next_task(&mut self, injector_turn: bool) -> Option<Notified> {
         let shared = &self.cx.shared;
         // Placed here on purpose (`Handle::spawn_on`): first, and never stolen before
         // its first poll.
         if let Some(task) = self.cx.remote().inbox.pop() {
             return Some(task);
         }
-        if self.core.tick % shared.config.global_queue_interval == 0 {
+        if injector_turn {
             if let Some(task) = shared.inject.pop() {
                 self.cx.stats().injector_pops(1);
                 return Some(task);
