@@ -4,19 +4,30 @@
 //! that are not workers land here, and so does the overflow of a worker's full local
 //! queue. Workers take from it every 61 ticks and when their local queue runs dry.
 //!
-//! The length is kept beside the queue in one `AtomicUsize` (`state`: count << 1 | CLOSED)
-//! so an idle check is a single load. The count is raised *before* an item enters the
-//! queue and lowered *after* one leaves it, so it is never below the true number of items:
-//! `len() == 0` means empty, while `len() > 0` with `pop() == None` means a push is still
-//! in flight (retry; do not park on it).
+//! The items sit in a `VecDeque` behind a mutex, as Go's sit in a list under
+//! `sched.lock` and tokio's under its `Synced` lock. A lock-free segmented queue was
+//! tried first and lost on exactly the loads this queue exists for: it allocates a
+//! block per 31 items on the pushing thread and frees it on the popping one, so a
+//! worker that overflows while its sibling drains makes the sibling free into the
+//! spawner's malloc arena, behind the arena's lock. A storm of 100 000 spawns spent
+//! about a tenth of its CPU in that lock. Here the deque keeps its buffer, so a steady
+//! state allocates nothing, and a batch (an overflow of half a local queue, or a
+//! worker's share) takes the lock once. The deque keeps the capacity of its longest
+//! backlog: 8 bytes per task that was ever queued at once, next to the task itself.
 //!
-//! Under `cfg(loom)` the queue is a `loom::sync::Mutex<VecDeque<T>>` (crossbeam is not
-//! loom-instrumented); the API and the counter protocol are the same.
+//! The length is kept beside the queue in one `AtomicUsize` (`state`: count << 1 | CLOSED)
+//! so an idle check is a single load with no lock. The count is raised *before* an item
+//! enters the queue and lowered *after* one leaves it, so it is never below the true
+//! number of items: `len() == 0` means empty, while `len() > 0` with `pop() == None` means
+//! a push is still in flight (retry; do not park on it).
+//!
+//! Under `cfg(loom)` the mutex is loom's, so the models check this very code.
 
+use std::collections::VecDeque;
 use std::iter;
 
 use crate::loom::sync::{
-    AtomicUsize,
+    AtomicUsize, Mutex, MutexGuard,
     Ordering::{AcqRel, Acquire, Relaxed, SeqCst},
 };
 
@@ -29,10 +40,8 @@ const ONE: usize = 2;
 
 /// The global run queue.
 pub(crate) struct Injector<T: QueueItem> {
-    #[cfg(not(loom))]
-    queue: crossbeam_queue::SegQueue<T>,
-    #[cfg(loom)]
-    queue: crate::loom::sync::Mutex<std::collections::VecDeque<T>>,
+    /// The queued items, oldest first.
+    queue: Mutex<VecDeque<T>>,
     /// `len << 1 | CLOSED`.
     state: AtomicUsize,
 }
@@ -47,32 +56,17 @@ impl<T: QueueItem> Injector<T> {
     /// An empty, open injector.
     pub(crate) fn new() -> Self {
         Self {
-            #[cfg(not(loom))]
-            queue: crossbeam_queue::SegQueue::new(),
-            #[cfg(loom)]
-            queue: crate::loom::sync::Mutex::new(std::collections::VecDeque::new()),
+            queue: Mutex::new(VecDeque::new()),
             state: AtomicUsize::new(0),
         }
     }
 
-    #[cfg(not(loom))]
-    fn raw_push(&self, item: T) {
-        self.queue.push(item);
-    }
-
-    #[cfg(not(loom))]
-    fn raw_pop(&self) -> Option<T> {
-        self.queue.pop()
-    }
-
-    #[cfg(loom)]
-    fn raw_push(&self, item: T) {
-        self.queue.lock().unwrap().push_back(item);
-    }
-
-    #[cfg(loom)]
-    fn raw_pop(&self) -> Option<T> {
-        self.queue.lock().unwrap().pop_front()
+    /// The queue, locked. Each push and pop leaves the deque whole, so a lock poisoned
+    /// by a panic elsewhere (an overflow iterator's, say) still guards a consistent one.
+    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Pushes one item (a remote spawn or wake-up). After [`Injector::close`] the item is
@@ -88,12 +82,12 @@ impl<T: QueueItem> Injector<T> {
             self.state.fetch_sub(ONE, Relaxed);
             return Err(item);
         }
-        self.raw_push(item);
+        self.lock().push_back(item);
         Ok(())
     }
 
-    /// Pushes every item of `items`, in order (a local queue's overflow). Accepted even
-    /// when closed, so overflow never loses a task: a shutdown drain (see
+    /// Pushes every item of `items`, in order (a local queue's overflow), under one lock.
+    /// Accepted even when closed, so overflow never loses a task: a shutdown drain (see
     /// [`Injector::close`]) or the injector's drop still gets it.
     pub(crate) fn push_batch(&self, items: impl Iterator<Item = T>) {
         let (expected, _) = items.size_hint();
@@ -105,6 +99,7 @@ impl<T: QueueItem> Injector<T> {
             // SeqCst: as in `push` (idle protocol).
             self.state.fetch_add(expected * ONE, SeqCst);
         }
+        let mut queue = self.lock();
         for item in items {
             if reservation.unused == 0 {
                 // SeqCst: as in `push` (idle protocol).
@@ -112,7 +107,7 @@ impl<T: QueueItem> Injector<T> {
             } else {
                 reservation.unused -= 1;
             }
-            self.raw_push(item);
+            queue.push_back(item);
         }
     }
 
@@ -121,24 +116,30 @@ impl<T: QueueItem> Injector<T> {
         if self.is_empty() {
             return None;
         }
-        let item = self.raw_pop()?;
+        let item = self.lock().pop_front()?;
         // Relaxed: only the count matters here; the item itself was handed over by the
-        // queue's own synchronisation.
+        // lock.
         self.state.fetch_sub(ONE, Relaxed);
         Some(item)
     }
 
     /// Go's `globrunqget`: takes up to `max` items, bounded by `dst`'s free room, puts all
-    /// but the first at the back of `dst` (in order) and returns the first.
+    /// but the first at the back of `dst` (in order) and returns the first. One lock.
     pub(crate) fn pop_batch_into(&self, dst: &mut Local<T>, max: usize) -> Option<T> {
         let n = max.min(dst.remaining_slots() + 1).min(self.len());
         if n == 0 {
             return None;
         }
-        let first = self.pop()?;
-        if n > 1 {
-            dst.push_back_from(iter::from_fn(|| self.pop()).take(n - 1));
-        }
+        let mut queue = self.lock();
+        let first = queue.pop_front()?;
+        let moved = if n > 1 {
+            dst.push_back_from(iter::from_fn(|| queue.pop_front()).take(n - 1))
+        } else {
+            0
+        };
+        drop(queue);
+        // Relaxed: as in `pop`.
+        self.state.fetch_sub((moved + 1) * ONE, Relaxed);
         Some(first)
     }
 
