@@ -172,6 +172,10 @@ fn timeouts_dropped_on_a_thread_without_a_wheel_leave_the_wheel_at_once() {
 fn zero_sleep_completes_at_once_but_yields_when_budget_is_spent() {
     let rt = rt(1);
     rt.block_on(rt.spawn(async {
+        // A fresh task has its whole budget: the first poll completes it.
+        let mut zero = std::pin::pin!(sleep(Duration::ZERO));
+        let first = std::future::poll_fn(|cx| Poll::Ready(zero.as_mut().poll(cx))).await;
+        assert!(first.is_ready(), "a zero sleep waited on its first poll");
         for _ in 0..10_000 {
             sleep(Duration::ZERO).await;
         }

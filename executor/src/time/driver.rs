@@ -152,6 +152,13 @@ pub(crate) struct TimerDriver {
     /// Counted here, published with the length: the wheel is the worker's alone.
     armed: u64,
     cancelled: u64,
+    /// The tick of the latest clock reading that looked for due timers
+    /// ([`TimerDriver::pop_expired`]); only moves forward. A timer whose deadline tick
+    /// is at or before it has certainly passed, so arming one needs no clock read of
+    /// its own: a deadline before it completes at once, any other goes in the wheel
+    /// and, if it has passed since, fires at the next tick's reading. tokio's and Go's
+    /// timers arm the same way.
+    seen: u64,
 }
 
 impl TimerDriver {
@@ -162,7 +169,13 @@ impl TimerDriver {
             origin,
             armed: 0,
             cancelled: 0,
+            seen: 0,
         }
+    }
+
+    /// Whether a deadline at `tick` had passed by the latest reading (see `seen`).
+    pub(crate) fn has_passed(&self, tick: u64) -> bool {
+        tick <= self.seen
     }
 
     /// A free slot of `slots` (this worker's), for a timer armed here.
@@ -233,8 +246,9 @@ impl TimerDriver {
     /// fires it with no borrow of the driver held (firing wakes a task, which may arm
     /// a timer), then lets go of the wheel's hold ([`TimerDriver::release`]).
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<u32> {
-        let next = self.wheel.next_expiration()?;
         let now = now_tick(self.origin, now);
+        self.seen = self.seen.max(now);
+        let next = self.wheel.next_expiration()?;
         if next > now {
             return None;
         }

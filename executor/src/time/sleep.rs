@@ -32,7 +32,11 @@ use crate::scheduler::Shared;
 pub fn sleep(duration: Duration) -> Sleep {
     let now = super::clock::now();
     let deadline = now.checked_add(duration).unwrap_or_else(far_future);
-    sleep_until(deadline)
+    let mut sleep = sleep_until(deadline);
+    if duration.is_zero() {
+        sleep.state = State::Due;
+    }
+    sleep
 }
 
 /// Waits until `deadline`.
@@ -85,6 +89,9 @@ enum State {
         worker: usize,
         slot: u32,
     },
+    /// Made with a zero duration: its deadline is the clock reading that made it, so
+    /// the first poll completes it without a look at any wheel.
+    Due,
     Elapsed,
 }
 
@@ -116,7 +123,7 @@ impl Sleep {
                 worker,
                 slot,
             } => Some((shared, *worker, *slot)),
-            State::Unregistered | State::Elapsed => None,
+            State::Unregistered | State::Due | State::Elapsed => None,
         }
     }
 
@@ -189,7 +196,7 @@ impl Sleep {
                 }
                 release(&shared, worker, slot);
             }
-            State::Unregistered | State::Elapsed => {}
+            State::Unregistered | State::Due | State::Elapsed => {}
         }
     }
 
@@ -201,26 +208,26 @@ impl Sleep {
         self.state = State::Elapsed;
     }
 
-    /// The first poll: completes at once if the deadline has passed, else puts the
-    /// timer on this worker's wheel (or hands it to a worker). On a worker, the clock
-    /// read and the insert share one lookup of the worker context, and the entry is
-    /// created holding `waker`: only this thread can fire it, and not before this poll
-    /// returns, so the waker needs no separate registration under the entry's lock.
+    /// The first poll: completes at once if the deadline had passed by the worker's
+    /// latest reading of the clock (`TimerDriver::has_passed`; no reading of its own),
+    /// else puts the timer on this worker's wheel (or hands it to a worker). The entry
+    /// is created holding `waker`: only this thread can fire it, and not before this
+    /// poll returns, so the waker needs no separate registration under the entry's lock.
     fn arm(&mut self, waker: &Waker) -> Armed {
         let deadline = self.deadline;
         let local = context::with_worker(|cx| {
             let cx = cx?;
-            if deadline <= cx.shared.clock.now() {
-                return Some(None);
-            }
             let tick = deadline_tick(cx.shared.clock_origin, deadline);
             let slots = &cx.remote().timers.slots;
-            let (key, slot) = cx.with_timers(|t| {
+            let armed = cx.with_timers(|t| {
+                if t.has_passed(tick) {
+                    return None;
+                }
                 let slot = t.take_slot(slots);
                 slots.get(slot).arm(Some(waker.clone()));
-                (t.insert(tick, slot), slot)
+                Some((t.insert(tick, slot), slot))
             });
-            Some(Some(State::Local {
+            Some(armed.map(|(key, slot)| State::Local {
                 shared: cx.shared.clone(),
                 worker: cx.index,
                 key,
@@ -311,6 +318,9 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let coop = std::task::ready!(coop::poll_proceed(cx));
         let this = self.get_mut();
+        if let State::Due = this.state {
+            this.state = State::Elapsed;
+        }
         if let State::Unregistered = this.state {
             match this.arm(cx.waker()) {
                 Armed::Elapsed => {
