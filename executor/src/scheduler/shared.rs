@@ -22,23 +22,28 @@ use crate::time::clock::Clock;
 use crate::time::TimerRemote;
 
 /// The parts of a worker that other threads touch.
+///
+/// What the owner writes on every tick or poll (its metrics, the poll watch) and what
+/// other threads write (the inbox) each sit on cache lines of their own: the handles
+/// that siblings read to steal from or unpark this worker would otherwise move to the
+/// owner's core and back on every poll.
 pub(crate) struct Remote {
     /// The stealing end of the worker's run queue (and its runnext slot).
     pub(crate) steal: Steal<Notified>,
     /// Tasks spawned onto this worker by `Handle::spawn_on`: the worker polls each
     /// first thing on its next tick (`worker/mod.rs`), so their first poll, and the I/O
     /// it submits, is on this worker's ring.
-    pub(crate) inbox: Injector<Notified>,
+    pub(crate) inbox: CachePadded<Injector<Notified>>,
     /// Ends the worker's park; set once the worker's driver exists.
     pub(crate) unpark: OnceLock<Unparker>,
     /// The worker's io_uring ring, through which a thread without one submits I/O
     /// (unset under the loom and simulated drivers).
     pub(crate) ring: OnceLock<RingHandle>,
-    pub(crate) metrics: WorkerMetrics,
+    pub(crate) metrics: CachePadded<WorkerMetrics>,
     /// Timers other threads add to or remove from this worker's wheel.
     pub(crate) timers: TimerRemote,
     /// The task this worker is polling, for the monitor.
-    pub(crate) poll_watch: PollWatch,
+    pub(crate) poll_watch: CachePadded<PollWatch>,
     /// Unparked, not yet back from its park: not waiting, for paused time's
     /// auto-advance (`time/auto_advance.rs`).
     #[cfg(feature = "test-util")]
@@ -73,7 +78,9 @@ pub(crate) struct Outside {
 /// State shared by every worker of one runtime (Go's `sched`).
 pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
-    pub(crate) inject: Injector<Notified>,
+    /// On lines of its own: every push and pop writes its lock and count, while every
+    /// worker reads the fields around it on every tick.
+    pub(crate) inject: CachePadded<Injector<Notified>>,
     pub(crate) idle: Idle,
     pub(crate) owned: OwnedTasks,
     pub(crate) config: Config,
@@ -101,17 +108,17 @@ impl Shared {
                 .into_iter()
                 .map(|steal| Remote {
                     steal,
-                    inbox: Injector::new(),
+                    inbox: CachePadded::new(Injector::new()),
                     unpark: OnceLock::new(),
                     ring: OnceLock::new(),
-                    metrics: WorkerMetrics::default(),
+                    metrics: CachePadded::default(),
                     timers: TimerRemote::default(),
-                    poll_watch: PollWatch::default(),
+                    poll_watch: CachePadded::default(),
                     #[cfg(feature = "test-util")]
                     unpark_pending: AtomicBool::new(false),
                 })
                 .collect(),
-            inject: Injector::new(),
+            inject: CachePadded::new(Injector::new()),
             idle: Idle::new(n),
             owned: OwnedTasks::new(n, config.task_registry),
             config,
