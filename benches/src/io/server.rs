@@ -372,16 +372,17 @@ async fn uringo_echo(stream: uringo::net::TcpStream) -> io::Result<()> {
     }
 }
 
-/// Pool echo: an idle connection holds no buffer; a received chunk is copied out so the
-/// pool buffer returns to the ring before the (possibly slow) write.
+/// Pool echo: an idle connection holds no buffer, and each received chunk is sent back
+/// as it is, as the floor sends it (no copy, no allocation). The chunk's pool buffer goes
+/// back to the ring when the write is done, so a write waiting on a peer slow to read
+/// holds one buffer of the pool until then.
 async fn uringo_echo_pooled(
     stream: uringo::net::TcpStream,
     pool: uringo::net::BufPool,
 ) -> io::Result<()> {
     let mut chunks = stream.recv_stream(&pool);
     while let Some(chunk) = chunks.next().await {
-        let out = chunk?.to_vec();
-        let (res, _) = stream.write_all(out).await;
+        let (res, _) = stream.write_all(chunk?).await;
         res?;
     }
     Ok(())
