@@ -176,6 +176,12 @@ fn zero_sleep_completes_at_once_but_yields_when_budget_is_spent() {
         let mut zero = std::pin::pin!(sleep(Duration::ZERO));
         let first = std::future::poll_fn(|cx| Poll::Ready(zero.as_mut().poll(cx))).await;
         assert!(first.is_ready(), "a zero sleep waited on its first poll");
+        let mut zero = std::pin::pin!(timeout(Duration::ZERO, std::future::pending::<()>()));
+        let first = std::future::poll_fn(|cx| Poll::Ready(zero.as_mut().poll(cx))).await;
+        assert!(
+            matches!(first, Poll::Ready(Err(_))),
+            "a zero timeout waited on its first poll"
+        );
         for _ in 0..10_000 {
             sleep(Duration::ZERO).await;
         }
@@ -218,6 +224,24 @@ fn timeout_around_a_pending_read_cancels_it_and_frees_its_buffer() {
         .map(|r| r.cancels)
         .sum();
     assert!(cancels >= 1, "the read was cancelled in the kernel");
+}
+
+/// Polls `iv` once; true when its tick was ready.
+fn tick_is_ready(iv: &mut uringo::time::Interval) -> impl Future<Output = bool> + '_ {
+    std::future::poll_fn(move |cx| Poll::Ready(iv.poll_tick(cx).is_ready()))
+}
+
+#[test]
+fn an_intervals_first_tick_and_an_immediate_reset_complete_at_their_first_poll() {
+    let rt = rt(1);
+    rt.block_on(rt.spawn(async {
+        let mut iv = uringo::time::interval(Duration::from_secs(3600));
+        assert!(tick_is_ready(&mut iv).await, "the first tick waited");
+        assert!(!tick_is_ready(&mut iv).await, "the second tick came early");
+        iv.reset_immediately();
+        assert!(tick_is_ready(&mut iv).await, "the immediate tick waited");
+    }))
+    .unwrap();
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::sleep::{sleep_until, Sleep};
+use super::sleep::{sleep_due, sleep_until, Sleep};
 
 /// What an [`Interval`] does when ticks were missed (the task was busy, or the machine
 /// stalled, for longer than a period).
@@ -54,7 +54,10 @@ impl MissedTickBehavior {
 /// });
 /// ```
 pub fn interval(period: Duration) -> Interval {
-    interval_at(super::clock::now(), period)
+    let mut interval = interval_at(super::clock::now(), period);
+    let start = interval.delay.deadline();
+    interval.delay = sleep_due(start);
+    interval
 }
 
 /// Ticks every `period`, the first tick at `start`.
@@ -112,7 +115,7 @@ impl Interval {
 
     /// Restarts the schedule with an immediate tick.
     pub fn reset_immediately(&mut self) {
-        Pin::new(&mut self.delay).reset(super::clock::now());
+        Pin::new(&mut self.delay).reset_due(super::clock::now());
     }
 
     /// Restarts the schedule: the next tick is `after` from now.

@@ -31,12 +31,20 @@ use crate::scheduler::Shared;
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
     let now = super::clock::now();
-    let deadline = now.checked_add(duration).unwrap_or_else(far_future);
-    let mut sleep = sleep_until(deadline);
     if duration.is_zero() {
-        sleep.state = State::Due;
+        return sleep_due(now);
     }
-    sleep
+    sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
+}
+
+/// A sleep whose deadline is `now`, a clock reading just made: its first poll completes
+/// it without a look at any wheel (a worker's wheel only knows its own latest reading,
+/// which may be older).
+pub(crate) fn sleep_due(now: Instant) -> Sleep {
+    Sleep {
+        deadline: now,
+        state: State::Due,
+    }
 }
 
 /// Waits until `deadline`.
@@ -57,7 +65,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 }
 
 /// An instant so far away it never comes (about 30 years).
-pub(crate) fn far_future() -> Instant {
+fn far_future() -> Instant {
     super::clock::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
@@ -89,8 +97,8 @@ enum State {
         worker: usize,
         slot: u32,
     },
-    /// Made with a zero duration: its deadline is the clock reading that made it, so
-    /// the first poll completes it without a look at any wheel.
+    /// Its deadline is the clock reading that made it ([`sleep_due`]), so the first
+    /// poll completes it without a look at any wheel.
     Due,
     Elapsed,
 }
@@ -164,6 +172,15 @@ impl Sleep {
         }
         this.deregister();
         this.state = State::Unregistered;
+    }
+
+    /// [`Sleep::reset`] to `now`, a clock reading just made: the next poll completes
+    /// the sleep (see [`sleep_due`]).
+    pub(crate) fn reset_due(self: Pin<&mut Self>, now: Instant) {
+        let this = self.get_mut();
+        this.deregister();
+        this.deadline = now;
+        this.state = State::Due;
     }
 
     /// Gives the timer up: removes it from the wheel unless it fired, and lets go of

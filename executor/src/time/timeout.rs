@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::sleep::{far_future, sleep_until, Sleep};
+use super::sleep::{sleep, sleep_until, Sleep};
 
 /// The deadline passed before the future completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +42,10 @@ impl From<Elapsed> for std::io::Error {
 /// });
 /// ```
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    let deadline = super::clock::now()
-        .checked_add(duration)
-        .unwrap_or_else(far_future);
-    timeout_at(deadline, future)
+    Timeout {
+        future,
+        delay: sleep(duration),
+    }
 }
 
 /// Runs `future` until `deadline`.
