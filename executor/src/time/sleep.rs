@@ -29,6 +29,7 @@ use crate::scheduler::Shared;
 ///     assert!(start.elapsed() >= std::time::Duration::from_millis(10));
 /// });
 /// ```
+#[inline]
 pub fn sleep(duration: Duration) -> Sleep {
     let now = super::clock::now();
     if duration.is_zero() {
@@ -40,6 +41,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// A sleep whose deadline is `now`, a clock reading just made: its first poll completes
 /// it without a look at any wheel (a worker's wheel only knows its own latest reading,
 /// which may be older).
+#[inline]
 pub(crate) fn sleep_due(now: Instant) -> Sleep {
     Sleep {
         deadline: now,
