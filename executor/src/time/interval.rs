@@ -54,10 +54,7 @@ impl MissedTickBehavior {
 /// });
 /// ```
 pub fn interval(period: Duration) -> Interval {
-    let mut interval = interval_at(super::clock::now(), period);
-    let start = interval.delay.deadline();
-    interval.delay = sleep_due(start);
-    interval
+    Interval::new(sleep_due(super::clock::now()), period)
 }
 
 /// Ticks every `period`, the first tick at `start`.
@@ -65,15 +62,7 @@ pub fn interval(period: Duration) -> Interval {
 /// # Panics
 /// When `period` is zero.
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
-    assert!(
-        period > Duration::ZERO,
-        "`interval` period must be non-zero"
-    );
-    Interval {
-        delay: sleep_until(start),
-        period,
-        missed_tick_behavior: MissedTickBehavior::default(),
-    }
+    Interval::new(sleep_until(start), period)
 }
 
 /// A stream of ticks; see [`interval`].
@@ -89,6 +78,19 @@ pub struct Interval {
 const ON_TIME_SLACK: Duration = Duration::from_millis(5);
 
 impl Interval {
+    /// An interval whose first tick is `first`'s deadline.
+    fn new(first: Sleep, period: Duration) -> Interval {
+        assert!(
+            period > Duration::ZERO,
+            "`interval` period must be non-zero"
+        );
+        Interval {
+            delay: first,
+            period,
+            missed_tick_behavior: MissedTickBehavior::default(),
+        }
+    }
+
     /// Completes at the next tick; returns when that tick was scheduled.
     pub async fn tick(&mut self) -> Instant {
         poll_fn(|cx| self.poll_tick(cx)).await
