@@ -113,8 +113,8 @@ fn stalled_downloads_park_no_kernel_thread() {
             "the downloads stalled, they did not finish"
         );
         let stalled = io_wq_threads();
-        assert!(
-            stalled <= before + 2,
+        assert_eq!(
+            stalled, before,
             "{CONNECTIONS} stalled downloads left {stalled} io-wq threads (there were {before})"
         );
 

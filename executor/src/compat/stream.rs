@@ -14,10 +14,10 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use uringo_uring::op::{Anchored, Operation, Recv, Send, Shutdown};
+use uringo_uring::op::{Anchored, Operation, Recv, Send};
 use uringo_uring::{IoBuf, Op, Slice};
 
-use crate::net::socket::SocketOp;
+use crate::net::socket::{self, SocketOp};
 use crate::net::{StreamSocket, TcpStream};
 use crate::runtime::coop;
 
@@ -106,7 +106,6 @@ pub struct Compat<S> {
     // number that may already have been reused.
     read: ReadSide,
     write: WriteSide,
-    shutdown: Option<SocketOp<Shutdown>>,
     write_shut: bool,
     stream: S,
 }
@@ -166,7 +165,6 @@ impl<S: CompatStream> Compat<S> {
                 op: None,
                 unclaimed: false,
             },
-            shutdown: None,
             write_shut: false,
             stream,
         }
@@ -202,12 +200,11 @@ impl<S: CompatStream> Compat<S> {
         let Compat {
             read,
             write,
-            shutdown,
             stream,
             ..
         } = self;
         // Cancel the ops while the fd they name is still open (see the field order).
-        drop((read, write, shutdown));
+        drop((read, write));
         stream
     }
 
@@ -399,14 +396,8 @@ impl<S: CompatStream> Compat<S> {
         if self.write_shut {
             return Poll::Ready(Ok(()));
         }
-        let coop = ready!(coop::poll_proceed(cx));
-        if self.shutdown.is_none() {
-            self.shutdown = Some(self.anchored(Shutdown::new(self.fd(), How::Write)));
-        }
-        let op = self.shutdown.as_mut().expect("shutdown in flight");
-        let result = ready!(Pin::new(op).poll(cx));
-        self.shutdown = None;
-        coop.made_progress();
+        // `shutdown(2)` itself, which never blocks (see `socket::shutdown`).
+        let result = socket::shutdown_now(self.fd(), How::Write);
         if result.is_ok() {
             self.write_shut = true;
         }

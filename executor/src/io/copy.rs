@@ -35,8 +35,11 @@
 //! reading would hold the whole pool, and every other connection of the worker would
 //! stop with them. A send from a pool buffer cannot wait (`MSG_DONTWAIT`: the kernel
 //! answers `EAGAIN` instead of parking it), and what the destination does not take at
-//! once is copied into the direction's own memory and sent with ordinary sends, which
-//! wait on the socket's wait queue inside the kernel, never on a thread.
+//! once is copied into the direction's own memory and sent from there, again with
+//! `MSG_DONTWAIT`, each time a `POLLOUT` poll says the destination has room. No send
+//! waits inside the kernel: one that may wait is moved to an io-wq thread, which it
+//! then blocks, once the kernel has woken it often enough without room (a socket that
+//! also receives wakes it for the other direction too); a poll never is.
 //!
 //! A multishot receive cannot be held to a byte count: the kernel keeps filling buffers
 //! while the socket has data. So a flow whose destination is slow, or whose chunks fill
@@ -45,7 +48,7 @@
 //! only while the bytes held (received, not yet sent) plus its size fit in the limit.
 //! That is the backpressure, and a stalled peer then costs at most the limit, plus what
 //! the multishot had received before it stopped (at most the ring's pool, once), one
-//! send waiting in the kernel, no pool buffer, no thread and no CPU. Owned receives also
+//! poll armed in the kernel, no pool buffer, no thread and no CPU. Owned receives also
 //! suit bulk: they grow to the limit, so a bulk flow pays one receive and one send per
 //! limit's worth of bytes. A flow whose owned receives come back short goes back to the
 //! pool.
@@ -226,7 +229,7 @@ where
 
 async fn forward_then_half_close(src: &SharedFd, dst: &SharedFd, limit: usize) -> io::Result<u64> {
     let total = forward(src, dst, limit).await?;
-    match socket::shutdown(dst, Shutdown::Write).await {
+    match socket::shutdown(dst, Shutdown::Write) {
         // The peer is already gone: nothing left to tell it.
         Err(err) if err.raw_os_error() == Some(libc::ENOTCONN) => {}
         res => res?,

@@ -7,7 +7,16 @@
 //!
 //! - a [`Segment::Pooled`] chunk is sent straight from its pool buffer with
 //!   `MSG_DONTWAIT`, so it completes in the tick it is submitted;
-//! - a [`Segment::Owned`] vector is sent with an ordinary send, which may wait.
+//! - a [`Segment::Owned`] vector is sent with `MSG_DONTWAIT` too; what the destination
+//!   does not take waits in the direction's memory for a `POLLOUT` poll
+//!   ([`Sending::Writable`]), then goes in another such send.
+//!
+//! No send here ever waits inside the kernel. A send that may wait is parked on the
+//! socket's wait queue, and the kernel gives up on that after a number of wake-ups that
+//! found no room (on a socket that also receives, most wake-ups are for the other
+//! direction) and runs the send on an io-wq worker thread, which then blocks until the
+//! peer reads: a bidirectional bulk copy did that a few times per gibibyte. A poll op
+//! stays armed through any number of wake-ups and never reaches io-wq.
 //!
 //! When a pooled send comes back short (or with `EAGAIN`), its rest and every pooled
 //! chunk behind it are copied into one owned segment and their buffers go back: this is
@@ -35,7 +44,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use uringo_uring::op::{Anchored, Recv, RecvMultiStream, Send};
+use uringo_uring::op::{Anchored, PollAdd, Recv, RecvMultiStream, Send};
 use uringo_uring::{BufPool, IoBuf, Op, PooledBuf, Slice};
 
 use crate::net::socket::SharedFd;
@@ -50,6 +59,8 @@ const SHORT_TO_POOLED: u8 = 2;
 type SendOp<B> = Op<Anchored<Send<Slice<B>>, SharedFd>>;
 /// A receive into an owned vector, holding its socket until its CQE.
 type RecvOp = Op<Anchored<Recv<Vec<u8>>, SharedFd>>;
+/// A wait for room in the destination, holding its socket until its CQE.
+type WritableOp = Op<Anchored<PollAdd, SharedFd>>;
 
 /// Received bytes waiting to be sent.
 enum Segment {
@@ -70,6 +81,11 @@ impl Segment {
 enum Sending {
     Pooled(SendOp<PooledBuf>),
     Owned(SendOp<Vec<u8>>),
+    /// The destination was full: `rest` goes once it reports room (`POLLOUT`).
+    Writable {
+        poll: WritableOp,
+        rest: Option<Slice<Vec<u8>>>,
+    },
 }
 
 /// How the source is read.
@@ -160,7 +176,10 @@ impl<'a> Forward<'a> {
             last.extend_from_slice(chunk);
             return;
         }
-        let spilled = matches!(self.sending, Some(Sending::Owned(_)));
+        let spilled = matches!(
+            self.sending,
+            Some(Sending::Owned(_) | Sending::Writable { .. })
+        );
         match segment {
             Segment::Pooled(chunk) if spilled && self.pending.is_empty() => {
                 self.pending.push_back(Segment::Owned(chunk.to_vec()))
@@ -223,20 +242,31 @@ impl<'a> Forward<'a> {
                 let (res, slice) = std::task::ready!(Pin::new(op).poll(cx));
                 self.sending = None;
                 let (begin, end) = (slice.begin(), slice.end());
-                let sent = sent(res, end - begin)?;
-                if sent == 0 {
+                if matches!(res, Ok(0)) && begin < end {
                     let msg = "the destination took no bytes of a send";
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::WriteZero, msg)));
                 }
+                let sent = sent(res, end - begin)?;
                 self.total += sent as u64;
                 self.sending_bytes -= sent;
                 let vec = slice.into_inner();
                 if begin + sent < end {
+                    // Short or `EAGAIN`: the destination is full until it says otherwise.
                     let rest = slice_of(vec, begin + sent, end);
-                    self.sending = Some(Sending::Owned(send(self.dst, rest, 0)));
+                    self.sending = Some(self.when_writable(rest));
                 } else {
                     self.spare = Some(vec);
                 }
+            }
+            Sending::Writable { poll, rest } => {
+                let res = std::task::ready!(Pin::new(poll).poll(cx));
+                let rest = rest.take().expect("the bytes waiting for room");
+                // An error or hang-up also ends the poll; the send then reports it.
+                match res {
+                    Err(err) if !is_retry(&err) => return Poll::Ready(Err(err)),
+                    _ => {}
+                }
+                self.sending = Some(Sending::Owned(send(self.dst, rest, libc::MSG_DONTWAIT)));
             }
         }
         Poll::Ready(Ok(true))
@@ -257,9 +287,20 @@ impl<'a> Forward<'a> {
             Segment::Pooled(chunk) => {
                 Sending::Pooled(send(self.dst, slice_of(chunk, 0, len), libc::MSG_DONTWAIT))
             }
-            Segment::Owned(vec) => Sending::Owned(send(self.dst, slice_of(vec, 0, len), 0)),
+            Segment::Owned(vec) => {
+                Sending::Owned(send(self.dst, slice_of(vec, 0, len), libc::MSG_DONTWAIT))
+            }
         });
         true
+    }
+
+    /// Waits for room in the destination, then sends `rest` (see the module docs).
+    fn when_writable(&self, rest: Slice<Vec<u8>>) -> Sending {
+        let poll = PollAdd::new(self.dst.as_raw_fd(), libc::POLLOUT as u32);
+        Sending::Writable {
+            poll: Op::new(Anchored::new(poll, self.dst.clone())),
+            rest: Some(rest),
+        }
     }
 
     /// Polls the source in the current mode; true when something happened.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use uringo_uring::op::{
-    Anchored, Connect, Operation, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown, SockAddr,
+    Anchored, Connect, Operation, Recv, RecvMsg, Send, SendMsg, SendZc, SockAddr,
 };
 use uringo_uring::{IoBuf, IoBufMut, Op};
 
@@ -136,8 +136,31 @@ pub(crate) async fn writev<B: IoBuf>(fd: SharedFd, bufs: Vec<B>) -> (io::Result<
 }
 
 /// Shuts down the read half, write half or both.
-pub(crate) async fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> io::Result<()> {
-    run(fd, Shutdown::new(fd.as_raw_fd(), how)).await
+///
+/// A plain `shutdown(2)`, not `IORING_OP_SHUTDOWN`: the kernel never runs that op
+/// inline (it may take the socket lock, so it is refused on the non-blocking issue
+/// path) and hands every one to an io-wq worker thread, which costs a thread wake-up,
+/// a context switch and a CQE posted from another thread for a call that does not
+/// block. `shutdown(2)` on a socket returns at once (TCP queues a FIN), so the worker
+/// makes it directly, as `Drop` of an owned write half already does.
+pub(crate) fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> io::Result<()> {
+    shutdown_now(fd.as_raw_fd(), how)
+}
+
+/// `shutdown(2)` on `fd` (see [`shutdown`] for why not the io_uring op).
+pub(crate) fn shutdown_now(fd: std::os::fd::RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: `shutdown` takes an fd number and touches no memory of ours; a stale or
+    // wrong fd gives an error (the callers hold the socket open meanwhile).
+    if unsafe { libc::shutdown(fd, how) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// One datagram to `addr` (or the connected peer when `None`).

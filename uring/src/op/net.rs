@@ -363,6 +363,22 @@ unsafe impl Operation for Connect {
 }
 
 /// `IORING_OP_SHUTDOWN`.
+///
+/// The kernel never issues this op inline: it refuses it on the non-blocking path (it
+/// may take the socket lock) and runs every one on an io-wq worker thread, starting
+/// that thread on first use. `shutdown(2)` on a socket does not block, so a hot path
+/// (a proxy half-closing each connection) is better served by the plain syscall, which
+/// is what the `uringo` sockets do; this op is for code that wants the result as a CQE.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use uringo_uring::{op::Shutdown, Ring};
+///
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let ring = Ring::new().unwrap();
+/// let shutdown = Shutdown::new(a.as_raw_fd(), std::net::Shutdown::Write);
+/// ring.block_on(async { shutdown.await }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Shutdown {
     fd: RawFd,

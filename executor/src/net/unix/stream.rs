@@ -70,7 +70,7 @@ impl UnixStream {
 
     /// Shuts down the read half, write half or both.
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        socket::shutdown(&self.shared_fd(), how).await
+        socket::shutdown(&self.shared_fd(), how)
     }
 
     /// Borrowed read and write halves, usable at once.

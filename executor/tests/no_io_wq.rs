@@ -1,0 +1,170 @@
+//! Socket work never lands on an io-wq kernel thread (named `iou-wrk-*`). io_uring
+//! moves an op there when it cannot finish it without blocking and has no poll to wait
+//! on instead, and the thread then blocks for as long as the op waits: one per stalled
+//! peer, in a proxy. Two ways in, each shut here:
+//!
+//! - `IORING_OP_SHUTDOWN` always goes to io-wq, and a proxy half-closes every connection
+//!   it forwards: `TcpStream::shutdown`, the split write half's, `Compat`'s and
+//!   `copy_bidirectional`'s make the `shutdown(2)` call themselves;
+//! - a send that may wait is moved to io-wq once the socket has woken it often enough
+//!   without room, which a bidirectional bulk copy (each socket also receiving) reaches:
+//!   `copy_bidirectional` never submits such a send.
+//!
+//! Its own test binary: io-wq threads are counted per process, and a thread, once
+//! started, stays until the ring is gone. `Compat`'s part needs the `tokio-io` feature
+//! (CI runs this file with it too).
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::thread;
+
+use uringo::net::{TcpListener, TcpStream};
+
+mod common;
+
+/// Threads of this process that are io_uring's io-wq workers.
+fn io_wq_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("iou-wrk"))
+        .count()
+}
+
+async fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
+
+/// Reads `stream` to its end; the peer's half-close must end it.
+async fn read_to_eof(stream: &TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    loop {
+        let (res, buf) = stream.read(Vec::with_capacity(64)).await;
+        if res.unwrap() == 0 {
+            return all;
+        }
+        all.extend_from_slice(&buf);
+    }
+}
+
+#[test]
+fn half_closing_sockets_starts_no_io_wq_thread() {
+    common::with_watchdog("shutdown inline", || {
+        let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            for _ in 0..8 {
+                // `TcpStream::shutdown`.
+                let (client, server) = pair(&listener).await;
+                client.shutdown(Shutdown::Write).await.unwrap();
+                assert_eq!(read_to_eof(&server).await, b"");
+
+                // The owned write half's `shutdown`.
+                let (client, server) = pair(&listener).await;
+                let (_read, write) = client.into_split();
+                write.shutdown().await.unwrap();
+                assert_eq!(read_to_eof(&server).await, b"");
+
+                // `Compat::poll_shutdown`, after a write it flushes first.
+                #[cfg(feature = "tokio-io")]
+                {
+                    use tokio::io::AsyncWriteExt;
+                    let (client, server) = pair(&listener).await;
+                    let mut io = uringo::compat::Compat::new(client);
+                    io.write_all(b"bye").await.unwrap();
+                    io.shutdown().await.unwrap();
+                    assert_eq!(read_to_eof(&server).await, b"bye");
+                }
+
+                // `copy_bidirectional` half-closes each side when the other ends.
+                let (mut a, a_peer) = pair(&listener).await;
+                let (mut b, b_peer) = pair(&listener).await;
+                let copy =
+                    uringo::spawn(
+                        async move { uringo::io::copy_bidirectional(&mut a, &mut b).await },
+                    );
+                a_peer.shutdown(Shutdown::Write).await.unwrap();
+                assert_eq!(read_to_eof(&b_peer).await, b"");
+                b_peer.shutdown(Shutdown::Write).await.unwrap();
+                assert_eq!(read_to_eof(&a_peer).await, b"");
+                assert_eq!(copy.await.unwrap().unwrap(), (0, 0));
+            }
+        });
+        assert_eq!(
+            io_wq_threads(),
+            0,
+            "a shutdown went to io-wq, which started a kernel thread for it"
+        );
+    });
+}
+
+/// Bytes each end of the bulk copy sends.
+const BULK: usize = 256 << 20;
+
+/// Writes `BULK` bytes of a pattern that depends on `seed` and the offset, then
+/// half-closes.
+fn send_bulk(mut conn: std::net::TcpStream, seed: u8) {
+    let mut block = vec![0u8; 64 * 1024];
+    for i in 0..BULK / block.len() {
+        block.fill(seed.wrapping_add(i as u8));
+        conn.write_all(&block).unwrap();
+    }
+    conn.shutdown(Shutdown::Write).unwrap();
+}
+
+/// Reads to end of stream; checks the pattern `send_bulk` wrote with `seed`.
+fn receive_bulk(mut conn: std::net::TcpStream, seed: u8) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0usize;
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            return at;
+        }
+        for (k, byte) in buf[..n].iter().enumerate() {
+            let block = (at + k) / (64 * 1024);
+            assert_eq!(*byte, seed.wrapping_add(block as u8), "byte {}", at + k);
+        }
+        at += n;
+    }
+}
+
+#[test]
+fn a_bidirectional_bulk_copy_starts_no_io_wq_thread() {
+    common::with_watchdog("bidirectional bulk", || {
+        let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let proxy = rt.block_on(async { TcpListener::bind("127.0.0.1:0").unwrap() });
+        let proxy_addr = proxy.local_addr().unwrap();
+        let copy = rt.spawn(async move {
+            let (mut inbound, _) = proxy.accept().await?;
+            let mut outbound = TcpStream::connect(upstream_addr).await?;
+            uringo::io::copy_bidirectional(&mut inbound, &mut outbound).await
+        });
+        let client = std::net::TcpStream::connect(proxy_addr).unwrap();
+        let (server, _) = upstream.accept().unwrap();
+        let ends = [(client, 1u8, 2u8), (server, 2, 1)].map(|(conn, mine, theirs)| {
+            let reader = conn.try_clone().unwrap();
+            (
+                thread::spawn(move || send_bulk(conn, mine)),
+                thread::spawn(move || receive_bulk(reader, theirs)),
+            )
+        });
+        for (sender, receiver) in ends {
+            sender.join().unwrap();
+            assert_eq!(receiver.join().unwrap(), BULK, "every byte arrived");
+        }
+        let copied = rt.block_on(copy).unwrap().unwrap();
+        assert_eq!(copied, (BULK as u64, BULK as u64));
+        assert_eq!(
+            io_wq_threads(),
+            0,
+            "a send of the copy went to io-wq, which started a kernel thread for it"
+        );
+    });
+}
