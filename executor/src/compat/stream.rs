@@ -14,10 +14,10 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use uringo_uring::op::{Anchored, Operation, Recv, Send};
+use uringo_uring::op::{Anchored, Operation, PollAdd, Recv, Send};
 use uringo_uring::{IoBuf, Op, Slice};
 
-use crate::net::socket::{self, SocketOp};
+use crate::net::socket::{self, SocketOp, NO_WAIT};
 use crate::net::{StreamSocket, TcpStream};
 use crate::runtime::coop;
 
@@ -126,6 +126,9 @@ struct WriteSide {
     sent: usize,
     capacity: usize,
     op: Option<SocketOp<Send<Slice<Vec<u8>>>>>,
+    /// The socket was full: the batch waits here for room (sends never wait inside the
+    /// kernel, see `net::socket::writable`).
+    room: Option<(SocketOp<PollAdd>, Vec<u8>)>,
     /// The batch was submitted by a write call that returned `Pending` and has not been
     /// reported to a caller yet; a retry presenting the same bytes claims it.
     unclaimed: bool,
@@ -163,6 +166,7 @@ impl<S: CompatStream> Compat<S> {
                 sent: 0,
                 capacity: write_capacity.max(1),
                 op: None,
+                room: None,
                 unclaimed: false,
             },
             write_shut: false,
@@ -336,17 +340,29 @@ impl<S: CompatStream> Compat<S> {
     fn submit_send(&mut self, batch: Vec<u8>) {
         let end = batch.len();
         let remainder = batch.slice(self.write.sent..end);
-        self.write.op = Some(self.anchored(Send::new(self.fd(), remainder)));
+        self.write.op = Some(self.anchored(Send::new(self.fd(), remainder).flags(NO_WAIT)));
     }
 
     /// Drives the batch in flight until the kernel has taken all of it. On error the
     /// batch is dropped (its bytes' fate is unknown; the error says why).
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while let Some(op) = self.write.op.as_mut() {
+        loop {
+            if let Some((poll, _)) = self.write.room.as_mut() {
+                let result = ready!(Pin::new(poll).poll(cx));
+                let (_, batch) = self.write.room.take().expect("the batch waits for room");
+                if let Err(err) = result {
+                    return Poll::Ready(Err(self.drop_batch(batch, err)));
+                }
+                self.submit_send(batch);
+            }
+            let Some(op) = self.write.op.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
             let (result, slice) = ready!(Pin::new(op).poll(cx));
             self.write.op = None;
             let batch = slice.into_inner();
             let len = batch.len();
+            let full = socket::is_full(&result);
             let failure = match result {
                 Ok(0) => Some(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -356,30 +372,35 @@ impl<S: CompatStream> Compat<S> {
                     self.write.sent += n;
                     None
                 }
+                Err(_) if full => None,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => None,
                 Err(err) => Some(err),
             };
             if let Some(err) = failure {
-                self.write.buf = Some(batch);
-                self.write.unclaimed = false;
-                self.write.sent = 0;
-                if let Some(buf) = &mut self.write.buf {
-                    buf.clear();
-                }
-                return Poll::Ready(Err(err));
+                return Poll::Ready(Err(self.drop_batch(batch, err)));
             }
             if self.write.sent < len {
                 tracing::trace!(
                     sent = self.write.sent,
                     len,
-                    "compat: short send, continuing"
+                    "compat: short send, waiting for room"
                 );
-                self.submit_send(batch);
+                let poll = PollAdd::new(self.fd(), libc::POLLOUT as u32);
+                self.write.room = Some((self.anchored(poll), batch));
             } else {
                 self.write.buf = Some(batch);
             }
         }
-        Poll::Ready(Ok(()))
+    }
+
+    /// A send of the batch failed with `err`: its bytes' fate is unknown, so it is
+    /// dropped (its memory kept for the next batch); returns `err`.
+    fn drop_batch(&mut self, mut batch: Vec<u8>, err: io::Error) -> io::Error {
+        batch.clear();
+        self.write.buf = Some(batch);
+        self.write.unclaimed = false;
+        self.write.sent = 0;
+        err
     }
 
     /// Ready when every accepted byte has been handed to the kernel.
@@ -431,7 +452,10 @@ impl<S: fmt::Debug> fmt::Debug for Compat<S> {
         f.debug_struct("Compat")
             .field("stream", &self.stream)
             .field("read_in_flight", &self.read.op.is_some())
-            .field("write_in_flight", &self.write.op.is_some())
+            .field(
+                "write_in_flight",
+                &(self.write.op.is_some() || self.write.room.is_some()),
+            )
             .field("write_shut", &self.write_shut)
             .finish()
     }

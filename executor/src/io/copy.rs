@@ -36,10 +36,9 @@
 //! stop with them. A send from a pool buffer cannot wait (`MSG_DONTWAIT`: the kernel
 //! answers `EAGAIN` instead of parking it), and what the destination does not take at
 //! once is copied into the direction's own memory and sent from there, again with
-//! `MSG_DONTWAIT`, each time a `POLLOUT` poll says the destination has room. No send
-//! waits inside the kernel: one that may wait is moved to an io-wq thread, which it
-//! then blocks, once the kernel has woken it often enough without room (a socket that
-//! also receives wakes it for the other direction too); a poll never is.
+//! `MSG_DONTWAIT`, each time a `POLLOUT` poll says the destination has room (a send
+//! that waited inside the kernel could be moved to an io-wq thread and block it: see
+//! `net::socket::writable`).
 //!
 //! A multishot receive cannot be held to a byte count: the kernel keeps filling buffers
 //! while the socket has data. So a flow whose destination is slow, or whose chunks fill

@@ -11,12 +11,8 @@
 //!   does not take waits in the direction's memory for a `POLLOUT` poll
 //!   ([`Sending::Writable`]), then goes in another such send.
 //!
-//! No send here ever waits inside the kernel. A send that may wait is parked on the
-//! socket's wait queue, and the kernel gives up on that after a number of wake-ups that
-//! found no room (on a socket that also receives, most wake-ups are for the other
-//! direction) and runs the send on an io-wq worker thread, which then blocks until the
-//! peer reads: a bidirectional bulk copy did that a few times per gibibyte. A poll op
-//! stays armed through any number of wake-ups and never reaches io-wq.
+//! No send here waits for room inside the kernel, which could move it to an io-wq
+//! thread (`net::socket::writable` says when and why).
 //!
 //! When a pooled send comes back short (or with `EAGAIN`), its rest and every pooled
 //! chunk behind it are copied into one owned segment and their buffers go back: this is

@@ -16,7 +16,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use uringo_uring::op::{
-    Anchored, Connect, Operation, Recv, RecvMsg, Send, SendMsg, SendZc, SockAddr,
+    Anchored, Connect, Operation, PollAdd, Recv, RecvMsg, Send, SendMsg, SendZc, SockAddr,
 };
 use uringo_uring::{IoBuf, IoBufMut, Op};
 
@@ -82,6 +82,32 @@ pub(crate) async fn read_exact<B: IoBufMut>(fd: SharedFd, buf: B) -> (io::Result
     (Ok(()), buf)
 }
 
+/// The flags of every stream send: see [`writable`].
+pub(crate) const NO_WAIT: i32 = libc::MSG_DONTWAIT;
+
+/// Waits until `fd` has room for more bytes (`POLLOUT`), or an error or hang-up to
+/// report (the next send then returns it).
+///
+/// No stream send of uringo's waits for room inside the kernel. A send that may wait is
+/// parked on the socket's wait queue, and the kernel gives up on that after a number of
+/// wake-ups that found no room — on a socket that also receives, many wake-ups are for
+/// the other direction — and moves the send to an io-wq worker thread, which it then
+/// blocks until the peer reads. A writer whose peer sends back at the same time did
+/// that about a hundred times per 256 MiB (`tests/no_io_wq.rs`); every such peer that
+/// then stalled would hold a kernel thread. So sends go with `MSG_DONTWAIT` ([`NO_WAIT`]),
+/// which the kernel answers with `EAGAIN` instead, and the writer waits with this poll,
+/// which stays armed through any number of wake-ups and never reaches io-wq. What a
+/// full socket costs is then one send that comes back `EAGAIN` (or short) and a poll,
+/// where the kernel's own wait armed the same poll internally.
+pub(crate) fn writable(fd: &SharedFd) -> Coop<SocketOp<PollAdd>> {
+    run(fd, PollAdd::new(fd.as_raw_fd(), libc::POLLOUT as u32))
+}
+
+/// A send's result says the socket was full ([`NO_WAIT`]).
+pub(crate) fn is_full<T>(res: &io::Result<T>) -> bool {
+    matches!(res, Err(err) if err.raw_os_error() == Some(libc::EAGAIN))
+}
+
 /// Sends some of `buf`'s initialized bytes, zero-copy when the buffer is at least
 /// `zerocopy_from` bytes long. Returns how many were sent.
 pub(crate) async fn write<B: IoBuf>(
@@ -94,22 +120,37 @@ pub(crate) async fn write<B: IoBuf>(
         // write future, zero-copy or not; it runs for large buffers only, where one
         // allocation is small next to the send. (`WriteAll` has no such cost.)
         Some(min) if buf.bytes_init() >= min => Box::pin(send_zc(&fd, buf)).await,
-        _ => {
-            let raw = fd.as_raw_fd();
-            run_on(fd, Send::new(raw, buf)).await
+        _ => send(&fd, buf).await,
+    }
+}
+
+/// One send of `buf`, waiting for room outside the kernel (see [`writable`]).
+async fn send<B: IoBuf>(fd: &SharedFd, mut buf: B) -> (io::Result<usize>, B) {
+    loop {
+        let (res, back) = run(fd, Send::new(fd.as_raw_fd(), buf).flags(NO_WAIT)).await;
+        if !is_full(&res) {
+            return (res, back);
+        }
+        buf = back;
+        if let Err(err) = writable(fd).await {
+            return (Err(err), buf);
         }
     }
 }
 
 /// `SEND_ZC`, falling back to a copying send where the kernel lacks it (6.0+; the op
-/// then fails with `EINVAL` before touching the buffer).
-pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
-    let (res, buf) = run(fd, SendZc::new(fd.as_raw_fd(), buf)).await;
-    match res {
-        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-            run(fd, Send::new(fd.as_raw_fd(), buf)).await
+/// then fails with `EINVAL` before touching the buffer). Waits for room like [`send`].
+pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, mut buf: B) -> (io::Result<usize>, B) {
+    loop {
+        let (res, back) = run(fd, SendZc::new(fd.as_raw_fd(), buf).flags(NO_WAIT)).await;
+        match res {
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => return send(fd, back).await,
+            res if is_full(&res) => buf = back,
+            res => return (res, back),
         }
-        res => (res, buf),
+        if let Err(err) = writable(fd).await {
+            return (Err(err), buf);
+        }
     }
 }
 
@@ -130,9 +171,22 @@ pub(crate) async fn readv<B: IoBufMut>(fd: SharedFd, bufs: Vec<B>) -> (io::Resul
 }
 
 /// Gather write: sends the initialized bytes of `bufs` in order, possibly partly.
-pub(crate) async fn writev<B: IoBuf>(fd: SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+/// Waits for room like [`send`].
+pub(crate) async fn writev<B: IoBuf>(
+    fd: SharedFd,
+    mut bufs: Vec<B>,
+) -> (io::Result<usize>, Vec<B>) {
     let raw = fd.as_raw_fd();
-    run_on(fd, SendMsg::new(raw, bufs, None)).await
+    loop {
+        let (res, back) = run(&fd, SendMsg::new(raw, bufs, None).flags(NO_WAIT)).await;
+        if !is_full(&res) {
+            return (res, back);
+        }
+        bufs = back;
+        if let Err(err) = writable(&fd).await {
+            return (Err(err), bufs);
+        }
+    }
 }
 
 /// Shuts down the read half, write half or both.

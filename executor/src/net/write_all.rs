@@ -7,17 +7,18 @@
 //! locals beside the op that already holds the buffer, and both the copying and the
 //! zero-copy branches of `write` side by side: 280 bytes. Here the op in flight holds the
 //! buffer, the future holds the socket, the two counts and one op, and the two kinds of
-//! send share the op's slot.
+//! send share the op's slot with the poll that waits out a full socket (sends never wait
+//! inside the kernel: see `socket::writable`).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use uringo_uring::op::{Send, SendZc};
+use uringo_uring::op::{PollAdd, Send, SendZc};
 use uringo_uring::{IoBuf, Slice};
 
-use super::socket::{run, SharedFd, SocketOp};
+use super::socket::{is_full, run, writable, SharedFd, SocketOp, NO_WAIT};
 use crate::runtime::coop::Coop;
 
 /// Sends all of a buffer's initialized bytes, then gives the buffer back with the result
@@ -39,6 +40,8 @@ enum Sending<B: IoBuf> {
     Idle(Option<B>),
     Copying(Coop<SocketOp<Send<Slice<B>>>>),
     ZeroCopy(Coop<SocketOp<SendZc<Slice<B>>>>),
+    /// The socket was full: waiting for room (`socket::writable`) with the buffer.
+    Writable(Coop<SocketOp<PollAdd>>, Option<B>),
 }
 
 impl<B: IoBuf> WriteAll<B> {
@@ -58,9 +61,9 @@ impl<B: IoBuf> WriteAll<B> {
         let raw = self.fd.as_raw_fd();
         self.send = match self.zerocopy_from {
             Some(min) if rest.bytes_init() >= min => {
-                Sending::ZeroCopy(run(&self.fd, SendZc::new(raw, rest)))
+                Sending::ZeroCopy(run(&self.fd, SendZc::new(raw, rest).flags(NO_WAIT)))
             }
-            _ => Sending::Copying(run(&self.fd, Send::new(raw, rest))),
+            _ => Sending::Copying(run(&self.fd, Send::new(raw, rest).flags(NO_WAIT))),
         };
     }
 }
@@ -80,6 +83,16 @@ impl<B: IoBuf> Future for WriteAll<B> {
                     this.start(buf);
                     continue;
                 }
+                Sending::Writable(poll, buf) => {
+                    let res = std::task::ready!(Pin::new(poll).poll(cx));
+                    let buf = buf.take().expect("the buffer waits with the poll");
+                    if let Err(err) = res {
+                        this.send = Sending::Idle(None);
+                        return Poll::Ready((Err(err), buf));
+                    }
+                    this.start(buf);
+                    continue;
+                }
                 Sending::Copying(op) => std::task::ready!(Pin::new(op).poll(cx)),
                 Sending::ZeroCopy(op) => {
                     let (res, slice) = std::task::ready!(Pin::new(op).poll(cx));
@@ -93,6 +106,7 @@ impl<B: IoBuf> Future for WriteAll<B> {
                     (res, slice)
                 }
             };
+            let asked = slice.bytes_init();
             let buf = slice.into_inner();
             match res {
                 Ok(0) => {
@@ -101,7 +115,17 @@ impl<B: IoBuf> Future for WriteAll<B> {
                         io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer");
                     return Poll::Ready((Err(err), buf));
                 }
+                // Short: the socket took what it had room for.
+                Ok(n) if n < asked => {
+                    this.written += n;
+                    this.send = Sending::Writable(writable(&this.fd), Some(buf));
+                    continue;
+                }
                 Ok(n) => this.written += n,
+                Err(_) if is_full(&res) => {
+                    this.send = Sending::Writable(writable(&this.fd), Some(buf));
+                    continue;
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     this.send = Sending::Idle(None);

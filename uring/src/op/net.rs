@@ -117,6 +117,18 @@ impl<B: IoBuf> SendZc<B> {
             flags: libc::MSG_NOSIGNAL,
         }
     }
+
+    /// Extra `MSG_*` flags (`MSG_DONTWAIT`: `EAGAIN` rather than waiting for room).
+    ///
+    /// ```
+    /// use uringo_uring::op::SendZc;
+    /// let send = SendZc::new(3, b"hello".to_vec()).flags(libc::MSG_DONTWAIT);
+    /// # drop(send);
+    /// ```
+    pub fn flags(mut self, flags: i32) -> Self {
+        self.flags = flags | libc::MSG_NOSIGNAL;
+        self
+    }
 }
 
 // SAFETY: `buf` stays in the op's cell until the final (notification) CQE.
@@ -219,6 +231,18 @@ impl<B: IoBuf> SendMsg<B> {
             msghdr: unsafe { std::mem::zeroed() },
             flags: libc::MSG_NOSIGNAL as u32,
         }
+    }
+
+    /// Extra `MSG_*` flags (`MSG_DONTWAIT`: `EAGAIN` rather than waiting for room).
+    ///
+    /// ```
+    /// use uringo_uring::op::SendMsg;
+    /// let send = SendMsg::new(3, vec![b"hello".to_vec()], None).flags(libc::MSG_DONTWAIT);
+    /// # drop(send);
+    /// ```
+    pub fn flags(mut self, flags: i32) -> Self {
+        self.flags = (flags | libc::MSG_NOSIGNAL) as u32;
+        self
     }
 }
 
