@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use common::with_watchdog;
+use common::{read_to_eof, tcp_pair as pair, with_watchdog};
 use uringo::compat::{Compat, HyperExecutor, HyperTimer};
 use uringo::net::{TcpListener, TcpStream};
 use uringo::Builder;
@@ -35,28 +35,6 @@ fn rng(seed: &mut u64) -> u64 {
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut s = seed | 1;
     (0..len).map(|_| rng(&mut s) as u8).collect()
-}
-
-/// A connected pair: (client side, server side).
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (server, _) = listener.accept().await.unwrap();
-    (client, server)
-}
-
-/// Reads with uringo's own API until EOF.
-async fn read_to_eof(stream: &TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    loop {
-        let (n, buf) = stream.read(Vec::with_capacity(64 * 1024)).await;
-        match n.unwrap() {
-            0 => return all,
-            _ => all.extend_from_slice(&buf),
-        }
-    }
 }
 
 /// Reads with uringo's own API until exactly `len` bytes arrived.

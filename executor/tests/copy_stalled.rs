@@ -19,15 +19,6 @@ const CONNECTIONS: usize = 100;
 /// Far more than every socket buffer between the upstream and the client can hold.
 const DOWNLOAD: u64 = 64 << 20;
 
-/// Threads of this process that are io_uring's io-wq workers.
-fn io_wq_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("iou-wrk"))
-        .count()
-}
-
 /// An upstream that sends each connection `DOWNLOAD` bytes, a thread per connection,
 /// counting what its sends have handed to the kernel.
 fn upstream(sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> SocketAddr {
@@ -82,7 +73,7 @@ fn stalled_downloads_park_no_kernel_thread() {
                 });
             }
         });
-        let before = io_wq_threads();
+        let before = common::io_wq_threads();
 
         // Every client reads the start of its download, then stops reading.
         let clients: Vec<StdStream> = (0..CONNECTIONS)
@@ -112,7 +103,7 @@ fn stalled_downloads_park_no_kernel_thread() {
             last.0 < DOWNLOAD * CONNECTIONS as u64,
             "the downloads stalled, they did not finish"
         );
-        let stalled = io_wq_threads();
+        let stalled = common::io_wq_threads();
         assert_eq!(
             stalled, before,
             "{CONNECTIONS} stalled downloads left {stalled} io-wq threads (there were {before})"

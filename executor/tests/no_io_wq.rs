@@ -23,50 +23,21 @@ use uringo::net::split::OwnedWriteHalf;
 use uringo::net::{TcpListener, TcpStream};
 
 mod common;
-
-/// Threads of this process that are io_uring's io-wq workers.
-fn io_wq_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("iou-wrk"))
-        .count()
-}
-
-async fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (server, _) = listener.accept().await.unwrap();
-    (client, server)
-}
-
-/// Reads `stream` to its end; the peer's half-close must end it.
-async fn read_to_eof(stream: &TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    loop {
-        let (res, buf) = stream.read(Vec::with_capacity(64)).await;
-        if res.unwrap() == 0 {
-            return all;
-        }
-        all.extend_from_slice(&buf);
-    }
-}
+use common::{io_wq_threads, read_to_eof, tcp_pair};
 
 #[test]
 fn half_closing_sockets_starts_no_io_wq_thread() {
     common::with_watchdog("shutdown inline", || {
         let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
         rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             for _ in 0..8 {
                 // `TcpStream::shutdown`.
-                let (client, server) = pair(&listener).await;
+                let (client, server) = tcp_pair().await;
                 client.shutdown(Shutdown::Write).await.unwrap();
                 assert_eq!(read_to_eof(&server).await, b"");
 
                 // The owned write half's `shutdown`.
-                let (client, server) = pair(&listener).await;
+                let (client, server) = tcp_pair().await;
                 let (_read, write) = client.into_split();
                 write.shutdown().await.unwrap();
                 assert_eq!(read_to_eof(&server).await, b"");
@@ -75,7 +46,7 @@ fn half_closing_sockets_starts_no_io_wq_thread() {
                 #[cfg(feature = "tokio-io")]
                 {
                     use tokio::io::AsyncWriteExt;
-                    let (client, server) = pair(&listener).await;
+                    let (client, server) = tcp_pair().await;
                     let mut io = uringo::compat::Compat::new(client);
                     io.write_all(b"bye").await.unwrap();
                     io.shutdown().await.unwrap();
@@ -83,8 +54,8 @@ fn half_closing_sockets_starts_no_io_wq_thread() {
                 }
 
                 // `copy_bidirectional` half-closes each side when the other ends.
-                let (mut a, a_peer) = pair(&listener).await;
-                let (mut b, b_peer) = pair(&listener).await;
+                let (mut a, a_peer) = tcp_pair().await;
+                let (mut b, b_peer) = tcp_pair().await;
                 let copy =
                     uringo::spawn(
                         async move { uringo::io::copy_bidirectional(&mut a, &mut b).await },

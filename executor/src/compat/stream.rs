@@ -379,14 +379,16 @@ impl<S: CompatStream> Compat<S> {
             if let Some(err) = failure {
                 return Poll::Ready(Err(self.drop_batch(batch, err)));
             }
-            if self.write.sent < len {
+            if full {
+                let poll = PollAdd::new(self.fd(), libc::POLLOUT as u32);
+                self.write.room = Some((self.anchored(poll), batch));
+            } else if self.write.sent < len {
                 tracing::trace!(
                     sent = self.write.sent,
                     len,
-                    "compat: short send, waiting for room"
+                    "compat: short send, continuing"
                 );
-                let poll = PollAdd::new(self.fd(), libc::POLLOUT as u32);
-                self.write.room = Some((self.anchored(poll), batch));
+                self.submit_send(batch);
             } else {
                 self.write.buf = Some(batch);
             }

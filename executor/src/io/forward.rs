@@ -43,7 +43,7 @@ use std::task::{Context, Poll};
 use uringo_uring::op::{Anchored, PollAdd, Recv, RecvMultiStream, Send};
 use uringo_uring::{BufPool, IoBuf, Op, PooledBuf, Slice};
 
-use crate::net::socket::SharedFd;
+use crate::net::socket::{self, SharedFd};
 use crate::runtime::coop;
 
 /// The first owned receive buffer of a flow.
@@ -242,14 +242,20 @@ impl<'a> Forward<'a> {
                     let msg = "the destination took no bytes of a send";
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::WriteZero, msg)));
                 }
+                let full = socket::is_full(&res);
                 let sent = sent(res, end - begin)?;
                 self.total += sent as u64;
                 self.sending_bytes -= sent;
                 let vec = slice.into_inner();
                 if begin + sent < end {
-                    // Short or `EAGAIN`: the destination is full until it says otherwise.
+                    // The rest goes at once after a short send (the socket may have
+                    // room again already), after a poll only once it said `EAGAIN`.
                     let rest = slice_of(vec, begin + sent, end);
-                    self.sending = Some(self.when_writable(rest));
+                    self.sending = Some(if full {
+                        self.when_writable(rest)
+                    } else {
+                        Sending::Owned(send(self.dst, rest, socket::NO_WAIT))
+                    });
                 } else {
                     self.spare = Some(vec);
                 }

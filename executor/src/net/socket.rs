@@ -97,8 +97,14 @@ pub(crate) const NO_WAIT: i32 = libc::MSG_DONTWAIT;
 /// then stalled would hold a kernel thread. So sends go with `MSG_DONTWAIT` ([`NO_WAIT`]),
 /// which the kernel answers with `EAGAIN` instead, and the writer waits with this poll,
 /// which stays armed through any number of wake-ups and never reaches io-wq. What a
-/// full socket costs is then one send that comes back `EAGAIN` (or short) and a poll,
-/// where the kernel's own wait armed the same poll internally.
+/// full socket costs is then one send that comes back `EAGAIN` and a poll, where the
+/// kernel's own wait armed the same poll internally.
+///
+/// Only `EAGAIN` leads to the poll. After a short send the rest goes in another send at
+/// once, as the kernel's own path did: `POLLOUT` is reported well after a send could go
+/// on again (a unix socket reports it once three quarters of its buffer are free), so
+/// waiting for it there would leave room unused, and a writer whose reader first waits
+/// for the write to end could wait forever.
 pub(crate) fn writable(fd: &SharedFd) -> Coop<SocketOp<PollAdd>> {
     run(fd, PollAdd::new(fd.as_raw_fd(), libc::POLLOUT as u32))
 }

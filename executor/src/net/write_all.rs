@@ -106,7 +106,6 @@ impl<B: IoBuf> Future for WriteAll<B> {
                     (res, slice)
                 }
             };
-            let asked = slice.bytes_init();
             let buf = slice.into_inner();
             match res {
                 Ok(0) => {
@@ -114,12 +113,6 @@ impl<B: IoBuf> Future for WriteAll<B> {
                     let err =
                         io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer");
                     return Poll::Ready((Err(err), buf));
-                }
-                // Short: the socket took what it had room for.
-                Ok(n) if n < asked => {
-                    this.written += n;
-                    this.send = Sending::Writable(writable(&this.fd), Some(buf));
-                    continue;
                 }
                 Ok(n) => this.written += n,
                 Err(_) if is_full(&res) => {

@@ -282,3 +282,34 @@ where
     }))
     .unwrap()
 }
+
+/// A connected TCP pair on loopback: (client side, server side).
+pub async fn tcp_pair() -> (uringo::net::TcpStream, uringo::net::TcpStream) {
+    let listener = uringo::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = uringo::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
+
+/// Reads `stream` with uringo's own API until end of stream.
+pub async fn read_to_eof(stream: &uringo::net::TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    loop {
+        let (n, buf) = stream.read(Vec::with_capacity(64 * 1024)).await;
+        match n.unwrap() {
+            0 => return all,
+            _ => all.extend_from_slice(&buf),
+        }
+    }
+}
+
+/// Threads of this process that are io_uring's io-wq workers (`iou-wrk-*`).
+pub fn io_wq_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("iou-wrk"))
+        .count()
+}
