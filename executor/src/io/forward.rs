@@ -268,7 +268,7 @@ impl<'a> Forward<'a> {
                     Err(err) if !is_retry(&err) => return Poll::Ready(Err(err)),
                     _ => {}
                 }
-                self.sending = Some(Sending::Owned(send(self.dst, rest, libc::MSG_DONTWAIT)));
+                self.sending = Some(Sending::Owned(send(self.dst, rest, socket::NO_WAIT)));
             }
         }
         Poll::Ready(Ok(true))
@@ -287,10 +287,10 @@ impl<'a> Forward<'a> {
         self.sending_bytes = len;
         self.sending = Some(match segment {
             Segment::Pooled(chunk) => {
-                Sending::Pooled(send(self.dst, slice_of(chunk, 0, len), libc::MSG_DONTWAIT))
+                Sending::Pooled(send(self.dst, slice_of(chunk, 0, len), socket::NO_WAIT))
             }
             Segment::Owned(vec) => {
-                Sending::Owned(send(self.dst, slice_of(vec, 0, len), libc::MSG_DONTWAIT))
+                Sending::Owned(send(self.dst, slice_of(vec, 0, len), socket::NO_WAIT))
             }
         });
         true
