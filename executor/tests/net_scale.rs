@@ -362,18 +362,7 @@ mod copy_a_gibibyte {
         with_watchdog("copy 1 GiB", || {
             let total = bytes_each_way();
             let rt = Builder::new().worker_threads(2).build().unwrap();
-            let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let upstream_addr = upstream.local_addr().unwrap();
-            let proxy = rt.block_on(async { TcpListener::bind("127.0.0.1:0").unwrap() });
-            let proxy_addr = proxy.local_addr().unwrap();
-            let copy = rt.spawn(async move {
-                let (mut inbound, _) = proxy.accept().await?;
-                let mut outbound = TcpStream::connect(upstream_addr).await?;
-                uringo::io::copy_bidirectional(&mut inbound, &mut outbound).await
-            });
-
-            let client = std::net::TcpStream::connect(proxy_addr).unwrap();
-            let (server, _) = upstream.accept().unwrap();
+            let (client, server, copy) = common::copy_proxy(&rt);
             let started = Instant::now();
             let ends = [(client, 1u64), (server, 2u64)].map(|(conn, id)| {
                 let reader = conn.try_clone().unwrap();

@@ -20,7 +20,7 @@ use std::net::Shutdown;
 use std::thread;
 
 use uringo::net::split::OwnedWriteHalf;
-use uringo::net::{TcpListener, TcpStream};
+use uringo::net::TcpStream;
 
 mod common;
 use common::{io_wq_threads, read_to_eof, tcp_pair};
@@ -121,17 +121,7 @@ fn receive_bulk(mut conn: std::net::TcpStream, seed: u8) -> usize {
 fn a_bidirectional_bulk_copy_starts_no_io_wq_thread() {
     common::with_watchdog("bidirectional bulk", || {
         let rt = uringo::Builder::new().worker_threads(1).build().unwrap();
-        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let upstream_addr = upstream.local_addr().unwrap();
-        let proxy = rt.block_on(async { TcpListener::bind("127.0.0.1:0").unwrap() });
-        let proxy_addr = proxy.local_addr().unwrap();
-        let copy = rt.spawn(async move {
-            let (mut inbound, _) = proxy.accept().await?;
-            let mut outbound = TcpStream::connect(upstream_addr).await?;
-            uringo::io::copy_bidirectional(&mut inbound, &mut outbound).await
-        });
-        let client = std::net::TcpStream::connect(proxy_addr).unwrap();
-        let (server, _) = upstream.accept().unwrap();
+        let (client, server, copy) = common::copy_proxy(&rt);
         let ends = [(client, 1u8, 2u8), (server, 2, 1)].map(|(conn, mine, theirs)| {
             let reader = conn.try_clone().unwrap();
             (

@@ -313,3 +313,27 @@ pub fn io_wq_threads() -> usize {
         .filter(|comm| comm.starts_with("iou-wrk"))
         .count()
 }
+
+/// client ⇄ proxy ⇄ upstream on loopback: a task on `rt` accepts one connection and runs
+/// `copy_bidirectional` between it and a new connection to the upstream. Returns the
+/// client's and the upstream's ends (plain std sockets) and the copy's handle.
+pub fn copy_proxy(
+    rt: &uringo::Runtime,
+) -> (
+    std::net::TcpStream,
+    std::net::TcpStream,
+    uringo::JoinHandle<std::io::Result<(u64, u64)>>,
+) {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let proxy = rt.block_on(async { uringo::net::TcpListener::bind("127.0.0.1:0").unwrap() });
+    let proxy_addr = proxy.local_addr().unwrap();
+    let copy = rt.spawn(async move {
+        let (mut inbound, _) = proxy.accept().await?;
+        let mut outbound = uringo::net::TcpStream::connect(upstream_addr).await?;
+        uringo::io::copy_bidirectional(&mut inbound, &mut outbound).await
+    });
+    let client = std::net::TcpStream::connect(proxy_addr).unwrap();
+    let (server, _) = upstream.accept().unwrap();
+    (client, server, copy)
+}
