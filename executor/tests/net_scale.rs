@@ -317,8 +317,8 @@ mod copy_a_gibibyte {
         }
 
         fn bytes(&mut self) -> &mut [u8] {
-            // SAFETY: u64 has no invalid bit patterns and u8 no alignment, so the
-            // words may be viewed as bytes; the view borrows `self` mutably.
+            // The view borrows `self` mutably.
+            // SAFETY: u64 has no invalid bit patterns and u8 no alignment: words as bytes.
             unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), BLOCK) }
         }
     }

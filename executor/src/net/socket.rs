@@ -214,8 +214,8 @@ pub(crate) fn shutdown_now(fd: std::os::fd::RawFd, how: std::net::Shutdown) -> i
         std::net::Shutdown::Write => libc::SHUT_WR,
         std::net::Shutdown::Both => libc::SHUT_RDWR,
     };
-    // SAFETY: `shutdown` takes an fd number and touches no memory of ours; a stale or
-    // wrong fd gives an error (the callers hold the socket open meanwhile).
+    // A stale or wrong fd gives an error; the callers hold the socket open meanwhile.
+    // SAFETY: `shutdown` takes an fd number and touches no memory of ours.
     if unsafe { libc::shutdown(fd, how) } == 0 {
         Ok(())
     } else {
@@ -352,8 +352,8 @@ pub(crate) fn get_opt<T: Copy>(
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: zero-initialised, then possibly overwritten by the kernel: every option we
-    // read (ints, `linger`) is valid for any bit pattern.
+    // Zero-initialised, then possibly overwritten by the kernel.
+    // SAFETY: every option we read (ints, `linger`) is valid for any bit pattern.
     Ok(unsafe { value.assume_init() })
 }
 
