@@ -131,31 +131,38 @@ pub(crate) async fn write<B: IoBuf>(
 }
 
 /// One send of `buf`, waiting for room outside the kernel (see [`writable`]).
-async fn send<B: IoBuf>(fd: &SharedFd, mut buf: B) -> (io::Result<usize>, B) {
-    loop {
-        let (res, back) = run(fd, Send::new(fd.as_raw_fd(), buf).flags(NO_WAIT)).await;
-        if !is_full(&res) {
-            return (res, back);
-        }
-        buf = back;
-        if let Err(err) = writable(fd).await {
-            return (Err(err), buf);
-        }
-    }
+async fn send<B: IoBuf>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
+    until_sent(fd, buf, |raw, buf| Send::new(raw, buf).flags(NO_WAIT)).await
 }
 
 /// `SEND_ZC`, falling back to a copying send where the kernel lacks it (6.0+; the op
 /// then fails with `EINVAL` before touching the buffer). Waits for room like [`send`].
-pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, mut buf: B) -> (io::Result<usize>, B) {
+pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> (io::Result<usize>, B) {
+    let zc = |raw, buf| SendZc::new(raw, buf).flags(NO_WAIT);
+    match until_sent(fd, buf, zc).await {
+        (Err(err), buf) if err.raw_os_error() == Some(libc::EINVAL) => send(fd, buf).await,
+        done => done,
+    }
+}
+
+/// Submits the send `op` builds from `data` until it is not refused for want of room,
+/// waiting for room between tries ([`writable`]); the send's result and `data` back.
+async fn until_sent<D, T>(
+    fd: &SharedFd,
+    mut data: D,
+    op: impl Fn(std::os::fd::RawFd, D) -> T,
+) -> (io::Result<usize>, D)
+where
+    T: Operation<Output = (io::Result<usize>, D)>,
+{
     loop {
-        let (res, back) = run(fd, SendZc::new(fd.as_raw_fd(), buf).flags(NO_WAIT)).await;
-        match res {
-            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => return send(fd, back).await,
-            res if is_full(&res) => buf = back,
-            res => return (res, back),
+        let (res, back) = run(fd, op(fd.as_raw_fd(), data)).await;
+        if !is_full(&res) {
+            return (res, back);
         }
+        data = back;
         if let Err(err) = writable(fd).await {
-            return (Err(err), buf);
+            return (Err(err), data);
         }
     }
 }
@@ -178,21 +185,11 @@ pub(crate) async fn readv<B: IoBufMut>(fd: SharedFd, bufs: Vec<B>) -> (io::Resul
 
 /// Gather write: sends the initialized bytes of `bufs` in order, possibly partly.
 /// Waits for room like [`send`].
-pub(crate) async fn writev<B: IoBuf>(
-    fd: SharedFd,
-    mut bufs: Vec<B>,
-) -> (io::Result<usize>, Vec<B>) {
-    let raw = fd.as_raw_fd();
-    loop {
-        let (res, back) = run(&fd, SendMsg::new(raw, bufs, None).flags(NO_WAIT)).await;
-        if !is_full(&res) {
-            return (res, back);
-        }
-        bufs = back;
-        if let Err(err) = writable(&fd).await {
-            return (Err(err), bufs);
-        }
-    }
+pub(crate) async fn writev<B: IoBuf>(fd: SharedFd, bufs: Vec<B>) -> (io::Result<usize>, Vec<B>) {
+    until_sent(&fd, bufs, |raw, bufs| {
+        SendMsg::new(raw, bufs, None).flags(NO_WAIT)
+    })
+    .await
 }
 
 /// Shuts down the read half, write half or both.
