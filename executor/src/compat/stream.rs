@@ -380,8 +380,7 @@ impl<S: CompatStream> Compat<S> {
                 return Poll::Ready(Err(self.drop_batch(batch, err)));
             }
             if full {
-                let poll = PollAdd::new(self.fd(), libc::POLLOUT as u32);
-                self.write.room = Some((self.anchored(poll), batch));
+                self.write.room = Some((socket::room(&self.stream.shared_fd()), batch));
             } else if self.write.sent < len {
                 tracing::trace!(
                     sent = self.write.sent,

@@ -298,9 +298,8 @@ impl<'a> Forward<'a> {
 
     /// Waits for room in the destination, then sends `rest` (see the module docs).
     fn when_writable(&self, rest: Slice<Vec<u8>>) -> Sending {
-        let poll = PollAdd::new(self.dst.as_raw_fd(), libc::POLLOUT as u32);
         Sending::Writable {
-            poll: Op::new(Anchored::new(poll, self.dst.clone())),
+            poll: socket::room(self.dst),
             rest: Some(rest),
         }
     }

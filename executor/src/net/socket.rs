@@ -106,7 +106,13 @@ pub(crate) const NO_WAIT: i32 = libc::MSG_DONTWAIT;
 /// waiting for it there would leave room unused, and a writer whose reader first waits
 /// for the write to end could wait forever.
 pub(crate) fn writable(fd: &SharedFd) -> Coop<SocketOp<PollAdd>> {
-    run(fd, PollAdd::new(fd.as_raw_fd(), libc::POLLOUT as u32))
+    Coop::new(room(fd))
+}
+
+/// [`writable`]'s poll, for a caller that spends the task's budget itself.
+pub(crate) fn room(fd: &SharedFd) -> SocketOp<PollAdd> {
+    let poll = PollAdd::new(fd.as_raw_fd(), libc::POLLOUT as u32);
+    Op::new(Anchored::new(poll, fd.clone()))
 }
 
 /// A send's result says the socket was full ([`NO_WAIT`]).
