@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::with_watchdog;
+use common::{read_to_eof as read_to_end, with_watchdog};
 use uringo::net::{
     TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
 };
@@ -23,17 +23,6 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
-}
-
-async fn read_to_end(stream: &TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let (n, buf) = stream.read(Vec::with_capacity(64 * 1024)).await;
-        match n.unwrap() {
-            0 => return out,
-            _ => out.extend_from_slice(&buf),
-        }
-    }
 }
 
 fn unix_path(name: &str) -> std::path::PathBuf {
