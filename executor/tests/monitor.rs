@@ -55,6 +55,65 @@ fn a_task_behind_a_stuck_poll_runs_elsewhere() {
     });
 }
 
+/// A poll that keeps spawning while it spins refills its runnext slot after every
+/// retake. The monitor hands out the first at once and then backs off, as it does in
+/// quiet rounds: retaking every 20 µs for the whole poll would move one task per round
+/// at the price of two context switches each, on the cores the runtime is using. The
+/// spawned tasks still all run, on the other worker while the poll lasts.
+#[test]
+fn a_stuck_poll_that_keeps_spawning_is_not_retaken_every_round() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    with_watchdog("stuck_spawner", || {
+        let rt = Builder::new().worker_threads(2).build().unwrap();
+        let m = rt.metrics();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (spawned, ran_during) = rt.block_on({
+            let ran = ran.clone();
+            async move {
+                uringo::spawn(async move {
+                    let t0 = Instant::now();
+                    let mut handles = Vec::new();
+                    while t0.elapsed() < SPIN {
+                        let ran = ran.clone();
+                        handles.push(uringo::spawn(async move {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                        }));
+                        let pause = Instant::now();
+                        while pause.elapsed() < Duration::from_micros(20) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    let ran_during = ran.load(Ordering::Relaxed);
+                    let spawned = handles.len();
+                    for handle in handles {
+                        handle.await.unwrap();
+                    }
+                    (spawned, ran_during)
+                })
+                .await
+                .unwrap()
+            }
+        });
+        assert_eq!(
+            ran.load(Ordering::Relaxed),
+            spawned,
+            "every spawned task ran"
+        );
+        assert!(
+            ran_during > 0,
+            "tasks ran on the other worker during the poll"
+        );
+        let retaken: u64 = (0..2).map(|w| m.worker_retaken_count(w)).sum();
+        // Backing off to half the 10 ms threshold, a 200 ms poll sees a few dozen rounds;
+        // retaking every 20 µs was thousands.
+        assert!(
+            (1..200).contains(&retaken),
+            "{retaken} retakes during one {SPIN:?} poll that spawned {spawned} tasks"
+        );
+        eprintln!("{spawned} spawned, {ran_during} ran during the poll, {retaken} retakes");
+    });
+}
+
 /// With the monitor off, the same task waits for the spin to end: the test above is
 /// measuring the monitor, not luck.
 #[test]

@@ -14,8 +14,8 @@
 //!   id and spawn location (once per stuck poll), moves the worker's runnext task to the
 //!   injector, and wakes a parked sibling, which then takes the injector's tasks and
 //!   steals half of the stuck worker's queue;
-//! * it sleeps 20 µs after finding a stuck worker and doubles the sleep each quiet round,
-//!   as sysmon does, up to a cap that depends on what it saw: half the threshold while a
+//! * it sleeps 20 µs after it first hands out a stuck poll's work and doubles the sleep
+//!   each round after that, as sysmon does, up to a cap that depends on what it saw: half the threshold while a
 //!   worker is inside a poll (a stuck poll is caught within 1.5 thresholds), 10 ms while
 //!   a worker is awake between polls, and [`IDLE_DELAY`] (250 ms) once every worker is
 //!   parked. A parked worker cannot be stuck, so an idle runtime costs four wake-ups a
@@ -58,6 +58,8 @@ struct Seen {
     polls: u64,
     since: Instant,
     reported: bool,
+    /// Work has been handed out of this stuck poll already.
+    retaken: bool,
 }
 
 fn run(shared: &Shared, threshold: Duration, stop: &StopSignal) {
@@ -67,6 +69,7 @@ fn run(shared: &Shared, threshold: Duration, stop: &StopSignal) {
             polls: 0,
             since: now,
             reported: false,
+            retaken: false,
         };
         shared.remotes.len()
     ];
@@ -101,7 +104,8 @@ fn run(shared: &Shared, threshold: Duration, stop: &StopSignal) {
     }
 }
 
-/// Looks at one worker; returns true if it was stuck and its work was handed out.
+/// Looks at one worker; returns true if it is stuck and this round is the first to hand
+/// out its work.
 fn check(
     shared: &Shared,
     index: usize,
@@ -117,6 +121,7 @@ fn check(
             polls,
             since: now,
             reported: false,
+            retaken: false,
         };
         return false;
     }
@@ -138,7 +143,13 @@ fn check(
              tasks are being handed to other workers (move blocking work to spawn_blocking)"
         );
     }
-    retake(shared, index)
+    // Only the first hand-out of a stuck poll sends the monitor back to its shortest
+    // sleep. A poll that keeps spawning refills runnext at once, and retaking it every
+    // 20 µs would cost two context switches per task moved, on the cores the runtime
+    // needs; later rounds back off as quiet ones do and still hand out what they find.
+    let first = !seen.retaken;
+    seen.retaken |= retake(shared, index);
+    first && seen.retaken
 }
 
 /// Moves the stuck worker's runnext task to the injector and wakes a sibling to run it
