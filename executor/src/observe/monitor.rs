@@ -15,16 +15,16 @@
 //!   injector, and wakes a parked sibling, which then takes the injector's tasks and
 //!   steals half of the stuck worker's queue;
 //! * it sleeps 20 µs after it first hands out a stuck poll's work and doubles the sleep
-//!   each round after that, as sysmon does, up to a cap that depends on what it saw: half the threshold while a
-//!   worker is inside a poll (a stuck poll is caught within 1.5 thresholds), 10 ms while
-//!   a worker is awake between polls, and [`IDLE_DELAY`] (250 ms) once every worker is
-//!   parked. A parked worker cannot be stuck, so an idle runtime costs four wake-ups a
-//!   second (each costs 30–70 µs of CPU on the 2-vCPU VM this was measured on, so ten
-//!   a second would be 0.3–0.7 ms/s); the price is that a poll that gets stuck right
-//!   after a long idle spell is reported up to 250 ms later than one during busy work.
-//!   (Waking the
-//!   monitor from every unpark instead, as Go wakes sysmon out of `sysmonwait`, would
-//!   wake it at every tick of a timer-driven runtime: one wake-up per timer.)
+//!   each round after that, as sysmon does, up to a cap that depends on what it saw:
+//!   half the threshold while a worker is inside a poll (a stuck poll is caught within
+//!   1.5 thresholds), 10 ms while a worker is awake between polls, and [`IDLE_DELAY`]
+//!   (250 ms) once every worker is parked. A parked worker cannot be stuck, so an idle
+//!   runtime costs four wake-ups a second (each costs 30–70 µs of CPU on the 2-vCPU VM
+//!   this was measured on, so ten a second would be 0.3–0.7 ms/s); the price is that a
+//!   poll that gets stuck right after a long idle spell is reported up to 250 ms later
+//!   than one during busy work. (Waking the monitor from every unpark instead, as Go
+//!   wakes sysmon out of `sysmonwait`, would wake it at every tick of a timer-driven
+//!   runtime: one wake-up per timer.)
 //!
 //! What it cannot do: the stuck worker's ring is only reaped by that worker, so I/O
 //! completions of tasks waiting on it are delivered when the poll returns. Code that
