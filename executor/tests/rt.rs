@@ -413,6 +413,93 @@ fn spawn_blocking_runs_on_the_pool_and_idle_threads_exit() {
     assert!(p.unwrap_err().is_panic());
 }
 
+/// A task that wakes itself inside its poll runs again, however it wakes itself: by
+/// reference, by value, through a clone, twice, or by waking another task's waker on
+/// the way (that one must run too: only the polled task's own wakes are noted aside,
+/// `runtime/task/waker.rs`). An abort during such a poll still cancels the task.
+#[test]
+fn a_task_that_wakes_itself_during_its_poll_runs_again() {
+    use std::future::poll_fn;
+    use std::task::{Poll, Waker};
+
+    /// Returns Pending `rounds` times, waking itself with `wake` before each.
+    async fn woken_by(rounds: usize, wake: fn(&Waker)) -> usize {
+        let mut polls = 0;
+        poll_fn(|cx| {
+            polls += 1;
+            if polls > rounds {
+                return Poll::Ready(polls);
+            }
+            wake(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    let rt = rt(1);
+    let wakes: [fn(&Waker); 4] = [
+        |w| w.wake_by_ref(),
+        |w| w.clone().wake(),
+        |w| {
+            w.wake_by_ref();
+            w.clone().wake();
+        },
+        |w| {
+            let clone = w.clone();
+            clone.wake_by_ref();
+            drop(clone);
+        },
+    ];
+    for wake in wakes {
+        let polls = rt.block_on(rt.spawn(woken_by(1000, wake))).unwrap();
+        assert_eq!(polls, 1001);
+    }
+
+    // A second task parked on a channel is woken from inside the first one's poll,
+    // which also wakes itself.
+    let (tx, rx) = oneshot::<()>();
+    let other = rt.spawn(async move { rx.await.unwrap() });
+    let mut tx = Some(tx);
+    let first = rt.spawn(poll_fn(move |cx| match tx.take() {
+        Some(tx) => {
+            tx.send(());
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        None => Poll::Ready(()),
+    }));
+    rt.block_on(async {
+        first.await.unwrap();
+        other.await.unwrap();
+    });
+
+    // Aborted by its own poll, after it woke itself: cancelled, not polled again.
+    let polls = Arc::new(AtomicUsize::new(0));
+    let handle = Arc::new(Mutex::new(None::<uringo::task::AbortHandle>));
+    let task = rt.spawn({
+        let (polls, handle) = (polls.clone(), handle.clone());
+        poll_fn(move |cx| {
+            polls.fetch_add(1, Ordering::SeqCst);
+            cx.waker().wake_by_ref();
+            if let Some(handle) = handle.lock().unwrap().as_ref() {
+                handle.abort();
+            }
+            Poll::<()>::Pending
+        })
+    });
+    *handle.lock().unwrap() = Some(task.abort_handle());
+    let err = rt.block_on(task).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let polls = polls.load(Ordering::SeqCst);
+    assert!(polls >= 1, "it was polled");
+    rt.block_on(async { uringo::task::yield_now().await });
+    assert_eq!(
+        Arc::strong_count(&handle),
+        1,
+        "the cancelled future was dropped"
+    );
+}
+
 #[test]
 fn budget_makes_a_busy_task_yield() {
     let rt = rt(1);

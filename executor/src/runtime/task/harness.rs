@@ -51,10 +51,12 @@ impl<F: Future, S: Schedule> Harness<F, S> {
             ToRunning::Success => {
                 let waker = waker::waker_ref(self.cell.cast());
                 let mut cx = Context::from_waker(&waker);
-                if self.poll_future(&mut cx).is_ready() {
+                let (poll, woke_itself) =
+                    waker::polling(self.cell.cast(), || self.poll_future(&mut cx));
+                if poll.is_ready() {
                     return self.complete();
                 }
-                match self.header().state.transition_to_idle() {
+                match self.header().state.transition_to_idle(woke_itself) {
                     ToIdle::Ok => {}
                     ToIdle::OkNotified => {
                         // Woken during its own poll: it yielded, so it goes to the back.

@@ -10,6 +10,8 @@
 //!
 //! Mutation `notified_check` (the poller ignores a wake that arrived during its poll)
 //! loses the wake: `wake_while_running` finds the task idle and unfinished. Mutation
+//! `self_wake_ref` (a task's wake of itself, noted off the state word, keeps the
+//! waker's reference) leaks the task in `self_wake_by_value_racing_an_outside_wake`. Mutation
 //! `join_release` (the JoinHandle never releases the registry entry a completed task
 //! left for it) strands the entry; `count_out_once` (counting a task out with a
 //! check-then-set) lets completion and shutdown both decrement the live count.
@@ -303,6 +305,57 @@ fn join_handle_awaits_completion_on_another_thread() {
     });
 }
 
+/// Polls once waking itself by value (a clone of its own waker, noted off the state
+/// word: `waker.rs`, "A task that wakes itself") after leaving a waker in `slot`, then
+/// is `Pending` until its third poll.
+struct WakesItself {
+    slot: Slot,
+    polls: Arc<AtomicUsize>,
+}
+
+impl Future for WakesItself {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.polls.fetch_add(1, SeqCst) {
+            0 => {
+                *self.slot.lock().unwrap() = Some(cx.waker().clone());
+                cx.waker().clone().wake();
+                Poll::Pending
+            }
+            1 => Poll::Pending,
+            _ => Poll::Ready(()),
+        }
+    }
+}
+
+/// A task wakes itself by value inside its poll while another thread wakes it through
+/// a waker it left: the two wakes make one queue entry at a time (`Sched` asserts it),
+/// the task is polled again, and every reference is given back, the self-woken waker's
+/// included. Mutation `self_wake_ref` (the noted wake keeps its waker's reference)
+/// leaks the task, which loom reports as the scheduler's `Arc` never freed.
+#[test]
+fn self_wake_by_value_racing_an_outside_wake() {
+    model(|| {
+        let sched = Sched::new();
+        let (slot, polls) = (Slot::default(), counter());
+        let (join, notified) = sched.spawn(WakesItself {
+            slot: slot.clone(),
+            polls: polls.clone(),
+        });
+        let outside = thread::spawn(move || take_waker(&slot).wake());
+        notified.run();
+        sched.run_queued();
+        outside.join().unwrap();
+        sched.run_queued();
+        // The outside wake either came during the first poll (one entry for both
+        // wakes, then idle after the second poll) or after it (a third poll).
+        assert!(polls.load(SeqCst) >= 2, "the self-wake was lost");
+        drop(join);
+        sched.shutdown();
+    });
+}
+
 /// The state word alone: a wake racing the end of a poll is neither lost nor doubled,
 /// and the reference counts balance.
 #[test]
@@ -315,7 +368,7 @@ fn state_wake_during_poll_schedules_exactly_once() {
             state.ref_inc(); // the waker's reference
             thread::spawn(move || state.transition_to_notified_by_val())
         };
-        let poller = state.transition_to_idle();
+        let poller = state.transition_to_idle(false);
         let woke = waker.join().unwrap();
         let scheduled =
             usize::from(poller == ToIdle::OkNotified) + usize::from(woke == ToNotified::Submit);
@@ -336,7 +389,7 @@ fn state_abort_racing_a_poll_is_seen_by_exactly_one_side() {
             let state = state.clone();
             thread::spawn(move || state.transition_to_notified_and_cancel())
         };
-        let poller = state.transition_to_idle();
+        let poller = state.transition_to_idle(false);
         let submit = aborter.join().unwrap();
         match poller {
             // The poller saw CANCELLED and cancels the future itself.

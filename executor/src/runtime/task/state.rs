@@ -201,8 +201,9 @@ impl State {
         })
     }
 
-    /// The poll returned `Pending`.
-    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+    /// The poll returned `Pending`; `woke_itself`: the task woke itself during the poll,
+    /// which counts as NOTIFIED (`waker.rs`, "A task that wakes itself").
+    pub(crate) fn transition_to_idle(&self, woke_itself: bool) -> ToIdle {
         self.fetch_update(|s| {
             debug_assert!(s.is_running());
             if s.is_cancelled() {
@@ -210,9 +211,10 @@ impl State {
             }
             let mut next = s.0 & !RUNNING;
             // Mutation point: ignoring NOTIFIED loses a wake during the poll.
-            if s.is_notified() && !crate::loom::mutation!("notified_check") {
+            let notified = s.is_notified() && !crate::loom::mutation!("notified_check");
+            if notified || woke_itself {
                 // The poller's reference moves to the new Notified.
-                return (Some(next), ToIdle::OkNotified);
+                return (Some(next | NOTIFIED), ToIdle::OkNotified);
             }
             debug_assert!(s.ref_count() > 0);
             next -= REF_ONE;
@@ -370,10 +372,10 @@ mod tests {
         assert_eq!(s.transition_to_running(), ToRunning::Success);
         // woken while running: no new reference, the poller reschedules
         assert_eq!(s.transition_to_notified_by_ref(), ToNotified::DoNothing);
-        assert_eq!(s.transition_to_idle(), ToIdle::OkNotified);
+        assert_eq!(s.transition_to_idle(false), ToIdle::OkNotified);
         assert_eq!(s.load().ref_count(), 3);
         assert_eq!(s.transition_to_running(), ToRunning::Success);
-        assert_eq!(s.transition_to_idle(), ToIdle::Ok);
+        assert_eq!(s.transition_to_idle(false), ToIdle::Ok);
         assert_eq!(
             s.load().ref_count(),
             2,
@@ -396,10 +398,28 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_that_woke_itself_queues_the_task_again() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        // The wake was noted off the state word: the poller's reference moves to the
+        // new Notified, which is marked NOTIFIED as a queued task must be.
+        assert_eq!(s.transition_to_idle(true), ToIdle::OkNotified);
+        assert!(s.load().is_notified() && !s.load().is_running());
+        assert_eq!(s.load().ref_count(), 3);
+        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert!(!s.transition_to_notified_and_cancel());
+        assert_eq!(
+            s.transition_to_idle(true),
+            ToIdle::Cancelled,
+            "an abort still wins over the task's own wake"
+        );
+    }
+
+    #[test]
     fn abort_idle_task_schedules_it_once() {
         let s = State::new();
         assert_eq!(s.transition_to_running(), ToRunning::Success);
-        assert_eq!(s.transition_to_idle(), ToIdle::Ok);
+        assert_eq!(s.transition_to_idle(false), ToIdle::Ok);
         assert!(s.transition_to_notified_and_cancel());
         assert!(
             !s.transition_to_notified_and_cancel(),
@@ -413,7 +433,7 @@ mod tests {
         let s = State::new();
         assert_eq!(s.transition_to_running(), ToRunning::Success);
         assert!(!s.transition_to_notified_and_cancel());
-        assert_eq!(s.transition_to_idle(), ToIdle::Cancelled);
+        assert_eq!(s.transition_to_idle(false), ToIdle::Cancelled);
         assert!(
             s.load().is_running(),
             "the poller still owns the future to cancel it"
