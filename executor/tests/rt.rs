@@ -418,6 +418,7 @@ fn spawn_blocking_runs_on_the_pool_and_idle_threads_exit() {
 /// the way (that one must run too: only the polled task's own wakes are noted aside,
 /// `runtime/task/waker.rs`). An abort during such a poll still cancels the task.
 #[test]
+#[allow(clippy::waker_clone_wake)] // waking by value is what is tested
 fn a_task_that_wakes_itself_during_its_poll_runs_again() {
     use std::future::poll_fn;
     use std::task::{Poll, Waker};
