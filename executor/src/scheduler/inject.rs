@@ -112,10 +112,18 @@ impl<T: QueueItem> Injector<T> {
     }
 
     /// Pops the oldest item.
+    /// Inlined down to its first load: the loop asks on every tick (the inbox) and the
+    /// answer is nearly always "empty".
+    #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
         if self.is_empty() {
             return None;
         }
+        self.pop_locked()
+    }
+
+    #[inline(never)]
+    fn pop_locked(&self) -> Option<T> {
         let item = self.lock().pop_front()?;
         // Relaxed: only the count matters here; the item itself was handed over by the
         // lock.
@@ -144,12 +152,14 @@ impl<T: QueueItem> Injector<T> {
     }
 
     /// Items queued, counting pushes in flight. One load.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         // SeqCst: the idle protocol's load (see `push`).
         self.state.load(SeqCst) / ONE
     }
 
     /// True when nothing is queued nor being pushed. One load.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -272,6 +272,7 @@ impl TimerDriver {
         )
     }
 
+    #[inline]
     pub(crate) fn has_timers(&self) -> bool {
         !self.wheel.is_empty()
     }

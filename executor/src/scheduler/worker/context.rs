@@ -166,11 +166,17 @@ impl WorkerContext {
     /// Go's `globrunqget`: moves a fair share of the injector (its length over the
     /// number of workers, at most half the free slots) into `local` and returns the
     /// first of it.
+    #[inline]
     pub(crate) fn take_injector_share(&self, local: &mut Local<Notified>) -> Option<Notified> {
-        let inject = &self.shared.inject;
-        if inject.is_empty() {
+        if self.shared.inject.is_empty() {
             return None;
         }
+        self.take_injector_batch(local)
+    }
+
+    #[inline(never)]
+    fn take_injector_batch(&self, local: &mut Local<Notified>) -> Option<Notified> {
+        let inject = &self.shared.inject;
         let n = inject.len() / self.shared.remotes.len() + 1;
         let n = n.min(local.remaining_slots() / 2).max(1);
         let task = inject.pop_batch_into(local, n);
