@@ -10,7 +10,8 @@ use crate::scheduler::Shared;
 const TOP: usize = 5;
 
 /// Called by a spawn once the live count is at or past the watermark (the caller's
-/// check is two relaxed loads; this does the rest, rarely).
+/// check is one load while no watermark is set, and a sum of the live counters while
+/// one is; this does the rest, rarely).
 #[cold]
 pub(crate) fn passed_watermark(shared: &Shared) {
     let at = shared.next_task_warning.load(Relaxed);

@@ -170,13 +170,14 @@ impl Handle {
         let meta = crate::trace::TaskMeta::new(id, location);
         let init = crate::runtime::task::owned::TaskInit {
             id,
+            counted_on: crate::scheduler::schedule::current_worker_index(shared),
             name,
             spawned_at: crate::observe::clock::recent(),
             location,
         };
         let (join, notified) = shared.owned.bind(future, shared.clone(), init);
         let mark = shared.next_task_warning.load(Ordering::Relaxed);
-        if mark != usize::MAX && shared.owned.len_estimate(id) >= mark {
+        if mark != usize::MAX && shared.owned.len() >= mark {
             crate::observe::leak::passed_watermark(shared);
         }
         crate::scheduler::schedule::spawned(shared, meta, notified, worker);

@@ -26,6 +26,12 @@ pub(crate) fn with_current_worker<R>(
     context::with_worker(|cx| f(cx.filter(|cx| Arc::ptr_eq(&cx.shared, shared))))
 }
 
+/// The index of this thread's worker if the thread is one of `shared`'s workers.
+#[inline]
+pub(crate) fn current_worker_index(shared: &Arc<Shared>) -> Option<usize> {
+    with_current_worker(shared, |cx| cx.map(|cx| cx.index))
+}
+
 /// Puts `task` where it runs next (see the module docs).
 #[inline]
 pub(crate) fn schedule(shared: &Arc<Shared>, task: Notified, how: Scheduled) {
@@ -109,7 +115,7 @@ impl Schedule for Arc<Shared> {
     }
 
     fn completing(&self, task: &RawTask) {
-        self.owned.count_out(task);
+        self.owned.count_out(task, current_worker_index(self));
     }
 
     fn release(&self, task: &RawTask) -> Option<Task> {
