@@ -86,9 +86,9 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         let poll = || {
             panic::catch_unwind(AssertUnwindSafe(|| {
                 self.core().stage.with_mut(|stage| {
-                    // SAFETY: we hold RUNNING, so the stage is ours; the future is never
-                    // moved out of the (heap-allocated, pinned) cell while Running.
+                    // SAFETY: we hold RUNNING, so the stage is ours.
                     match unsafe { &mut *stage } {
+                        // SAFETY: the future never moves out of its heap cell while Running.
                         Stage::Running(future) => unsafe { Pin::new_unchecked(future) }.poll(cx),
                         _ => unreachable!("a task is only polled while its future exists"),
                     }
@@ -97,8 +97,7 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         };
         // What this poll leaves the task waiting on, for dumps.
         header.wait.store(0, std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: we hold a reference to the task for the whole call, so its header
-        // (and the slot in it) outlives the poll.
+        // SAFETY: our reference to the task keeps its header (and the slot) alive.
         let result = unsafe { crate::observe::wait::watching(&header.wait, poll) };
         let output = match result {
             Ok(Poll::Pending) => return Poll::Pending,
@@ -129,8 +128,9 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     fn set_stage(&self, stage: Stage<F>) {
-        // SAFETY: only the party holding RUNNING (or the JoinHandle after COMPLETE, or
-        // the last reference in dealloc) calls this; each has the stage to itself.
+        // Called only by the party holding RUNNING, by the JoinHandle after COMPLETE, or
+        // by the last reference in dealloc.
+        // SAFETY: each of those has the stage to itself.
         self.core().stage.with_mut(|ptr| unsafe { *ptr = stage });
     }
 
@@ -164,8 +164,9 @@ impl<F: Future, S: Schedule> Harness<F, S> {
                 // Nobody will read the output.
                 self.set_stage(Stage::Consumed);
             } else if snapshot.is_join_waker_set() {
-                // SAFETY: JOIN_WAKER was set when we completed, so the slot is ours to
-                // read, and the JoinHandle will not write it again (state.rs).
+                // JOIN_WAKER was set when we completed: the JoinHandle will not write the
+                // slot again (state.rs).
+                // SAFETY: so it is ours to read.
                 self.trailer().waker.with(|waker| unsafe {
                     if let Some(waker) = &*waker {
                         waker.wake_by_ref();
@@ -200,11 +201,12 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     fn take_output(&self) -> Result<F::Output, JoinError> {
-        // SAFETY: the JoinHandle calls this only once COMPLETE is set and it holds join
-        // interest; the task side no longer touches the stage.
+        // The JoinHandle calls this only once COMPLETE is set and it holds join interest;
+        // the task side no longer touches the stage.
         let stage = self
             .core()
             .stage
+            // SAFETY: so the stage is the JoinHandle's alone.
             .with_mut(|ptr| unsafe { mem::replace(&mut *ptr, Stage::Consumed) });
         match stage {
             Stage::Finished(output) => output,
@@ -222,11 +224,11 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         let res = if !snapshot.is_join_waker_set() {
             self.set_join_waker(waker.clone())
         } else {
-            // SAFETY: JOIN_WAKER is set, so the task side may read the slot but nobody
-            // writes it; reading concurrently is fine.
+            // JOIN_WAKER is set: the task side may read the slot, but nobody writes it.
             let same = self
                 .trailer()
                 .waker
+                // SAFETY: so reading it beside the task side is fine.
                 .with(|w| unsafe { (*w).as_ref().is_some_and(|w| w.will_wake(waker)) });
             if same {
                 return false;
@@ -246,16 +248,16 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     fn set_join_waker(&self, waker: Waker) -> Result<Snapshot, Snapshot> {
-        // SAFETY: JOIN_WAKER is clear, so the JoinHandle (us) owns the slot.
         self.trailer()
             .waker
+            // SAFETY: JOIN_WAKER is clear, so the JoinHandle (us) owns the slot.
             .with_mut(|slot| unsafe { *slot = Some(waker) });
         let res = self.header().state.set_join_waker();
         if res.is_err() {
             // Completed meanwhile: the slot stays ours; drop the waker we just stored.
-            // SAFETY: JOIN_WAKER is still clear.
             self.trailer()
                 .waker
+                // SAFETY: JOIN_WAKER is still clear.
                 .with_mut(|slot| unsafe { *slot = None });
         }
         res
@@ -314,10 +316,10 @@ pub(super) unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Heade
         }
         Ok(_) => {
             // Not complete, and JOIN_WAKER is now clear: the slot is ours again.
-            // SAFETY: see state.rs, JOIN_WAKER.
             harness
                 .trailer()
                 .waker
+                // SAFETY: see state.rs, JOIN_WAKER.
                 .with_mut(|slot| unsafe { *slot = None });
         }
     }

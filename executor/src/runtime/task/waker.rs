@@ -36,8 +36,8 @@ static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake_by_val, wake_by_
 /// what the task's own `Context` carries during a poll.
 pub(super) fn waker_ref(header: NonNull<Header>) -> ManuallyDrop<Waker> {
     let raw = RawWaker::new(header.as_ptr() as *const (), &VTABLE);
-    // SAFETY: the vtable upholds the RawWaker contract; ManuallyDrop keeps this
-    // borrowed waker from releasing a reference it never took.
+    // ManuallyDrop keeps this borrowed waker from releasing a reference it never took.
+    // SAFETY: the vtable upholds the RawWaker contract.
     ManuallyDrop::new(unsafe { Waker::from_raw(raw) })
 }
 
