@@ -107,11 +107,11 @@ impl<T: Operation> Op<T> {
                 let data = data.take().expect("op data present before submission");
                 let (cell, handle) = OpRef::new(data);
                 // SAFETY: the cell is not shared yet; this is its only build.
-                let sqe = unsafe { cell.build_sqe() };
+                let mut sqe = unsafe { cell.build_sqe() };
                 // SAFETY: as above; this is the only registration before submission.
                 unsafe { cell.register_unshared(cx.waker()) };
                 let wait = PendingOp::of_sqe(&sqe);
-                match submit(sqe, handle) {
+                match submit(&mut sqe, handle) {
                     // The waker is in the cell: a CQE from now on wakes it.
                     Ok(ring) => {
                         wait.report();
@@ -200,9 +200,9 @@ impl<T: MultishotOperation> Multishot<T> {
                 MultishotState::Unsubmitted(data) => {
                     let data = data.take().expect("op data present before submission");
                     let (cell, handle) = MultishotRef::new(data);
-                    let sqe = cell.build_sqe();
+                    let mut sqe = cell.build_sqe();
                     let wait = PendingOp::of_sqe(&sqe);
-                    match submit(sqe, handle) {
+                    match submit(&mut sqe, handle) {
                         Ok(ring) => self.state = MultishotState::Submitted { cell, ring, wait },
                         Err(err) => {
                             let item = cell.item_for(Cqe::from_error(&err));
@@ -261,7 +261,7 @@ impl<T: MultishotOperation> fmt::Debug for Multishot<T> {
 
 /// Sends an op to the ring this thread submits to, handing it the ring's reference to
 /// the cell. Returns the ring's id.
-fn submit(sqe: squeue::Entry, op: CellHandle) -> io::Result<u32> {
+fn submit(sqe: &mut squeue::Entry, op: CellHandle) -> io::Result<u32> {
     match context::target() {
         Some(Target::Local(ring)) => {
             ring.submit(sqe, op)?;
@@ -269,7 +269,7 @@ fn submit(sqe: squeue::Entry, op: CellHandle) -> io::Result<u32> {
         }
         Some(Target::Remote(shared)) => {
             let handle = RingHandle::new(shared);
-            match handle.submit_remote(sqe, cell::remote(op)) {
+            match handle.submit_remote(sqe.clone(), cell::remote(op)) {
                 Ok(()) => Ok(handle.id()),
                 // Same answer as for ops in flight when a ring is dropped.
                 Err(_) => Err(io::Error::from_raw_os_error(libc::ECANCELED)),
