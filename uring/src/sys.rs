@@ -166,8 +166,9 @@ struct MemRegionReg {
 /// nothing; one that does not refuses the opcode (EINVAL).
 pub(crate) fn knows_registered_wait(ring_fd: RawFd) -> bool {
     let reg = MemRegionReg::default();
-    // SAFETY: `reg` is a valid io_uring_mem_region_reg for the duration of the call; the
-    // null region pointer inside it is only ever read by the kernel, which reports it.
+    // The null region pointer inside `reg` is only ever read by the kernel, which
+    // reports it.
+    // SAFETY: `reg` is a valid io_uring_mem_region_reg for the duration of the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_io_uring_register,
@@ -197,8 +198,8 @@ pub(crate) fn buf_ring_head(ring_fd: RawFd, group: u16) -> io::Result<u16> {
         buf_group: u32::from(group),
         ..BufStatus::default()
     };
-    // SAFETY: the kernel reads and writes the one `io_uring_buf_status` we pass, which
-    // lives across the call.
+    // The kernel reads and writes the one `io_uring_buf_status` we pass.
+    // SAFETY: it lives across the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_io_uring_register,
@@ -241,8 +242,8 @@ pub(crate) fn mark_recv_bundle(sqe: &mut io_uring::squeue::Entry) {
     // below checks this against the crate's own bundle opcodes.
     const IOPRIO: usize = 2;
     let base = (sqe as *mut io_uring::squeue::Entry).cast::<u8>();
-    // SAFETY: the entry is 64 bytes, so bytes 2..4 are inside it, and we hold it
-    // exclusively (`&mut`); unaligned access makes no claim about the field's alignment.
+    // Unaligned access makes no claim about the field's alignment.
+    // SAFETY: the entry is 64 bytes, so bytes 2..4 are inside it, and it is ours (`&mut`).
     unsafe {
         let ioprio = base.add(IOPRIO).cast::<u16>();
         ioprio.write_unaligned(ioprio.read_unaligned() | IORING_RECVSEND_BUNDLE);
@@ -257,8 +258,8 @@ pub(crate) fn set_user_data(sqe: &mut io_uring::squeue::Entry, user_data: u64) {
     // fd, off, addr, len and the op flags); the test below checks it against the crate.
     const USER_DATA: usize = 32;
     let base = (sqe as *mut io_uring::squeue::Entry).cast::<u8>();
-    // SAFETY: the entry is 64 bytes, so bytes 32..40 are inside it, and we hold it
-    // exclusively (`&mut`); unaligned access makes no claim about the field's alignment.
+    // Unaligned access makes no claim about the field's alignment.
+    // SAFETY: the entry is 64 bytes, so bytes 32..40 are inside it, and it is ours (`&mut`).
     unsafe { base.add(USER_DATA).cast::<u64>().write_unaligned(user_data) };
 }
 
@@ -269,8 +270,8 @@ mod tests {
 
     fn bytes(sqe: &Entry) -> [u8; 64] {
         assert_eq!(std::mem::size_of::<Entry>(), 64);
-        // SAFETY: `Entry` is a 64-byte `#[repr(C)]` struct of plain integers (checked
-        // size above), so every byte is initialized and readable.
+        // `Entry` is a `#[repr(C)]` struct of plain integers, 64 bytes (checked above).
+        // SAFETY: so every byte is initialized and readable.
         unsafe { std::ptr::read((sqe as *const Entry).cast::<[u8; 64]>()) }
     }
 

@@ -96,9 +96,10 @@ impl RingInner {
         loop {
             {
                 let mut uring = self.uring.borrow_mut();
-                // SAFETY: every pointer in an SQE we push refers to memory owned by an op
-                // cell that the slab (or, for internal SQEs, the ring) keeps alive until
-                // the SQE's final CQE.
+                // Every pointer in an SQE we push refers to memory owned by an op cell that
+                // the slab (or, for internal SQEs, the ring) keeps alive until the SQE's
+                // final CQE.
+                // SAFETY: so the kernel may use it until then.
                 if unsafe { uring.submission().push(sqe) }.is_ok() {
                     return Ok(());
                 }
@@ -135,8 +136,9 @@ impl RingInner {
             let would_wait = || min_complete > 0 && self.uring.borrow_mut().completion().is_empty();
             let result = match self.faults.enter(would_wait) {
                 Some(errno) => self.fail_enter(errno),
-                // SAFETY: `arg` (and the timespec it points to) live on this stack frame
-                // for the whole call, and EXT_ARG is set exactly when we pass it.
+                // `arg` (and the timespec it points to) live on this stack frame for the
+                // whole call.
+                // SAFETY: and EXT_ARG is set exactly when we pass it.
                 None => unsafe {
                     sys::enter(
                         self.enter_target,
@@ -203,8 +205,8 @@ impl RingInner {
                 }
                 sq.len() as u32
             };
-            // SAFETY: no argument is passed, and none is announced in the flags.
             let submitted =
+                // SAFETY: no argument is passed, and none is announced in the flags.
                 unsafe { sys::enter(self.enter_target, to_submit, 0, sys::ENTER_GETEVENTS, None) };
             if submitted.is_err() {
                 return;
