@@ -165,23 +165,27 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        use crate::scheduler::schedule;
         let shared = self.shared();
         let id = Id::next();
         let meta = crate::trace::TaskMeta::new(id, location);
-        let init = crate::runtime::task::owned::TaskInit {
-            id,
-            counted_on: crate::scheduler::schedule::current_worker_index(shared),
-            name,
-            spawned_at: crate::observe::clock::recent(),
-            location,
-        };
-        let (join, notified) = shared.owned.bind(future, shared.clone(), init);
-        let mark = shared.next_task_warning.load(Ordering::Relaxed);
-        if mark != usize::MAX && shared.owned.len() >= mark {
-            crate::observe::leak::passed_watermark(shared);
-        }
-        crate::scheduler::schedule::spawned(shared, meta, notified, worker);
-        join
+        // One lookup of the spawning worker serves the live count and the placement.
+        schedule::with_current_worker(shared, |cx| {
+            let init = crate::runtime::task::owned::TaskInit {
+                id,
+                counted_on: cx.map(|cx| cx.index),
+                name,
+                spawned_at: crate::observe::clock::recent(),
+                location,
+            };
+            let (join, notified) = shared.owned.bind(future, shared.clone(), init);
+            let mark = shared.next_task_warning.load(Ordering::Relaxed);
+            if mark != usize::MAX && shared.owned.len() >= mark {
+                crate::observe::leak::passed_watermark(shared);
+            }
+            schedule::spawned(shared, cx, meta, notified, worker);
+            join
+        })
     }
 
     /// Every live task with its id, spawn location and state, for finding what a

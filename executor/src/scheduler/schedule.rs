@@ -43,34 +43,33 @@ pub(crate) fn schedule(shared: &Arc<Shared>, task: Notified, how: Scheduled) {
 
 /// A task was just created by a spawn: count it, tell the hooks and the recorder, and
 /// schedule it (`notified` is `None` if the runtime already shut down), into worker
-/// `on`'s inbox if the spawner placed it (`Handle::spawn_on`).
+/// `on`'s inbox if the spawner placed it (`Handle::spawn_on`). `cx` is the spawning
+/// thread's worker context ([`with_current_worker`]), which the spawner looked up once
+/// for the registry's live count too.
 pub(crate) fn spawned(
     shared: &Arc<Shared>,
+    cx: Option<&WorkerContext>,
     meta: TaskMeta,
     notified: Option<Notified>,
     on: Option<usize>,
 ) {
-    with_current_worker(shared, |cx| {
-        let instruments = &shared.config.instruments;
-        if instruments.is_on() {
-            instruments.spawned(meta, cx.and_then(|cx| cx.stats_probe()));
+    let instruments = &shared.config.instruments;
+    if instruments.is_on() {
+        instruments.spawned(meta, cx.and_then(|cx| cx.stats_probe()));
+    }
+    let Some(notified) = notified else { return };
+    tracing::trace!(task = %meta.id(), "spawned");
+    match cx {
+        Some(cx) => cx.stats().spawned(),
+        None => {
+            shared.outside.spawns.fetch_add(1, Ordering::Relaxed);
         }
-        let Some(notified) = notified else { return };
-        tracing::trace!(task = %meta.id(), "spawned");
-        match cx {
-            Some(cx) => cx.stats().spawned(),
-            None => {
-                shared.outside.spawns.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        match (on, cx) {
-            (Some(worker), _) => shared.schedule_on(worker, notified),
-            (None, Some(cx)) if !shared.is_shutdown() => {
-                cx.schedule_local(notified, Scheduled::Spawn)
-            }
-            (None, _) => shared.schedule_remote(notified, Scheduled::Spawn),
-        }
-    })
+    }
+    match (on, cx) {
+        (Some(worker), _) => shared.schedule_on(worker, notified),
+        (None, Some(cx)) if !shared.is_shutdown() => cx.schedule_local(notified, Scheduled::Spawn),
+        (None, _) => shared.schedule_remote(notified, Scheduled::Spawn),
+    }
 }
 
 /// `Handle::spawn` without a `Handle`: for the loom models and the simulation, which
@@ -87,10 +86,16 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (join, notified) = shared.owned.bind(future, shared.clone(), id);
-    let meta = TaskMeta::new(id, std::panic::Location::caller());
-    spawned(shared, meta, notified, None);
-    join
+    let location = std::panic::Location::caller();
+    let meta = TaskMeta::new(id, location);
+    with_current_worker(shared, |cx| {
+        let mut init = crate::runtime::task::owned::TaskInit::from(id);
+        init.counted_on = cx.map(|cx| cx.index);
+        init.location = location;
+        let (join, notified) = shared.owned.bind(future, shared.clone(), init);
+        spawned(shared, cx, meta, notified, None);
+        join
+    })
 }
 
 /// The runtime's tasks carry an `Arc<Shared>` as their scheduler.
