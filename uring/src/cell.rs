@@ -23,6 +23,10 @@
 //!   without one when it can see it is alone.
 
 mod cache;
+mod handled;
+
+pub(crate) use handled::submit_on as submit_handled_on;
+pub use handled::{Dispatch, Handled};
 
 use std::alloc::Layout;
 use std::collections::VecDeque;
@@ -55,6 +59,23 @@ pub(crate) struct VTable {
     dealloc: unsafe fn(NonNull<Header>),
     /// The pool a multishot op selects buffers from.
     buf_select: Option<for<'a> unsafe fn(&'a Header) -> Option<&'a BufSelect>>,
+    /// A handled op's reaction to its CQEs (`cell/handled.rs`), which the ring calls in
+    /// place of [`Header::complete_at`].
+    handler: Option<Handler>,
+}
+
+/// How the ring hands a CQE to a handled op: the cell, the ring dispatching, the CQE,
+/// where its bytes start in their provided buffer, and whether it is the final one.
+pub(crate) type Handler = unsafe fn(&Header, &dyn Resubmit, Cqe, u32, bool);
+
+/// What a handled op may ask of the ring that dispatches its CQE. The ring implements
+/// it, so that the cells, which sit below the ring, need not know it.
+pub(crate) trait Resubmit {
+    /// Submits the op of `op`'s cell with `sqe` ([`crate::ring`]'s `submit`); refuses
+    /// once the ring is closing.
+    fn submit_cell(&self, sqe: &mut io_uring::squeue::Entry, op: CellHandle) -> io::Result<()>;
+    /// Requests cancellation of `op` if it is in flight on this ring.
+    fn cancel_cell(&self, op: &Header);
 }
 
 /// The identity of a waker (`Waker::will_wake` compares exactly these).
@@ -124,6 +145,12 @@ impl Header {
         }
     }
 
+    /// The handler of a handled op (`cell/handled.rs`), `None` for ops a future awaits.
+    #[inline]
+    pub(crate) fn handler(&self) -> Option<Handler> {
+        self.vtable.handler
+    }
+
     /// The buffer pool the op selects from, if any (multishot ops only, see
     /// [`MultishotOperation::buf_select`]).
     pub(crate) fn buf_select(&self) -> Option<&BufSelect> {
@@ -134,6 +161,7 @@ impl Header {
     /// Records one CQE. `last` is false while the kernel promises more CQEs
     /// (`IORING_CQE_F_MORE`). Runs on the owner thread, which holds a reference.
     #[inline]
+    #[cfg(all(test, loom))]
     pub(crate) fn complete(&self, cqe: Cqe, last: bool) {
         self.complete_at(cqe, last, 0);
     }
@@ -382,6 +410,7 @@ impl<T: Operation> OpCell<T> {
         release: Self::release,
         dealloc: Self::dealloc,
         buf_select: None,
+        handler: None,
     };
 
     /// Releases the data of a completed op nobody waits for.
@@ -659,6 +688,7 @@ impl<T: MultishotOperation> MultishotCell<T> {
         release: Self::release,
         dealloc: Self::dealloc,
         buf_select: Some(Self::buf_select),
+        handler: None,
     };
 
     fn of(header: &Header) -> &MultishotCell<T> {
@@ -1102,6 +1132,85 @@ mod loom_models {
             assert_eq!(got, [1, 2]);
             owner.join().unwrap();
             drop(stream);
+        });
+    }
+
+    /// Stands for the ring in a handler's [`super::Dispatch`]: it takes no follow-up.
+    struct NoRing;
+
+    impl super::Resubmit for NoRing {
+        fn submit_cell(
+            &self,
+            _sqe: &mut io_uring::squeue::Entry,
+            _op: CellHandle,
+        ) -> std::io::Result<()> {
+            Err(std::io::Error::from_raw_os_error(libc::ECANCELED))
+        }
+
+        fn cancel_cell(&self, _op: &super::Header) {}
+    }
+
+    /// A handled op that reads its buffer where its CQE lands.
+    struct Handled {
+        buf: Buf,
+        seen: Arc<AtomicUsize>,
+    }
+
+    // SAFETY: the SQE carries no pointers (a NOP).
+    unsafe impl super::Handled for Handled {
+        fn build(&mut self) -> io_uring::squeue::Entry {
+            io_uring::opcode::Nop::new().build()
+        }
+
+        fn on_cqe(&mut self, _: &super::Dispatch<'_>, _: Cqe, _: u32, _: bool) {
+            let byte = self.buf.mem.0.with(|p| {
+                // SAFETY: loom checks the kernel's write happens-before this read.
+                unsafe { *p }
+            });
+            self.seen.store(usize::from(byte), SeqCst);
+        }
+    }
+
+    /// A handled op's final CQE is handled on the owner while the task drops its own
+    /// reference to the cell (a relay's `HandledRef`) on another thread: the handler
+    /// runs on live data and sees the kernel's write, the data is dropped once, after
+    /// the handler, and the cell freed once. Mutation `handled_refs` creates the cell
+    /// with the ring's reference only, so the task's drop frees it under the handler.
+    #[test]
+    fn handled_cqe_racing_the_last_outside_reference() {
+        model(|| {
+            let kernel = Arc::new(Mem(UnsafeCell::new(0u8)));
+            let released = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::new(AtomicUsize::new(0));
+            let freed_before = cache::FREED.with(|n| n.get());
+            let op = Handled {
+                buf: Buf {
+                    mem: kernel.clone(),
+                    released: released.clone(),
+                },
+                seen: seen.clone(),
+            };
+            let (ring, ours) = super::handled::new_handled(op);
+            let owner = thread::spawn(move || {
+                kernel.0.with_mut(|p| {
+                    // SAFETY: the kernel owns the buffer until the CQE (loom checks it).
+                    unsafe { *p = 7 }
+                });
+                drop(kernel);
+                let handle = ring.handler().expect("a handled op's cell has a handler");
+                let cqe = Cqe {
+                    result: 0,
+                    flags: 0,
+                };
+                // SAFETY: this thread stands for the op's ring, handing it its one CQE.
+                unsafe { handle(&ring, &NoRing, cqe, 0, true) };
+                drop(ring);
+            });
+            drop(ours);
+            owner.join().unwrap();
+            assert_eq!(seen.load(SeqCst), 7, "the handler ran on live data");
+            assert_eq!(released.load(SeqCst), 1);
+            freed_once(freed_before);
         });
     }
 }

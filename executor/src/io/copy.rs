@@ -31,6 +31,12 @@
 //! `MSG_DONTWAIT`, and goes back to the ring at that send's completion; nothing is
 //! copied in user space while the destination keeps up.
 //!
+//! In that steady state no task runs at all. The receive's CQE submits the send of its
+//! buffer and the send's CQE the next one, on the ring where they land, as a
+//! hand-written io_uring proxy does it (`relay.rs`, on `uringo_uring::op::Handled`):
+//! a task wake and poll per CQE was most of a proxy's user time. The task is woken
+//! only when the flow leaves the steady state, for the cases below.
+//!
 //! A pool buffer never waits on a slow peer: otherwise ten thousand readers that stop
 //! reading would hold the whole pool, and every other connection of the worker would
 //! stop with them. A send from a pool buffer cannot wait (`MSG_DONTWAIT`: the kernel

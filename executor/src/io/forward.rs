@@ -19,10 +19,16 @@
 //! *spilling*. A chunk received while an owned segment is waiting to go joins it (a copy)
 //! instead of holding its buffer.
 //!
-//! The receive side has two modes:
+//! The receive side has three modes:
 //!
-//! - **pooled**: the multishot receive on the shared pool, paused while the bytes held
-//!   reach the limit and resumed at half of it;
+//! - **relayed**: a [`Relay`] moves the flow at ring level, each chunk sent on from its
+//!   receive's CQE with no task poll (`relay.rs`). It is where every flow starts, and it
+//!   hands the flow back to one of the other modes on anything but the steady state of
+//!   an interactive flow;
+//! - **pooled**: the multishot receive on the shared pool, driven by the task, paused
+//!   while the bytes held reach the limit and resumed at half of it. A flow uses it
+//!   where no relay can run (a thread that owns no ring, a single-shot pool) and after
+//!   a relay's receive ended for want of buffers;
 //! - **owned**: single-shot receives into the direction's own vectors (no copy at all),
 //!   each submitted only while the bytes held plus its size fit in the limit, which is
 //!   the strict bound a slow destination needs. The vector starts at [`FIRST_OWNED`] and
@@ -30,9 +36,10 @@
 //!
 //! A flow switches to owned when it spills (its destination is slow) or when a chunk
 //! fills a whole pool buffer (it is a bulk flow, which owned receives move with fewer,
-//! larger ops). Before the first owned receive, the multishot is cancelled and drained,
-//! so no bytes are reordered. It switches back after [`SHORT_TO_POOLED`] owned receives
-//! in a row that did not fill their vector, once nothing is held.
+//! larger ops). Before the first owned receive, the multishot (or the relay) is
+//! cancelled and drained, so no bytes are reordered. It switches back, to a relay where
+//! one can run, after [`SHORT_TO_POOLED`] owned receives in a row that did not fill
+//! their vector, once nothing is held.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -43,6 +50,7 @@ use std::task::{Context, Poll};
 use uringo_uring::op::{Anchored, PollAdd, Recv, RecvMultiStream, Send};
 use uringo_uring::{BufPool, IoBuf, Op, PooledBuf, Slice};
 
+use super::relay::{Handover, Relay, Stop};
 use crate::net::socket::{self, SharedFd};
 use crate::runtime::coop;
 
@@ -86,6 +94,9 @@ enum Sending {
 
 /// How the source is read.
 enum Mode {
+    /// Not polled yet: the first poll starts a relay if it can.
+    Start,
+    Relayed(Relay),
     Pooled,
     /// Switching to owned: waiting for the cancelled multishot to yield its last chunk.
     Stopping,
@@ -131,6 +142,8 @@ pub(super) struct Counts {
     pub(super) spills: u64,
     /// Switches from owned receives back to the pool.
     pub(super) back_to_pooled: u64,
+    /// Relays started.
+    pub(super) relays: u64,
 }
 
 impl<'a> Forward<'a> {
@@ -139,7 +152,7 @@ impl<'a> Forward<'a> {
             src: src.clone(),
             dst,
             multishot: RecvMultiStream::shared(src.clone(), pool),
-            mode: Mode::Pooled,
+            mode: Mode::Start,
             eof: false,
             limit: limit.max(1),
             pending: VecDeque::new(),
@@ -159,7 +172,52 @@ impl<'a> Forward<'a> {
 
     /// Received bytes not yet sent, wherever they are.
     fn held(&self) -> usize {
-        self.pending_bytes + self.sending_bytes
+        let relayed = match &self.mode {
+            Mode::Relayed(relay) => relay.held(),
+            _ => 0,
+        };
+        self.pending_bytes + self.sending_bytes + relayed
+    }
+
+    /// Moves the flow to a relay if one can run here, else to the task's multishot.
+    /// Nothing may be held or in flight.
+    fn relay_or_pooled(&mut self) {
+        debug_assert_eq!(self.held(), 0);
+        match Relay::start(&self.src, self.dst, self.multishot.pool(), self.limit) {
+            Some(relay) => {
+                self.counts.relays += 1;
+                self.mode = Mode::Relayed(relay);
+            }
+            None => {
+                self.mode = Mode::Pooled;
+                self.multishot.resume();
+            }
+        }
+    }
+
+    /// Takes a stopped relay's flow back.
+    fn take_over(&mut self, handover: Handover) -> io::Result<()> {
+        self.total += handover.sent;
+        self.counts.pooled_chunks += handover.chunks;
+        self.eof |= handover.eof;
+        self.mode = match handover.stop {
+            None => Mode::Pooled,
+            Some(Stop::Failed(err)) => return Err(err),
+            Some(Stop::Ended) => Mode::Pooled,
+            Some(Stop::Full | Stop::Bulk | Stop::Limit) => Mode::Owned {
+                recv: None,
+                size: FIRST_OWNED.min(self.limit),
+                short: 0,
+            },
+        };
+        for chunk in handover.queue {
+            self.pending_bytes += chunk.len();
+            self.pending.push_back(Segment::Pooled(chunk));
+        }
+        if let Some((chunk, at)) = handover.rest {
+            self.spill(&chunk[at..]);
+        }
+        Ok(())
     }
 
     /// Queues received bytes behind everything received before them, or sends them at
@@ -320,6 +378,18 @@ impl<'a> Forward<'a> {
         if self.eof {
             return Poll::Ready(Ok(false));
         }
+        match &mut self.mode {
+            Mode::Start => {
+                self.relay_or_pooled();
+                return Poll::Ready(Ok(true));
+            }
+            Mode::Relayed(relay) => {
+                let handover = std::task::ready!(relay.poll_handover(cx));
+                self.take_over(handover)?;
+                return Poll::Ready(Ok(true));
+            }
+            _ => {}
+        }
         if let Mode::Owned { recv, size, short } = &mut self.mode {
             if recv.is_none() {
                 let held = self.pending_bytes + self.sending_bytes;
@@ -327,9 +397,8 @@ impl<'a> Forward<'a> {
                     return Poll::Ready(Ok(false));
                 }
                 if held == 0 && *short >= SHORT_TO_POOLED {
-                    self.mode = Mode::Pooled;
                     self.counts.back_to_pooled += 1;
-                    self.multishot.resume();
+                    self.relay_or_pooled();
                     return Poll::Ready(Ok(true));
                 }
                 let vec = match self.spare.take() {
@@ -597,6 +666,10 @@ mod tests {
         assert!((200..220).contains(&counts.pooled_chunks), "{counts:?}");
         assert_eq!(counts.owned_recvs, 0, "{counts:?}");
         assert_eq!(counts.spills, 0, "{counts:?}");
+        assert_eq!(
+            counts.relays, 1,
+            "one relay carries the whole flow: {counts:?}"
+        );
     }
 
     /// A bulk flow fills pool buffers, so it moves to owned receives; messages one at a
@@ -629,6 +702,10 @@ mod tests {
         });
         assert!(counts.owned_recvs > 0, "{counts:?}");
         assert!(counts.back_to_pooled > 0, "{counts:?}");
+        assert!(
+            counts.relays >= 2,
+            "back to a relay after the bulk part: {counts:?}"
+        );
     }
 
     #[test]
@@ -688,6 +765,7 @@ mod tests {
                 max_held <= LIMIT + 64 * 1024,
                 "held {max_held} bytes with a limit of {LIMIT} ({counts:?})"
             );
+            assert!(counts.relays >= 1, "the flow started relayed: {counts:?}");
             (copied, arrived, max_held, counts)
         })
     }
@@ -734,13 +812,28 @@ mod tests {
                 });
                 let drain = crate::spawn(async move { check_to_end(&reader, 0).await });
                 let (src, dst) = (from.shared_fd(), to.shared_fd());
-                let mut forward = Forward::new(&src, &dst, &pool, 4096);
-                for _ in 0..polls {
-                    let _ = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut forward).poll(cx)))
-                        .await;
-                    crate::task::yield_now().await;
+                let run = async move {
+                    let mut forward = Forward::new(&src, &dst, &pool, 4096);
+                    for _ in 0..polls {
+                        let _ =
+                            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut forward).poll(cx)))
+                                .await;
+                        crate::task::yield_now().await;
+                    }
+                    let relays = forward.counts().relays;
+                    drop(forward);
+                    (src, dst, relays)
+                };
+                // Odd rounds on a worker, where the flow is relayed; even rounds on the
+                // thread of `block_on`, which owns no ring, so the task receives.
+                let (src, dst, relays) = if round % 2 == 1 {
+                    crate::spawn(run).await.unwrap()
+                } else {
+                    run.await
+                };
+                if polls > 0 {
+                    assert_eq!(relays, round % 2, "round {round}");
                 }
-                drop(forward);
                 feeder.abort();
                 drop((from, to, src, dst));
                 let _ = drain.await;

@@ -2,5 +2,6 @@
 
 mod copy;
 mod forward;
+mod relay;
 
 pub use copy::{copy, copy_bidirectional, copy_bidirectional_with_sizes, DEFAULT_LIMIT};

@@ -140,7 +140,7 @@ impl BufPool {
         capacity - available.min(capacity)
     }
 
-    /// How many times a multishot recv ran the pool dry (`ENOBUFS`) and was re-armed.
+    /// How many times an op receiving into the pool found it dry (`ENOBUFS`).
     pub fn enobufs(&self) -> u64 {
         self.shared.enobufs.load(Ordering::Relaxed)
     }

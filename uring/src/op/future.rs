@@ -284,7 +284,7 @@ fn submit(sqe: &mut squeue::Entry, op: CellHandle) -> io::Result<u32> {
 
 /// Cancels on the owner's ring directly when we are on its thread, else by mailbox (a
 /// ring that is gone has cancelled everything itself).
-fn request_cancel(ring: u32, op: &Header) {
+pub(super) fn request_cancel(ring: u32, op: &Header) {
     if context::with_ring(ring, |local| local.cancel(op)).is_some() {
         return;
     }

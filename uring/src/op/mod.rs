@@ -24,6 +24,7 @@
 mod anchored;
 mod fs;
 mod future;
+mod handled;
 mod iov;
 mod misc;
 mod net;
@@ -31,11 +32,13 @@ mod recv_multi;
 mod rw;
 mod sockaddr;
 
+pub use crate::cell::{Dispatch, Handled};
 pub use crate::cqe::Cqe;
 pub use crate::operation::{MultishotOperation, Operation};
 pub use anchored::{Anchored, SharedFd};
 pub use fs::{Close, Fallocate, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt};
 pub use future::{Multishot, Op};
+pub use handled::{submit_handled, HandledRef};
 pub use misc::{AsyncCancel, MsgRing, Nop, PollAdd, PollAddMulti, Splice, Timeout};
 pub use net::{Accept, AcceptMulti, Connect, Recv, RecvMsg, Send, SendMsg, SendZc, Shutdown};
 pub use recv_multi::{RecvMulti, RecvMultiStream};

@@ -373,7 +373,6 @@ impl RecvMultiStream {
                             self.state = State::Idle;
                         }
                         Some(err) if err.raw_os_error() == Some(libc::ENOBUFS) => {
-                            self.pool.note_enobufs();
                             tracing::debug!(
                                 fd = self.fd,
                                 group = self.pool.group(),

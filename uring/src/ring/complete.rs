@@ -15,7 +15,8 @@ use std::mem::MaybeUninit;
 use io_uring::cqueue;
 
 use super::inner::RingInner;
-use crate::cqe::{token, RawCqe};
+use crate::cell::Header;
+use crate::cqe::{token, Cqe, RawCqe};
 use crate::metrics::Counters;
 
 /// How many CQEs are copied out of the ring per borrow; dispatch runs with no borrow
@@ -118,6 +119,17 @@ impl RingInner {
         total + self.settle_lost()
     }
 
+    /// Gives one CQE to its op: recorded for the future that awaits it, or handed to a
+    /// handled op's handler (`cell/handled.rs`).
+    pub(super) fn complete_op(&self, op: &Header, cqe: Cqe, last: bool, buf_start: u32) {
+        match op.handler() {
+            // SAFETY: we own the ring the op was submitted on, and hand it its CQEs one
+            // at a time, in order.
+            Some(handle) => unsafe { handle(op, self, cqe, buf_start, last) },
+            None => op.complete_at(cqe, last, buf_start),
+        }
+    }
+
     fn dispatch(&self, raw: RawCqe) {
         if token::is_internal(raw.user_data) {
             self.dispatch_internal(raw);
@@ -137,8 +149,14 @@ impl RingInner {
             .and(op.as_ref())
             .and_then(|op| op.buf_select());
         let buf_start = select.map_or(0, |select| select.on_cqe(&cqe));
+        if cqe.result == -libc::ENOBUFS {
+            // Counted here, for every op that selects buffers, whoever consumes its CQEs.
+            if let Some(select) = op.as_ref().and_then(|op| op.buf_select()) {
+                select.pool().note_enobufs();
+            }
+        }
         match op {
-            Some(op) => op.complete_at(cqe, last, buf_start),
+            Some(op) => self.complete_op(&op, cqe, last, buf_start),
             None => {
                 Counters::bump(&self.shared.counters.unknown_cqes, 1);
                 tracing::warn!(

@@ -152,13 +152,11 @@ impl RingInner {
             }
             let op = self.slots.borrow_mut().remove(key);
             tracing::warn!(ring = self.shared.id, user_data = key, "op's CQE was lost");
-            op.complete(
-                Cqe {
-                    result: -libc::EBADR,
-                    flags: 0,
-                },
-                true,
-            );
+            let cqe = Cqe {
+                result: -libc::EBADR,
+                flags: 0,
+            };
+            self.complete_op(&op, cqe, true, 0);
             dispatched += 1;
         }
         self.publish_in_flight();

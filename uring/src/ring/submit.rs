@@ -16,12 +16,25 @@ use std::time::Duration;
 use io_uring::{opcode, squeue};
 
 use super::inner::{same_op, RingInner};
-use crate::cell::{CellHandle, Header};
+use crate::cell::{CellHandle, Header, Resubmit};
 use crate::cqe::token;
 use crate::metrics::Counters;
 use crate::shared::Request;
 use crate::sync::Ordering;
 use crate::sys::{self, GeteventsArg, KernelTimespec};
+
+impl Resubmit for RingInner {
+    fn submit_cell(&self, sqe: &mut squeue::Entry, op: CellHandle) -> io::Result<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::ECANCELED));
+        }
+        self.submit(sqe, op)
+    }
+
+    fn cancel_cell(&self, op: &Header) {
+        self.cancel(op);
+    }
+}
 
 impl RingInner {
     /// Submits a user op: assigns its user_data and queues its SQE. On error the op was

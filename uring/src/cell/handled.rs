@@ -1,0 +1,211 @@
+//! Handled ops: ops whose CQEs are acted on where they land, on the ring's thread, with
+//! no future waiting for them.
+//!
+//! ## The problem
+//!
+//! An awaited op costs a task wake and a poll per CQE. For most work that is the point:
+//! the task has something to do with the result. A relay that receives a chunk and
+//! sends it on has nothing to decide: the send could go out from the CQE itself, as a
+//! hand-written io_uring loop does it. On a request/response proxy the wakes and polls
+//! of the four CQEs of each round trip were most of the runtime's user time.
+//!
+//! ## The rule
+//!
+//! A handled op ([`Handled`]) is a cell like any other: the ring's slab holds it from
+//! submission to its final CQE, so its data (the buffer a send reads, the socket it
+//! names) lives until the kernel is done with it. But no waiter shares its state word.
+//! The ring hands each CQE to [`Handled::on_cqe`] instead of recording it, on its own
+//! thread, with a [`Dispatch`] through which the handler submits follow-up ops on the
+//! same ring: a recv's CQE submits the send of its buffer, a send's CQE the next one.
+//!
+//! The data is the owner's alone from submission on: only the ring calls the handler,
+//! one CQE at a time, and whoever else holds the cell (to cancel it) never touches the
+//! data. So the handler gets it by `&mut`, and handlers talk to tasks through state of
+//! their own (a mutex and a waker, say), not through the cell.
+//!
+//! A handled op is only ever submitted by the ring's owner, never through the mailbox
+//! of another thread: its handler must run where its follow-ups can be submitted
+//! directly. And once the ring is closing, [`Dispatch::submit`] refuses, so the drop
+//! of a ring whose handlers keep submitting still ends.
+
+use std::alloc::Layout;
+use std::io;
+use std::ptr::NonNull;
+
+use io_uring::squeue;
+
+use super::{cache, CellHandle, Header, Resubmit, VTable};
+use crate::buf_ring::BufSelect;
+use crate::cqe::Cqe;
+use crate::sync::UnsafeCell;
+
+/// An op whose CQEs are handled on the ring's thread as they are dispatched.
+///
+/// Submit one with [`crate::op::submit_handled`] from the ring's thread, or with
+/// [`Dispatch::submit`] from another handler.
+///
+/// # Safety
+/// `build` may return an SQE pointing into `self`: it is called once `self` sits at its
+/// final address inside the op's cell, where it stays until the last reference to the
+/// cell is gone, which is never before the op's final CQE. Every pointer in the SQE must
+/// stay valid under that guarantee. `on_cqe` may move data out of `self` only once the
+/// kernel is done with it (at the final CQE).
+pub unsafe trait Handled: Send + 'static {
+    /// Builds the SQE (user_data is set by the ring).
+    fn build(&mut self) -> squeue::Entry;
+
+    /// Acts on one CQE, on the ring's thread. `buf_start` is where the CQE's bytes start
+    /// in their provided buffer (see [`crate::op::MultishotOperation::item_at`]), `last`
+    /// says the kernel is done with the op.
+    fn on_cqe(&mut self, ring: &Dispatch<'_>, cqe: Cqe, buf_start: u32, last: bool);
+
+    /// The pool the kernel picks this op's buffers from, if any (as
+    /// [`crate::op::MultishotOperation::buf_select`]).
+    fn buf_select(&self) -> Option<&BufSelect> {
+        None
+    }
+}
+
+/// The ring dispatching a handled op's CQE, as its handler sees it.
+pub struct Dispatch<'a> {
+    ring: &'a dyn Resubmit,
+    this: &'a Header,
+}
+
+impl Dispatch<'_> {
+    /// Submits `op` on this ring, to go to the kernel with the ring's next enter. On
+    /// error (the SQ could not take it, or the ring is closing) the op comes back
+    /// unsubmitted, with why.
+    pub fn submit<T: Handled>(&self, op: T) -> Result<(), (T, io::Error)> {
+        submit_on(self.ring, op).map(drop)
+    }
+
+    /// Requests cancellation of the op whose CQE this is.
+    pub fn cancel_this(&self) {
+        self.ring.cancel_cell(self.this);
+    }
+}
+
+/// Submits `op` on `ring`. On success, returns a reference to its cell (to cancel it
+/// by), on error the op.
+pub(crate) fn submit_on<T: Handled>(
+    ring: &dyn Resubmit,
+    op: T,
+) -> Result<CellHandle, (T, io::Error)> {
+    let (ring_ref, ours) = new_handled(op);
+    // SAFETY: the cell is not shared yet: nobody else touches its data.
+    let mut sqe = unsafe { HandledCell::<T>::of(&ours).build() };
+    match ring.submit_cell(&mut sqe, ring_ref) {
+        Ok(()) => Ok(ours),
+        Err(err) => {
+            // SAFETY: the submission failed, so the ring dropped its reference and the
+            // kernel never saw the data: ours is the only reference left.
+            let op = unsafe { HandledCell::<T>::of(&ours).take() };
+            Err((op, err))
+        }
+    }
+}
+
+/// A cell for handled op `op`, with two references: one the ring takes with the SQE,
+/// and the caller's.
+pub(super) fn new_handled<T: Handled>(op: T) -> (CellHandle, CellHandle) {
+    let ptr = cache::alloc(Layout::new::<HandledCell<T>>()).cast::<HandledCell<T>>();
+    // Mutation point: one reference for two handles lets the caller's drop free the
+    // cell under the ring's handler.
+    let refs = if mutation!("handled_refs") { 1 } else { 2 };
+    // SAFETY: a fresh block with the size and alignment of a `HandledCell<T>`.
+    unsafe {
+        ptr.as_ptr().write(HandledCell {
+            header: Header::new(&HandledCell::<T>::VTABLE, refs),
+            data: UnsafeCell::new(Some(op)),
+        })
+    };
+    (
+        CellHandle { ptr: ptr.cast() },
+        CellHandle { ptr: ptr.cast() },
+    )
+}
+
+/// A handled op's cell.
+#[repr(C)]
+struct HandledCell<T> {
+    header: Header,
+    /// The op. `None` only once taken back from a failed submission.
+    data: UnsafeCell<Option<T>>,
+}
+
+impl<T: Handled> HandledCell<T> {
+    const VTABLE: VTable = VTable {
+        multishot: false,
+        release: Self::release,
+        dealloc: Self::dealloc,
+        buf_select: Some(Self::buf_select),
+        handler: Some(Self::handle),
+    };
+
+    fn of(header: &Header) -> &HandledCell<T> {
+        // SAFETY: `header` is the first field of a `HandledCell<T>` (the table that leads
+        // here is its type's).
+        unsafe { &*(header as *const Header).cast::<HandledCell<T>>() }
+    }
+
+    /// # Safety
+    /// Only before the cell is shared, once.
+    unsafe fn build(&self) -> squeue::Entry {
+        // SAFETY: guaranteed by the caller: nobody else touches the data.
+        self.data.with_mut(|data| unsafe {
+            (*data)
+                .as_mut()
+                .expect("a handled op's data is present until it is dropped")
+                .build()
+        })
+    }
+
+    /// # Safety
+    /// Only after a failed submission, by the only holder of the cell.
+    unsafe fn take(&self) -> T {
+        // SAFETY: guaranteed by the caller.
+        self.data
+            .with_mut(|data| unsafe { (*data).take() })
+            .expect("a handled op's data is taken back once")
+    }
+
+    /// # Safety
+    /// Only by the ring that owns the op, one CQE at a time.
+    unsafe fn handle(header: &Header, ring: &dyn Resubmit, cqe: Cqe, buf_start: u32, last: bool) {
+        let dispatch = Dispatch { ring, this: header };
+        // SAFETY: guaranteed by the caller: the data is the owner's alone while the op is
+        // in flight (module docs), and no other CQE of it is being handled.
+        Self::of(header).data.with_mut(|data| {
+            if let Some(op) = unsafe { (*data).as_mut() } {
+                op.on_cqe(&dispatch, cqe, buf_start, last);
+            }
+        });
+    }
+
+    /// Never called: nobody orphans a handled op, so ORPHANED is never set.
+    unsafe fn release(_header: &Header, _state: u32) {}
+
+    /// # Safety
+    /// Only by the owner, while the op is in flight (the ring asks before it pushes the
+    /// SQE and at each CQE, never while the handler runs).
+    unsafe fn buf_select(header: &Header) -> Option<&BufSelect> {
+        // SAFETY: guaranteed by the caller: no `&mut` to the data is alive.
+        Self::of(header)
+            .data
+            .with_mut(|data| unsafe { (*data).as_ref() })
+            .and_then(|op| op.buf_select())
+    }
+
+    /// # Safety
+    /// The last reference to the cell is gone.
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        let ptr = ptr.cast::<HandledCell<T>>();
+        // SAFETY: no reference is left, so nobody else touches the cell; the data is
+        // taken through its cell so loom sees the free ordered after every access.
+        unsafe {
+            drop(ptr.as_ref().data.with_mut(|data| (*data).take()));
+            cache::free(ptr.cast(), Layout::new::<HandledCell<T>>());
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Submitting handled ops from a task, and cancelling them (the ops themselves are in
+//! `cell/handled.rs`, which says what they are for).
+
+use std::fmt;
+use std::io;
+
+use crate::cell::{self, CellHandle, Handled};
+use crate::context::{self, Target};
+
+use super::future::request_cancel;
+
+/// A reference to a submitted handled op, to cancel it by. Dropping it leaves the op
+/// running: only its final CQE ends it.
+pub struct HandledRef {
+    cell: CellHandle,
+    ring: u32,
+}
+
+impl HandledRef {
+    /// Asks the kernel to stop the op (a no-op once it has ended). Its handler still
+    /// sees every CQE, the last one usually with `ECANCELED`.
+    pub fn cancel(&self) {
+        request_cancel(self.ring, &self.cell);
+    }
+
+    /// The id of the ring the op runs on.
+    pub fn ring_id(&self) -> u32 {
+        self.ring
+    }
+}
+
+impl fmt::Debug for HandledRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandledRef")
+            .field("ring", &self.ring)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Submits handled op `op` on the ring this thread owns; its CQEs go to
+/// [`Handled::on_cqe`] on this thread.
+///
+/// A thread that only reaches a ring remotely (through [`crate::set_fallback`]) cannot
+/// run a handler, so there the op comes back with `ErrorKind::Unsupported`; so it does
+/// when the SQ cannot take it.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use uringo_uring::op::{submit_handled, Cqe, Dispatch, Handled};
+/// use uringo_uring::{opcodes, Ring};
+///
+/// /// A nop whose result is noted where its CQE lands.
+/// struct Noted(Arc<Mutex<Option<i32>>>);
+///
+/// // SAFETY: the SQE points at nothing.
+/// unsafe impl Handled for Noted {
+///     fn build(&mut self) -> io_uring::squeue::Entry {
+///         opcodes::Nop::new().build()
+///     }
+///     fn on_cqe(&mut self, _: &Dispatch<'_>, cqe: Cqe, _: u32, _: bool) {
+///         *self.0.lock().unwrap() = Some(cqe.result);
+///     }
+/// }
+///
+/// let ring = Ring::new()?;
+/// let noted = Arc::new(Mutex::new(None));
+/// let _guard = ring.enter();
+/// submit_handled(Noted(noted.clone())).map_err(|(_, err)| err)?;
+/// while noted.lock().unwrap().is_none() {
+///     ring.submit_and_reap()?;
+/// }
+/// assert_eq!(*noted.lock().unwrap(), Some(0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn submit_handled<T: Handled>(op: T) -> Result<HandledRef, (T, io::Error)> {
+    let Some(Target::Local(ring)) = context::target() else {
+        let why = "handled ops are submitted only on the thread that owns the ring";
+        return Err((op, io::Error::new(io::ErrorKind::Unsupported, why)));
+    };
+    let cell = cell::submit_handled_on(&*ring, op)?;
+    Ok(HandledRef {
+        cell,
+        ring: ring.shared.id,
+    })
+}
