@@ -87,7 +87,8 @@
 //! | `cqe.rs` | [`Cqe`] and the user_data of the ring's own SQEs (a leaf: imports nothing here) |
 //! | `operation.rs` | the [`op::Operation`] and [`op::MultishotOperation`] traits |
 //! | `cell.rs`, `state.rs`, `atomic_waker.rs` | completion cells and their state machine |
-//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ...; the [`Op`] and [`Multishot`] futures |
+//! | `cell/handled.rs` | handled ops ([`op::Handled`]): cells whose CQEs a handler acts on, on the ring's thread, with no future |
+//! | `op/` | typed ops: [`op::ReadAt`], [`op::Recv`], [`op::AcceptMulti`], [`op::RecvMultiStream`], ...; the [`Op`] and [`Multishot`] futures; [`op::submit_handled`] |
 //! | `buf.rs` | owned buffers |
 //! | `buf_ring/` | provided buffer rings: [`BufPool`], [`PooledBuf`] for multishot recv |
 //! | `context.rs` | which ring an op polled on this thread goes to |

@@ -584,6 +584,8 @@ mod tests {
     /// What a forward task reports when it ends.
     #[derive(Debug, Default)]
     struct Report {
+        /// Polls of the forward.
+        polls: AtomicUsize,
         max_held: AtomicUsize,
         counts: Mutex<Counts>,
     }
@@ -607,6 +609,7 @@ mod tests {
                 let mut forward = Forward::new(&src, &dst, &pool, limit);
                 std::future::poll_fn(|cx| {
                     let out = Pin::new(&mut forward).poll(cx);
+                    report.polls.fetch_add(1, Ordering::Relaxed);
                     report.max_held.fetch_max(forward.held(), Ordering::Relaxed);
                     *report.counts.lock().unwrap() = forward.counts();
                     out
@@ -669,6 +672,29 @@ mod tests {
         assert_eq!(
             counts.relays, 1,
             "one relay carries the whole flow: {counts:?}"
+        );
+    }
+
+    /// In the steady state of an interactive flow the relay moves every message from its
+    /// CQEs: the forward's task is polled to start it and at the end, not per message.
+    #[test]
+    fn a_relayed_flow_does_not_poll_its_task_per_message() {
+        let pool = BufPool::new(16, 1024).unwrap();
+        let rt = crate::Runtime::new().unwrap();
+        let polls = rt.block_on(async move {
+            let s = start(&pool, 8192);
+            let offset = AtomicU64::new(0);
+            for i in 0..200u64 {
+                feed(&s.writer, &offset, (i + 1) * 100, 100).await;
+                expect(&s.reader, i * 100, 100).await;
+            }
+            drop(s.writer);
+            assert_eq!(s.forward.await.unwrap().unwrap(), 200 * 100);
+            s.report.polls.load(Ordering::Relaxed)
+        });
+        assert!(
+            polls < 10,
+            "the forward was polled {polls} times for 200 messages"
         );
     }
 
