@@ -585,6 +585,69 @@ fn copy_bidirectional_over_unix_sockets_and_a_reset() {
     });
 }
 
+/// Copies relaying at ring level while their runtime is dropped: the drop ends (the
+/// workers' rings refuse the relays' next sends), and every peer sees its stream end
+/// instead of hanging.
+#[test]
+fn a_runtime_dropped_while_copies_relay_shuts_down_and_ends_every_stream() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream as StdStream;
+
+    with_watchdog("copy_runtime_drop", || {
+        let rt = rt(2);
+        let exchanges = Arc::new(AtomicUsize::new(0));
+        let mut peers = Vec::new();
+        for _ in 0..20 {
+            let (client, a_inner) = StdStream::pair().unwrap();
+            let (b_inner, server) = StdStream::pair().unwrap();
+            rt.spawn(async move {
+                let mut a = UnixStream::from_std(a_inner);
+                let mut b = UnixStream::from_std(b_inner);
+                let _ = uringo::io::copy_bidirectional(&mut a, &mut b).await;
+            });
+            // The server echoes until its stream ends.
+            peers.push(std::thread::spawn(move || {
+                let mut server = server;
+                let mut buf = [0u8; 512];
+                loop {
+                    match server.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if server.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }));
+            // The client pings until its stream ends.
+            let exchanges = exchanges.clone();
+            peers.push(std::thread::spawn(move || {
+                let mut client = client;
+                let mut buf = [0u8; 100];
+                loop {
+                    if client.write_all(&[7u8; 100]).is_err() {
+                        return;
+                    }
+                    match client.read_exact(&mut buf) {
+                        Ok(()) => {
+                            exchanges.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        while exchanges.load(Ordering::Relaxed) < 2_000 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(rt);
+        for peer in peers {
+            peer.join().unwrap();
+        }
+    });
+}
+
 #[test]
 fn dropping_a_copy_mid_flight_leaves_streams_usable() {
     with_watchdog("copy_drop", || {
