@@ -96,11 +96,13 @@ fn pool() -> io::Result<&'static BufPool> {
 ///
 /// Unlike [`copy_bidirectional`], end of stream is not passed on: `to` stays open for
 /// writing (call `shutdown` on it to half-close). Small messages go from the worker's
-/// shared receive buffers to `to` without a copy; when `to` falls behind, the copy stops
-/// receiving once [`DEFAULT_LIMIT`] bytes wait for it (plus, once, what the kernel had
-/// already received). The first error on either socket ends the copy; dropping the
-/// future cancels the ops in flight (bytes received but not yet sent are lost, as in any
-/// proxy that stops forwarding).
+/// shared receive buffers to `to` without a copy, and, on a worker thread, without a poll
+/// of the copying task: each receive's completion submits the send (see the module docs
+/// in the source). When `to` falls behind, the copy stops receiving once
+/// [`DEFAULT_LIMIT`] bytes wait for it (plus, once, what the kernel had already
+/// received). The first error on either socket ends the copy; dropping the future
+/// cancels the ops in flight (bytes received but not yet sent are lost, as in any proxy
+/// that stops forwarding).
 ///
 /// `from` and `to` are borrowed, not mutably: uringo streams take `&self` for I/O, so the
 /// same two sockets can be copied the other way at the same time.
@@ -136,8 +138,9 @@ where
 /// End of stream from `a` shuts down `b`'s write side (and the other way round), so
 /// half-closed connections work. Each direction works as [`copy`] does: a reader that
 /// stops reading stops the copy towards it once [`DEFAULT_LIMIT`] bytes wait for it, and
-/// costs no thread, no CPU and none of the shared receive buffers while it waits. The first error in either direction ends the copy with that
-/// error; dropping the future stops both directions.
+/// costs no thread, no CPU and none of the shared receive buffers while it waits. The
+/// first error in either direction ends the copy with that error; dropping the future
+/// stops both directions.
 ///
 /// ```
 /// use uringo::net::{TcpListener, TcpStream};
