@@ -253,11 +253,12 @@ impl Drop for Relay {
         }
         let mut state = self.shared.lock();
         state.abandoned = true;
+        let waker = state.waker.take();
         let queue = std::mem::take(&mut state.queue);
         let rest = state.rest.take();
         let recv_done = state.recv_done;
         drop(state);
-        drop((queue, rest));
+        drop((queue, rest, waker));
         if !recv_done && !self.cancelled {
             self.recv.cancel();
         }
