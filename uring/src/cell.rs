@@ -218,8 +218,9 @@ impl Header {
             // SAFETY: we set the second of COMPLETE and ORPHANED.
             unsafe { (self.vtable.release)(self, prev | bits) };
         } else if prev & AWAITER != 0 {
-            // SAFETY: AWAITER was set when we set COMPLETE: the slot is ours, and the
-            // waiter, which will see COMPLETE, never touches it again (`state.rs`).
+            // AWAITER was set when we set COMPLETE: the slot is ours, and the waiter, which
+            // will see COMPLETE, never touches it again (`state.rs`).
+            // SAFETY: so the slot is ours to take from.
             let waker = self.waker.with_mut(|slot| unsafe { (*slot).take() });
             if let Some(waker) = waker {
                 waker.wake();
@@ -258,10 +259,11 @@ impl Header {
                 return prev;
             }
         }
-        // SAFETY: AWAITER is clear and COMPLETE was not set when it was cleared, so the
-        // owner will not touch the slot unless it sees AWAITER, which we set below.
-        self.waker
-            .with_mut(|slot| unsafe { *slot = Some(waker.clone()) });
+        // AWAITER is clear and COMPLETE was not set when it was cleared, so the owner will
+        // not touch the slot unless it sees AWAITER, which we set below.
+        let waker = waker.clone();
+        // SAFETY: so the slot is ours to fill.
+        self.waker.with_mut(|slot| unsafe { *slot = Some(waker) });
         // SAFETY: `registered` is the waiter's alone.
         self.registered.with_mut(|r| unsafe { *r = Some(id) });
         // Release: the owner that sees AWAITER sees the waker. If COMPLETE is already
@@ -272,8 +274,9 @@ impl Header {
 
     fn multishot(&self) -> &MultishotCore {
         debug_assert!(self.vtable.multishot);
-        // SAFETY: the cell is a `MultishotCell`, whose `repr(C)` prefix is a header
-        // followed by the core; `MultishotPrefix` has the same prefix.
+        // The cell is a `MultishotCell`, whose `repr(C)` prefix is a header followed by the
+        // core; `MultishotPrefix` has the same prefix.
+        // SAFETY: so the cast reads the core where it is.
         unsafe { &(*(self as *const Header).cast::<MultishotPrefix>()).core }
     }
 
@@ -286,8 +289,9 @@ impl Header {
         let header = unsafe { ptr.as_ref() };
         let prev = header.state.fetch_sub(REFERENCE, Ordering::AcqRel);
         if prev & REFS == REFERENCE {
-            // SAFETY: that was the last reference; every other party's accesses happen
-            // before their releases, which our AcqRel RMW read.
+            // That was the last reference; every other party's accesses happen before
+            // their releases, which our AcqRel RMW read.
+            // SAFETY: so nobody can reach the cell any more.
             unsafe { (header.vtable.dealloc)(ptr) };
         }
     }
@@ -301,8 +305,9 @@ impl Header {
         // SAFETY: the caller's reference keeps the cell alive.
         let header = unsafe { ptr.as_ref() };
         if header.state.load(Ordering::Acquire) & REFS == REFERENCE {
-            // SAFETY: ours is the only reference: nobody else can reach the cell, and the
-            // Acquire load ordered their accesses before their releases, before this.
+            // Ours is the only reference: nobody else can reach the cell, and the Acquire
+            // load ordered their accesses before their releases, before this.
+            // SAFETY: so the cell is ours to free.
             unsafe { (header.vtable.dealloc)(ptr) };
         } else {
             // SAFETY: guaranteed by the caller.
@@ -436,11 +441,11 @@ impl<T: Operation> OpCell<T> {
     /// The last reference to the cell is gone.
     unsafe fn dealloc(ptr: NonNull<Header>) {
         let ptr = ptr.cast::<OpCell<T>>();
-        // SAFETY: no reference is left, so nobody else touches the cell: it is ours to
-        // drop. The waker and the data are taken through their cells first so the loom
-        // models see the free as an access ordered after every other party's.
-        // Those two are all an `OpCell` has to drop (the rest of the header is atomics,
-        // a `&'static` and a `Copy` id), so nothing is left for a `drop_in_place`.
+        // The waker and the data are taken through their cells first so the loom models
+        // see the free as an access ordered after every other party's. Those two are all
+        // an `OpCell` has to drop (the rest of the header is atomics, a `&'static` and a
+        // `Copy` id), so nothing is left for a `drop_in_place`.
+        // SAFETY: no reference is left, so nobody else touches the cell: it is ours.
         unsafe {
             let cell = ptr.as_ref();
             drop(cell.header.waker.with_mut(|slot| (*slot).take()));
@@ -504,14 +509,11 @@ impl<T: Operation> OpRef<T> {
     /// Must be called before the op is visible to the owner or the kernel, at most once.
     pub(crate) unsafe fn register_unshared(&self, waker: &Waker) {
         let header = self.header();
+        let (waker, id) = (waker.clone(), WakerId::of(waker));
         // SAFETY: guaranteed by the caller: nobody else can reach the cell yet.
-        header
-            .waker
-            .with_mut(|slot| unsafe { *slot = Some(waker.clone()) });
+        header.waker.with_mut(|slot| unsafe { *slot = Some(waker) });
         // SAFETY: as above.
-        header
-            .registered
-            .with_mut(|r| unsafe { *r = Some(WakerId::of(waker)) });
+        header.registered.with_mut(|r| unsafe { *r = Some(id) });
         // Not shared yet: a load and a store are the whole protocol.
         let state = header.state.load(Ordering::Relaxed);
         header.state.store(state | AWAITER, Ordering::Relaxed);
@@ -522,10 +524,9 @@ impl<T: Operation> OpRef<T> {
     /// # Safety
     /// Only before the SQE was handed to the ring (the kernel never saw the data).
     pub(crate) unsafe fn take_unsubmitted(&self) -> T {
+        let data = &self.cell().data;
         // SAFETY: guaranteed by the caller.
-        self.cell()
-            .data
-            .with_mut(|data| unsafe { (*data).take() })
+        data.with_mut(|data| unsafe { (*data).take() })
             .expect("op data is present until completion")
     }
 
@@ -539,8 +540,9 @@ impl<T: Operation> OpRef<T> {
                 return Poll::Pending;
             }
         }
-        // SAFETY: COMPLETE is set (our Acquire pairs with the owner's AcqRel), so the
-        // owner and the kernel are done with the data; the waiter is its only user now.
+        // COMPLETE is set (our Acquire pairs with the owner's AcqRel), so the owner and the
+        // kernel are done with the data.
+        // SAFETY: so the waiter is its only user now.
         let data = self.cell().data.with_mut(|data| unsafe { (*data).take() });
         let data = data.expect("op polled after it returned Ready");
         Poll::Ready(if state & NOT_SUBMITTED != 0 {
@@ -569,14 +571,14 @@ impl<T: Operation> OpRef<T> {
         };
         if prev & COMPLETE != 0 {
             // The CQE came in but nobody took it: we release what it produced.
-            // SAFETY: COMPLETE and ORPHANED are both set and we set the second one: the
-            // data is ours alone.
+            // COMPLETE and ORPHANED are both set and we set the second one.
+            // SAFETY: so the data is ours alone.
             unsafe { OpCell::<T>::release(header, prev) };
             return false;
         }
         if prev & AWAITER != 0 {
-            // SAFETY: we cleared AWAITER before COMPLETE was set: the slot is ours, and
-            // the owner will see no AWAITER.
+            // We cleared AWAITER before COMPLETE was set: the owner will see no AWAITER.
+            // SAFETY: so the slot is ours.
             drop(header.waker.with_mut(|slot| unsafe { (*slot).take() }));
         }
         true
@@ -589,8 +591,9 @@ impl<T: Operation> OpRef<T> {
 
 impl<T> Drop for OpRef<T> {
     fn drop(&mut self) {
-        // SAFETY: the waiter's reference, given up with the future. Usually the owner
-        // let go first (it completed the op before waking us), so this is the last one.
+        // Usually the owner let go first (it completed the op before waking us), so this
+        // is the last reference.
+        // SAFETY: the waiter's reference, given up with the future.
         unsafe { Header::release_ref_last_likely(self.ptr.cast()) };
     }
 }
@@ -692,8 +695,8 @@ impl<T: MultishotOperation> MultishotCell<T> {
     };
 
     fn of(header: &Header) -> &MultishotCell<T> {
-        // SAFETY: `header` is the first field of a `MultishotCell<T>` (the table that
-        // leads here is its type's).
+        // The table that leads here is a `MultishotCell<T>`'s.
+        // SAFETY: so `header` is the first field of a `MultishotCell<T>`.
         unsafe { &*(header as *const Header).cast::<MultishotCell<T>>() }
     }
 
@@ -874,8 +877,7 @@ mod loom_models {
         fn drop(&mut self) {
             // Freeing the buffer is a write to it as far as the kernel is concerned.
             self.mem.0.with_mut(|p| {
-                // SAFETY: loom checks this access is exclusive and ordered after the
-                // kernel's.
+                // SAFETY: loom checks this access is exclusive and after the kernel's.
                 unsafe { *p = 0 }
             });
             self.released.fetch_add(1, SeqCst);

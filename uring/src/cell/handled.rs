@@ -98,8 +98,9 @@ pub(crate) fn submit_on<T: Handled>(
     match ring.submit_cell(&mut sqe, ring_ref) {
         Ok(()) => Ok(ours),
         Err(err) => {
-            // SAFETY: the submission failed, so the ring dropped its reference and the
-            // kernel never saw the data: ours is the only reference left.
+            // The submission failed, so the ring dropped its reference and the kernel never
+            // saw the data.
+            // SAFETY: so ours is the only reference left.
             let op = unsafe { HandledCell::<T>::of(&ours).take() };
             Err((op, err))
         }
@@ -144,8 +145,8 @@ impl<T: Handled> HandledCell<T> {
     };
 
     fn of(header: &Header) -> &HandledCell<T> {
-        // SAFETY: `header` is the first field of a `HandledCell<T>` (the table that leads
-        // here is its type's).
+        // The table that leads here is a `HandledCell<T>`'s.
+        // SAFETY: so `header` is the first field of a `HandledCell<T>`.
         unsafe { &*(header as *const Header).cast::<HandledCell<T>>() }
     }
 
@@ -165,18 +166,19 @@ impl<T: Handled> HandledCell<T> {
     /// Only after a failed submission, by the only holder of the cell.
     unsafe fn take(&self) -> T {
         // SAFETY: guaranteed by the caller.
-        self.data
-            .with_mut(|data| unsafe { (*data).take() })
-            .expect("a handled op's data is taken back once")
+        let op = self.data.with_mut(|data| unsafe { (*data).take() });
+        op.expect("a handled op's data is taken back once")
     }
 
     /// # Safety
     /// Only by the ring that owns the op, one CQE at a time.
     unsafe fn handle(header: &Header, ring: &dyn Resubmit, cqe: Cqe, buf_start: u32, last: bool) {
         let dispatch = Dispatch { ring, this: header };
-        // SAFETY: guaranteed by the caller: the data is the owner's alone while the op is
-        // in flight (module docs), and no other CQE of it is being handled.
+        // The data is the owner's alone while the op is in flight (module docs), and no
+        // other CQE of it is being handled. The handler runs inside the cell's access, so
+        // the loom models see it as one.
         Self::of(header).data.with_mut(|data| {
+            // SAFETY: so this `&mut` is the only reference to it.
             if let Some(op) = unsafe { (*data).as_mut() } {
                 op.on_cqe(&dispatch, cqe, buf_start, last);
             }
@@ -191,18 +193,19 @@ impl<T: Handled> HandledCell<T> {
     /// SQE and at each CQE, never while the handler runs).
     unsafe fn buf_select(header: &Header) -> Option<&BufSelect> {
         // SAFETY: guaranteed by the caller: no `&mut` to the data is alive.
-        Self::of(header)
+        let op = Self::of(header)
             .data
-            .with_mut(|data| unsafe { (*data).as_ref() })
-            .and_then(|op| op.buf_select())
+            .with_mut(|data| unsafe { (*data).as_ref() });
+        op.and_then(|op| op.buf_select())
     }
 
     /// # Safety
     /// The last reference to the cell is gone.
     unsafe fn dealloc(ptr: NonNull<Header>) {
         let ptr = ptr.cast::<HandledCell<T>>();
-        // SAFETY: no reference is left, so nobody else touches the cell; the data is
-        // taken through its cell so loom sees the free ordered after every access.
+        // The data is taken through its cell so loom sees the free ordered after every
+        // access.
+        // SAFETY: no reference is left, so nobody else touches the cell.
         unsafe {
             drop(ptr.as_ref().data.with_mut(|data| (*data).take()));
             cache::free(ptr.cast(), Layout::new::<HandledCell<T>>());

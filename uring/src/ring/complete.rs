@@ -123,8 +123,8 @@ impl RingInner {
     /// handled op's handler (`cell/handled.rs`).
     pub(super) fn complete_op(&self, op: &Header, cqe: Cqe, last: bool, buf_start: u32) {
         match op.handler() {
-            // SAFETY: we own the ring the op was submitted on, and hand it its CQEs one
-            // at a time, in order.
+            // We own the ring the op was submitted on, and hand it its CQEs one at a time.
+            // SAFETY: so the handler's contract holds.
             Some(handle) => unsafe { handle(op, self, cqe, buf_start, last) },
             None => op.complete_at(cqe, last, buf_start),
         }
