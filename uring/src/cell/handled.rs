@@ -44,6 +44,42 @@ use crate::sync::UnsafeCell;
 /// Submit one with [`crate::op::submit_handled`] from the ring's thread, or with
 /// [`Dispatch::submit`] from another handler.
 ///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use uringo_uring::op::{submit_handled, Cqe, Dispatch, Handled};
+/// use uringo_uring::{opcodes, Ring};
+///
+/// /// A nop whose CQE submits the next one, `left` more times.
+/// struct Chain {
+///     left: usize,
+///     seen: Arc<AtomicUsize>,
+/// }
+///
+/// // SAFETY: the SQE points at nothing.
+/// unsafe impl Handled for Chain {
+///     fn build(&mut self) -> io_uring::squeue::Entry {
+///         opcodes::Nop::new().build()
+///     }
+///     fn on_cqe(&mut self, ring: &Dispatch<'_>, _: Cqe, _: u32, _: bool) {
+///         self.seen.fetch_add(1, Ordering::Relaxed);
+///         if self.left > 0 {
+///             let next = Chain { left: self.left - 1, seen: self.seen.clone() };
+///             assert!(ring.submit(next).is_ok());
+///         }
+///     }
+/// }
+///
+/// let ring = Ring::new()?;
+/// let _guard = ring.enter();
+/// let seen = Arc::new(AtomicUsize::new(0));
+/// submit_handled(Chain { left: 2, seen: seen.clone() }).map_err(|(_, err)| err)?;
+/// while seen.load(Ordering::Relaxed) < 3 {
+///     ring.submit_and_reap()?;
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// # Safety
 /// `build` may return an SQE pointing into `self`: it is called once `self` sits at its
 /// final address inside the op's cell, where it stays until the last reference to the
@@ -66,7 +102,8 @@ pub unsafe trait Handled: Send + 'static {
     }
 }
 
-/// The ring dispatching a handled op's CQE, as its handler sees it.
+/// The ring dispatching a handled op's CQE, as its handler sees it: see [`Handled`]'s
+/// example.
 pub struct Dispatch<'a> {
     ring: &'a dyn Resubmit,
     this: &'a Header,

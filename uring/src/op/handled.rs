@@ -11,6 +11,38 @@ use super::future::request_cancel;
 
 /// A reference to a submitted handled op, to cancel it by. Dropping it leaves the op
 /// running: only its final CQE ends it.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use io_uring::types::Timespec;
+/// use uringo_uring::op::{submit_handled, Cqe, Dispatch, Handled};
+/// use uringo_uring::{opcodes, Ring};
+///
+/// /// A minute's timeout whose result is noted where its CQE lands.
+/// struct Wait(Box<Timespec>, Arc<Mutex<Option<i32>>>);
+///
+/// // SAFETY: the SQE points at the boxed timespec, which the op holds until its CQE.
+/// unsafe impl Handled for Wait {
+///     fn build(&mut self) -> io_uring::squeue::Entry {
+///         opcodes::Timeout::new(&*self.0).build()
+///     }
+///     fn on_cqe(&mut self, _: &Dispatch<'_>, cqe: Cqe, _: u32, _: bool) {
+///         *self.1.lock().unwrap() = Some(cqe.result);
+///     }
+/// }
+///
+/// let ring = Ring::new()?;
+/// let _guard = ring.enter();
+/// let result = Arc::new(Mutex::new(None));
+/// let wait = Wait(Box::new(Timespec::new().sec(60)), result.clone());
+/// let op = submit_handled(wait).map_err(|(_, err)| err)?;
+/// op.cancel();
+/// while result.lock().unwrap().is_none() {
+///     ring.submit_and_reap()?;
+/// }
+/// assert_eq!(*result.lock().unwrap(), Some(-libc::ECANCELED));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct HandledRef {
     cell: CellHandle,
     ring: u32,
