@@ -273,3 +273,46 @@ fn dump_shows_waits_workers_ages_names_and_unjoined_outputs() {
         drop((client2, rt));
     });
 }
+
+/// A copy whose flows are relayed at ring level (its task is not polled per message)
+/// shows in a dump as waiting on the receive of one of its sockets, as a copy driven by
+/// its task does.
+#[test]
+fn a_relayed_copy_shows_waiting_on_its_receive() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream as StdStream;
+    use uringo::net::UnixStream;
+    use uringo::task::WaitingOn;
+
+    with_watchdog("dump_relay", || {
+        let rt = uringo::Builder::new()
+            .worker_threads(1)
+            .stuck_poll_threshold(None)
+            .build()
+            .unwrap();
+        let (a_outer, a_inner) = StdStream::pair().unwrap();
+        let (b_inner, b_outer) = StdStream::pair().unwrap();
+        let fds = [a_inner.as_raw_fd(), b_inner.as_raw_fd()];
+        let copy = rt.spawn(async move {
+            let mut a = UnixStream::from_std(a_inner);
+            let mut b = UnixStream::from_std(b_inner);
+            uringo::io::copy_bidirectional(&mut a, &mut b).await
+        });
+        let waits = || {
+            let dump = rt.handle().dump();
+            let task = dump.tasks().iter().find(|t| t.id() == copy.id()).cloned();
+            task.and_then(|t| t.waiting_on())
+        };
+        wait_for("the copy to wait", || waits().is_some());
+        match waits() {
+            Some(WaitingOn::Io {
+                op: "recv",
+                fd: Some(fd),
+            }) if fds.contains(&fd) => {}
+            other => panic!("the copy waits on {other:?}"),
+        }
+        drop((a_outer, b_outer));
+        let copied = rt.block_on(copy).unwrap().unwrap();
+        assert_eq!(copied, (0, 0));
+    });
+}

@@ -242,6 +242,8 @@ impl Relay {
             self.cancelled = true;
             self.recv.cancel();
         }
+        // A dump shows the task waiting on the relay's receive.
+        self.recv.report_pending();
         Poll::Pending
     }
 }

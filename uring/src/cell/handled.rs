@@ -37,6 +37,7 @@ use io_uring::squeue;
 use super::{cache, CellHandle, Header, Resubmit, VTable};
 use crate::buf_ring::BufSelect;
 use crate::cqe::Cqe;
+use crate::pending::PendingOp;
 use crate::sync::UnsafeCell;
 
 /// An op whose CQEs are handled on the ring's thread as they are dispatched.
@@ -124,16 +125,17 @@ impl Dispatch<'_> {
 }
 
 /// Submits `op` on `ring`. On success, returns a reference to its cell (to cancel it
-/// by), on error the op.
+/// by) and what a task dump should say a poll waiting on it waits on; on error, the op.
 pub(crate) fn submit_on<T: Handled>(
     ring: &dyn Resubmit,
     op: T,
-) -> Result<CellHandle, (T, io::Error)> {
+) -> Result<(CellHandle, PendingOp), (T, io::Error)> {
     let (ring_ref, ours) = new_handled(op);
     // SAFETY: the cell is not shared yet: nobody else touches its data.
     let mut sqe = unsafe { HandledCell::<T>::of(&ours).build() };
+    let pending = PendingOp::of_sqe(&sqe);
     match ring.submit_cell(&mut sqe, ring_ref) {
-        Ok(()) => Ok(ours),
+        Ok(()) => Ok((ours, pending)),
         Err(err) => {
             // The submission failed, so the ring dropped its reference and the kernel never
             // saw the data.

@@ -6,6 +6,7 @@ use std::io;
 
 use crate::cell::{self, CellHandle, Handled};
 use crate::context::{self, Target};
+use crate::pending::PendingOp;
 
 use super::future::request_cancel;
 
@@ -46,6 +47,7 @@ use super::future::request_cancel;
 pub struct HandledRef {
     cell: CellHandle,
     ring: u32,
+    pending: PendingOp,
 }
 
 impl HandledRef {
@@ -58,6 +60,14 @@ impl HandledRef {
     /// The id of the ring the op runs on.
     pub fn ring_id(&self) -> u32 {
         self.ring
+    }
+
+    /// Tells the pending hook ([`crate::set_pending_hook`]), if one is installed, that
+    /// the poll in progress waits on this op, as an op's future does when it returns
+    /// `Pending`: a task that waits on a handler's work then shows in a task dump as
+    /// waiting on the op (its opcode and fd).
+    pub fn report_pending(&self) {
+        self.pending.report();
     }
 }
 
@@ -109,9 +119,10 @@ pub fn submit_handled<T: Handled>(op: T) -> Result<HandledRef, (T, io::Error)> {
         let why = "handled ops are submitted only on the thread that owns the ring";
         return Err((op, io::Error::new(io::ErrorKind::Unsupported, why)));
     };
-    let cell = cell::submit_handled_on(&*ring, op)?;
+    let (cell, pending) = cell::submit_handled_on(&*ring, op)?;
     Ok(HandledRef {
         cell,
         ring: ring.shared.id,
+        pending,
     })
 }
