@@ -74,8 +74,6 @@ pub(crate) trait Resubmit {
     /// Submits the op of `op`'s cell with `sqe` ([`crate::ring`]'s `submit`); refuses
     /// once the ring is closing.
     fn submit_cell(&self, sqe: &mut io_uring::squeue::Entry, op: CellHandle) -> io::Result<()>;
-    /// Requests cancellation of `op` if it is in flight on this ring.
-    fn cancel_cell(&self, op: &Header);
 }
 
 /// The identity of a waker (`Waker::will_wake` compares exactly these).
@@ -1148,8 +1146,6 @@ mod loom_models {
         ) -> std::io::Result<()> {
             Err(std::io::Error::from_raw_os_error(libc::ECANCELED))
         }
-
-        fn cancel_cell(&self, _op: &super::Header) {}
     }
 
     /// A handled op that reads its buffer where its CQE lands.

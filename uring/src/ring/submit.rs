@@ -30,10 +30,6 @@ impl Resubmit for RingInner {
         }
         self.submit(sqe, op)
     }
-
-    fn cancel_cell(&self, op: &Header) {
-        self.cancel(op);
-    }
 }
 
 impl RingInner {
