@@ -4,7 +4,9 @@
 //!   `io_uring_enter`, dispatch, poll) — the per-op cost a task pays.
 //! - `nop/raw`: the floor, a hand-written loop on the `io-uring` crate (push, enter,
 //!   pop) with none of that machinery.
-//! - `nop_batch32/*`: 32 nops per enter, the shape of a busy tick.
+//! - `nop_batch32/*`: 32 nops per enter, the shape of a busy tick; `handled` submits
+//!   them as handled ops (`op::Handled`: a cell and a slab slot each, but no future, no
+//!   waker and no poll), which is what the op layer costs without the future protocol.
 //! - `wake/msg_ring`, `wake/eventfd`: ping-pong between two threads that each own a
 //!   ring and park in it; each iteration is one wake of a parked ring (half a round trip).
 //!
@@ -16,7 +18,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use uringo_uring::op::Nop;
+use uringo_uring::op::{submit_handled, Cqe, Dispatch, Handled, Nop};
 use uringo_uring::{Op, Ring, RingHandle};
 
 fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Poll<F::Output> {
@@ -70,6 +72,16 @@ fn nop(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("handled", |b| {
+        b.iter(|| {
+            let before = HANDLED.get();
+            for _ in 0..32 {
+                assert!(submit_handled(CountedNop).is_ok());
+            }
+            ring.submit_and_reap().unwrap();
+            assert_eq!(HANDLED.get(), before + 32);
+        })
+    });
     g.bench_function("raw", |b| {
         b.iter(|| {
             for i in 0..32 {
@@ -82,6 +94,25 @@ fn nop(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+thread_local! {
+    /// Completions the `CountedNop` handlers saw on this thread (the ring's).
+    static HANDLED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A nop whose handler counts its completion.
+struct CountedNop;
+
+// SAFETY: a nop's SQE points at nothing.
+unsafe impl Handled for CountedNop {
+    fn build(&mut self) -> io_uring::squeue::Entry {
+        io_uring::opcode::Nop::new().build()
+    }
+
+    fn on_cqe(&mut self, _: &Dispatch<'_>, _: Cqe, _: u32, _: bool) {
+        HANDLED.set(HANDLED.get() + 1);
+    }
 }
 
 /// Ping-pong of wakes between two parked rings; returns the time for `iters` wakes.

@@ -71,9 +71,13 @@ pub(crate) type Handler = unsafe fn(&Header, &dyn Resubmit, Cqe, u32, bool);
 /// What a handled op may ask of the ring that dispatches its CQE. The ring implements
 /// it, so that the cells, which sit below the ring, need not know it.
 pub(crate) trait Resubmit {
-    /// Submits the op of `op`'s cell with `sqe` ([`crate::ring`]'s `submit`); refuses
-    /// once the ring is closing.
-    fn submit_cell(&self, sqe: &mut io_uring::squeue::Entry, op: CellHandle) -> io::Result<()>;
+    /// Submits the op of `op`'s cell with `sqe` (the ring's `submit`); refuses once the
+    /// ring is closing. On error, `op` comes back.
+    fn submit_cell(
+        &self,
+        sqe: &mut io_uring::squeue::Entry,
+        op: CellHandle,
+    ) -> Result<(), (io::Error, CellHandle)>;
 }
 
 /// The identity of a waker (`Waker::will_wake` compares exactly these).
@@ -1142,9 +1146,9 @@ mod loom_models {
         fn submit_cell(
             &self,
             _sqe: &mut io_uring::squeue::Entry,
-            _op: CellHandle,
-        ) -> std::io::Result<()> {
-            Err(std::io::Error::from_raw_os_error(libc::ECANCELED))
+            op: CellHandle,
+        ) -> Result<(), (std::io::Error, CellHandle)> {
+            Err((std::io::Error::from_raw_os_error(libc::ECANCELED), op))
         }
     }
 

@@ -126,7 +126,20 @@ impl Dispatch<'_> {
     /// error (the SQ could not take it, or the ring is closing) the op comes back
     /// unsubmitted, with why.
     pub fn submit<T: Handled>(&self, op: T) -> Result<(), (T, io::Error)> {
-        submit_on(self.ring, op).map(drop)
+        // The ring's is the only reference: nobody cancels a follow-up.
+        let cell = new_cell(op, 1);
+        // SAFETY: the cell is not shared yet: nobody else touches its data.
+        let mut sqe = unsafe { HandledCell::<T>::of(&cell).build() };
+        match self.ring.submit_cell(&mut sqe, cell) {
+            Ok(()) => Ok(()),
+            Err((err, cell)) => {
+                // The ring gave back its reference, the only one; the kernel never saw
+                // the data.
+                // SAFETY: so the data is ours to take.
+                let op = unsafe { HandledCell::<T>::of(&cell).take() };
+                Err((op, err))
+            }
+        }
     }
 }
 
@@ -142,9 +155,10 @@ pub(crate) fn submit_on<T: Handled>(
     let pending = PendingOp::of_sqe(&sqe);
     match ring.submit_cell(&mut sqe, ring_ref) {
         Ok(()) => Ok((ours, pending)),
-        Err(err) => {
-            // The submission failed, so the ring dropped its reference and the kernel never
-            // saw the data.
+        Err((err, ring_ref)) => {
+            drop(ring_ref);
+            // The submission failed and the ring let go of its reference; the kernel
+            // never saw the data.
             // SAFETY: so ours is the only reference left.
             let op = unsafe { HandledCell::<T>::of(&ours).take() };
             Err((op, err))
@@ -155,10 +169,18 @@ pub(crate) fn submit_on<T: Handled>(
 /// A cell for handled op `op`, with two references: one the ring takes with the SQE,
 /// and the caller's.
 pub(super) fn new_handled<T: Handled>(op: T) -> (CellHandle, CellHandle) {
-    let ptr = cache::alloc(Layout::new::<HandledCell<T>>()).cast::<HandledCell<T>>();
     // Mutation point: one reference for two handles lets the caller's drop free the
     // cell under the ring's handler.
     let refs = if mutation!("handled_refs") { 1 } else { 2 };
+    let cell = new_cell(op, refs);
+    let ptr = cell.ptr;
+    std::mem::forget(cell);
+    (CellHandle { ptr }, CellHandle { ptr })
+}
+
+/// A cell for handled op `op` holding `refs` references, the first of them returned.
+fn new_cell<T: Handled>(op: T, refs: u32) -> CellHandle {
+    let ptr = cache::alloc(Layout::new::<HandledCell<T>>()).cast::<HandledCell<T>>();
     // SAFETY: a fresh block with the size and alignment of a `HandledCell<T>`.
     unsafe {
         ptr.as_ptr().write(HandledCell {
@@ -166,10 +188,7 @@ pub(super) fn new_handled<T: Handled>(op: T) -> (CellHandle, CellHandle) {
             data: UnsafeCell::new(Some(op)),
         })
     };
-    (
-        CellHandle { ptr: ptr.cast() },
-        CellHandle { ptr: ptr.cast() },
-    )
+    CellHandle { ptr: ptr.cast() }
 }
 
 /// A handled op's cell.
@@ -237,10 +256,9 @@ impl<T: Handled> HandledCell<T> {
     /// Only by the owner, while the op is in flight (the ring asks before it pushes the
     /// SQE and at each CQE, never while the handler runs).
     unsafe fn buf_select(header: &Header) -> Option<&BufSelect> {
+        let data = &Self::of(header).data;
         // SAFETY: guaranteed by the caller: no `&mut` to the data is alive.
-        let op = Self::of(header)
-            .data
-            .with_mut(|data| unsafe { (*data).as_ref() });
+        let op = data.with_mut(|data| unsafe { (*data).as_ref() });
         op.and_then(|op| op.buf_select())
     }
 

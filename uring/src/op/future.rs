@@ -264,7 +264,7 @@ impl<T: MultishotOperation> fmt::Debug for Multishot<T> {
 fn submit(sqe: &mut squeue::Entry, op: CellHandle) -> io::Result<u32> {
     match context::target() {
         Some(Target::Local(ring)) => {
-            ring.submit(sqe, op)?;
+            ring.submit(sqe, op).map_err(|(err, _)| err)?;
             Ok(ring.shared.id)
         }
         Some(Target::Remote(shared)) => {

@@ -24,9 +24,13 @@ use crate::sync::Ordering;
 use crate::sys::{self, GeteventsArg, KernelTimespec};
 
 impl Resubmit for RingInner {
-    fn submit_cell(&self, sqe: &mut squeue::Entry, op: CellHandle) -> io::Result<()> {
+    fn submit_cell(
+        &self,
+        sqe: &mut squeue::Entry,
+        op: CellHandle,
+    ) -> Result<(), (io::Error, CellHandle)> {
         if self.shared.closed.load(Ordering::Acquire) {
-            return Err(io::Error::from_raw_os_error(libc::ECANCELED));
+            return Err((io::Error::from_raw_os_error(libc::ECANCELED), op));
         }
         self.submit(sqe, op)
     }
@@ -38,14 +42,26 @@ impl RingInner {
     ///
     /// The SQE is taken by reference and finished in place: it is 64 bytes, and each
     /// move on its way to the SQ was a copy.
-    pub(crate) fn submit(&self, sqe: &mut squeue::Entry, op: CellHandle) -> io::Result<()> {
+    ///
+    /// On error the ring's reference comes back with it, so that a caller holding no
+    /// other can still take its data back.
+    pub(crate) fn submit(
+        &self,
+        sqe: &mut squeue::Entry,
+        op: CellHandle,
+    ) -> Result<(), (io::Error, CellHandle)> {
         if let Some(select) = op.buf_select() {
             // The pool's buffer ring must exist on this ring before the kernel sees an SQE
             // naming its group; registering here, on the owner, covers remote submissions.
             let uring = self.uring.borrow();
-            self.buf_rings
-                .borrow_mut()
-                .bind(self.shared.id, &uring, select, &self.faults)?;
+            let bound =
+                self.buf_rings
+                    .borrow_mut()
+                    .bind(self.shared.id, &uring, select, &self.faults);
+            if let Err(err) = bound {
+                drop(uring);
+                return Err((err, op));
+            }
             if select.takes_bundles() {
                 sys::mark_recv_bundle(sqe);
             }
@@ -53,7 +69,9 @@ impl RingInner {
         let key = self.slots.borrow().vacant_key() as u64;
         op.set_key(key);
         sys::set_user_data(sqe, key);
-        self.push_sqe(sqe)?;
+        if let Err(err) = self.push_sqe(sqe) {
+            return Err((err, op));
+        }
         let in_flight = {
             let mut slots = self.slots.borrow_mut();
             let actual = slots.insert(op) as u64;
@@ -233,7 +251,7 @@ impl RingInner {
         while let Some(request) = self.shared.mailbox.pop() {
             match request {
                 Request::Submit { mut sqe, op } => {
-                    if let Err(err) = self.submit(&mut sqe, op.cell().clone()) {
+                    if let Err((err, _)) = self.submit(&mut sqe, op.cell().clone()) {
                         tracing::warn!(ring = self.shared.id, %err, "remote submission failed");
                         op.fail_unsubmitted(&err);
                     }
