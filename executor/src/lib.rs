@@ -5,10 +5,11 @@
 //!
 //! ## The pieces, in Go's words
 //!
-//! * A **task** (Go's G) is one heap allocation holding a state word, a vtable, the
-//!   future and later its output (`runtime/task/`; [`task`] is its public face). Its
-//!   state word (`runtime/task/state.rs`) decides every race — poll versus wake versus
-//!   abort versus shutdown — in one atomic step, and counts its references.
+//! * A **task** (Go's G) is one allocation holding a state word, a vtable, the future
+//!   and later its output (`runtime/task/`; [`task`] is its public face), in a slot of
+//!   its own cache lines taken from per-thread magazines (`runtime/task/cell_pool.rs`).
+//!   Its state word (`runtime/task/state.rs`) decides every race — poll versus wake
+//!   versus abort versus shutdown — in one atomic step, and counts its references.
 //! * A **worker** (Go's M *and* P: uringo never separates them) is a thread that owns
 //!   an io_uring ring and a run queue: a 256-slot ring buffer that only it pushes to and
 //!   that siblings steal half of (`scheduler/queue.rs`), plus a *runnext* slot for the

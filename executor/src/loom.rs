@@ -135,11 +135,6 @@ impl<T> SegQueue<T> {
     pub fn pop(&self) -> Option<T> {
         self.0.lock().unwrap().pop_front()
     }
-
-    /// Whether the queue is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.lock().unwrap().is_empty()
-    }
 }
 
 #[cfg(all(test, loom))]

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 
+use super::cell_pool;
 use super::raw::{Cell, Core, Header, RawTask, Stage, Trailer};
 use super::state::{Snapshot, ToIdle, ToRunning};
 use super::{waker, JoinError, Notified, Schedule};
@@ -196,8 +197,12 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     fn dealloc(self) {
-        // SAFETY: the reference count reached zero; the cell came from Box::into_raw.
-        drop(unsafe { Box::from_raw(self.cell.as_ptr()) });
+        let cell = self.cell.as_ptr();
+        // SAFETY: the reference count reached zero, so nobody else reaches the cell; it
+        // was written in place by `RawTask::new` and is dropped once, here.
+        unsafe { std::ptr::drop_in_place(cell) };
+        // SAFETY: `RawTask::new` took the cell's memory from the pool with this layout.
+        unsafe { cell_pool::dealloc(self.cell.cast(), Cell::<F, S>::LAYOUT) };
     }
 
     fn take_output(&self) -> Result<F::Output, JoinError> {

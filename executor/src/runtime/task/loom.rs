@@ -320,6 +320,8 @@ impl Future for WakesItself {
         match self.polls.fetch_add(1, SeqCst) {
             0 => {
                 *self.slot.lock().unwrap() = Some(cx.waker().clone());
+                // By value on purpose: the path under test is `wake`, not `wake_by_ref`.
+                #[allow(clippy::waker_clone_wake)]
                 cx.waker().clone().wake();
                 Poll::Pending
             }

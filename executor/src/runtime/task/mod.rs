@@ -15,6 +15,7 @@
 //! This layer knows nothing above it: a task reaches its scheduler only through the
 //! [`Schedule`] trait, and the public face (`uringo::task`, `spawn`) is built on top.
 
+mod cell_pool;
 pub(crate) mod dump;
 mod error;
 pub(crate) mod handles;

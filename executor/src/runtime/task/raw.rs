@@ -1,7 +1,7 @@
 //! The task allocation: one `Cell<F, S>` per task, reached through a type-erased header.
 //!
 //! ```text
-//! Cell<F, S> (repr(C), one heap allocation)
+//! Cell<F, S> (repr(C), one allocation: a slot of cell_pool.rs)
 //! ├── Header   state word, vtable, id, spawn location,  ← RawTask points here
 //! │           registry slot, the scheduler's stamps
 //! ├── Core     scheduler handle, Stage: Running(F) | Finished(output) | Consumed
@@ -11,6 +11,7 @@
 //! The header is first, so a pointer to the cell is a pointer to the header; the vtable's
 //! functions are monomorphized for `F` and `S` and know where the core and trailer are.
 
+use std::alloc::Layout;
 use std::future::Future;
 use std::panic::Location;
 use std::ptr::NonNull;
@@ -19,6 +20,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU64};
 use std::task::Waker;
 
+use super::cell_pool;
 use super::state::State;
 use super::{Id, JoinError, Schedule};
 use crate::loom::sync::{AtomicBool, AtomicU32, UnsafeCell};
@@ -105,8 +107,8 @@ impl<F: Future, S: Schedule> Cell<F, S> {
         scheduler: S,
         id: Id,
         location: &'static Location<'static>,
-    ) -> Box<Self> {
-        Box::new(Cell {
+    ) -> Self {
+        Cell {
             header: Header {
                 state: State::new(),
                 vtable: &Self::VTABLE,
@@ -125,8 +127,12 @@ impl<F: Future, S: Schedule> Cell<F, S> {
             trailer: Trailer {
                 waker: UnsafeCell::new(None),
             },
-        })
+        }
     }
+
+    /// Where a cell lives: a slot of `cell_pool.rs`, so that no two tasks share a cache
+    /// line.
+    pub(crate) const LAYOUT: Layout = Layout::new::<Self>();
 
     const VTABLE: Vtable = Vtable {
         poll: super::harness::poll::<F, S>,
@@ -158,10 +164,10 @@ impl RawTask {
         id: Id,
         location: &'static Location<'static>,
     ) -> RawTask {
-        let cell = Cell::new(future, scheduler, id, location);
-        // SAFETY: Box::into_raw never returns null.
-        let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell) as *mut Header) };
-        RawTask { ptr }
+        let ptr = cell_pool::alloc(Cell::<F, S>::LAYOUT).cast::<Cell<F, S>>();
+        // SAFETY: `ptr` is fresh memory of the cell's layout, ours alone.
+        unsafe { ptr.write(Cell::new(future, scheduler, id, location)) };
+        RawTask { ptr: ptr.cast() }
     }
 
     /// # Safety
