@@ -81,9 +81,9 @@ fn overheads_smoke_run_prints_the_tables_and_writes_every_figure() {
     assert_eq!(latency["rounds"], 1);
     for hist in ["sched_latency", "poll_time"] {
         let h = &latency[hist];
-        // One poll in 8 of the round's 200 200 is timed, at random.
+        // One poll in 32 of the round's 200 200 is timed, at random.
         assert!(
-            h["samples"].as_u64().unwrap() >= 200_000 / 12,
+            h["samples"].as_u64().unwrap() >= 200_000 / 48,
             "{hist}: {h}"
         );
         let (p50, p99, max) = (

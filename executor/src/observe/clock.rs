@@ -127,6 +127,12 @@ pub(crate) fn refresh() -> u64 {
 /// read per poll, which a poll that does almost nothing (a `yield_now` loop) pays for
 /// with a fifth of its time, and a uniform sample gives the same distribution.
 ///
+/// uringo samples one in 32 ([`DEFAULT_SAMPLE`]), not Go's 8. Its cheapest poll, a
+/// `yield_now` round trip, takes about 20 ns (Go's goroutine switch several times
+/// that), a timed one about 9 ns more, and each random "timed or not" branch is
+/// mispredicted about once per `n` events: at 8, those mispredictions alone cost a
+/// `yield_now` loop some 15 % of its time (`benches/README.md`, 2026-12-04).
+///
 /// A timed event is marked in its stamp (see [`Sampling::stamp`]): the stamp is a fresh
 /// reading with its lowest bit set. Every other stamp has that bit clear, so a task
 /// carries its own "time this one" flag from the wake to the poll, with no extra word
@@ -138,9 +144,9 @@ pub(crate) struct Sampling {
     below: u64,
 }
 
-/// One scheduling event in this many is timed unless the builder says otherwise (Go's
-/// `gTrackingPeriod`).
-pub(crate) const DEFAULT_SAMPLE: u32 = 8;
+/// One scheduling event in this many is timed unless the builder says otherwise (see
+/// [`Sampling`] for why not Go's 8).
+pub(crate) const DEFAULT_SAMPLE: u32 = 32;
 
 /// The stamp bit that says "this scheduling event is timed" (see [`Sampling`]).
 const TIMED: u64 = 1;

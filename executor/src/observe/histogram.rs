@@ -92,7 +92,7 @@ impl Recorder {
 ///         uringo::spawn(async {}).await.unwrap();
 ///     }
 /// });
-/// // A random sample of the polls, one in 8 by default.
+/// // A random sample of the polls, one in 32 by default.
 /// let latency = rt.metrics().worker_sched_latency(0);
 /// assert!(latency.count() >= 1);
 /// assert!(latency.p50() <= latency.p99() && latency.p99() <= latency.max());

@@ -8,7 +8,7 @@
 //!
 //! * counters are per-worker, single-writer (`metrics.rs`): a relaxed load and store;
 //! * poll timing (on unless `Builder::poll_timing(false)`) times a random sample of
-//!   the polls, one in 8 by default (`clock::Sampling`). The thread that makes a task
+//!   the polls, one in 32 by default (`clock::Sampling`). The thread that makes a task
 //!   runnable decides: a sampled wake or spawn is stamped with a fresh reading, marked
 //!   as timed, any other with the thread's recent reading. A poll of a task whose stamp
 //!   is marked reads the clock at its start (or reuses the reading that ended the

@@ -54,7 +54,7 @@ pub struct Builder {
 const DEFAULT_SEARCH_SPIN: Duration = Duration::from_micros(5);
 
 /// `URINGO_POLL_TIMING`: `0` turns poll timing off, a number `n` times one scheduling
-/// event in `n`; unset or anything else leaves the default (one in 8).
+/// event in `n`; unset or anything else leaves the default (one in 32).
 fn poll_timing_from_env(value: Option<String>) -> Option<u32> {
     let default = Some(crate::observe::clock::DEFAULT_SAMPLE);
     match value.as_deref().map(str::trim).map(str::parse::<u32>) {
@@ -392,7 +392,7 @@ impl Builder {
     /// [`RuntimeMetrics`](crate::RuntimeMetrics) (`worker_sched_latency`,
     /// `worker_poll_time`), the `schedlat_p99=` of the schedtrace line and the
     /// time-since-last-poll of a task dump. On by default, for a random sample of one
-    /// poll in 8 (see [`poll_timing_sample`](Self::poll_timing_sample)): a timed poll
+    /// poll in 32 (see [`poll_timing_sample`](Self::poll_timing_sample)): a timed poll
     /// reads the time-stamp counter twice (about 10 ns each, see `observe/clock.rs`),
     /// the others not at all. `URINGO_POLL_TIMING=0` in the environment turns it off
     /// without a rebuild, `URINGO_POLL_TIMING=n` samples one poll in `n` (this method
@@ -415,9 +415,10 @@ impl Builder {
     /// Times one poll in `one_in`, picked at random when the task is made runnable, and
     /// turns poll timing on. The histograms then hold a uniform sample of the polls:
     /// their quantiles estimate those of every poll, their counts are about one in
-    /// `one_in` of the polls. Default 8, as Go samples its scheduling latencies
-    /// (`gTrackingPeriod`); 1 times every poll, as tokio's poll-time histogram does
-    /// when enabled, for a clock read per poll.
+    /// `one_in` of the polls. Default 32 (Go samples its scheduling latencies one in
+    /// 8, `gTrackingPeriod`, but a goroutine switch costs several times a uringo poll);
+    /// 1 times every poll, as tokio's poll-time histogram does when enabled, for a
+    /// clock read per poll.
     ///
     /// A timed poll's latency runs from the wake itself (the waking thread reads the
     /// clock), so it is exact; an untimed wake is stamped with the worker's latest

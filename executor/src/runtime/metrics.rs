@@ -243,9 +243,9 @@ impl RuntimeMetrics {
     /// Scheduling latency on `worker`: for each timed poll, the time from the task being
     /// woken (or spawned) to the poll starting — how long runnable work waited for a
     /// worker, Go's `/sched/latencies:seconds`. Like Go's, it is a random sample, one
-    /// poll in 8 unless [`Builder::poll_timing_sample`](crate::Builder::poll_timing_sample)
-    /// says otherwise: its quantiles estimate those of all polls, its count is about an
-    /// eighth of [`worker_poll_count`](Self::worker_poll_count). Empty when the runtime
+    /// poll in 32 unless [`Builder::poll_timing_sample`](crate::Builder::poll_timing_sample)
+    /// says otherwise: its quantiles estimate those of all polls, its count is about a
+    /// thirty-second of [`worker_poll_count`](Self::worker_poll_count). Empty when the runtime
     /// was built with [`poll_timing(false)`](crate::Builder::poll_timing).
     ///
     /// ```

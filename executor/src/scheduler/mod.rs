@@ -47,7 +47,8 @@ pub(crate) struct Config {
 
 impl Default for Config {
     /// Go's constants: the injector every 61 ticks, the ring every 61 ticks, runnext at
-    /// most 3 polls in a row; one poll in 8 timed; no recorder, no hooks.
+    /// most 3 polls in a row; one poll in 32 timed (`observe/clock.rs` says why not
+    /// Go's 8); no recorder, no hooks.
     fn default() -> Config {
         Config {
             global_queue_interval: 61,
