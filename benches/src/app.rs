@@ -559,19 +559,21 @@ fn lateness(cfg: &Config) -> ExitCode {
     println!("{}", report::header(&machine, cfg));
     match timers::lateness(cfg) {
         Ok(results) => {
-            let sleeps = results.first().map_or(0, |(_, all)| all.len()) / cfg.rounds.max(1);
+            let sleeps =
+                results.first().map_or(0, |r| r.sorted.len() + r.early) / cfg.rounds.max(1);
             println!(
                 "\ntimer lateness (fire time - deadline), {sleeps} sleeps over 0-200 ms x {} rounds:",
                 cfg.rounds
             );
-            println!("| runtime | p50 | p99 | max |\n|---|---:|---:|---:|");
-            for (name, sorted) in &results {
+            println!("| runtime | p50 | p99 | max | fired early |\n|---|---:|---:|---:|---:|");
+            for r in &results {
                 println!(
-                    "| {} | {:?} | {:?} | {:?} |",
-                    name,
-                    timers::quantile(sorted, 0.5),
-                    timers::quantile(sorted, 0.99),
-                    sorted.last().copied().unwrap_or_default()
+                    "| {} | {:?} | {:?} | {:?} | {} |",
+                    r.name,
+                    timers::quantile(&r.sorted, 0.5),
+                    timers::quantile(&r.sorted, 0.99),
+                    r.sorted.last().copied().unwrap_or_default(),
+                    r.early
                 );
             }
             ExitCode::SUCCESS

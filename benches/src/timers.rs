@@ -116,13 +116,14 @@ fn lateness_deadlines(n: u64) -> impl Iterator<Item = Instant> {
     (0..n).map(move |i| base + Duration::from_micros((i * 7919) % 200_000))
 }
 
-/// Fire time minus deadline, for `n` sleeps with deadlines spread over 0–200 ms.
-fn lateness_sample<R: Rt>(rt: &R, n: u64) -> Vec<Duration> {
+/// Fire time minus deadline, for `n` sleeps with deadlines spread over 0–200 ms; `None`
+/// for a sleep that ended before its deadline.
+fn lateness_sample<R: Rt>(rt: &R, n: u64) -> Vec<Option<Duration>> {
     let handles: Vec<_> = lateness_deadlines(n)
         .map(|deadline| {
             rt.spawn_remote(async move {
                 R::sleep_until(deadline).await;
-                Instant::now().saturating_duration_since(deadline)
+                Instant::now().checked_duration_since(deadline)
             })
         })
         .collect();
@@ -138,7 +139,7 @@ fn lateness_sample<R: Rt>(rt: &R, n: u64) -> Vec<Duration> {
 /// The floor: the same deadlines on one plain thread that sleeps until the earliest
 /// one not yet due and then counts every deadline that has passed as fired, the way a
 /// timer wheel with no tick would. What is left is the host's wake-up latency.
-fn lateness_floor(n: u64) -> Vec<Duration> {
+fn lateness_floor(n: u64) -> Vec<Option<Duration>> {
     let mut deadlines: Vec<Instant> = lateness_deadlines(n).collect();
     deadlines.sort_unstable();
     let mut late = Vec::with_capacity(deadlines.len());
@@ -150,25 +151,40 @@ fn lateness_floor(n: u64) -> Vec<Duration> {
             continue;
         }
         while next < deadlines.len() && deadlines[next] <= now {
-            late.push(now - deadlines[next]);
+            late.push(Some(now - deadlines[next]));
             next += 1;
         }
     }
     late
 }
 
-/// Percentiles of timer lateness per runtime and for the floor, over `cfg.rounds`
-/// alternating rounds (one runtime alive at a time), each of `LATENESS_SLEEPS` times
-/// `--scale` sleeps.
-pub fn lateness(cfg: &Config) -> std::io::Result<Vec<(&'static str, Vec<Duration>)>> {
+/// How late one runtime's (or the floor's) sleeps fired.
+pub struct Lateness {
+    pub name: &'static str,
+    /// Fire time minus deadline of every sleep that did not end early, sorted.
+    pub sorted: Vec<Duration>,
+    /// Sleeps that ended before their deadline.
+    pub early: usize,
+}
+
+/// Timer lateness per runtime and for the floor, over `cfg.rounds` alternating rounds
+/// (one runtime alive at a time), each of `LATENESS_SLEEPS` times `--scale` sleeps.
+pub fn lateness(cfg: &Config) -> std::io::Result<Vec<Lateness>> {
     let n = ((LATENESS_SLEEPS as f64 * cfg.scale).round() as u64).max(1);
-    let mut out = vec![
-        (Peer::Uringo.name(), Vec::new()),
-        (Peer::Tokio.name(), Vec::new()),
-        ("floor (one thread sleeping)", Vec::new()),
-    ];
+    let mut out: Vec<Lateness> = [
+        Peer::Uringo.name(),
+        Peer::Tokio.name(),
+        "floor (one thread sleeping)",
+    ]
+    .into_iter()
+    .map(|name| Lateness {
+        name,
+        sorted: Vec::new(),
+        early: 0,
+    })
+    .collect();
     for _ in 0..cfg.rounds {
-        for (i, (_, all)) in out.iter_mut().enumerate() {
+        for (i, result) in out.iter_mut().enumerate() {
             let sample = match i {
                 0 => {
                     let rt = uringo::Builder::new().worker_threads(cfg.workers).build()?;
@@ -183,11 +199,12 @@ pub fn lateness(cfg: &Config) -> std::io::Result<Vec<(&'static str, Vec<Duration
                 }
                 _ => lateness_floor(n),
             };
-            all.extend(sample);
+            result.early += sample.iter().filter(|late| late.is_none()).count();
+            result.sorted.extend(sample.into_iter().flatten());
         }
     }
-    for (_, all) in out.iter_mut() {
-        all.sort_unstable();
+    for result in out.iter_mut() {
+        result.sorted.sort_unstable();
     }
     Ok(out)
 }
