@@ -6,8 +6,8 @@
 //! ## The pieces, in Go's words
 //!
 //! * A **task** (Go's G) is one allocation holding a state word, a vtable, the future
-//!   and later its output (`runtime/task/`; [`task`] is its public face), in a slot of
-//!   its own cache lines taken from per-thread magazines (`runtime/task/cell_pool.rs`).
+//!   and later its output (`runtime/task/`; [`task`] is its public face); a small one
+//!   gets cache lines of its own, from per-thread magazines (`runtime/task/cell_pool.rs`).
 //!   Its state word (`runtime/task/state.rs`) decides every race — poll versus wake
 //!   versus abort versus shutdown — in one atomic step, and counts its references.
 //! * A **worker** (Go's M *and* P: uringo never separates them) is a thread that owns

@@ -5,7 +5,7 @@
 //!   (`time/slots.rs`). So a burst of timers leaves no freed small chunks behind for the
 //!   allocator to sort out later, on a worker, in the middle of firing other timers.
 //! - A spawn allocates nothing once the worker has run as many tasks before, even when
-//!   it overflows the local queue into the injector: the task's cell is a slot the
+//!   it overflows the local queue into the injector: a small task's cell is a slot the
 //!   thread's magazines hold (`runtime/task/cell_pool.rs`), and queueing a task
 //!   allocates nothing once the queues have held as many before. An allocation per
 //!   queued task, made on the spawning worker and freed on the one that takes it, would
