@@ -11,6 +11,7 @@
 //! `Core`, owned by the loop and reached by `&mut`.
 
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 
 use super::super::queue::Local;
 use super::super::{Remote, Shared};
@@ -24,6 +25,10 @@ use crate::trace::WorkerProbe;
 pub(crate) struct WorkerContext {
     pub(crate) shared: Arc<Shared>,
     pub(crate) index: usize,
+    /// `shared.remotes[index]`, looked up once: the loop reaches it several times a
+    /// tick (its stats, its timer flag), and each lookup was three dependent loads and
+    /// a bounds check.
+    remote: NonNull<Remote>,
     /// The P's run queue: 256 slots plus runnext (`queue.rs`).
     local: RefCell<Local<Notified>>,
     /// This worker's timer wheel (Go's per-P timers).
@@ -41,9 +46,11 @@ impl WorkerContext {
         let probe = shared.config.instruments.worker_probe(index);
         let stats = WorkerStats::new(index, shared.config.poll_timing, probe);
         let timers = TimerDriver::new(shared.clock_origin);
+        let remote = NonNull::from(&shared.remotes[index]);
         WorkerContext {
             shared,
             index,
+            remote,
             local: RefCell::new(local),
             timers: RefCell::new(timers),
             in_task: Cell::new(false),
@@ -54,7 +61,9 @@ impl WorkerContext {
 
     #[inline]
     pub(crate) fn remote(&self) -> &Remote {
-        &self.shared.remotes[self.index]
+        // SAFETY: `remote` points into `shared.remotes`, a boxed slice that is never
+        // resized, and `self.shared` keeps it alive as long as `self`.
+        unsafe { self.remote.as_ref() }
     }
 
     /// This worker's stats (`observe/stats.rs`).
