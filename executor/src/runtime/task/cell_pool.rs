@@ -106,8 +106,8 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
 pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
     #[cfg(not(loom))]
     if let Some(class) = class_of(layout) {
-        // SAFETY: the same layout took a slot of this class (`alloc`); the caller gives
-        // it up.
+        // The same layout took a slot of this class (`alloc`), and the caller gives it up.
+        // SAFETY: so it is a slot of `class` that nobody uses any more.
         return unsafe { pool::dealloc(class, ptr) };
     }
     // SAFETY: the same layout went to the global allocator (`alloc`).
@@ -247,8 +247,9 @@ mod pool {
             }
             let slot = self.fresh;
             self.fresh_left -= 1;
-            // SAFETY: `fresh_left` more slots of `size` bytes follow in the chunk, so the
-            // next one (or the chunk's end, when this was the last) is in bounds.
+            // `fresh_left` more slots of `size` bytes follow in the chunk, so the next one
+            // (or the chunk's end, when this was the last) is in bounds.
+            // SAFETY: so the offset stays within the chunk's allocation.
             self.fresh = unsafe { slot.add(size) };
             // SAFETY: a slot of a non-null chunk.
             unsafe { NonNull::new_unchecked(slot) }

@@ -198,8 +198,9 @@ impl<F: Future, S: Schedule> Harness<F, S> {
 
     fn dealloc(self) {
         let cell = self.cell.as_ptr();
-        // SAFETY: the reference count reached zero, so nobody else reaches the cell; it
-        // was written in place by `RawTask::new` and is dropped once, here.
+        // The reference count reached zero, so nobody else reaches the cell; it was
+        // written in place by `RawTask::new` and is dropped once, here.
+        // SAFETY: so the cell is ours to drop.
         unsafe { std::ptr::drop_in_place(cell) };
         // SAFETY: `RawTask::new` took the cell's memory from the pool with this layout.
         unsafe { cell_pool::dealloc(self.cell.cast(), Cell::<F, S>::LAYOUT) };

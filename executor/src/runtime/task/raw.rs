@@ -181,8 +181,8 @@ impl RawTask {
     }
 
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: a RawTask is only used while its holder keeps a reference, so the
-        // allocation is alive.
+        // A RawTask is only used while its holder keeps a reference.
+        // SAFETY: so the allocation is alive.
         unsafe { self.ptr.as_ref() }
     }
 

@@ -61,8 +61,9 @@ impl WorkerContext {
 
     #[inline]
     pub(crate) fn remote(&self) -> &Remote {
-        // SAFETY: `remote` points into `shared.remotes`, a boxed slice that is never
-        // resized, and `self.shared` keeps it alive as long as `self`.
+        // `remote` points into `shared.remotes`, a boxed slice that is never resized, and
+        // `self.shared` keeps it alive as long as `self`.
+        // SAFETY: so the pointer is valid for `&self`'s lifetime.
         unsafe { self.remote.as_ref() }
     }
 
