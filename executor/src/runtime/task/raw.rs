@@ -1,7 +1,7 @@
 //! The task allocation: one `Cell<F, S>` per task, reached through a type-erased header.
 //!
 //! ```text
-//! Cell<F, S> (repr(C), one allocation: a slot of cell_pool.rs)
+//! Cell<F, S> (repr(C), one allocation from cell_pool.rs)
 //! ├── Header   state word, vtable, id, spawn location,  ← RawTask points here
 //! │           registry slot, the scheduler's stamps
 //! ├── Core     scheduler handle, Stage: Running(F) | Finished(output) | Consumed
@@ -130,8 +130,8 @@ impl<F: Future, S: Schedule> Cell<F, S> {
         }
     }
 
-    /// Where a cell lives: a slot of `cell_pool.rs`, so that no two tasks share a cache
-    /// line.
+    /// What `cell_pool.rs` allocates for the cell (a small one gets a slot whose cache
+    /// lines no other task shares).
     pub(crate) const LAYOUT: Layout = Layout::new::<Self>();
 
     const VTABLE: Vtable = Vtable {
