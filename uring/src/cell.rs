@@ -5,9 +5,9 @@
 //! threads. Each in-flight op owns one allocation, its *cell*: a [`Header`] holding its
 //! state word ([`crate::state`]), its result and its waker, followed by its data
 //! (buffers, socket addresses, paths: everything the kernel reads or writes). The
-//! ring's slab holds one reference ([`CellHandle`]) until the final CQE and the waiting
+//! ring's in-flight table holds one reference ([`CellHandle`]) until the final CQE and the waiting
 //! future holds the other ([`OpRef`], [`MultishotRef`]), so whichever side lets go last
-//! frees the data — and the slab never lets go before the kernel has.
+//! frees the data — and the table never lets go before the kernel has.
 //!
 //! What a submitted op costs is kept to the minimum the protocol needs:
 //!
@@ -39,6 +39,7 @@ use crate::atomic_waker::AtomicWaker;
 use crate::buf_ring::BufSelect;
 use crate::cqe::Cqe;
 use crate::operation::{MultishotOperation, Operation};
+use crate::pending::PendingOp;
 use crate::state::{
     AWAITER, CANCEL_REQUESTED, COMPLETE, MORE_SEEN, NOT_SUBMITTED, ORPHANED, REFERENCE, REFS,
 };
@@ -78,6 +79,21 @@ pub(crate) trait Resubmit {
         sqe: &mut io_uring::squeue::Entry,
         op: CellHandle,
     ) -> Result<(), (io::Error, CellHandle)>;
+
+    /// [`Resubmit::submit_cell`] with the SQE built by `build`, where the ring can build
+    /// it in place (`ring/sq.rs`). Returns what a task dump shows the op waiting on.
+    fn submit_cell_in_place(
+        &self,
+        build: impl FnOnce() -> io_uring::squeue::Entry,
+        op: CellHandle,
+    ) -> Result<PendingOp, (io::Error, CellHandle)>
+    where
+        Self: Sized,
+    {
+        let mut sqe = build();
+        let wait = PendingOp::of_sqe(&sqe);
+        self.submit_cell(&mut sqe, op).map(|()| wait)
+    }
 }
 
 /// The identity of a waker (`Waker::will_wake` compares exactly these).
@@ -85,6 +101,7 @@ pub(crate) trait Resubmit {
 struct WakerId(*const (), *const RawWakerVTable);
 
 impl WakerId {
+    #[inline]
     fn of(waker: &Waker) -> WakerId {
         WakerId(waker.data(), waker.vtable())
     }
@@ -100,7 +117,7 @@ pub(crate) struct Header {
     /// Written by the owner before it sets COMPLETE, read by the waiter after.
     result: AtomicI32,
     flags: AtomicU32,
-    /// The user_data this op was submitted with (its slab key); owner only.
+    /// The user_data this op was submitted with (its in-flight key); owner only.
     key: AtomicU64,
     vtable: &'static VTable,
     /// A single-shot op's waker. Whose it is, is said by AWAITER (`state.rs`).
@@ -117,6 +134,7 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
+    #[inline]
     fn new(vtable: &'static VTable, refs: u32) -> Header {
         Header {
             state: AtomicU32::new(refs * REFERENCE),
@@ -129,17 +147,20 @@ impl Header {
         }
     }
 
-    /// The user_data this op was submitted with (its slab key).
+    /// The user_data this op was submitted with (its in-flight key).
+    #[inline]
     pub(crate) fn key(&self) -> u64 {
         self.key.load(Ordering::Relaxed)
     }
 
     /// Records the key; called by the owner before the SQE is pushed.
+    #[inline]
     pub(crate) fn set_key(&self, key: u64) {
         self.key.store(key, Ordering::Relaxed);
     }
 
     /// Another reference to this cell (the caller holds one, so it is alive).
+    #[inline]
     pub(crate) fn handle(&self) -> CellHandle {
         self.state.fetch_add(REFERENCE, Ordering::Relaxed);
         CellHandle {
@@ -155,6 +176,7 @@ impl Header {
 
     /// The buffer pool the op selects from, if any (multishot ops only, see
     /// [`MultishotOperation::buf_select`]).
+    #[inline]
     pub(crate) fn buf_select(&self) -> Option<&BufSelect> {
         // SAFETY: the table is the one of this cell's type.
         self.vtable.buf_select.and_then(|f| unsafe { f(self) })
@@ -208,6 +230,7 @@ impl Header {
 
     /// Owner side of a single-shot op: sets COMPLETE (with `bits`), then releases the
     /// data if the waiter is gone, or wakes it if it left a waker.
+    #[inline]
     fn finish(&self, bits: u32) {
         // An add, not an or: `bits` are set once, by this call, so they are clear here,
         // and an add whose old value is used is one `lock xadd` where an or is a CAS
@@ -237,6 +260,7 @@ impl Header {
         prev & (CANCEL_REQUESTED | COMPLETE) == 0
     }
 
+    #[inline]
     pub(crate) fn is_complete(&self) -> bool {
         self.state.load(Ordering::Acquire) & COMPLETE != 0
     }
@@ -244,6 +268,7 @@ impl Header {
     /// Waiter side of a single-shot op, when its `state` (just loaded) says it is not
     /// complete: leaves `waker` for the owner. Returns the state after, in which COMPLETE
     /// may now be set (then the output is ready and nobody will wake the waker).
+    #[inline]
     fn register(&self, waker: &Waker, state: u32) -> u32 {
         let id = WakerId::of(waker);
         if state & AWAITER != 0 {
@@ -286,6 +311,7 @@ impl Header {
     ///
     /// # Safety
     /// The caller owns a reference to `ptr`'s cell and does not use it afterwards.
+    #[inline]
     unsafe fn release_ref(ptr: NonNull<Header>) {
         // SAFETY: the caller's reference keeps the cell alive until this RMW.
         let header = unsafe { ptr.as_ref() };
@@ -303,14 +329,17 @@ impl Header {
     ///
     /// # Safety
     /// As for [`Header::release_ref`].
-    unsafe fn release_ref_last_likely(ptr: NonNull<Header>) {
+    /// `dealloc` is the cell's own (its type's `VTable::dealloc`), named by a caller
+    /// that knows the type, so freeing is a direct call.
+    #[inline]
+    unsafe fn release_ref_last_likely(ptr: NonNull<Header>, dealloc: unsafe fn(NonNull<Header>)) {
         // SAFETY: the caller's reference keeps the cell alive.
         let header = unsafe { ptr.as_ref() };
         if header.state.load(Ordering::Acquire) & REFS == REFERENCE {
             // Ours is the only reference: nobody else can reach the cell, and the Acquire
             // load ordered their accesses before their releases, before this.
             // SAFETY: so the cell is ours to free.
-            unsafe { (header.vtable.dealloc)(ptr) };
+            unsafe { dealloc(ptr) };
         } else {
             // SAFETY: guaranteed by the caller.
             unsafe { Header::release_ref(ptr) };
@@ -318,7 +347,7 @@ impl Header {
     }
 }
 
-/// An untyped, counted reference to a cell: what the ring holds (its slab), and what
+/// An untyped, counted reference to a cell: what the ring holds (its in-flight table), and what
 /// travels through a mailbox. Dropping it drops the reference.
 pub(crate) struct CellHandle {
     ptr: NonNull<Header>,
@@ -331,15 +360,27 @@ unsafe impl Send for CellHandle {}
 unsafe impl Sync for CellHandle {}
 
 impl CellHandle {
-    /// Whether `self` refers to `cell`.
-    pub(crate) fn is(&self, cell: &Header) -> bool {
-        std::ptr::eq(self.ptr.as_ptr(), cell)
+    /// The cell's address, keeping the reference: whoever holds the pointer owns it,
+    /// and gives it back with [`CellHandle::from_raw`].
+    #[inline]
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        std::mem::ManuallyDrop::new(self).ptr
+    }
+
+    /// Takes back a reference given out by [`CellHandle::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` came from `into_raw`, and its reference is taken back once.
+    #[inline]
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> CellHandle {
+        CellHandle { ptr }
     }
 }
 
 impl std::ops::Deref for CellHandle {
     type Target = Header;
 
+    #[inline]
     fn deref(&self) -> &Header {
         // SAFETY: our reference keeps the cell alive.
         unsafe { self.ptr.as_ref() }
@@ -353,6 +394,7 @@ impl Clone for CellHandle {
 }
 
 impl Drop for CellHandle {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: we own a reference and are done with it.
         unsafe { Header::release_ref(self.ptr) };
@@ -438,9 +480,12 @@ impl<T: Operation> OpCell<T> {
             data.orphaned(cqe(header));
         }
     }
+}
 
+impl<T> OpCell<T> {
     /// # Safety
     /// The last reference to the cell is gone.
+    #[inline(never)]
     unsafe fn dealloc(ptr: NonNull<Header>) {
         let ptr = ptr.cast::<OpCell<T>>();
         // The waker and the data are taken through their cells first so the loom models
@@ -586,6 +631,7 @@ impl<T: Operation> OpRef<T> {
         true
     }
 
+    #[inline]
     pub(crate) fn is_complete(&self) -> bool {
         self.header().is_complete()
     }
@@ -595,16 +641,19 @@ impl<T> Drop for OpRef<T> {
     fn drop(&mut self) {
         // Usually the owner let go first (it completed the op before waking us), so this
         // is the last reference.
-        // SAFETY: the waiter's reference, given up with the future.
-        unsafe { Header::release_ref_last_likely(self.ptr.cast()) };
+        // SAFETY: the waiter's reference, given up with the future; the cell is an
+        // `OpCell<T>`.
+        unsafe { Header::release_ref_last_likely(self.ptr.cast(), OpCell::<T>::dealloc) };
     }
 }
 
 /// Why the SQE never reached the kernel (recorded as a CQE result).
+#[inline]
 fn submit_error(header: &Header) -> io::Error {
     io::Error::from_raw_os_error(-header.result.load(Ordering::Relaxed))
 }
 
+#[inline]
 fn cqe(header: &Header) -> Cqe {
     Cqe {
         result: header.result.load(Ordering::Relaxed),
@@ -948,7 +997,7 @@ mod loom_models {
     }
 
     /// The ring owner: the kernel fills the buffer, then the owner reaps the final CQE
-    /// and drops the slab's reference.
+    /// and drops the table's reference.
     fn spawn_owner(ring: CellHandle, kernel: Arc<Mem>) -> thread::JoinHandle<()> {
         thread::spawn(move || {
             kernel.0.with_mut(|p| {

@@ -6,7 +6,7 @@
 //! name a *fallback* ring ([`crate::set_fallback`]): its ops travel through that ring's
 //! mailbox.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::ring::inner::RingInner;
@@ -15,20 +15,30 @@ use crate::sync::Arc;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<RingInner>>> = const { RefCell::new(None) };
+    /// The ring `CURRENT` holds, as a bare pointer (null when none): what the submit
+    /// path reads, once per op, without a borrow flag or a reference count. `CURRENT`'s
+    /// reference keeps it alive, and both are only ever changed together.
+    static CURRENT_PTR: Cell<*const RingInner> = const { Cell::new(std::ptr::null()) };
     static FALLBACK: RefCell<Option<Arc<RingShared>>> = const { RefCell::new(None) };
 }
 
-/// Where an op goes when polled on this thread.
-pub(crate) enum Target {
-    Local(Rc<RingInner>),
-    Remote(Arc<RingShared>),
+/// The ring this thread's ops travel to by mailbox when it has no ring of its own
+/// ([`crate::set_fallback`]).
+pub(crate) fn fallback() -> Option<Arc<RingShared>> {
+    FALLBACK.with(|f| f.borrow().clone())
 }
 
-pub(crate) fn target() -> Option<Target> {
-    if let Some(ring) = CURRENT.with(|c| c.borrow().clone()) {
-        return Some(Target::Local(ring));
-    }
-    FALLBACK.with(|f| f.borrow().clone()).map(Target::Remote)
+/// Runs `f` with this thread's current ring, if it has one (`None` without calling it).
+///
+/// `f` must not change the current ring (no [`crate::Ring::enter`] or guard drop), which
+/// none of the crate's callers, all on the submit path, can do.
+#[inline]
+pub(crate) fn with_local<R>(f: impl FnOnce(&RingInner) -> R) -> Option<R> {
+    let ring = CURRENT_PTR.with(Cell::get);
+    // A non-null pointer is the ring `CURRENT` holds a reference to, and `f` does not
+    // replace `CURRENT` (the contract above).
+    // SAFETY: so the ring is alive for the whole call.
+    unsafe { ring.as_ref() }.map(f)
 }
 
 /// Runs `f` with this thread's current ring, if it is `id`.
@@ -51,6 +61,7 @@ pub(crate) fn send_msg_ring_wake(target: &RingShared) -> bool {
 }
 
 pub(crate) fn set_current(ring: Option<Rc<RingInner>>) -> Option<Rc<RingInner>> {
+    CURRENT_PTR.with(|p| p.set(ring.as_ref().map_or(std::ptr::null(), Rc::as_ptr)));
     CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ring))
 }
 
@@ -74,6 +85,7 @@ impl Drop for EnterGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();
         // During thread teardown the slot may already be gone; nothing to restore then.
+        let _ = CURRENT_PTR.try_with(|p| p.set(prev.as_ref().map_or(std::ptr::null(), Rc::as_ptr)));
         let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
     }
 }

@@ -1,7 +1,7 @@
 //! What the kernel hands back, and how a ring tells its own completions from its ops'.
 //!
 //! Every CQE carries the `user_data` of the SQE it answers, and that number is all the
-//! ring has to find who was waiting. User ops are numbered by their slab key, which is
+//! ring has to find who was waiting. User ops are numbered by their in-flight key (`ring/in_flight.rs`), which is
 //! always far below 2^63. The ring also submits SQEs of its own (the eventfd read that
 //! other threads complete to wake it, cancel requests, MSG_RING wakes it sends and
 //! receives), and their CQEs must never be mistaken for an op's: a stray match would
@@ -63,7 +63,7 @@ impl From<&io_uring::cqueue::Entry> for RawCqe {
 
 /// The user_data of the ring's own SQEs (see the module docs).
 pub(crate) mod token {
-    /// Set in every internal user_data; never in a slab key.
+    /// Set in every internal user_data; never in an in-flight key.
     const INTERNAL: u64 = 1 << 63;
     /// The bits that name the kind.
     const KIND_MASK: u64 = !0xffff_ffff;

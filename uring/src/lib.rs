@@ -13,8 +13,8 @@
 //! the original ring. So the place the result lands is shared: each op has one
 //! reference-counted *completion cell* (`cell.rs`, from a per-thread cache of blocks)
 //! holding an atomic state word (`state.rs`, which also carries the count), the result,
-//! the CQE flags, a waker slot and the op's data. The ring keeps one reference in a slab
-//! keyed by user_data; the future keeps the other. The ring's owner
+//! the CQE flags, a waker slot and the op's data. The ring keeps one reference in its
+//! in-flight table keyed by user_data; the future keeps the other. The ring's owner
 //! records the CQE and wakes whoever waits, on whatever thread that is.
 //!
 //! ## 2. The kernel owns a buffer from submission to CQE
@@ -22,7 +22,7 @@
 //! Ops own their buffers ([`IoBuf`], [`IoBufMut`]: `Vec<u8>`, `Box<[u8]>`, `BytesMut`,
 //! slices of them) and give them back with the result. Dropping an op's future before its
 //! CQE does not free anything: the future marks the cell *orphaned* and asks the ring to
-//! `ASYNC_CANCEL` the op; the slab's reference keeps the buffer alive until the CQE says
+//! `ASYNC_CANCEL` the op; the ring's reference keeps the buffer alive until the CQE says
 //! the kernel is done, and only then is it freed. An orphaned op that produced a resource
 //! (an accepted socket, an opened file) closes it. Dropping a ring cancels everything in
 //! flight and waits, bounded, for the CQEs; what the kernel still holds after that is
@@ -78,7 +78,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `ring/` | [`Ring`]: setup, submit, complete, wake, shutdown (one file each), [`RingBuilder`], [`RingFeatures`] |
+//! | `ring/` | [`Ring`]: setup, submit, complete, wake, shutdown (one file each), the in-flight table, the SQ and CQ read and written in place, [`RingBuilder`], [`RingFeatures`] |
 //! | `error.rs` | why io_uring is unavailable, and how to fix it ([`UnavailableError`]) |
 //! | `shared.rs` | the cross-thread half: mailbox, eventfd, park state, the ring registry |
 //! | `handle.rs` | [`RingHandle`], [`RingWaker`]: reaching a ring from any thread, the wake protocol |

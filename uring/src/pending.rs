@@ -57,6 +57,7 @@ pub fn set_pending_hook(hook: fn(PendingOp)) -> bool {
 
 impl PendingOp {
     /// The op an SQE stands for.
+    #[inline]
     pub(crate) fn of_sqe(sqe: &io_uring::squeue::Entry) -> PendingOp {
         // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's `io_uring_sqe`,
         // whose layout is ABI: `opcode` is the byte at offset 0 and `fd` the i32 at

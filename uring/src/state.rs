@@ -65,7 +65,7 @@ pub(crate) const AWAITER: u32 = 1 << 5;
 
 /// One reference to the cell: the bits from here up count them. The waiter holds one
 /// from the cell's creation until it takes the output or is dropped, the ring holds one
-/// from submission until the op's final CQE (in its slab, or in a mailbox request on the
+/// from submission until the op's final CQE (in its in-flight table, or in a mailbox request on the
 /// way there), and a cancel request travelling through a mailbox, or a round of
 /// `ring/lost.rs`, holds one while it does. Added with `fetch_add`, dropped with
 /// `fetch_sub`; whoever drops the last one frees the cell. A party that loads the word

@@ -6,6 +6,114 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::ptr::NonNull;
+
+/// `struct io_sqring_offsets`: where the SQ ring's words are in its mapping.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct SqRingOffsets {
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+    pub(crate) ring_mask: u32,
+    pub(crate) ring_entries: u32,
+    pub(crate) flags: u32,
+    pub(crate) dropped: u32,
+    pub(crate) array: u32,
+    pub(crate) resv1: u32,
+    pub(crate) user_addr: u64,
+}
+
+/// `struct io_uring_params` as the kernel filled it in at setup.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct RingParams {
+    pub(crate) sq_entries: u32,
+    pub(crate) cq_entries: u32,
+    pub(crate) flags: u32,
+    pub(crate) sq_thread_cpu: u32,
+    pub(crate) sq_thread_idle: u32,
+    pub(crate) features: u32,
+    pub(crate) wq_fd: u32,
+    pub(crate) resv: [u32; 3],
+    pub(crate) sq_off: SqRingOffsets,
+    pub(crate) cq_off: CqRingOffsets,
+}
+
+/// `struct io_cqring_offsets`: where the CQ ring's words and entries are in its mapping.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct CqRingOffsets {
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+    pub(crate) ring_mask: u32,
+    pub(crate) ring_entries: u32,
+    pub(crate) overflow: u32,
+    pub(crate) cqes: u32,
+    pub(crate) flags: u32,
+    pub(crate) resv1: u32,
+    pub(crate) user_addr: u64,
+}
+
+/// The kernel's `io_uring_params` behind the crate's `Parameters`.
+pub(crate) fn ring_params(params: &io_uring::Parameters) -> &RingParams {
+    const _: () = assert!(std::mem::size_of::<RingParams>() == 120);
+    const _: () = assert!(std::mem::size_of::<io_uring::Parameters>() == 120);
+    // `Parameters` is documented as a `repr(transparent)` wrapper of the kernel's
+    // `io_uring_params`, which `RingParams` lays out field for field (the sizes are
+    // checked above, the values by the test below).
+    // SAFETY: so a `&Parameters` is a valid `&RingParams`.
+    unsafe { &*(params as *const io_uring::Parameters).cast::<RingParams>() }
+}
+
+/// `IORING_OFF_SQ_RING`: the mmap offset of the SQ ring.
+pub(crate) const OFF_SQ_RING: libc::off_t = 0;
+/// `IORING_OFF_CQ_RING`: the mmap offset of the CQ ring.
+pub(crate) const OFF_CQ_RING: libc::off_t = 0x800_0000;
+/// `IORING_OFF_SQES`: the mmap offset of the SQE array.
+pub(crate) const OFF_SQES: libc::off_t = 0x1000_0000;
+
+/// One `mmap` of the ring's fd, unmapped on drop.
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    pub(crate) fn new(fd: i32, len: usize, offset: libc::off_t) -> io::Result<Mapping> {
+        // SAFETY: a fresh shared mapping of the ring's fd; nothing else is at the address
+        // the kernel picks.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The address `offset` bytes in.
+    pub(crate) fn at<T>(&self, offset: u32) -> NonNull<T> {
+        assert!(offset as usize + std::mem::size_of::<T>() <= self.len);
+        // SAFETY: in bounds, as just checked.
+        unsafe { self.ptr.add(offset as usize).cast() }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once; whatever points into it is dropped with
+        // it (its owner holds it for exactly that long).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
 
 pub(crate) const ENTER_GETEVENTS: u32 = 1 << 0;
 pub(crate) const ENTER_EXT_ARG: u32 = 1 << 3;
@@ -265,6 +373,27 @@ pub(crate) fn set_user_data(sqe: &mut io_uring::squeue::Entry, user_data: u64) {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    #[test]
+    fn ring_params_read_what_the_crate_reads() {
+        let uring: io_uring::IoUring = io_uring::IoUring::builder()
+            .setup_cqsize(64)
+            .build(16)
+            .unwrap();
+        let params = super::ring_params(uring.params());
+        assert_eq!(params.sq_entries, uring.params().sq_entries());
+        assert_eq!(params.cq_entries, uring.params().cq_entries());
+        assert_eq!(params.cq_entries, 64);
+        assert_eq!(
+            params.features & 1,
+            u32::from(uring.params().is_feature_single_mmap())
+        );
+        // The kernel lays the SQ ring's words out in this order.
+        let off = &params.sq_off;
+        assert!(off.head < off.tail && off.tail < off.ring_mask && off.ring_mask < off.array);
+        let off = &params.cq_off;
+        assert!(off.head < off.tail && off.tail < off.ring_mask && off.ring_mask < off.cqes);
+    }
+
     use io_uring::squeue::{Entry, Flags};
     use io_uring::{opcode, types::Fd};
 

@@ -21,7 +21,7 @@
 //!
 //! ## The rule
 //!
-//! A handled op ([`Handled`]) is a cell like any other: the ring's slab holds it from
+//! A handled op ([`Handled`]) is a cell like any other: the ring's in-flight table holds it from
 //! submission to its final CQE, so its data (the buffer a send reads, the socket it
 //! names) lives until the kernel is done with it. But no waiter shares its state word.
 //! The ring hands each CQE to [`Handled::on_cqe`] instead of recording it, on its own
@@ -145,16 +145,17 @@ impl Dispatch<'_> {
 
 /// Submits `op` on `ring`. On success, returns a reference to its cell (to cancel it
 /// by) and what a task dump should say a poll waiting on it waits on; on error, the op.
-pub(crate) fn submit_on<T: Handled>(
-    ring: &dyn Resubmit,
+#[inline]
+pub(crate) fn submit_on<T: Handled, R: Resubmit>(
+    ring: &R,
     op: T,
 ) -> Result<(CellHandle, PendingOp), (T, io::Error)> {
     let (ring_ref, ours) = new_handled(op);
-    // SAFETY: the cell is not shared yet: nobody else touches its data.
-    let mut sqe = unsafe { HandledCell::<T>::of(&ours).build() };
-    let pending = PendingOp::of_sqe(&sqe);
-    match ring.submit_cell(&mut sqe, ring_ref) {
-        Ok(()) => Ok((ours, pending)),
+    // SAFETY: the build runs before the SQE is queued, so the cell is not shared yet:
+    // nobody else touches its data.
+    let build = || unsafe { HandledCell::<T>::of(&ours).build() };
+    match ring.submit_cell_in_place(build, ring_ref) {
+        Ok(pending) => Ok((ours, pending)),
         Err((err, ring_ref)) => {
             drop(ring_ref);
             // The submission failed and the ring let go of its reference; the kernel

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use io_uring::squeue;
 
 use crate::cell::{self, CellHandle, Header, MultishotRef, OpRef};
-use crate::context::{self, Target};
+use crate::context;
 use crate::cqe::Cqe;
 use crate::handle::RingHandle;
 use crate::operation::{MultishotOperation, Operation};
@@ -81,6 +81,7 @@ impl<T: Operation> Op<T> {
 impl<T: Operation> Future for Op<T> {
     type Output = T::Output;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
         // The poll that waits on a submitted op, kept apart from the first one (which
@@ -106,14 +107,15 @@ impl<T: Operation> Op<T> {
             OpState::Unsubmitted(data) => {
                 let data = data.take().expect("op data present before submission");
                 let (cell, handle) = OpRef::new(data);
-                // SAFETY: the cell is not shared yet; this is its only build.
-                let mut sqe = unsafe { cell.build_sqe() };
-                // SAFETY: as above; this is the only registration before submission.
+                // SAFETY: the cell is not shared yet; this is the only registration
+                // before submission.
                 unsafe { cell.register_unshared(cx.waker()) };
-                let wait = PendingOp::of_sqe(&sqe);
-                match submit(&mut sqe, handle) {
+                // SAFETY: the build runs before the SQE is queued, so the cell is still
+                // not shared; `submit` calls it once.
+                let build = || unsafe { cell.build_sqe() };
+                match submit(build, handle) {
                     // The waker is in the cell: a CQE from now on wakes it.
-                    Ok(ring) => {
+                    Ok((ring, wait)) => {
                         wait.report();
                         self.state = OpState::Submitted { cell, ring, wait };
                         Poll::Pending
@@ -141,7 +143,20 @@ impl<T: Operation> Op<T> {
 }
 
 impl<T: Operation> Drop for Op<T> {
+    #[inline]
     fn drop(&mut self) {
+        // Inlined: most ops are dropped done, and that check is all they cost.
+        if let OpState::Submitted { .. } = &self.state {
+            self.drop_in_flight();
+        }
+    }
+}
+
+impl<T: Operation> Op<T> {
+    /// Dropping an op still in flight: gives up its result and cancels it.
+    #[cold]
+    #[inline(never)]
+    fn drop_in_flight(&mut self) {
         if let OpState::Submitted { cell, ring, .. } = &self.state {
             if cell.orphan() {
                 request_cancel(*ring, cell.header());
@@ -200,10 +215,10 @@ impl<T: MultishotOperation> Multishot<T> {
                 MultishotState::Unsubmitted(data) => {
                     let data = data.take().expect("op data present before submission");
                     let (cell, handle) = MultishotRef::new(data);
-                    let mut sqe = cell.build_sqe();
-                    let wait = PendingOp::of_sqe(&sqe);
-                    match submit(&mut sqe, handle) {
-                        Ok(ring) => self.state = MultishotState::Submitted { cell, ring, wait },
+                    match submit(|| cell.build_sqe(), handle) {
+                        Ok((ring, wait)) => {
+                            self.state = MultishotState::Submitted { cell, ring, wait };
+                        }
                         Err(err) => {
                             let item = cell.item_for(Cqe::from_error(&err));
                             self.state = MultishotState::Failed;
@@ -260,25 +275,41 @@ impl<T: MultishotOperation> fmt::Debug for Multishot<T> {
 }
 
 /// Sends an op to the ring this thread submits to, handing it the ring's reference to
-/// the cell. Returns the ring's id.
-fn submit(sqe: &mut squeue::Entry, op: CellHandle) -> io::Result<u32> {
-    match context::target() {
-        Some(Target::Local(ring)) => {
-            ring.submit(sqe, op).map_err(|(err, _)| err)?;
-            Ok(ring.shared.id)
-        }
-        Some(Target::Remote(shared)) => {
-            let handle = RingHandle::new(shared);
-            match handle.submit_remote(sqe.clone(), cell::remote(op)) {
-                Ok(()) => Ok(handle.id()),
-                // Same answer as for ops in flight when a ring is dropped.
-                Err(_) => Err(io::Error::from_raw_os_error(libc::ECANCELED)),
-            }
-        }
-        None => panic!(
+/// the cell; `build` makes its SQE, once. Returns the ring's id and what a task dump
+/// shows the op waiting on. Inlined: it runs once per op, and the local path is a
+/// handful of instructions besides the ring's own.
+#[inline]
+fn submit(build: impl FnOnce() -> squeue::Entry, op: CellHandle) -> io::Result<(u32, PendingOp)> {
+    let mut args = Some((build, op));
+    let local = context::with_local(|ring| {
+        let (build, op) = args.take().expect("the op is taken once");
+        let wait = ring.submit_in_place(build, op).map_err(|(err, _)| err)?;
+        Ok((ring.shared.id, wait))
+    });
+    if let Some(submitted) = local {
+        return submitted;
+    }
+    let (build, op) = args.expect("the op is still here when there is no local ring");
+    let sqe = build();
+    let wait = PendingOp::of_sqe(&sqe);
+    submit_remote(&sqe, op).map(|ring| (ring, wait))
+}
+
+/// [`submit`] from a thread with no ring of its own: through its fallback's mailbox.
+#[cold]
+#[inline(never)]
+fn submit_remote(sqe: &squeue::Entry, op: CellHandle) -> io::Result<u32> {
+    let Some(shared) = context::fallback() else {
+        panic!(
             "uringo: an io_uring op was polled on a thread with no ring; ops must run inside a \
              uringo runtime (or inside Ring::block_on / after Ring::enter)"
-        ),
+        )
+    };
+    let handle = RingHandle::new(shared);
+    match handle.submit_remote(sqe.clone(), cell::remote(op)) {
+        Ok(()) => Ok(handle.id()),
+        // Same answer as for ops in flight when a ring is dropped.
+        Err(_) => Err(io::Error::from_raw_os_error(libc::ECANCELED)),
     }
 }
 

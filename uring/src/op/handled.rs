@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use crate::cell::{self, CellHandle, Handled};
-use crate::context::{self, Target};
+use crate::context;
 use crate::pending::PendingOp;
 
 use super::future::request_cancel;
@@ -115,14 +115,19 @@ impl fmt::Debug for HandledRef {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn submit_handled<T: Handled>(op: T) -> Result<HandledRef, (T, io::Error)> {
-    let Some(Target::Local(ring)) = context::target() else {
+    let mut op = Some(op);
+    let submitted = context::with_local(|ring| {
+        let op = op.take().expect("the op is taken once");
+        let (cell, pending) = cell::submit_handled_on(ring, op)?;
+        Ok(HandledRef {
+            cell,
+            ring: ring.shared.id,
+            pending,
+        })
+    });
+    submitted.unwrap_or_else(|| {
+        let op = op.expect("the op is still here when there is no local ring");
         let why = "handled ops are submitted only on the thread that owns the ring";
-        return Err((op, io::Error::new(io::ErrorKind::Unsupported, why)));
-    };
-    let (cell, pending) = cell::submit_handled_on(&*ring, op)?;
-    Ok(HandledRef {
-        cell,
-        ring: ring.shared.id,
-        pending,
+        Err((op, io::Error::new(io::ErrorKind::Unsupported, why)))
     })
 }

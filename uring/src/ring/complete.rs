@@ -2,7 +2,7 @@
 //!
 //! A CQE is copied out of the CQ in small batches and dispatched with no borrow of the
 //! ring held, because dispatching wakes tasks and a waker may re-enter the ring (to send
-//! a MSG_RING, say). The slab entry of a user op goes at its final CQE (the one without
+//! a MSG_RING, say). The in-flight entry of a user op goes at its final CQE (the one without
 //! `IORING_CQE_F_MORE`), and with it the last reference the ring holds on the op's
 //! buffers: that is the moment the kernel is done with them, and not before.
 //!
@@ -75,18 +75,7 @@ impl RingInner {
                 }
             }
             if n < CQE_BATCH {
-                let mut uring = self.uring.borrow_mut();
-                for entry in uring.completion() {
-                    let raw = RawCqe::from(&entry);
-                    if self.lost(&raw) {
-                        continue;
-                    }
-                    batch[n].write(raw);
-                    n += 1;
-                    if n == CQE_BATCH {
-                        break;
-                    }
-                }
+                n += self.cq.take(&mut batch[n..], |raw| !self.lost(raw));
             }
             for cqe in &batch[..n] {
                 // SAFETY: the first `n` entries of the batch were written above.
@@ -137,11 +126,14 @@ impl RingInner {
         }
         let cqe = raw.cqe;
         let last = !cqueue::more(cqe.flags);
-        let key = raw.user_data as usize;
+        let key = raw.user_data;
         let op = if last {
-            self.slots.borrow_mut().try_remove(key)
+            self.in_flight.remove(key)
         } else {
-            self.slots.borrow().get(key).cloned()
+            // SAFETY: the table holds a reference to the op, so the cell is alive.
+            self.in_flight
+                .get(key)
+                .map(|op| unsafe { op.as_ref() }.handle())
         };
         // A CQE carrying a provided buffer: the pool's free count drops now, on the
         // owner, so a stream starved by ENOBUFS never sees a stale count.

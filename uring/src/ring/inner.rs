@@ -10,11 +10,13 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use io_uring::{IoUring, Probe};
-use slab::Slab;
 
+use super::cq::CqReader;
 use super::features::RingFeatures;
+use super::in_flight::InFlight;
+use super::sq::SqWriter;
 use crate::buf_ring::BufRings;
-use crate::cell::{CellHandle, Header};
+use crate::cell::CellHandle;
 use crate::cqe::RawCqe;
 use crate::fault::Faults;
 use crate::shared::RingShared;
@@ -23,9 +25,15 @@ use crate::sys::EnterTarget;
 
 pub(crate) struct RingInner {
     pub(super) uring: RefCell<IoUring>,
-    /// In-flight user ops by user_data. The slab's reference keeps each op's data (and so
-    /// every buffer the kernel was given) alive until the op's final CQE.
-    pub(super) slots: RefCell<Slab<CellHandle>>,
+    /// The SQ, mapped a second time so ops are built where the kernel reads them
+    /// (`sq.rs`). This and `cq` are declared after `uring`, so they are unmapped after
+    /// the ring is shut down.
+    pub(super) sq: SqWriter,
+    /// The CQ, mapped a second time so the drain reads CQEs in place (`cq.rs`).
+    pub(super) cq: CqReader,
+    /// In-flight user ops by user_data (`in_flight.rs`). The table's reference keeps each
+    /// op's data (and so every buffer the kernel was given) alive until its final CQE.
+    pub(super) in_flight: InFlight,
     /// CQEs pulled out of the CQ to make room while submitting (EBUSY); dispatched first
     /// by the next drain.
     pub(super) backlog: RefCell<VecDeque<RawCqe>>,
@@ -71,7 +79,7 @@ pub(super) struct Reconcile {
 impl RingInner {
     /// Stores the in-flight gauge other threads read.
     pub(super) fn publish_in_flight(&self) {
-        let n = self.slots.borrow().len() as u64;
+        let n = self.in_flight.len() as u64;
         self.shared.counters.in_flight.store(n, Ordering::Relaxed);
     }
 }
@@ -80,9 +88,4 @@ impl Drop for RingInner {
     fn drop(&mut self) {
         self.shut_down();
     }
-}
-
-/// Same op: the slab's handle refers to `cell`.
-pub(super) fn same_op(slot: &CellHandle, cell: &Header) -> bool {
-    slot.is(cell)
 }

@@ -4,7 +4,7 @@
 //! an overflow list, but that list is allocated as it grows (atomically, in completion
 //! context), and when an allocation fails the CQE is lost. The kernel then says so,
 //! once, by failing the next enter that would wait with EBADR. It cannot say whose CQE
-//! it was. Doing nothing would leave that op in the slab forever: its task would never
+//! it was. Doing nothing would leave that op in flight forever: its task would never
 //! wake, and dropping the ring would wait out its timeout and leak the op's buffers.
 //!
 //! The only way to learn which ops the kernel still has is to ask it to cancel each
@@ -29,12 +29,12 @@ use std::collections::HashMap;
 
 use io_uring::opcode;
 
-use super::inner::{same_op, Reconcile, RingInner};
+use super::inner::{Reconcile, RingInner};
 use crate::cell::CellHandle;
 use crate::cqe::{token, Cqe};
 use crate::metrics::Counters;
 
-/// The payload that stands for the eventfd read in a round (slab keys stay far below).
+/// The payload that stands for the eventfd read in a round (in-flight keys stay far below).
 const EVENTFD: u32 = u32::MAX;
 
 impl RingInner {
@@ -57,10 +57,10 @@ impl RingInner {
     /// Starts a round: one cancel per op in flight, answered with its result.
     fn ask_kernel(&self) {
         let ops: Vec<(u32, CellHandle)> = self
-            .slots
-            .borrow()
-            .iter()
-            .filter_map(|(key, op)| Some((u32::try_from(key).ok()?, op.clone())))
+            .in_flight
+            .snapshot()
+            .into_iter()
+            .filter_map(|(key, op)| Some((u32::try_from(key).ok()?, op)))
             .filter(|(key, _)| *key != EVENTFD)
             .collect();
         let mut asked = HashMap::with_capacity(ops.len());
@@ -141,16 +141,13 @@ impl RingInner {
             let Some(op) = round.asked.get(&payload) else {
                 continue;
             };
-            let key = payload as usize;
-            let still_here = self
-                .slots
-                .borrow()
-                .get(key)
-                .is_some_and(|slot| same_op(slot, op));
-            if !still_here {
+            let key = u64::from(payload);
+            if !self.in_flight.holds(key, op) {
                 continue;
             }
-            let op = self.slots.borrow_mut().remove(key);
+            let Some(op) = self.in_flight.remove(key) else {
+                continue;
+            };
             tracing::warn!(ring = self.shared.id, user_data = key, "op's CQE was lost");
             let cqe = Cqe {
                 result: -libc::EBADR,

@@ -28,11 +28,14 @@ use crate::metrics::RingMetrics;
 
 mod builder;
 mod complete;
+mod cq;
 mod features;
+mod in_flight;
 pub(crate) mod inner;
 mod lost;
 mod setup;
 mod shutdown;
+mod sq;
 mod submit;
 mod wake;
 
@@ -110,7 +113,7 @@ impl Ring {
 
     /// Number of user ops in flight (submitted, final CQE not yet reaped).
     pub fn in_flight(&self) -> usize {
-        self.inner.slots.borrow().len()
+        self.inner.in_flight.len()
     }
 
     /// Arms `fault`: the ring meets it where the kernel's failure would surface (test

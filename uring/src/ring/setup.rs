@@ -20,11 +20,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
-use slab::Slab;
 
 use super::builder::RingBuilder;
+use super::cq::CqReader;
 use super::features::{KernelFeature, RingFeatures};
+use super::in_flight::InFlight;
 use super::inner::RingInner;
+use super::sq::SqWriter;
 use crate::buf_ring::BufRings;
 use crate::cqe::token;
 use crate::error::{kernel_lacks, setup_failed};
@@ -96,9 +98,13 @@ impl RingInner {
         let shared = RingShared::new(id, ring_fd)?;
         tracing::debug!(ring = id, %features, "io_uring ring created");
 
+        let sq = SqWriter::map(&uring)?;
+        let cq = CqReader::map(&uring)?;
         let inner = Rc::new(RingInner {
             uring: RefCell::new(uring),
-            slots: RefCell::new(Slab::with_capacity(features.sq_entries as usize)),
+            sq,
+            cq,
+            in_flight: InFlight::with_capacity(features.sq_entries as usize),
             backlog: RefCell::new(VecDeque::new()),
             buf_rings: RefCell::new(BufRings::new(
                 features.buf_ring_incremental,

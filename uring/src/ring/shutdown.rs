@@ -1,7 +1,7 @@
 //! Dropping a ring without freeing memory the kernel still owns.
 //!
 //! The kernel owns an op's buffers from submission to its final CQE (design invariant
-//! 2), and the ring's slab holds them for it. Dropping the ring must therefore cancel
+//! 2), and the ring's in-flight table holds them for it. Dropping the ring must therefore cancel
 //! everything in flight and wait for the CQEs that say the kernel let go. The wait is
 //! bounded (a filesystem op can be uncancellable for a long time); whatever the kernel
 //! still holds when it ends is leaked on purpose, because freeing it would let the
@@ -28,7 +28,7 @@ impl RingInner {
     pub(super) fn shut_down(&self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.fail_mailbox();
-        let in_flight = || self.slots.borrow().len() + usize::from(self.eventfd_armed.get());
+        let in_flight = || self.in_flight.len() + usize::from(self.eventfd_armed.get());
         if in_flight() > 0 {
             tracing::debug!(
                 ring = self.shared.id,
@@ -37,14 +37,12 @@ impl RingInner {
             );
             self.cancel_all_and_wait(in_flight);
         }
-        let leaked = self.slots.borrow().len();
+        let leaked = self.in_flight.len();
         if leaked > 0 {
             Counters::bump(&self.shared.counters.leaked_ops, leaked as u64);
             tracing::error!(ring = self.shared.id, leaked,
                 "ops still in the kernel after the drop timeout; leaking their buffers instead of freeing memory the kernel may write");
-            for op in self.slots.borrow_mut().drain() {
-                std::mem::forget(op);
-            }
+            self.in_flight.leak_all();
             self.buf_rings.borrow_mut().leak_all();
         } else {
             let uring = self.uring.borrow();

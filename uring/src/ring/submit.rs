@@ -15,15 +15,18 @@ use std::time::Duration;
 
 use io_uring::{opcode, squeue};
 
-use super::inner::{same_op, RingInner};
+use super::inner::RingInner;
+use crate::buf_ring::BufSelect;
 use crate::cell::{CellHandle, Header, Resubmit};
 use crate::cqe::token;
 use crate::metrics::Counters;
+use crate::pending::PendingOp;
 use crate::shared::Request;
 use crate::sync::Ordering;
 use crate::sys::{self, GeteventsArg, KernelTimespec};
 
 impl Resubmit for RingInner {
+    #[inline]
     fn submit_cell(
         &self,
         sqe: &mut squeue::Entry,
@@ -34,58 +37,131 @@ impl Resubmit for RingInner {
         }
         self.submit(sqe, op)
     }
+
+    #[inline]
+    fn submit_cell_in_place(
+        &self,
+        build: impl FnOnce() -> squeue::Entry,
+        op: CellHandle,
+    ) -> Result<PendingOp, (io::Error, CellHandle)> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err((io::Error::from_raw_os_error(libc::ECANCELED), op));
+        }
+        self.submit_in_place(build, op)
+    }
 }
 
 impl RingInner {
-    /// Submits a user op: assigns its user_data and queues its SQE. On error the op was
-    /// not queued and the kernel never saw its data.
+    /// Submits a user op whose SQE is already built: assigns its user_data and queues a
+    /// copy of it. On error the op was not queued and the kernel never saw its data; the
+    /// ring's reference comes back with the error, so that a caller holding no other can
+    /// still take its data back.
     ///
-    /// The SQE is taken by reference and finished in place: it is 64 bytes, and each
-    /// move on its way to the SQ was a copy.
-    ///
-    /// On error the ring's reference comes back with it, so that a caller holding no
-    /// other can still take its data back.
+    /// Ops a task submits go through [`RingInner::submit_in_place`] instead, which does
+    /// not copy; this is for SQEs that exist before their ring is known (a mailbox's, a
+    /// handler's follow-up).
+    #[inline]
     pub(crate) fn submit(
         &self,
         sqe: &mut squeue::Entry,
         op: CellHandle,
     ) -> Result<(), (io::Error, CellHandle)> {
-        if let Some(select) = op.buf_select() {
-            // The pool's buffer ring must exist on this ring before the kernel sees an SQE
-            // naming its group; registering here, on the owner, covers remote submissions.
-            let uring = self.uring.borrow();
-            let bound =
-                self.buf_rings
-                    .borrow_mut()
-                    .bind(self.shared.id, &uring, select, &self.faults);
-            if let Err(err) = bound {
-                drop(uring);
-                return Err((err, op));
-            }
-            if select.takes_bundles() {
-                sys::mark_recv_bundle(sqe);
-            }
+        let bundle = match self.prepare(&op) {
+            Ok(bundle) => bundle,
+            Err(err) => return Err((err, op)),
+        };
+        if bundle {
+            sys::mark_recv_bundle(sqe);
         }
-        let key = self.slots.borrow().vacant_key() as u64;
-        op.set_key(key);
+        let key = self.in_flight.next_key();
         sys::set_user_data(sqe, key);
         if let Err(err) = self.push_sqe(sqe) {
             return Err((err, op));
         }
-        let in_flight = {
-            let mut slots = self.slots.borrow_mut();
-            let actual = slots.insert(op) as u64;
-            debug_assert_eq!(actual, key);
-            slots.len() as u64
+        self.track(key, op);
+        Ok(())
+    }
+
+    /// Submits a user op, building its SQE with `build` straight into the SQ (`sq.rs`
+    /// says why). Returns what a task dump shows the op waiting on. Errors as for
+    /// [`RingInner::submit`].
+    #[inline]
+    pub(crate) fn submit_in_place(
+        &self,
+        build: impl FnOnce() -> squeue::Entry,
+        op: CellHandle,
+    ) -> Result<PendingOp, (io::Error, CellHandle)> {
+        let bundle = match self.prepare(&op) {
+            Ok(bundle) => bundle,
+            Err(err) => return Err((err, op)),
         };
+        if let Some(errno) = self.faults.push() {
+            return Err((io::Error::from_raw_os_error(errno), op));
+        }
+        let Some(mut slot) = self.sq.slot() else {
+            // The SQ is full: the copying path submits to make room.
+            let mut sqe = build();
+            let wait = PendingOp::of_sqe(&sqe);
+            return self.submit(&mut sqe, op).map(|()| wait);
+        };
+        slot.write(build());
+        let sqe = slot.entry();
+        if bundle {
+            sys::mark_recv_bundle(sqe);
+        }
+        let key = self.in_flight.next_key();
+        sys::set_user_data(sqe, key);
+        let wait = PendingOp::of_sqe(sqe);
+        slot.publish();
+        self.track(key, op);
+        Ok(wait)
+    }
+
+    /// What a user op needs before its SQE is queued: the buffer ring it selects from
+    /// registered on this ring. Returns whether the SQE must be marked a bundle.
+    #[inline(always)]
+    fn prepare(&self, op: &CellHandle) -> io::Result<bool> {
+        match op.buf_select() {
+            None => Ok(false),
+            Some(select) => self.bind_buf_ring(select),
+        }
+    }
+
+    /// [`RingInner::prepare`] for an op that selects buffers.
+    #[inline(never)]
+    fn bind_buf_ring(&self, select: &BufSelect) -> io::Result<bool> {
+        // The pool's buffer ring must exist on this ring before the kernel sees an SQE
+        // naming its group; registering here, on the owner, covers remote submissions.
+        let uring = self.uring.borrow();
+        self.buf_rings
+            .borrow_mut()
+            .bind(self.shared.id, &uring, select, &self.faults)?;
+        Ok(select.takes_bundles())
+    }
+
+    /// Records a queued op as in flight under `key`, with the ring's reference.
+    #[inline(always)]
+    fn track(&self, key: u64, op: CellHandle) {
+        op.set_key(key);
+        let actual = self.in_flight.insert(op);
+        debug_assert_eq!(actual, key);
+        let in_flight = self.in_flight.len() as u64;
         Counters::bump(&self.shared.counters.submitted, 1);
-        // The in-flight gauge (`publish_in_flight`), from the borrow we already hold.
+        // The in-flight gauge (`publish_in_flight`).
         self.shared
             .counters
             .in_flight
             .store(in_flight, Ordering::Relaxed);
+        if tracing::level_enabled!(tracing::Level::TRACE) {
+            self.trace_submitted(key);
+        }
+    }
+
+    /// The trace event of a submission, kept out of the inlined submit path.
+    #[cold]
+    #[inline(never)]
+    fn trace_submitted(&self, key: u64) {
         tracing::trace!(ring = self.shared.id, user_data = key, "op submitted");
-        Ok(())
     }
 
     /// Requests cancellation of `op` if it is still in flight on this ring.
@@ -95,13 +171,7 @@ impl RingInner {
             self.drain_mailbox();
         }
         let key = op.key();
-        let live = usize::try_from(key).ok().is_some_and(|key| {
-            self.slots
-                .borrow()
-                .get(key)
-                .is_some_and(|slot| same_op(slot, op))
-        });
-        if !live || !op.mark_cancel() {
+        if !self.in_flight.holds(key, op) || !op.mark_cancel() {
             return;
         }
         Counters::bump(&self.shared.counters.cancels, 1);
@@ -116,23 +186,42 @@ impl RingInner {
     }
 
     /// Queues an SQE; when the SQ is full, submits it to make room.
+    ///
+    /// Inlined into the submit path, which runs once per op; a full SQ takes the
+    /// outlined [`RingInner::push_sqe_full`].
+    #[inline]
     pub(super) fn push_sqe(&self, sqe: &squeue::Entry) -> io::Result<()> {
         if let Some(errno) = self.faults.push() {
             return Err(io::Error::from_raw_os_error(errno));
         }
+        if self.try_push_sqe(sqe) {
+            return Ok(());
+        }
+        self.push_sqe_full(sqe)
+    }
+
+    /// Pushes an SQE if the SQ has room.
+    #[inline]
+    fn try_push_sqe(&self, sqe: &squeue::Entry) -> bool {
+        let mut uring = self.uring.borrow_mut();
+        // Every pointer in an SQE we push refers to memory owned by an op cell that the
+        // in-flight table (or, for internal SQEs, the ring) keeps alive until the SQE's
+        // final CQE.
+        // SAFETY: so the kernel may use it until then.
+        let pushed = unsafe { uring.submission().push(sqe) }.is_ok();
+        pushed
+    }
+
+    /// [`RingInner::push_sqe`] into a full SQ: submits to make room, then pushes.
+    #[cold]
+    #[inline(never)]
+    fn push_sqe_full(&self, sqe: &squeue::Entry) -> io::Result<()> {
         loop {
-            {
-                let mut uring = self.uring.borrow_mut();
-                // Every pointer in an SQE we push refers to memory owned by an op cell that
-                // the slab (or, for internal SQEs, the ring) keeps alive until the SQE's
-                // final CQE.
-                // SAFETY: so the kernel may use it until then.
-                if unsafe { uring.submission().push(sqe) }.is_ok() {
-                    return Ok(());
-                }
-            }
             Counters::bump(&self.shared.counters.sq_full_submits, 1);
             self.enter_kernel(0, None)?;
+            if self.try_push_sqe(sqe) {
+                return Ok(());
+            }
         }
     }
 

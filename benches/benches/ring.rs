@@ -10,7 +10,7 @@
 //! - `wake/msg_ring`, `wake/eventfd`: ping-pong between two threads that each own a
 //!   ring and park in it; each iteration is one wake of a parked ring (half a round trip).
 //!
-//! Run: `cargo bench -p uringo-uring --bench ring`
+//! Run: `cargo bench -p uringo-benches --bench ring`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
