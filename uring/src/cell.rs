@@ -72,28 +72,29 @@ pub(crate) type Handler = unsafe fn(&Header, &dyn Resubmit, Cqe, u32, bool);
 /// What a handled op may ask of the ring that dispatches its CQE. The ring implements
 /// it, so that the cells, which sit below the ring, need not know it.
 pub(crate) trait Resubmit {
-    /// Submits the op of `op`'s cell with `sqe` (the ring's `submit`); refuses once the
-    /// ring is closing. On error, `op` comes back.
-    fn submit_cell(
+    /// Submits the op of `op`'s cell with the SQE `write` writes into the place it is
+    /// given: the SQ itself where the ring can (`ring/sq.rs`). Refuses once the ring is
+    /// closing. Returns what a task dump shows the op waiting on; on error, `op` comes
+    /// back. `write` runs once, and must not submit.
+    fn submit_cell_written(
         &self,
-        sqe: &mut io_uring::squeue::Entry,
+        write: &mut dyn FnMut(&mut std::mem::MaybeUninit<io_uring::squeue::Entry>),
         op: CellHandle,
-    ) -> Result<(), (io::Error, CellHandle)>;
+    ) -> Result<PendingOp, (io::Error, CellHandle)>;
+}
 
-    /// [`Resubmit::submit_cell`] with the SQE built by `build`, where the ring can build
-    /// it in place (`ring/sq.rs`). Returns what a task dump shows the op waiting on.
-    fn submit_cell_in_place(
-        &self,
-        build: impl FnOnce() -> io_uring::squeue::Entry,
-        op: CellHandle,
-    ) -> Result<PendingOp, (io::Error, CellHandle)>
-    where
-        Self: Sized,
-    {
-        let mut sqe = build();
-        let wait = PendingOp::of_sqe(&sqe);
-        self.submit_cell(&mut sqe, op).map(|()| wait)
-    }
+/// Submits `op` on `ring` with the SQE `build` makes, built in place where the ring can.
+#[inline]
+pub(crate) fn submit_built<R: Resubmit + ?Sized>(
+    ring: &R,
+    build: impl FnOnce() -> io_uring::squeue::Entry,
+    op: CellHandle,
+) -> Result<PendingOp, (io::Error, CellHandle)> {
+    let mut build = Some(build);
+    let mut write = |place: &mut std::mem::MaybeUninit<io_uring::squeue::Entry>| {
+        place.write(build.take().expect("an SQE is built once")());
+    };
+    ring.submit_cell_written(&mut write, op)
 }
 
 /// The identity of a waker (`Waker::will_wake` compares exactly these).
@@ -1192,11 +1193,11 @@ mod loom_models {
     struct NoRing;
 
     impl super::Resubmit for NoRing {
-        fn submit_cell(
+        fn submit_cell_written(
             &self,
-            _sqe: &mut io_uring::squeue::Entry,
+            _write: &mut dyn FnMut(&mut std::mem::MaybeUninit<io_uring::squeue::Entry>),
             op: CellHandle,
-        ) -> Result<(), (std::io::Error, CellHandle)> {
+        ) -> Result<crate::pending::PendingOp, (std::io::Error, CellHandle)> {
             Err((std::io::Error::from_raw_os_error(libc::ECANCELED), op))
         }
     }

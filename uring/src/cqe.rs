@@ -15,6 +15,7 @@ use std::io;
 
 /// One completion queue entry, as an op sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Cqe {
     /// The raw result: a byte count, an fd, 0, or `-errno`.
     pub result: i32,
@@ -42,12 +43,16 @@ impl Cqe {
 }
 
 /// A CQE as it leaves the completion queue: the op's view plus the user_data that says
-/// whose it is.
+/// whose it is. Laid out as the kernel's `struct io_uring_cqe` (without `CQE32`), so one
+/// is copied out of the CQ whole (`ring/cq.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct RawCqe {
     pub(crate) user_data: u64,
     pub(crate) cqe: Cqe,
 }
+
+const _: () = assert!(std::mem::size_of::<RawCqe>() == 16);
 
 impl From<&io_uring::cqueue::Entry> for RawCqe {
     fn from(entry: &io_uring::cqueue::Entry) -> Self {

@@ -23,7 +23,8 @@ pub unsafe trait Operation: core::marker::Send + Unpin + 'static {
     /// What awaiting the op yields.
     type Output;
 
-    /// Builds the SQE (user_data is set by the ring).
+    /// Builds the SQE (user_data is set by the ring). The ring writes it straight into
+    /// its SQ, so `build` must not submit another op: doing so panics.
     fn build(&mut self) -> squeue::Entry;
 
     /// Turns the final CQE into the output, giving back any buffers.
@@ -59,7 +60,8 @@ pub unsafe trait MultishotOperation: core::marker::Send + Sync + 'static {
     /// What each CQE becomes.
     type Item;
 
-    /// Builds the SQE (user_data is set by the ring).
+    /// Builds the SQE (user_data is set by the ring). As for [`Operation::build`], it
+    /// must not submit another op.
     fn build(&self) -> squeue::Entry;
 
     /// Turns one CQE into an item.

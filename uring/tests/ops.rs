@@ -513,3 +513,44 @@ fn op_polled_on_a_thread_without_a_ring_panics_with_a_clear_message() {
         .unwrap();
     assert!(msg.contains("no ring"), "{msg}");
 }
+
+/// An op whose build submits another op, which the `Operation` contract forbids: the
+/// ring builds SQEs in place, so a nested submission would take the same SQ entry.
+struct SubmitsInBuild;
+
+// SAFETY: the SQE carries no pointers (a NOP).
+unsafe impl uringo_uring::op::Operation for SubmitsInBuild {
+    type Output = ();
+
+    fn build(&mut self) -> io_uring::squeue::Entry {
+        let mut nested = Op::new(Nop::new());
+        let _ = poll_once(&mut nested);
+        io_uring::opcode::Nop::new().build()
+    }
+
+    fn complete(self, _: uringo_uring::Cqe) {}
+}
+
+#[test]
+fn a_build_that_submits_panics_and_the_ring_goes_on() {
+    let ring = Ring::new().unwrap();
+    let _enter = ring.enter();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut op = Op::new(SubmitsInBuild);
+        let _ = poll_once(&mut op);
+    }));
+    let message = panicked.expect_err("the nested submission must be refused");
+    let message = message
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| message.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(message.contains("submitted another op"), "{message}");
+    // The refused reservation was given back: the ring submits and completes as before.
+    let mut op = Op::new(Nop::new());
+    assert!(poll_once(&mut op).is_pending());
+    while ring.in_flight() > 0 {
+        ring.submit_and_reap().unwrap();
+    }
+    assert!(poll_once(&mut op).is_ready());
+}

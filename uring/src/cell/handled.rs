@@ -100,7 +100,8 @@ use crate::sync::UnsafeCell;
 /// stay valid under that guarantee. `on_cqe` may move data out of `self` only once the
 /// kernel is done with it (at the final CQE).
 pub unsafe trait Handled: Send + 'static {
-    /// Builds the SQE (user_data is set by the ring).
+    /// Builds the SQE (user_data is set by the ring). The ring writes it straight into
+    /// its SQ, so `build` must not submit another op: doing so panics.
     fn build(&mut self) -> squeue::Entry;
 
     /// Acts on one CQE, on the ring's thread. `buf_start` is where the CQE's bytes start
@@ -128,10 +129,12 @@ impl Dispatch<'_> {
     pub fn submit<T: Handled>(&self, op: T) -> Result<(), (T, io::Error)> {
         // The ring's is the only reference: nobody cancels a follow-up.
         let cell = new_cell(op, 1);
-        // SAFETY: the cell is not shared yet: nobody else touches its data.
-        let mut sqe = unsafe { HandledCell::<T>::of(&cell).build() };
-        match self.ring.submit_cell(&mut sqe, cell) {
-            Ok(()) => Ok(()),
+        let ptr = cell.ptr;
+        // SAFETY: the build runs before the SQE is queued, so the cell is not shared
+        // yet: nobody else touches its data. The ring's reference keeps it alive.
+        let build = || unsafe { HandledCell::<T>::of_ptr(ptr).build() };
+        match super::submit_built(self.ring, build, cell) {
+            Ok(_) => Ok(()),
             Err((err, cell)) => {
                 // The ring gave back its reference, the only one; the kernel never saw
                 // the data.
@@ -146,7 +149,7 @@ impl Dispatch<'_> {
 /// Submits `op` on `ring`. On success, returns a reference to its cell (to cancel it
 /// by) and what a task dump should say a poll waiting on it waits on; on error, the op.
 #[inline]
-pub(crate) fn submit_on<T: Handled, R: Resubmit>(
+pub(crate) fn submit_on<T: Handled, R: Resubmit + ?Sized>(
     ring: &R,
     op: T,
 ) -> Result<(CellHandle, PendingOp), (T, io::Error)> {
@@ -154,7 +157,7 @@ pub(crate) fn submit_on<T: Handled, R: Resubmit>(
     // SAFETY: the build runs before the SQE is queued, so the cell is not shared yet:
     // nobody else touches its data.
     let build = || unsafe { HandledCell::<T>::of(&ours).build() };
-    match ring.submit_cell_in_place(build, ring_ref) {
+    match super::submit_built(ring, build, ring_ref) {
         Ok(pending) => Ok((ours, pending)),
         Err((err, ring_ref)) => {
             drop(ring_ref);
@@ -213,6 +216,15 @@ impl<T: Handled> HandledCell<T> {
         // The table that leads here is a `HandledCell<T>`'s.
         // SAFETY: so `header` is the first field of a `HandledCell<T>`.
         unsafe { &*(header as *const Header).cast::<HandledCell<T>>() }
+    }
+
+    /// [`HandledCell::of`] through a pointer to the header.
+    ///
+    /// # Safety
+    /// `ptr` is a `HandledCell<T>`'s header, alive for `'a` (a reference is held).
+    unsafe fn of_ptr<'a>(ptr: NonNull<Header>) -> &'a HandledCell<T> {
+        // SAFETY: guaranteed by the caller.
+        Self::of(unsafe { ptr.as_ref() })
     }
 
     /// # Safety

@@ -23,16 +23,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use io_uring::IoUring;
 
-use crate::cqe::{Cqe, RawCqe};
+use crate::cqe::RawCqe;
 use crate::sys::{self, Mapping};
-
-/// `struct io_uring_cqe` of a ring without `IORING_SETUP_CQE32`.
-#[repr(C)]
-struct KernelCqe {
-    user_data: u64,
-    res: i32,
-    flags: u32,
-}
 
 /// The owner's in-place view of the CQ (see the module docs).
 pub(crate) struct CqReader {
@@ -41,7 +33,8 @@ pub(crate) struct CqReader {
     _ring: Mapping,
     head: NonNull<AtomicU32>,
     tail: NonNull<AtomicU32>,
-    cqes: NonNull<KernelCqe>,
+    /// The CQE array; a `RawCqe` is laid out as the kernel's `io_uring_cqe`.
+    cqes: NonNull<RawCqe>,
     mask: u32,
 }
 
@@ -50,7 +43,7 @@ impl CqReader {
     pub(crate) fn map(uring: &IoUring) -> io::Result<CqReader> {
         let params = sys::ring_params(uring.params());
         let off = &params.cq_off;
-        let len = off.cqes as usize + params.cq_entries as usize * size_of::<KernelCqe>();
+        let len = off.cqes as usize + params.cq_entries as usize * size_of::<RawCqe>();
         let ring = Mapping::new(uring.as_raw_fd(), len, sys::OFF_CQ_RING)?;
         // SAFETY: the kernel's ring_mask word, inside the mapping (`at` checks), written
         // once at setup.
@@ -79,18 +72,14 @@ impl CqReader {
         let tail = tail_word.load(Ordering::Acquire);
         let mut n = 0;
         while head != tail && n < batch.len() {
+            // Read whole, in one 16-byte piece: the drain reads it back whole, and a copy
+            // assembled from field-sized writes could not be forwarded to that read
+            // (`sq.rs` tells the same story for SQEs).
             // SAFETY: the index is masked into the CQE array, and the entry is below the
             // tail, so the kernel has written it and will not touch it until the head
             // passes it.
-            let cqe = unsafe { &*self.cqes.as_ptr().add((head & self.mask) as usize) };
+            let raw = unsafe { self.cqes.as_ptr().add((head & self.mask) as usize).read() };
             head = head.wrapping_add(1);
-            let raw = RawCqe {
-                user_data: cqe.user_data,
-                cqe: Cqe {
-                    result: cqe.res,
-                    flags: cqe.flags,
-                },
-            };
             if keep(&raw) {
                 batch[n].write(raw);
                 n += 1;

@@ -13,10 +13,13 @@
 //!
 //! # The rule
 //!
-//! Build the SQE where the kernel will read it. [`SqWriter::slot`] hands out the next
+//! Build the SQE where the kernel will read it. [`SqWriter::reserve`] hands out the next
 //! free entry of the SQE array; the op's builder writes into it, the ring fills in the
-//! user_data and any flags, and [`Slot::publish`] moves the tail past it. A slot that is
-//! never published costs nothing: the next one reuses the entry.
+//! user_data and any flags, and [`Reservation::publish`] moves the tail past it. A
+//! reservation dropped unpublished (a refused submission, a build that panicked) costs
+//! nothing: the next one reuses the entry. An op's build runs while its entry is
+//! reserved, so it must not submit; the writer refuses a second reservation, loudly,
+//! rather than lose an SQE.
 //!
 //! The crate keeps everything else: setup, registration, the CQ, and its own
 //! `submission()` for the ring's internal SQEs. The SQ ring and the SQE array are mapped a
@@ -41,7 +44,9 @@
 //! store once it has consumed entries, so a slot is never rewritten while the kernel
 //! still reads it.
 
+use std::cell::Cell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -59,6 +64,8 @@ pub(crate) struct SqWriter {
     tail: NonNull<AtomicU32>,
     mask: u32,
     entries: u32,
+    /// An entry is handed out and neither published nor given back.
+    reserved: Cell<bool>,
 }
 
 impl SqWriter {
@@ -86,12 +93,24 @@ impl SqWriter {
             sqes,
             mask,
             entries,
+            reserved: Cell::new(false),
         })
     }
 
-    /// The next free entry, or `None` when the SQ is full.
+    /// Hands out the next free entry, or `None` when the SQ is full. The entry stays
+    /// the caller's until the returned reservation is published or dropped.
+    ///
+    /// # Panics
+    ///
+    /// While another reservation is out: an op's build, which runs while its entry is
+    /// reserved, submitted another op, which the op traits forbid. Taking the same
+    /// entry twice would lose one of the two SQEs.
     #[inline]
-    pub(crate) fn slot(&self) -> Option<Slot<'_>> {
+    pub(crate) fn reserve(&self) -> Option<Reservation<'_>> {
+        assert!(
+            !self.reserved.get(),
+            "uringo: an op's build() submitted another op; builds must only build"
+        );
         // SAFETY: both words are inside our mapping, which lives as long as `self`.
         let (head, tail) = unsafe {
             (
@@ -106,42 +125,68 @@ impl SqWriter {
         let index = (tail & self.mask) as usize;
         // SAFETY: `index` is below the array's `entries` (the mask is `entries - 1`).
         let entry = unsafe { self.sqes.at::<squeue::Entry>(0).add(index) };
-        Some(Slot {
+        self.reserved.set(true);
+        Some(Reservation {
             sq: self,
             tail,
             entry,
         })
     }
+
+    /// Panics while an entry is reserved: the crate's own queue view must not push
+    /// into it (see [`SqWriter::reserve`]).
+    #[inline]
+    pub(crate) fn assert_unreserved(&self) {
+        assert!(
+            !self.reserved.get(),
+            "uringo: an op's build() submitted another op; builds must only build"
+        );
+    }
 }
 
-/// A free SQE, not yet visible to the kernel.
-pub(crate) struct Slot<'a> {
+/// A free SQE handed out by [`SqWriter::reserve`], not yet visible to the kernel.
+/// Dropping it unpublished gives the entry back.
+pub(crate) struct Reservation<'a> {
     sq: &'a SqWriter,
     tail: u32,
     entry: NonNull<squeue::Entry>,
 }
 
-impl Slot<'_> {
-    /// The entry, to be written in full before [`Slot::publish`].
+impl Reservation<'_> {
+    /// Where the SQE goes.
     #[inline]
-    pub(crate) fn entry(&mut self) -> &mut squeue::Entry {
-        // SAFETY: the entry is past the tail, so the kernel does not read it, and the
-        // slot (borrowed from the owner's writer) is its only handle.
+    pub(crate) fn place(&mut self) -> &mut MaybeUninit<squeue::Entry> {
+        // SAFETY: the entry is past the tail, so the kernel does not read it, and this
+        // reservation is its only handle; `MaybeUninit` makes no claim on its contents.
+        unsafe { self.entry.cast::<MaybeUninit<squeue::Entry>>().as_mut() }
+    }
+
+    /// The SQE written through [`Reservation::place`].
+    ///
+    /// # Safety
+    /// A whole entry has been written there.
+    #[inline]
+    pub(crate) unsafe fn written(&mut self) -> &mut squeue::Entry {
+        // SAFETY: as for `place`, and the caller wrote the entry.
         unsafe { self.entry.as_mut() }
     }
 
-    /// Writes `sqe` into the entry.
-    #[inline]
-    pub(crate) fn write(&mut self, sqe: squeue::Entry) {
-        // SAFETY: as for `entry`; `Entry` has no drop glue, so overwriting is fine.
-        unsafe { self.entry.as_ptr().write(sqe) };
-    }
-
     /// Makes the entry visible to the kernel at the next enter.
+    ///
+    /// # Safety
+    /// A whole entry has been written through [`Reservation::place`].
     #[inline]
-    pub(crate) fn publish(self) {
+    pub(crate) unsafe fn publish(self) {
         // Release: the kernel, which loads the tail with acquire, sees the whole entry.
         // SAFETY: the tail word is inside the writer's mapping.
         unsafe { self.sq.tail.as_ref() }.store(self.tail.wrapping_add(1), Ordering::Release);
+        // Drop clears the reservation.
+    }
+}
+
+impl Drop for Reservation<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.sq.reserved.set(false);
     }
 }

@@ -11,6 +11,7 @@
 //! cancel requests are drained here, on the owner, before each enter.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use io_uring::{opcode, squeue};
@@ -27,27 +28,15 @@ use crate::sys::{self, GeteventsArg, KernelTimespec};
 
 impl Resubmit for RingInner {
     #[inline]
-    fn submit_cell(
+    fn submit_cell_written(
         &self,
-        sqe: &mut squeue::Entry,
-        op: CellHandle,
-    ) -> Result<(), (io::Error, CellHandle)> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err((io::Error::from_raw_os_error(libc::ECANCELED), op));
-        }
-        self.submit(sqe, op)
-    }
-
-    #[inline]
-    fn submit_cell_in_place(
-        &self,
-        build: impl FnOnce() -> squeue::Entry,
+        write: &mut dyn FnMut(&mut MaybeUninit<squeue::Entry>),
         op: CellHandle,
     ) -> Result<PendingOp, (io::Error, CellHandle)> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err((io::Error::from_raw_os_error(libc::ECANCELED), op));
         }
-        self.submit_in_place(build, op)
+        self.submit_written(write, op)
     }
 }
 
@@ -91,6 +80,25 @@ impl RingInner {
         build: impl FnOnce() -> squeue::Entry,
         op: CellHandle,
     ) -> Result<PendingOp, (io::Error, CellHandle)> {
+        let mut build = Some(build);
+        let mut write = |place: &mut MaybeUninit<squeue::Entry>| {
+            place.write(build.take().expect("an SQE is built once")());
+        };
+        self.submit_written(&mut write, op)
+    }
+
+    /// [`RingInner::submit_in_place`] with the SQE written by `write` into the place it
+    /// is given (a closure the caller monomorphizes, so the build is inlined into it and
+    /// its stores land in the SQ even when `write` is reached through `dyn`).
+    #[inline]
+    pub(crate) fn submit_written<W>(
+        &self,
+        write: &mut W,
+        op: CellHandle,
+    ) -> Result<PendingOp, (io::Error, CellHandle)>
+    where
+        W: FnMut(&mut MaybeUninit<squeue::Entry>) + ?Sized,
+    {
         let bundle = match self.prepare(&op) {
             Ok(bundle) => bundle,
             Err(err) => return Err((err, op)),
@@ -98,21 +106,26 @@ impl RingInner {
         if let Some(errno) = self.faults.push() {
             return Err((io::Error::from_raw_os_error(errno), op));
         }
-        let Some(mut slot) = self.sq.slot() else {
+        let Some(mut slot) = self.sq.reserve() else {
             // The SQ is full: the copying path submits to make room.
-            let mut sqe = build();
+            let mut sqe = MaybeUninit::uninit();
+            write(&mut sqe);
+            // SAFETY: `write` wrote a whole entry.
+            let mut sqe = unsafe { sqe.assume_init() };
             let wait = PendingOp::of_sqe(&sqe);
             return self.submit(&mut sqe, op).map(|()| wait);
         };
-        slot.write(build());
-        let sqe = slot.entry();
+        write(slot.place());
+        // SAFETY: `write` wrote a whole entry there.
+        let sqe = unsafe { slot.written() };
         if bundle {
             sys::mark_recv_bundle(sqe);
         }
         let key = self.in_flight.next_key();
         sys::set_user_data(sqe, key);
         let wait = PendingOp::of_sqe(sqe);
-        slot.publish();
+        // SAFETY: the entry is written, user_data and flags included.
+        unsafe { slot.publish() };
         self.track(key, op);
         Ok(wait)
     }
@@ -203,6 +216,7 @@ impl RingInner {
     /// Pushes an SQE if the SQ has room.
     #[inline]
     fn try_push_sqe(&self, sqe: &squeue::Entry) -> bool {
+        self.sq.assert_unreserved();
         let mut uring = self.uring.borrow_mut();
         // Every pointer in an SQE we push refers to memory owned by an op cell that the
         // in-flight table (or, for internal SQEs, the ring) keeps alive until the SQE's
