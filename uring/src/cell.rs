@@ -642,8 +642,8 @@ impl<T> Drop for OpRef<T> {
     fn drop(&mut self) {
         // Usually the owner let go first (it completed the op before waking us), so this
         // is the last reference.
-        // SAFETY: the waiter's reference, given up with the future; the cell is an
-        // `OpCell<T>`.
+        // The cell is an `OpCell<T>`, so its `dealloc` is that type's.
+        // SAFETY: we give up the waiter's reference with the future.
         unsafe { Header::release_ref_last_likely(self.ptr.cast(), OpCell::<T>::dealloc) };
     }
 }

@@ -59,9 +59,9 @@ impl PendingOp {
     /// The op an SQE stands for.
     #[inline]
     pub(crate) fn of_sqe(sqe: &io_uring::squeue::Entry) -> PendingOp {
-        // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's `io_uring_sqe`,
-        // whose layout is ABI: `opcode` is the byte at offset 0 and `fd` the i32 at
-        // offset 4.
+        // `squeue::Entry` is `#[repr(C)]` around the kernel's `io_uring_sqe`, whose
+        // layout is ABI: `opcode` is the byte at offset 0 and `fd` the i32 at offset 4.
+        // SAFETY: so both reads are inside the entry and of initialized bytes.
         let (opcode, fd) = unsafe {
             let base = sqe as *const io_uring::squeue::Entry as *const u8;
             (*base, (base.add(4) as *const i32).read_unaligned())

@@ -80,8 +80,8 @@ pub(crate) struct Mapping {
 
 impl Mapping {
     pub(crate) fn new(fd: i32, len: usize, offset: libc::off_t) -> io::Result<Mapping> {
-        // SAFETY: a fresh shared mapping of the ring's fd; nothing else is at the address
-        // the kernel picks.
+        // Nothing of ours is at the address the kernel picks.
+        // SAFETY: a fresh shared mapping of the ring's fd.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -109,8 +109,8 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: our own mapping, unmapped once; whatever points into it is dropped with
-        // it (its owner holds it for exactly that long).
+        // Whatever points into it is dropped with it (its owner holds it that long).
+        // SAFETY: our own mapping, unmapped once.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }

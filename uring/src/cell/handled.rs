@@ -130,8 +130,9 @@ impl Dispatch<'_> {
         // The ring's is the only reference: nobody cancels a follow-up.
         let cell = new_cell(op, 1);
         let ptr = cell.ptr;
-        // SAFETY: the build runs before the SQE is queued, so the cell is not shared
-        // yet: nobody else touches its data. The ring's reference keeps it alive.
+        // The build runs before the SQE is queued, so the cell is not shared yet, and
+        // the ring's reference keeps it alive.
+        // SAFETY: so nobody else touches its data while `build` reads it.
         let build = || unsafe { HandledCell::<T>::of_ptr(ptr).build() };
         match super::submit_built(self.ring, build, cell) {
             Ok(_) => Ok(()),
@@ -154,8 +155,8 @@ pub(crate) fn submit_on<T: Handled, R: Resubmit + ?Sized>(
     op: T,
 ) -> Result<(CellHandle, PendingOp), (T, io::Error)> {
     let (ring_ref, ours) = new_handled(op);
-    // SAFETY: the build runs before the SQE is queued, so the cell is not shared yet:
-    // nobody else touches its data.
+    // The build runs before the SQE is queued, so the cell is not shared yet.
+    // SAFETY: so nobody else touches its data while `build` reads it.
     let build = || unsafe { HandledCell::<T>::of(&ours).build() };
     match super::submit_built(ring, build, ring_ref) {
         Ok(pending) => Ok((ours, pending)),

@@ -107,11 +107,11 @@ impl<T: Operation> Op<T> {
             OpState::Unsubmitted(data) => {
                 let data = data.take().expect("op data present before submission");
                 let (cell, handle) = OpRef::new(data);
-                // SAFETY: the cell is not shared yet; this is the only registration
-                // before submission.
+                // This is the only registration before submission.
+                // SAFETY: the cell is not shared yet.
                 unsafe { cell.register_unshared(cx.waker()) };
-                // SAFETY: the build runs before the SQE is queued, so the cell is still
-                // not shared; `submit` calls it once.
+                // The build runs before the SQE is queued; `submit` calls it once.
+                // SAFETY: so the cell is still not shared when it runs.
                 let build = || unsafe { cell.build_sqe() };
                 match submit(build, handle) {
                     // The waker is in the cell: a CQE from now on wakes it.

@@ -130,9 +130,9 @@ impl RingInner {
         let op = if last {
             self.in_flight.remove(key)
         } else {
-            // SAFETY: the table holds a reference to the op, so the cell is alive.
             self.in_flight
                 .get(key)
+                // SAFETY: the table holds a reference to the op, so the cell is alive.
                 .map(|op| unsafe { op.as_ref() }.handle())
         };
         // A CQE carrying a provided buffer: the pool's free count drops now, on the

@@ -45,8 +45,8 @@ impl CqReader {
         let off = &params.cq_off;
         let len = off.cqes as usize + params.cq_entries as usize * size_of::<RawCqe>();
         let ring = Mapping::new(uring.as_raw_fd(), len, sys::OFF_CQ_RING)?;
-        // SAFETY: the kernel's ring_mask word, inside the mapping (`at` checks), written
-        // once at setup.
+        // The kernel's ring_mask word is inside the mapping (`at` checks).
+        // SAFETY: and written once, at setup.
         let mask = unsafe { *ring.at::<u32>(off.ring_mask).as_ptr() };
         Ok(CqReader {
             head: ring.at(off.head),
@@ -75,9 +75,8 @@ impl CqReader {
             // Read whole, in one 16-byte piece: the drain reads it back whole, and a copy
             // assembled from field-sized writes could not be forwarded to that read
             // (`sq.rs` tells the same story for SQEs).
-            // SAFETY: the index is masked into the CQE array, and the entry is below the
-            // tail, so the kernel has written it and will not touch it until the head
-            // passes it.
+            // The index is masked into the CQE array, and the entry is below the tail.
+            // SAFETY: so the kernel has written it, and leaves it until the head passes.
             let raw = unsafe { self.cqes.as_ptr().add((head & self.mask) as usize).read() };
             head = head.wrapping_add(1);
             if keep(&raw) {

@@ -116,8 +116,9 @@ impl InFlight {
 
     /// Every op in flight with its key, each with a reference of its own.
     pub(crate) fn snapshot(&self) -> Vec<(u64, CellHandle)> {
-        // SAFETY: owner-only; cloning a handle is an atomic increment and calls out to
-        // nothing that reaches the table.
+        // Cloning a handle is an atomic increment, calling out to nothing that reaches
+        // the table.
+        // SAFETY: owner-only, and nothing mutates the vector while this borrow lives.
         let entries = unsafe { &*self.entries.get() };
         entries
             .iter()

@@ -222,9 +222,8 @@ fn probe_buf_ring(uring: &IoUring, incremental: bool) -> io::Result<bool> {
 
     let page = Box::new(Page([0; 4096]));
     let flags = if incremental { IOU_PBUF_RING_INC } else { 0 };
-    // SAFETY: the page is page-aligned, large enough for one entry, and outlives the
-    // registration: it is unregistered below before the page is freed, or leaked if
-    // that fails.
+    // The page is unregistered below before it is freed, or leaked if that fails.
+    // SAFETY: it is page-aligned, holds one entry, and outlives the registration.
     let registered = unsafe {
         uring
             .submitter()

@@ -49,8 +49,8 @@ impl RingInner {
             self.buf_rings.borrow_mut().unregister_all(&uring);
         }
         if !self.eventfd_armed.get() {
-            // SAFETY: the eventfd read has completed (not armed), so the kernel no longer
-            // references the buffer; it was created by Box::into_raw in `RingInner::new`.
+            // The buffer was created by Box::into_raw in `RingInner::new`.
+            // SAFETY: the read has completed (not armed): the kernel no longer uses it.
             drop(unsafe { Box::from_raw(self.eventfd_buf) });
         }
         self.shared.fail_mailbox();

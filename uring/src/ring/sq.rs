@@ -78,8 +78,8 @@ impl SqWriter {
         let ring = Mapping::new(fd, ring_len, sys::OFF_SQ_RING)?;
         let sqes_len = params.sq_entries as usize * std::mem::size_of::<squeue::Entry>();
         let sqes = Mapping::new(fd, sqes_len, sys::OFF_SQES)?;
-        // SAFETY: the kernel's ring_mask and ring_entries words, inside the mapping
-        // (`at` checks), written once at setup.
+        // The kernel's ring_mask and ring_entries words are inside the mapping (`at`).
+        // SAFETY: and written once, at setup.
         let (mask, entries) = unsafe {
             (
                 *ring.at::<u32>(off.ring_mask).as_ptr(),
@@ -156,8 +156,8 @@ impl Reservation<'_> {
     /// Where the SQE goes.
     #[inline]
     pub(crate) fn place(&mut self) -> &mut MaybeUninit<squeue::Entry> {
-        // SAFETY: the entry is past the tail, so the kernel does not read it, and this
-        // reservation is its only handle; `MaybeUninit` makes no claim on its contents.
+        // `MaybeUninit` makes no claim on the entry's contents.
+        // SAFETY: it is past the tail (the kernel does not read it); we are its only handle.
         unsafe { self.entry.cast::<MaybeUninit<squeue::Entry>>().as_mut() }
     }
 
