@@ -46,19 +46,29 @@ impl RingInner {
     /// ring's reference comes back with the error, so that a caller holding no other can
     /// still take its data back.
     ///
-    /// Ops a task submits go through [`RingInner::submit_in_place`] instead, which does
-    /// not copy; this is for SQEs that exist before their ring is known (a mailbox's, a
-    /// handler's follow-up).
+    /// Ops a task or a handler submits go through [`RingInner::submit_in_place`]
+    /// instead, which does not copy; this is for SQEs that exist before their ring is
+    /// known (a mailbox's).
     #[inline]
     pub(crate) fn submit(
         &self,
         sqe: &mut squeue::Entry,
         op: CellHandle,
     ) -> Result<(), (io::Error, CellHandle)> {
-        let bundle = match self.prepare(&op) {
-            Ok(bundle) => bundle,
-            Err(err) => return Err((err, op)),
-        };
+        match self.prepare(&op) {
+            Ok(bundle) => self.queue_copy(sqe, op, bundle),
+            Err(err) => Err((err, op)),
+        }
+    }
+
+    /// Queues a copy of `sqe` for a prepared op ([`RingInner::prepare`] said `bundle`).
+    #[inline]
+    fn queue_copy(
+        &self,
+        sqe: &mut squeue::Entry,
+        op: CellHandle,
+        bundle: bool,
+    ) -> Result<(), (io::Error, CellHandle)> {
         if bundle {
             sys::mark_recv_bundle(sqe);
         }
@@ -113,7 +123,7 @@ impl RingInner {
             // SAFETY: `write` wrote a whole entry.
             let mut sqe = unsafe { sqe.assume_init() };
             let wait = PendingOp::of_sqe(&sqe);
-            return self.submit(&mut sqe, op).map(|()| wait);
+            return self.queue_copy(&mut sqe, op, bundle).map(|()| wait);
         };
         write(slot.place());
         // SAFETY: `write` wrote a whole entry there.
